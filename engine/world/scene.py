@@ -1,0 +1,222 @@
+"""The sticker world's vocabulary, scene descriptions, random sampling and captions.
+
+Captions are coarse and the world is fine: a caption names an object's shape, rough colour,
+size and position, the background and three of the styles. Exact hues, patterns, creature
+features and two styles are never named, so a few points of the world (the reserved concepts)
+can only be reached by learning a new word for them.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import random
+from dataclasses import dataclass, field, replace
+
+SHAPES = ("circle", "square", "triangle", "star", "heart", "diamond")
+CHARACTERS = ("creature", "face")
+KINDS = SHAPES + CHARACTERS
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 90, 225),
+    "yellow": (245, 215, 40),
+    "purple": (145, 60, 195),
+    "orange": (250, 140, 25),
+    "white": (248, 248, 248),
+    "black": (25, 25, 25),
+}
+SIZES: dict[str, float] = {"small": 0.19, "big": 0.31}  # object width as a fraction of the image
+POSITIONS: dict[str, float] = {"left": 0.2, "center": 0.5, "right": 0.8}  # x of the centre
+POSITION_PHRASES = {"left": "on the left", "center": "in the center", "right": "on the right"}
+BACKGROUNDS = ("grass", "sky", "sand", "night", "snow", "brick")
+NAMED_STYLES = ("pixel", "outline", "pastel")
+UNNAMED_STYLES = ("sepia", "duotone")  # captions never name these
+STYLES = NAMED_STYLES + UNNAMED_STYLES
+PATTERNS = ("stripes", "dots", "split")  # never named in captions
+EYES = ("dots", "big", "sleepy")
+EARS = ("none", "round", "pointy")
+MOUTHS = ("smile", "open", "flat")
+CREATURE_MARKS = ("none", "spots", "belly")
+
+# Hue ranges (0..1) that a caption calls by a rough colour name; characters get a continuous hue.
+_HUE_NAMES = (
+    (0.00, "red"), (0.05, "orange"), (0.12, "yellow"), (0.20, "green"),
+    (0.50, "blue"), (0.72, "purple"), (0.92, "red"),
+)
+
+
+@dataclass(frozen=True)
+class Features:
+    """Fine features of a creature or face that captions never name."""
+
+    hue: float
+    eyes: str
+    ears: str
+    mouth: str
+    marks: str
+    eye_size: float = 1.0
+
+
+@dataclass(frozen=True)
+class WorldObject:
+    """One object of a scene: what a caption says of it plus what it does not."""
+
+    kind: str
+    colour: str
+    size: str
+    position: str
+    rgb: tuple[int, int, int]
+    jitter: tuple[float, float, float] = (0.0, 0.0, 1.0)  # dx, dy (fractions), scale factor
+    pattern: str | None = None
+    pattern_rgb: tuple[int, int, int] | None = None
+    features: Features | None = None
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A full scene description; rendering it is deterministic."""
+
+    objects: tuple[WorldObject, ...]
+    background: str
+    style: str | None = None
+    seed: int = 0  # background details (clouds, stars, bricks offset)
+    tags: tuple[str, ...] = field(default=())  # e.g. names of reserved concepts shown
+
+    def object_at(self, position: str) -> WorldObject | None:
+        """The object standing at a position, if any."""
+        return next((o for o in self.objects if o.position == position), None)
+
+
+def hue_name(hue: float) -> str:
+    """Rough colour word for a hue, as a caption would say it."""
+    name = "red"
+    for start, word in _HUE_NAMES:
+        if hue >= start:
+            name = word
+    return name
+
+
+def hue_rgb(hue: float, saturation: float = 0.65, value: float = 0.9) -> tuple[int, int, int]:
+    """RGB of a character's body colour."""
+    r, g, b = colorsys.hsv_to_rgb(hue % 1.0, saturation, value)
+    return (round(r * 255), round(g * 255), round(b * 255))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reserved concepts: exact points that no caption can name.
+
+RESERVED_CREATURE = Features(hue=0.47, eyes="big", ears="pointy", mouth="open", marks="spots",
+                             eye_size=1.15)
+RESERVED_OBJECT = ("diamond", "stripes", COLOURS["orange"], COLOURS["blue"])  # kind, pattern, rgbs
+RESERVED_STYLE = "duotone"
+RESERVED = ("creature", "object", "style")
+
+
+def reserved_creature(size: str = "big", position: str = "center") -> WorldObject:
+    """The one exact creature users learn as a new word."""
+    f = RESERVED_CREATURE
+    return WorldObject("creature", hue_name(f.hue), size, position, hue_rgb(f.hue), features=f)
+
+
+def reserved_object(size: str = "big", position: str = "center") -> WorldObject:
+    """The one exact patterned object users learn as a new word."""
+    kind, pattern, rgb, pattern_rgb = RESERVED_OBJECT
+    return WorldObject(kind, "orange", size, position, rgb, pattern=pattern, pattern_rgb=pattern_rgb)
+
+
+def is_reserved_creature(features: Features | None) -> bool:
+    """Whether a character's discrete features and hue band are those of the reserved creature."""
+    r = RESERVED_CREATURE
+    return (features is not None and (features.eyes, features.ears, features.mouth, features.marks)
+            == (r.eyes, r.ears, r.mouth, r.marks) and abs(features.hue - r.hue) < 0.06)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling
+
+
+def random_object(rng: random.Random, position: str, *, allow_characters: bool = True,
+                  allow_patterns: bool = True) -> WorldObject:
+    """A random object at a position, its fine details drawn continuously."""
+    kinds = KINDS if allow_characters else SHAPES
+    kind = rng.choice(kinds)
+    size = rng.choice(tuple(SIZES))
+    jitter = (rng.uniform(-0.03, 0.03), rng.uniform(-0.06, 0.06), rng.uniform(0.9, 1.1))
+    if kind in CHARACTERS:
+        hue = rng.random()
+        features = Features(hue=hue, eyes=rng.choice(EYES), ears=rng.choice(EARS),
+                            mouth=rng.choice(MOUTHS), marks=rng.choice(CREATURE_MARKS),
+                            eye_size=rng.uniform(0.8, 1.2))
+        if kind == "face":
+            features = replace(features, ears="none", marks="none")
+        return WorldObject(kind, hue_name(hue), size, position, hue_rgb(hue), jitter,
+                           features=features)
+    colour = rng.choice(tuple(COLOURS))
+    base = COLOURS[colour]
+    rgb = tuple(max(0, min(255, c + rng.randint(-12, 12))) for c in base)
+    pattern = pattern_rgb = None
+    if allow_patterns and rng.random() < 0.2:
+        pattern = rng.choice(PATTERNS)
+        pattern_rgb = COLOURS[rng.choice([c for c in COLOURS if c != colour])]
+    return WorldObject(kind, colour, size, position, rgb, jitter, pattern, pattern_rgb)
+
+
+def random_scene(rng: random.Random, *, max_objects: int = 3, style_probability: float = 0.3,
+                 allow_characters: bool = True) -> Scene:
+    """A random scene of 1..max_objects objects at distinct positions."""
+    count = rng.randint(1, max_objects)
+    positions = rng.sample(tuple(POSITIONS), count)
+    objects = tuple(sorted((random_object(rng, p, allow_characters=allow_characters)
+                            for p in positions), key=lambda o: POSITIONS[o.position]))
+    style = rng.choice(STYLES) if rng.random() < style_probability else None
+    return Scene(objects, rng.choice(BACKGROUNDS), style, rng.randrange(1 << 30))
+
+
+# ---------------------------------------------------------------------------------------------
+# Captions (one small grammar)
+
+
+def object_phrase(obj: WorldObject, *, with_size: bool = True, with_colour: bool = True,
+                  word: str | None = None) -> str:
+    """'a big red circle on the left'; `word` replaces colour and kind (a learned concept)."""
+    parts = ["a"]
+    if with_size:
+        parts.append(obj.size)
+    if word is not None:
+        parts.append(word)
+    else:
+        if with_colour:
+            parts.append(obj.colour)
+        parts.append(obj.kind)
+    parts.append(POSITION_PHRASES[obj.position])
+    return " ".join(parts)
+
+
+def caption(scene: Scene, rng: random.Random | None = None,
+            words: dict[str, str] | None = None) -> str:
+    """The scene's caption in the grammar.
+
+    With `rng`, a training variant: objects may be shuffled and sizes or colours left out, so
+    that short prompts such as "a <concept> on the left with sky background" are in-distribution.
+    `words` maps a position to a word that replaces that object's colour and kind.
+    """
+    objects = list(scene.objects)
+    if rng is not None and rng.random() < 0.3:
+        rng.shuffle(objects)
+    phrases = []
+    for obj in objects:
+        with_size = rng is None or rng.random() > 0.3
+        with_colour = rng is None or rng.random() > 0.15
+        phrases.append(object_phrase(obj, with_size=with_size, with_colour=with_colour,
+                                     word=(words or {}).get(obj.position)))
+    text = " and ".join(phrases) + f" with {scene.background} background"
+    if scene.style in NAMED_STYLES:
+        text += f" in {scene.style} style"
+    return text
+
+
+def vocabulary() -> list[str]:
+    """Every word the grammar can produce."""
+    words = {"a", "and", "with", "background", "in", "style", "on", "the", "picture", "of"}
+    words.update(KINDS, COLOURS, SIZES, POSITIONS, BACKGROUNDS, NAMED_STYLES)
+    return sorted(words)

@@ -1,0 +1,318 @@
+"""Train the bundled sticker-world model from scratch, resumably, on CPU or GPU.
+
+    python -m engine.world.train --minutes 120          # runs until done or out of time
+    python -m engine.world.train --export-only          # re-export the folder from the checkpoint
+
+Stages, each resumed from `<run>/state.pt`:
+1. VAE on random 32x32 crops of rendered scenes (convolutional, so it runs on 64x64 after).
+2. Latents of two pools of scenes are encoded once (one-object and up to three objects).
+3. Text encoder + UNet on those latents: a one-object curriculum first, then mixed scenes,
+   caption dropout for classifier-free guidance, min-SNR loss weights, EMA of weights; the
+   text encoder is frozen for the last stretch so textual inversion meets a fixed encoder,
+   as it does on SD.
+The EMA weights are exported as a diffusers StableDiffusionPipeline folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, StableDiffusionPipeline
+from diffusers.training_utils import EMAModel
+
+from engine.world import architecture
+from engine.world.render import render
+from engine.world.scene import caption, random_scene
+
+BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "sticker-world"
+
+
+@dataclass
+class TrainConfig:
+    run_dir: str = "runs/sticker-world"
+    export_dir: str = str(BUNDLED_MODEL_DIR)
+    seed: int = 0
+    vae_steps: int = 9000
+    vae_batch: int = 32
+    vae_lr: float = 1e-3
+    vae_kl_weight: float = 1e-6
+    single_pool: int = 20000
+    multi_pool: int = 60000
+    unet_steps: int = 60000
+    single_object_steps: int = 6000  # curriculum: one object per scene until here
+    freeze_text_encoder_at: int = 45000
+    batch: int = 32
+    lr: float = 1e-3
+    warmup: int = 500
+    ema_decay: float = 0.999
+    min_snr_gamma: float = 5.0
+    caption_dropout: float = 0.1
+    checkpoint_minutes: float = 5.0
+    export_every: int = 5000
+
+
+def log(run_dir: Path, message: str) -> None:
+    line = f"{time.strftime('%H:%M:%S')} {message}"
+    print(line, flush=True)
+    with open(run_dir / "log.txt", "a") as f:
+        f.write(line + "\n")
+
+
+def to_tensor(images: list) -> torch.Tensor:
+    """PIL images -> float tensor in [-1, 1], NCHW."""
+    arr = np.stack([np.asarray(im, dtype=np.float32) for im in images]) / 127.5 - 1
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+
+class Trainer:
+    """Holds the models, optimisers and progress; `run` advances whatever stage is current."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device):
+        self.cfg, self.device = cfg, device
+        self.run_dir = Path(cfg.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        self.tokenizer = architecture.build_tokenizer(self.run_dir / "tokenizer")
+        self.vae = architecture.build_vae().to(device)
+        self.text_encoder = architecture.build_text_encoder(self.tokenizer).to(device)
+        self.unet = architecture.build_unet().to(device)
+        self.noise = DDPMScheduler.from_config(architecture.build_scheduler().config)
+        self.vae_opt = torch.optim.AdamW(self.vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+        self.opt = torch.optim.AdamW(
+            list(self.unet.parameters()) + list(self.text_encoder.parameters()),
+            lr=cfg.lr, weight_decay=0.01)
+        self.ema_unet = EMAModel(self.unet.parameters(), decay=cfg.ema_decay)
+        self.ema_text = EMAModel(self.text_encoder.parameters(), decay=cfg.ema_decay)
+        self.vae_step = 0
+        self.unet_step = 0
+        self.scaling_factor = 1.0
+        self.rng = random.Random(cfg.seed)
+        self.pools: dict[str, tuple[list, torch.Tensor]] = {}
+        self.load()
+
+    # -- persistence ---------------------------------------------------------------------------
+    def state_path(self) -> Path:
+        return self.run_dir / "state.pt"
+
+    def save(self) -> None:
+        state = {
+            "config": asdict(self.cfg), "vae_step": self.vae_step, "unet_step": self.unet_step,
+            "scaling_factor": self.scaling_factor, "vae": self.vae.state_dict(),
+            "vae_opt": self.vae_opt.state_dict(), "unet": self.unet.state_dict(),
+            "text_encoder": self.text_encoder.state_dict(), "opt": self.opt.state_dict(),
+            "ema_unet": self.ema_unet.state_dict(), "ema_text": self.ema_text.state_dict(),
+            "rng": self.rng.getstate(), "torch_rng": torch.get_rng_state(),
+        }
+        tmp = self.state_path().with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.state_path())
+
+    def load(self) -> None:
+        if not self.state_path().exists():
+            return
+        state = torch.load(self.state_path(), map_location=self.device, weights_only=False)
+        self.vae_step, self.unet_step = state["vae_step"], state["unet_step"]
+        self.scaling_factor = state["scaling_factor"]
+        self.vae.load_state_dict(state["vae"])
+        self.vae_opt.load_state_dict(state["vae_opt"])
+        self.unet.load_state_dict(state["unet"])
+        self.text_encoder.load_state_dict(state["text_encoder"])
+        self.opt.load_state_dict(state["opt"])
+        self.ema_unet.load_state_dict(state["ema_unet"])
+        self.ema_text.load_state_dict(state["ema_text"])
+        self.rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        log(self.run_dir, f"resumed: vae step {self.vae_step}, unet step {self.unet_step}")
+
+    # -- stage 1: VAE --------------------------------------------------------------------------
+    def vae_batch(self) -> torch.Tensor:
+        images = []
+        for _ in range(self.cfg.vae_batch):
+            image = render(random_scene(self.rng)).image
+            x, y = self.rng.randrange(0, 33, 4), self.rng.randrange(0, 33, 4)
+            images.append(image.crop((x, y, x + 32, y + 32)))
+        return to_tensor(images).to(self.device)
+
+    def train_vae_step(self) -> float:
+        cfg = self.cfg
+        lr = cfg.vae_lr * 0.5 * (1 + math.cos(math.pi * self.vae_step / cfg.vae_steps))
+        for group in self.vae_opt.param_groups:
+            group["lr"] = lr
+        x = self.vae_batch()
+        posterior = self.vae.encode(x).latent_dist
+        recon = self.vae.decode(posterior.sample()).sample
+        loss = (F.l1_loss(recon, x) + F.mse_loss(recon, x)
+                + cfg.vae_kl_weight * posterior.kl().mean())
+        self.vae_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.vae.parameters(), 1.0)
+        self.vae_opt.step()
+        self.vae_step += 1
+        return loss.item()
+
+    # -- stage 2: latent pools -----------------------------------------------------------------
+    def pool_scenes(self, name: str) -> list:
+        count = self.cfg.single_pool if name == "single" else self.cfg.multi_pool
+        rng = random.Random(f"{self.cfg.seed}-{name}")
+        max_objects = 1 if name == "single" else 3
+        return [random_scene(rng, max_objects=max_objects) for _ in range(count)]
+
+    @torch.no_grad()
+    def build_pool(self, name: str) -> None:
+        """Encode a pool of scenes once (cached on disk) so UNet steps never run the VAE."""
+        scenes = self.pool_scenes(name)
+        path = self.run_dir / f"latents-{name}.pt"
+        if path.exists():
+            latents = torch.load(path, map_location="cpu")
+        else:
+            log(self.run_dir, f"encoding {len(scenes)} scenes for the {name} pool")
+            chunks = []
+            for i in range(0, len(scenes), 256):
+                images = to_tensor([render(s).image for s in scenes[i:i + 256]]).to(self.device)
+                chunks.append(self.vae.encode(images).latent_dist.mean.cpu().half())
+            latents = torch.cat(chunks)
+            torch.save(latents, path)
+        self.pools[name] = (scenes, latents)
+
+    def ensure_pools(self) -> None:
+        if len(self.pools) == 2:
+            return
+        self.vae.eval().requires_grad_(False)
+        for name in ("single", "multi"):
+            self.build_pool(name)
+        if self.scaling_factor == 1.0:
+            self.scaling_factor = float(1.0 / self.pools["multi"][1][:4096].float().std())
+            log(self.run_dir, f"latent scaling factor {self.scaling_factor:.4f}")
+
+    # -- stage 3: text encoder + UNet ----------------------------------------------------------
+    def unet_batch(self) -> tuple[torch.Tensor, list[str]]:
+        use_single = (self.unet_step < self.cfg.single_object_steps or self.rng.random() < 0.25)
+        scenes, latents = self.pools["single" if use_single else "multi"]
+        idx = [self.rng.randrange(len(scenes)) for _ in range(self.cfg.batch)]
+        texts = ["" if self.rng.random() < self.cfg.caption_dropout
+                 else caption(scenes[i], self.rng) for i in idx]
+        return latents[idx].float().to(self.device) * self.scaling_factor, texts
+
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        ids = self.tokenizer(texts, padding="max_length", max_length=self.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids.to(self.device)
+        return self.text_encoder(ids)[0]
+
+    def text_encoder_frozen(self) -> bool:
+        return self.unet_step >= self.cfg.freeze_text_encoder_at
+
+    def train_unet_step(self) -> float:
+        cfg = self.cfg
+        lr = cfg.lr * min(1.0, (self.unet_step + 1) / cfg.warmup)
+        if self.unet_step > 0.8 * cfg.unet_steps:  # linear decay over the last 20%
+            lr *= max(0.05, (cfg.unet_steps - self.unet_step) / (0.2 * cfg.unet_steps))
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        latents, texts = self.unet_batch()
+        if self.text_encoder_frozen():
+            with torch.no_grad():
+                context = self.encode_text(texts)
+        else:
+            context = self.encode_text(texts)
+        noise = torch.randn_like(latents)
+        t = torch.randint(0, self.noise.config.num_train_timesteps, (latents.shape[0],),
+                          device=self.device)
+        noisy = self.noise.add_noise(latents, noise, t)
+        pred = self.unet(noisy, t, context).sample
+        alphas = self.noise.alphas_cumprod.to(self.device)[t]
+        snr = alphas / (1 - alphas)
+        weight = torch.clamp(snr, max=cfg.min_snr_gamma) / snr
+        loss = (weight * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.unet.parameters(), 1.0)
+        self.opt.step()
+        self.ema_unet.step(self.unet.parameters())
+        if not self.text_encoder_frozen():
+            self.ema_text.step(self.text_encoder.parameters())
+        self.unet_step += 1
+        if self.unet_step == cfg.freeze_text_encoder_at:
+            self.ema_text.copy_to(self.text_encoder.parameters())
+            self.text_encoder.requires_grad_(False)
+            log(self.run_dir, "text encoder frozen (EMA weights)")
+        return loss.item()
+
+    # -- export --------------------------------------------------------------------------------
+    def export(self, folder: Path) -> None:
+        """Write the EMA weights as a diffusers StableDiffusionPipeline folder."""
+        unet, text = architecture.build_unet(), architecture.build_text_encoder(self.tokenizer)
+        unet.load_state_dict(self.unet.state_dict())
+        text.load_state_dict(self.text_encoder.state_dict())
+        self.ema_unet.copy_to(unet.parameters())
+        if not self.text_encoder_frozen():
+            self.ema_text.copy_to(text.parameters())
+        vae = architecture.build_vae()
+        vae.load_state_dict(self.vae.state_dict())
+        vae.register_to_config(scaling_factor=self.scaling_factor)
+        pipe = StableDiffusionPipeline(
+            vae=vae, text_encoder=text, tokenizer=self.tokenizer, unet=unet,
+            scheduler=architecture.build_scheduler(), safety_checker=None, feature_extractor=None,
+            requires_safety_checker=False)
+        pipe.save_pretrained(folder, safe_serialization=True)
+        (folder / "training.json").write_text(json.dumps(
+            {"vae_steps": self.vae_step, "unet_steps": self.unet_step,
+             "config": asdict(self.cfg)}, indent=2))
+        log(self.run_dir, f"exported to {folder}")
+
+    # -- driver --------------------------------------------------------------------------------
+    def run(self, minutes: float) -> None:
+        deadline = time.time() + minutes * 60
+        last_save = time.time()
+        losses: list[float] = []
+        while time.time() < deadline:
+            if self.vae_step < self.cfg.vae_steps:
+                losses.append(self.train_vae_step())
+                stage, step = "vae", self.vae_step
+            elif self.unet_step < self.cfg.unet_steps:
+                self.ensure_pools()
+                losses.append(self.train_unet_step())
+                stage, step = "unet", self.unet_step
+                if step % self.cfg.export_every == 0:
+                    self.export(Path(self.cfg.export_dir))
+            else:
+                break
+            if step % 100 == 0:
+                log(self.run_dir, f"{stage} step {step} loss {np.mean(losses):.4f}")
+                losses.clear()
+            if time.time() - last_save > self.cfg.checkpoint_minutes * 60:
+                self.save()
+                last_save = time.time()
+        self.save()
+        if self.unet_step > 0:
+            self.export(Path(self.cfg.export_dir))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--run-dir", default=TrainConfig.run_dir)
+    parser.add_argument("--export-dir", default=TrainConfig.export_dir)
+    parser.add_argument("--export-only", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    trainer = Trainer(TrainConfig(run_dir=args.run_dir, export_dir=args.export_dir), device)
+    if args.export_only:
+        trainer.export(Path(args.export_dir))
+    else:
+        trainer.run(args.minutes)
+
+
+if __name__ == "__main__":
+    main()

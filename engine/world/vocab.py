@@ -1,0 +1,65 @@
+"""Build a CLIP-format BPE vocabulary (vocab.json + merges.txt) for the sticker world.
+
+A tiny BPE is trained on the grammar's words so each of them is one token, exactly as the
+words of a real caption are for SD's tokenizer; every byte stays in the vocabulary, so any
+other text still tokenizes (as characters). The files load with transformers' CLIPTokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte -> printable character table."""
+    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+                 + list(range(ord("®"), ord("ÿ") + 1)))
+    chars = printable[:]
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, map(chr, chars), strict=True))
+
+
+def train_bpe(words: list[str]) -> list[tuple[str, str]]:
+    """Merges, most frequent pair first, until every word is a single symbol."""
+    segmented = {w: list(w[:-1]) + [w[-1] + "</w>"] for w in words}
+    merges: list[tuple[str, str]] = []
+    while True:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for symbols in segmented.values():
+            pairs.update(zip(symbols, symbols[1:], strict=False))
+        if not pairs:
+            return merges
+        best = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))[0]
+        merges.append(best)
+        for w, symbols in segmented.items():
+            out, i = [], 0
+            while i < len(symbols):
+                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
+                    out.append(symbols[i] + symbols[i + 1])
+                    i += 2
+                else:
+                    out.append(symbols[i])
+                    i += 1
+            segmented[w] = out
+
+
+def write_vocabulary(words: list[str], folder: Path) -> int:
+    """Write vocab.json and merges.txt into `folder`; returns the vocabulary size."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = list(_bytes_to_unicode().values())
+    merges = train_bpe(words)
+    tokens = base + [c + "</w>" for c in base] + ["".join(m) for m in merges] + [BOS, EOS]
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
+    (folder / "merges.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return len(vocab)
