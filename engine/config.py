@@ -1,0 +1,67 @@
+"""Every tunable default of the engine, in one place.
+
+The defaults aim at chat latency; the papers' reference settings are one call away
+(`InversionSettings.reference()`, `ConceptSettings.reference()`) for benchmarks and for
+users who prefer fidelity over speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class InversionSettings:
+    """DDIM / null-text / negative-prompt inversion of a photo."""
+
+    steps: int = 50
+    guidance: float = 7.5
+    inner_steps: int = 10  # null-text: Adam steps per timestep, at most
+    learning_rate: float = 1e-2  # null-text: decays linearly to half over the trajectory
+    early_stop: float = 1e-5  # null-text: stop a timestep's optimisation below this loss
+
+    @classmethod
+    def reference(cls) -> InversionSettings:
+        """Null-text inversion as published: 50 steps, guidance 7.5, 10 inner steps."""
+        return cls()
+
+
+@dataclass(frozen=True)
+class EditSettings:
+    """Prompt-to-prompt editing."""
+
+    cross_replace: float = 0.8  # fraction of steps whose cross-attention comes from the source
+    self_replace: float = 0.4  # fraction of steps whose self-attention comes from the source
+    blend_threshold: float = 0.3  # LocalBlend: mask where normalised attention exceeds this
+    blend_start: float = 0.2  # LocalBlend: applied after this fraction of steps
+    reweight: float = 2.0  # attention scale of a reweighted word ("more of")
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ConceptSettings:
+    """Textual inversion."""
+
+    steps: int = 600
+    learning_rate: float = 5e-3
+    batch_size: int = 4
+    vectors: int = 2
+    augment: int = 4  # cached latents per image: the image, its mirror and crops
+    early_stop_window: int = 100  # steps over which the loss must still improve
+    early_stop_tolerance: float = 0.01  # relative improvement that counts as improving
+    preview_every: int = 0  # steps between preview images (0: none)
+    seed: int = 0
+
+    @classmethod
+    def reference(cls) -> ConceptSettings:
+        """The reference recipe: 3000 steps, no early stop, no latent caching."""
+        return cls(steps=3000, learning_rate=5e-3, vectors=1, augment=0, early_stop_window=0)
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What an input image may be."""
+
+    max_bytes: int = 20 * 1024 * 1024  # Telegram's bot download limit
+    max_pixels: int = 40_000_000
+    min_side: int = 32
