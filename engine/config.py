@@ -50,7 +50,12 @@ class ConceptSettings:
     early_stop_window: int = 100  # steps over which the loss must still improve
     early_stop_tolerance: float = 0.01  # relative improvement that counts as improving
     preview_every: int = 0  # steps between preview images (0: none)
+    preview_steps: int = 10  # DDIM steps of a preview image
     seed: int = 0
+    min_images: int = 3
+    max_images: int = 20
+    consistency_threshold: float = 0.2  # colour-histogram overlap below which photos look unrelated
+    strict: bool = False  # raise InconsistentImagesError instead of warning
 
     @classmethod
     def reference(cls) -> ConceptSettings:

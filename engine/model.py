@@ -125,7 +125,7 @@ def load_model(source: str | Path | None = None, device: str | None = None,
     try:
         pipe = StableDiffusionPipeline.from_pretrained(
             source, local_files_only=local, safety_checker=None, feature_extractor=None,
-            requires_safety_checker=False, torch_dtype=dtype)
+            requires_safety_checker=False, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load a Stable Diffusion model from {source!r}: {exc}") from exc
     for module in (pipe.unet, pipe.vae, pipe.text_encoder):

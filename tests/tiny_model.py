@@ -6,13 +6,16 @@ our own vocabulary files, a CLIP text encoder, a conditional UNet, a KL VAE and 
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from engine.world.scene import vocabulary
+from engine.model import image_to_tensor
+from engine.world.render import render
+from engine.world.scene import random_scene, vocabulary
 from engine.world.vocab import write_vocabulary
 
 EXTRA_WORDS = ["photo", "cat", "dog", "man", "tree", "hat", "sitting", "red", "painting"]
@@ -39,6 +42,11 @@ def make_tiny_model(folder: Path, prediction_type: str = "epsilon", text_width: 
         in_channels=3, out_channels=3, latent_channels=4, sample_size=32,
         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
         block_out_channels=(16, 16), layers_per_block=1, norm_num_groups=8)
+    with torch.no_grad():
+        # Trained noise predictors are smooth and small; a fresh UNet's output layer is not.
+        unet.conv_out.weight.mul_(0.1)
+        unet.conv_out.bias.mul_(0.1)
+        vae.register_to_config(scaling_factor=1.0 / _latent_std(vae))
     scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               clip_sample=False, set_alpha_to_one=False, steps_offset=1,
                               prediction_type=prediction_type)
@@ -47,3 +55,12 @@ def make_tiny_model(folder: Path, prediction_type: str = "epsilon", text_width: 
                                    feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+@torch.no_grad()
+def _latent_std(vae: AutoencoderKL) -> float:
+    """Spread of the VAE's latents over a few world scenes, to scale them to unit variance."""
+    rng = random.Random(0)
+    images = [render(random_scene(rng), size=32).image for _ in range(8)]
+    pixels = torch.stack([image_to_tensor(im)[0] for im in images])
+    return float(vae.encode(pixels).latent_dist.mean.std())

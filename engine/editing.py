@@ -1,0 +1,100 @@
+"""Edit an inverted photo with prompt-to-prompt: one source -> target prompt edit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from engine.attention_control import AttentionStore, controlled_attention, map_resolution
+from engine.config import EditSettings
+from engine.errors import InversionError, PromptError
+from engine.inversion import Inversion
+from engine.model import DiffusionModel
+from engine.prompt_alignment import align, token_spans
+from engine.prompt_to_prompt import LocalBlend, PromptToPrompt, Schedule
+from engine.sampling import sample
+
+
+@dataclass(frozen=True)
+class PromptEdit:
+    """What to change: the photo's caption, the edited caption, and how to confine the change."""
+
+    source: str
+    target: str
+    blend_source_words: tuple[str, ...] = ()  # LocalBlend on these source words ...
+    blend_target_words: tuple[str, ...] = ()  # ... and these target words
+    reweight: dict[str, float] = field(default_factory=dict)  # target word -> attention scale
+    user_mask: np.ndarray | None = None  # (h, w) in [0, 1]: edit only here (overrides words)
+
+    @property
+    def blends(self) -> bool:
+        return bool(self.blend_source_words or self.blend_target_words
+                    or self.user_mask is not None)
+
+
+@dataclass
+class EditResult:
+    """The edited image, the reconstruction beside it, and the attention that made it."""
+
+    image: Image.Image
+    reconstruction: Image.Image
+    maps: torch.Tensor  # (2, side, side, tokens): source and target cross-attention
+    source_tokens: list[str]
+    target_tokens: list[str]
+    mask: np.ndarray | None  # the LocalBlend mask at latent resolution, if any
+
+
+def edit(model: DiffusionModel, inversion: Inversion, prompt_edit: PromptEdit,
+         settings: EditSettings = EditSettings(),
+         progress: Callable[[int, int], None] | None = None) -> EditResult:
+    """Regenerate the inverted photo twice, as it was and as edited, sharing attention."""
+    if inversion.model_source != model.source:
+        raise InversionError("this inversion was made with another model")
+    if inversion.prompt != prompt_edit.source:
+        raise PromptError("the edit's source prompt is not the caption the photo was inverted with")
+    steps = inversion.settings.steps
+    source_spans = token_spans(model.tokenizer, prompt_edit.source)
+    target_spans = token_spans(model.tokenizer, prompt_edit.target)
+    alignment = align(source_spans, target_spans, model.max_tokens)
+    reweight = None
+    if prompt_edit.reweight:
+        reweight = torch.ones(model.max_tokens)
+        for word, scale in prompt_edit.reweight.items():
+            positions = target_spans.positions(word)
+            if not positions:
+                raise PromptError(f"'{word}' is not in the edited prompt")
+            reweight[positions] = scale
+    store = AttentionStore(map_resolution(model.unet), items=slice(2, 4))
+    schedule = Schedule(steps, settings.cross_replace, settings.self_replace,
+                        self_max_resolution=max(int(model.unet.config.sample_size) // 4,
+                                                store.resolution // 2))
+    controller = PromptToPrompt(alignment, schedule, reweight, store)
+    blend = None
+    if prompt_edit.blends:
+        user_mask = (torch.from_numpy(prompt_edit.user_mask) if prompt_edit.user_mask is not None
+                     else None)
+        blend = LocalBlend(
+            store, [p for w in prompt_edit.blend_source_words for p in source_spans.positions(w)],
+            [p for w in prompt_edit.blend_target_words for p in target_spans.positions(w)],
+            settings.blend_threshold, round(settings.blend_start * steps), user_mask)
+        if user_mask is None and not (blend.source_tokens or blend.target_tokens):
+            raise PromptError("none of the words to confine the edit to are in the prompts")
+
+    def before_step(i: int) -> None:
+        controller.begin_step(i)
+        if progress is not None:
+            progress(i, steps)
+
+    cond = model.encode_text([prompt_edit.source, prompt_edit.target]).float()
+    start = inversion.noise_latent.expand(2, -1, -1, -1)
+    with controlled_attention(model.unet, controller):
+        latents = sample(model, start, cond, inversion.uncond, inversion.settings.guidance, steps,
+                         on_step=blend, before_step=before_step)
+    reconstruction, image = model.decode(latents)
+    mask = blend.mask.cpu().numpy() if blend is not None and blend.mask is not None else None
+    return EditResult(image, reconstruction, store.maps().cpu(),
+                      model.tokens(prompt_edit.source), model.tokens(prompt_edit.target), mask)

@@ -1,0 +1,155 @@
+"""Inverting a photo into the model: DDIM, null-text (Mokady et al.) and negative-prompt inversion.
+
+All three start from the DDIM inversion trajectory of the photo under its caption. They differ in
+the unconditional embeddings used at each sampling step:
+- "ddim": the empty prompt's embedding (guided sampling drifts away from the photo);
+- "null-text": per-step embeddings optimised so guided sampling retraces the trajectory;
+- "fast" (negative-prompt inversion): the caption's own embedding, no optimisation.
+One `Inversion` serves any number of edits of the same photo, and can be saved and reloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMInverseScheduler
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from engine.config import InversionSettings
+from engine.errors import InversionError
+from engine.images import fit_square
+from engine.model import DiffusionModel
+from engine.sampling import guided_noise, sample
+
+MODES = ("ddim", "null-text", "fast")
+# (step index, total steps, loss of the step or None)
+InversionProgress = Callable[[int, int, float | None], None]
+
+
+@dataclass
+class Inversion:
+    """What editing needs to regenerate a photo: its noised latent and per-step null embeddings."""
+
+    mode: str
+    prompt: str
+    noise_latent: torch.Tensor  # (1, C, h, w) at the first sampling timestep
+    uncond: list[torch.Tensor]  # one (1, tokens, width) embedding per sampling step
+    settings: InversionSettings
+    model_source: str
+    image: Image.Image  # the photo as the model saw it (square, model size)
+
+    def save(self, path: Path) -> None:
+        """Store as safetensors (tensors) with the rest as metadata; the photo beside it."""
+        tensors = {"noise_latent": self.noise_latent.contiguous().cpu(),
+                   "uncond": torch.cat(self.uncond).contiguous().cpu()}
+        meta = {"mode": self.mode, "prompt": self.prompt, "model_source": self.model_source,
+                "settings": json.dumps(asdict(self.settings))}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file(tensors, tmp, metadata=meta)
+        self.image.save(path.with_suffix(".png"))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path, model: DiffusionModel) -> Inversion:
+        """Reload a saved inversion for `model` (refused if it was made with another model)."""
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as handle:
+                meta = handle.metadata()
+            tensors = load_file(str(path))
+            image = Image.open(path.with_suffix(".png")).convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise InversionError(f"cannot read the saved inversion {path.name}: {exc}") from exc
+        if meta["model_source"] != model.source:
+            raise InversionError("this inversion was made with another model")
+        uncond = [u[None].to(model.device) for u in tensors["uncond"]]
+        return cls(meta["mode"], meta["prompt"], tensors["noise_latent"].to(model.device), uncond,
+                   InversionSettings(**json.loads(meta["settings"])), meta["model_source"], image)
+
+
+@torch.no_grad()
+def ddim_trajectory(model: DiffusionModel, latent: torch.Tensor, cond: torch.Tensor,
+                    steps: int) -> list[torch.Tensor]:
+    """Latents from the clean one (index 0) to the noisiest (index `steps`), unguided."""
+    inverse = DDIMInverseScheduler.from_config(model.scheduler.config)
+    inverse.set_timesteps(steps, device=model.device)
+    trajectory = [latent.float()]
+    for t in inverse.timesteps:
+        noise = guided_noise(model, trajectory[-1], t, cond, cond, 1.0)
+        trajectory.append(inverse.step(noise, t, trajectory[-1]).prev_sample)
+    return trajectory
+
+
+def invert(model: DiffusionModel, image: Image.Image, prompt: str, mode: str = "null-text",
+           settings: InversionSettings = InversionSettings(),
+           progress: InversionProgress | None = None,
+           should_stop: Callable[[], bool] | None = None) -> Inversion:
+    """Invert a photo under its caption with one of MODES."""
+    if mode not in MODES:
+        raise InversionError(f"unknown inversion mode {mode!r}; use one of {', '.join(MODES)}")
+    image = fit_square(image, model.image_size)
+    cond = model.encode_text([prompt]).float()
+    trajectory = ddim_trajectory(model, model.encode_image(image), cond, settings.steps)
+    if mode == "ddim":
+        uncond = [model.encode_text([""]).float()] * settings.steps
+    elif mode == "fast":
+        uncond = [cond] * settings.steps
+    else:
+        uncond = optimise_null_text(model, trajectory, cond, settings, progress, should_stop)
+    if progress is not None and mode != "null-text":
+        progress(settings.steps, settings.steps, None)
+    return Inversion(mode, prompt, trajectory[-1], uncond, settings, model.source, image)
+
+
+def optimise_null_text(model: DiffusionModel, trajectory: list[torch.Tensor], cond: torch.Tensor,
+                       settings: InversionSettings, progress: InversionProgress | None = None,
+                       should_stop: Callable[[], bool] | None = None) -> list[torch.Tensor]:
+    """Per-step unconditional embeddings that make guided DDIM retrace `trajectory`."""
+    scheduler = model.fresh_scheduler(settings.steps)
+    null = model.encode_text([""]).float()
+    latent = trajectory[-1]
+    result = []
+    for i, t in enumerate(scheduler.timesteps):
+        if should_stop is not None and should_stop():
+            raise InterruptedError("inversion cancelled")
+        target = trajectory[-2 - i]
+        with torch.no_grad():
+            out_cond = model.unet(latent.to(model.dtype), t, cond.to(model.dtype)).sample.float()
+        null = null.detach().clone().requires_grad_(True)
+        optimiser = torch.optim.Adam([null], lr=settings.learning_rate * (1 - i / (2 * len(
+            scheduler.timesteps))))
+        loss_value = None
+        for _ in range(settings.inner_steps):
+            out_uncond = model.unet(latent.to(model.dtype), t, null.to(model.dtype)).sample.float()
+            guided = out_uncond + settings.guidance * (out_cond - out_uncond)
+            loss = F.mse_loss(scheduler.step(guided, t, latent).prev_sample, target)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            loss_value = loss.item()
+            if loss_value < settings.early_stop:
+                break
+        null = null.detach()
+        result.append(null)
+        with torch.no_grad():
+            guided = guided_noise(model, latent, t, null, cond, settings.guidance)
+            latent = scheduler.step(guided, t, latent).prev_sample
+        if progress is not None:
+            progress(i + 1, len(scheduler.timesteps), loss_value)
+    return result
+
+
+def reconstruct(model: DiffusionModel, inversion: Inversion) -> Image.Image:
+    """Regenerate the photo from an inversion (no edit)."""
+    cond = model.encode_text([inversion.prompt]).float()
+    latents = sample(model, inversion.noise_latent, cond, inversion.uncond,
+                     inversion.settings.guidance, inversion.settings.steps)
+    return model.decode(latents)[0]

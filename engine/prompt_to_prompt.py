@@ -1,0 +1,117 @@
+"""Prompt-to-prompt (Hertz et al.): edit by injecting the source prompt's attention.
+
+The sampling batch is [uncond source, uncond target, cond source, cond target]. In the
+conditional half the target's cross-attention is replaced by the source's (through a token
+alignment) for the first `cross_replace` of the steps, its self-attention for the first
+`self_replace` at the coarser layers, and chosen words are reweighted. LocalBlend keeps the
+target's latents equal to the source's outside the region the edited words attend to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from engine.attention_control import AttentionLayer, AttentionStore
+from engine.prompt_alignment import TokenAlignment
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Which steps and layers are edited."""
+
+    steps: int
+    cross_replace: float
+    self_replace: float
+    self_max_resolution: int  # self-attention is replaced only at layers this coarse or coarser
+
+    def cross_active(self, step: int) -> bool:
+        return step < round(self.cross_replace * self.steps)
+
+    def self_active(self, step: int, layer: AttentionLayer) -> bool:
+        return (step < round(self.self_replace * self.steps)
+                and layer.resolution <= self.self_max_resolution)
+
+
+class PromptToPrompt:
+    """The attention controller of one source -> target edit."""
+
+    def __init__(self, alignment: TokenAlignment, schedule: Schedule,
+                 reweight: torch.Tensor | None, store: AttentionStore):
+        self.alignment = alignment
+        self.schedule = schedule
+        self.reweight = reweight  # (target tokens,) attention scale per token, or None
+        self.store = store
+        self.step = 0
+
+    def begin_step(self, step: int) -> None:
+        self.step = step
+
+    def wants(self, layer: AttentionLayer) -> bool:
+        if layer.is_cross:
+            return (self.store.wants(layer) or self.schedule.cross_active(self.step)
+                    or self.reweight is not None)
+        return self.schedule.self_active(self.step, layer)
+
+    def __call__(self, probs: torch.Tensor, layer: AttentionLayer) -> torch.Tensor:
+        half = probs.shape[0] // 2
+        source, target = probs[half], probs[half + 1]
+        if layer.is_cross:
+            target = self._edit_cross(source, target)
+        else:
+            target = source
+        probs = probs.clone()
+        probs[half + 1] = target
+        if self.store.wants(layer):
+            self.store.add(probs)
+        return probs
+
+    def _edit_cross(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.schedule.cross_active(self.step):
+            a = self.alignment
+            mapped = source @ a.mapper.to(source.device, source.dtype)
+            keep = a.from_source.to(source.device, source.dtype)
+            target = mapped * keep + target * (1 - keep)
+        if self.reweight is not None:
+            target = target * self.reweight.to(target.device, target.dtype)
+        return target
+
+
+class LocalBlend:
+    """Confine an edit to where the edited words attend: elsewhere keep the source latents."""
+
+    def __init__(self, store: AttentionStore, source_tokens: list[int], target_tokens: list[int],
+                 threshold: float, start_step: int, user_mask: torch.Tensor | None = None):
+        self.store = store
+        self.source_tokens, self.target_tokens = source_tokens, target_tokens
+        self.threshold = threshold
+        self.start_step = start_step
+        self.user_mask = user_mask  # (side, side) in [0, 1] at any resolution, or None
+        self.mask: torch.Tensor | None = None
+
+    def word_mask(self, latent_side: int) -> torch.Tensor:
+        """Binary (side, side) mask of the union of the edited words' attention."""
+        if self.user_mask is not None:
+            mask = self.user_mask.float()[None, None]
+            return F.interpolate(mask, size=(latent_side, latent_side), mode="bilinear")[0, 0] > 0.5
+        maps = self.store.maps()  # (items, side, side, tokens); items: [source, target]
+        masks = []
+        for item, tokens in ((0, self.source_tokens), (1, self.target_tokens)):
+            if not tokens:
+                continue
+            heat = maps[item, :, :, tokens].sum(-1)[None, None]
+            heat = F.max_pool2d(heat, 3, stride=1, padding=1)
+            heat = F.interpolate(heat, size=(latent_side, latent_side), mode="bilinear")[0, 0]
+            masks.append(heat / heat.max().clamp_min(1e-8) > self.threshold)
+        return torch.stack(masks).any(0)
+
+    def __call__(self, step: int, latents: torch.Tensor) -> torch.Tensor | None:
+        if step < self.start_step:
+            return None
+        self.mask = self.word_mask(latents.shape[-1]).to(latents.device)
+        m = self.mask.to(latents.dtype)
+        blended = latents.clone()
+        blended[1] = latents[0] + m * (latents[1] - latents[0])
+        return blended
