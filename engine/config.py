@@ -34,8 +34,8 @@ class EditSettings:
     self_replace: float = 0.4  # fraction of steps whose self-attention comes from the source
     blend_threshold: float = 0.3  # LocalBlend: mask where normalised attention exceeds this
     blend_start: float = 0.2  # LocalBlend: applied after this fraction of steps
-    reweight: float = 2.0  # attention scale of a reweighted word ("more of")
-    seed: int = 0
+    seed: int = 0  # 0: the edit as planned; others: variations of it
+    variation: float = 0.3  # how far a non-zero seed moves the edited branch's start
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,11 @@ def edit(model: DiffusionModel, inversion: Inversion, prompt_edit: PromptEdit,
             progress(i, steps)
 
     cond = model.encode_text([prompt_edit.source, prompt_edit.target]).float()
-    start = inversion.noise_latent.expand(2, -1, -1, -1)
+    start = inversion.noise_latent.expand(2, -1, -1, -1).clone()
+    if settings.seed:  # another take: the edited branch starts from a nearby noise
+        generator = torch.Generator("cpu").manual_seed(settings.seed)
+        noise = torch.randn(start[1].shape, generator=generator).to(start.device)
+        start[1] = (1 - settings.variation ** 2) ** 0.5 * start[1] + settings.variation * noise
     with controlled_attention(model.unet, controller):
         latents = sample(model, start, cond, inversion.uncond, inversion.settings.guidance, steps,
                          on_step=blend, before_step=before_step)

@@ -127,7 +127,8 @@ def load_model(source: str | Path | None = None, device: str | None = None,
             source, local_files_only=local, safety_checker=None, feature_extractor=None,
             requires_safety_checker=False, dtype=dtype)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load a Stable Diffusion model from {source!r}: {exc}") from exc
+        raise ModelLoadError(
+            f"cannot load a Stable Diffusion model from {source!r}: {exc}") from exc
     for module in (pipe.unet, pipe.vae, pipe.text_encoder):
         module.requires_grad_(False).eval()
     pipe.unet.to(torch_device)

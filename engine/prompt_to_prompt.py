@@ -58,10 +58,7 @@ class PromptToPrompt:
     def __call__(self, probs: torch.Tensor, layer: AttentionLayer) -> torch.Tensor:
         half = probs.shape[0] // 2
         source, target = probs[half], probs[half + 1]
-        if layer.is_cross:
-            target = self._edit_cross(source, target)
-        else:
-            target = source
+        target = self._edit_cross(source, target) if layer.is_cross else source
         probs = probs.clone()
         probs[half + 1] = target
         if self.store.wants(layer):

@@ -1,4 +1,4 @@
-"""Sizes of the bundled sticker-world model, in one place, built from diffusers/transformers classes.
+"""Sizes of the bundled sticker-world model, in one place, from diffusers/transformers classes.
 
 The model is an ordinary Stable Diffusion pipeline in miniature: 64 px images, a 4-channel
 16x16 latent, a 3-layer CLIP text encoder over our own vocabulary, and a UNet whose

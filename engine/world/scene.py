@@ -121,14 +121,18 @@ def reserved_creature(size: str = "big", position: str = "center") -> WorldObjec
 def reserved_object(size: str = "big", position: str = "center") -> WorldObject:
     """The one exact patterned object users learn as a new word."""
     kind, pattern, rgb, pattern_rgb = RESERVED_OBJECT
-    return WorldObject(kind, "orange", size, position, rgb, pattern=pattern, pattern_rgb=pattern_rgb)
+    return WorldObject(kind, "orange", size, position, rgb, pattern=pattern,
+                       pattern_rgb=pattern_rgb)
 
 
 def is_reserved_creature(features: Features | None) -> bool:
     """Whether a character's discrete features and hue band are those of the reserved creature."""
     r = RESERVED_CREATURE
-    return (features is not None and (features.eyes, features.ears, features.mouth, features.marks)
-            == (r.eyes, r.ears, r.mouth, r.marks) and abs(features.hue - r.hue) < 0.06)
+    if features is None:
+        return False
+    same = (features.eyes, features.ears, features.mouth, features.marks) == (
+        r.eyes, r.ears, r.mouth, r.marks)
+    return same and abs(features.hue - r.hue) < 0.06
 
 
 # ---------------------------------------------------------------------------------------------

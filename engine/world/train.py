@@ -203,8 +203,9 @@ class Trainer:
         return latents[idx].float().to(self.device) * self.scaling_factor, texts
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
-        ids = self.tokenizer(texts, padding="max_length", max_length=self.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids.to(self.device)
+        ids = self.tokenizer(texts, padding="max_length", truncation=True,
+                             max_length=self.tokenizer.model_max_length,
+                             return_tensors="pt").input_ids.to(self.device)
         return self.text_encoder(ids)[0]
 
     def text_encoder_frozen(self) -> bool:

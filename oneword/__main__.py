@@ -1,0 +1,3 @@
+from oneword.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Inversion on a tiny random SD model: reconstruction quality per mode, reuse, typed errors."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from engine.config import InversionSettings
+from engine.errors import InversionError
+from engine.inversion import Inversion, invert, reconstruct
+from engine.world.render import render
+from engine.world.scene import random_scene
+
+CAPTION = "a big red circle on the left with grass background"
+SETTINGS = InversionSettings(steps=20)
+
+
+def psnr(a, b) -> float:
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    return float(10 * np.log10(255**2 / max(np.mean((a - b) ** 2), 1e-10)))
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return render(random_scene(random.Random(2)), size=32).image
+
+
+@pytest.fixture(scope="module")
+def vae_round_trip(tiny_model, photo):
+    """The best any inversion can do: the photo through the VAE alone."""
+    return tiny_model.decode(tiny_model.encode_image(photo))[0]
+
+
+@pytest.fixture(scope="module")
+def inversions(tiny_model, photo):
+    return {mode: invert(tiny_model, photo, CAPTION, mode, SETTINGS)
+            for mode in ("ddim", "null-text", "fast")}
+
+
+def test_null_text_beats_ddim_at_guidance_7_5(tiny_model, inversions, vae_round_trip):
+    ddim = psnr(reconstruct(tiny_model, inversions["ddim"]), vae_round_trip)
+    null_text = psnr(reconstruct(tiny_model, inversions["null-text"]), vae_round_trip)
+    assert null_text > ddim + 2.0, (ddim, null_text)
+
+
+def test_fast_inversion_reconstructs_closely(tiny_model, inversions, vae_round_trip):
+    assert psnr(reconstruct(tiny_model, inversions["fast"]), vae_round_trip) > 30
+
+
+def test_null_text_embeddings_differ_per_step(inversions):
+    uncond = inversions["null-text"].uncond
+    assert len(uncond) == SETTINGS.steps
+    assert not all(u.equal(uncond[0]) for u in uncond[1:])
+
+
+def test_saved_inversion_reloads_and_reconstructs_the_same(tiny_model, inversions, tmp_path):
+    path = tmp_path / "photo.inversion"
+    inversions["null-text"].save(path)
+    loaded = Inversion.load(path, tiny_model)
+    assert loaded.prompt == CAPTION and loaded.mode == "null-text"
+    assert psnr(reconstruct(tiny_model, loaded),
+                reconstruct(tiny_model, inversions["null-text"])) > 50
+
+
+def test_inversion_of_another_model_is_refused(tiny_model, tiny_vpred_model, inversions,
+                                               tmp_path):
+    path = tmp_path / "photo.inversion"
+    inversions["fast"].save(path)
+    with pytest.raises(InversionError, match="another model"):
+        Inversion.load(path, tiny_vpred_model)
+
+
+def test_v_prediction_model_inverts(tiny_vpred_model, photo):
+    settings = InversionSettings(steps=10, inner_steps=3)
+    ddim = invert(tiny_vpred_model, photo, CAPTION, "ddim", settings)
+    null_text = invert(tiny_vpred_model, photo, CAPTION, "null-text", settings)
+    target = tiny_vpred_model.decode(tiny_vpred_model.encode_image(photo))[0]
+    assert psnr(reconstruct(tiny_vpred_model, null_text), target) > psnr(
+        reconstruct(tiny_vpred_model, ddim), target)
+
+
+def test_unknown_mode_and_cancel(tiny_model, photo):
+    with pytest.raises(InversionError, match="unknown inversion mode"):
+        invert(tiny_model, photo, CAPTION, "magic")
+    with pytest.raises(InterruptedError):
+        invert(tiny_model, photo, CAPTION, "null-text", SETTINGS, should_stop=lambda: True)
+
+
+def test_progress_reports_every_step(tiny_model, photo):
+    seen = []
+    invert(tiny_model, photo, CAPTION, "null-text", InversionSettings(steps=5, inner_steps=2),
+           progress=lambda i, n, loss: seen.append((i, n)))
+    assert seen == [(i, 5) for i in range(1, 6)]
