@@ -48,7 +48,7 @@ def word_mask(maps: torch.Tensor, positions: list[int], size: int,
               threshold: float = 0.3) -> np.ndarray:
     """A soft (size, size) mask of where the given tokens attend, for cut-outs like stickers."""
     heat = maps[..., positions].sum(-1).numpy()
-    heat = heat / max(float(heat.max()), 1e-8)
+    heat = (heat - heat.min()) / max(float(heat.max() - heat.min()), 1e-8)
     soft = np.asarray(Image.fromarray((heat * 255).astype(np.uint8)).resize(
         (size, size), Image.BICUBIC), dtype=np.float32) / 255
     return np.clip((soft - threshold) / (1 - threshold) * 2, 0, 1)
