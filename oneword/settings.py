@@ -1,0 +1,97 @@
+"""The running service's settings, in one place: defaults < TOML file < environment.
+
+    ONEWORD_CONFIG=oneword.toml        # optional file; its keys are the field names below
+    TELEGRAM_TOKEN=123:abc             # the bot token (never logged)
+    ONEWORD_MODEL=runwayml/stable-diffusion-v1-5   # default: the bundled model
+    ONEWORD_DATA_DIR=/var/lib/oneword
+    ONEWORD_<FIELD>=...                # any other field, e.g. ONEWORD_EDITS_PER_DAY=50
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "ONEWORD_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    token: str = ""
+    model: str = ""  # diffusers folder or hub id; empty: the bundled model
+    data_dir: str = "data"
+    device: str = ""  # cuda / mps / cpu; empty: the best available
+    base_url: str = "https://api.telegram.org/bot"  # a local Bot API server for tests and demos
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    webhook_url: str = ""  # empty: long polling
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = 8443
+    webhook_secret: str = ""
+    inversion_mode: str = "null-text"  # null-text | fast | ddim
+    inversion_steps: int = 50
+    learn_steps: int = 600
+    max_concurrent_jobs: int = 2  # per user, queued or running
+    max_concepts: int = 20  # per user
+    edits_per_day: int = 100  # per user
+    max_attempts: int = 3  # a job failing this often is reported to the user
+    group_edit_interval: float = 3.0  # seconds between progress edits in groups
+    private_edit_interval: float = 1.0
+    worker_lease: float = 60.0  # seconds without a heartbeat before a job counts as abandoned
+    worker_poll: float = 0.5  # seconds between looks at the queue when idle
+
+    def __repr__(self) -> str:  # the token must never reach a log
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "token"}
+        return f"Settings(token={'***' if self.token else ''!r}, {shown})"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+
+def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Settings from an optional TOML file, then the environment, then explicit overrides."""
+    environ = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    path = path or environ.get(f"{ENV_PREFIX}CONFIG")
+    if path:
+        try:
+            values.update(tomllib.loads(Path(path).read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read the settings file {path}: {exc}") from exc
+    if environ.get("TELEGRAM_TOKEN"):
+        values["token"] = environ["TELEGRAM_TOKEN"]
+    for f in fields(Settings):
+        key = ENV_PREFIX + f.name.upper()
+        if key in environ:
+            values[f.name] = environ[key]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(values) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+    return Settings(**{f.name: _typed(f.name, f.type, values[f.name])
+                       for f in fields(Settings) if f.name in values})
+
+
+def setting_names() -> list[str]:
+    """Every environment variable the service reads (for .env.example and its test)."""
+    return ["TELEGRAM_TOKEN", f"{ENV_PREFIX}CONFIG"] + [
+        ENV_PREFIX + f.name.upper() for f in fields(Settings) if f.name != "token"]
+
+
+def _typed(name: str, kind: str, value: Any) -> Any:
+    try:
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {name} must be a {kind}, not {value!r}") from exc
