@@ -14,7 +14,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oneword", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     engine_cli.add_commands(subparsers)
+    for name, help_text in (("bot", "run the Telegram bot (token from TELEGRAM_TOKEN)"),
+                            ("worker", "run the worker that carries out the bot's jobs")):
+        service = subparsers.add_parser(name, help=help_text)
+        service.add_argument("--config", default=None, help="a TOML settings file")
+        service.add_argument("--data-dir", default=None)
+        service.add_argument("--model", default=None)
+        service.add_argument("--device", default=None)
+        service.set_defaults(run=run_service)
     return parser
+
+
+def run_service(args: argparse.Namespace) -> int:
+    """Start the bot or the worker with settings from the file, the environment and flags."""
+    from oneword.settings import load_settings
+
+    settings = load_settings(args.config, data_dir=args.data_dir, model=args.model,
+                             device=args.device)
+    if args.command == "bot":
+        from bot.app import run
+
+        return run(settings) or 0
+    from worker.loop import main as worker_main
+
+    return worker_main(settings)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,118 @@
+"""Message media objects (photo, document, animation, sticker) built from stored files.
+
+Both directions use these builders: a user sending a photo in a test and the bot calling
+``sendPhoto`` produce the same Telegram JSON, so what a bot receives and what it sends are
+described identically.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import images
+from .errors import FILE_TOO_BIG, bad_request
+from .files import FileStore, StoredFile
+
+MAX_PHOTO_UPLOAD = 10 * 1024 * 1024
+STICKER_THUMBNAIL_SIDE = 128
+
+
+def photo_content(files: FileStore, data: bytes) -> list[dict[str, Any]]:
+    """Store a photo sent by the bot, enforcing Telegram's photo limits; returns ``photo``."""
+    if len(data) > MAX_PHOTO_UPLOAD:
+        raise bad_request(FILE_TOO_BIG)
+    info = images.probe(data)
+    if info is None:
+        raise bad_request("IMAGE_PROCESS_FAILED")
+    long_side, short_side = max(info.width, info.height), min(info.width, info.height)
+    if info.width + info.height > 10_000 or long_side > 20 * short_side:
+        raise bad_request("PHOTO_INVALID_DIMENSIONS")
+    return files.add_photo(data)
+
+
+def document_json(stored: StoredFile) -> dict[str, Any]:
+    """The ``Document`` object for a stored file."""
+    doc: dict[str, Any] = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id}
+    if stored.extra.get("thumbnail"):
+        doc["thumbnail"] = stored.extra["thumbnail"]
+    for key in ("file_name", "mime_type"):
+        if getattr(stored, key):
+            doc[key] = getattr(stored, key)
+    doc["file_size"] = stored.size
+    return doc
+
+
+def animation_json(stored: StoredFile) -> dict[str, Any]:
+    """The ``Animation`` object Telegram adds for GIFs (next to ``document``)."""
+    anim = document_json(stored)
+    anim.update(width=stored.width or 0, height=stored.height or 0, duration=1)
+    return anim
+
+
+def store_document(
+    files: FileStore, data: bytes, file_name: str | None, mime_type: str | None
+) -> StoredFile:
+    """Store a document; image documents get a thumbnail and dimensions."""
+    info = images.probe(data)
+    if not mime_type or mime_type == "application/octet-stream":
+        mime_type = info.mime_type if info else (mime_type or "application/octet-stream")
+    is_gif = mime_type == "image/gif"
+    stored = files.add(
+        "animation" if is_gif else "document", data, file_name=file_name, mime_type=mime_type,
+        width=info.width if info else None, height=info.height if info else None,
+    )
+    if info is not None:
+        stored.extra["thumbnail"] = files.add_thumbnail(data)
+    return stored
+
+
+def document_content(stored: StoredFile) -> dict[str, Any]:
+    """Message fields for a stored document: GIFs come as ``animation`` + ``document``."""
+    if stored.kind == "animation":
+        return {"animation": animation_json(stored), "document": document_json(stored)}
+    if stored.kind not in ("document", "animation"):
+        raise bad_request("type of file mismatch")
+    return {"document": document_json(stored)}
+
+
+def sticker_json(stored: StoredFile) -> dict[str, Any]:
+    """The ``Sticker`` object for a stored static sticker."""
+    sticker: dict[str, Any] = {
+        "file_id": stored.file_id,
+        "file_unique_id": stored.file_unique_id,
+        "type": "regular",
+        "width": stored.width or 512,
+        "height": stored.height or 512,
+        "is_animated": False,
+        "is_video": False,
+    }
+    for key in ("emoji", "set_name"):
+        if stored.extra.get(key):
+            sticker[key] = stored.extra[key]
+    if stored.extra.get("thumbnail"):
+        sticker["thumbnail"] = stored.extra["thumbnail"]
+    sticker["file_size"] = stored.size
+    return sticker
+
+
+def store_sticker(
+    files: FileStore, data: bytes, *, strict: bool, emoji: str | None = None
+) -> StoredFile:
+    """Store an image as a static sticker.
+
+    ``strict`` applies sticker-set rules (PNG/WEBP, one side exactly 512px, the other at
+    most 512px); ``sendSticker`` uploads are accepted as any WEBP/PNG image.
+    """
+    info = images.probe(data)
+    if info is None or info.format not in ("PNG", "WEBP"):
+        raise bad_request("STICKER_PNG_NOPNG" if strict else "wrong file type")
+    if strict and (max(info.width, info.height) != 512 or min(info.width, info.height) > 512):
+        raise bad_request("STICKER_PNG_DIMENSIONS")
+    stored = files.add(
+        "sticker", data, mime_type=info.mime_type, width=info.width, height=info.height,
+        file_name=f"sticker.{info.format.lower()}",
+    )
+    stored.extra["thumbnail"] = files.add_thumbnail(data, STICKER_THUMBNAIL_SIDE)
+    if emoji:
+        stored.extra["emoji"] = emoji
+    return stored

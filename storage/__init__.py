@@ -1,0 +1,86 @@
+"""OneWord persistence: the only package that talks SQL.
+
+Open one :class:`Storage` per process on the data directory and use its repositories
+(``store.users``, ``store.chats``, ``store.concepts``, ``store.jobs``, ``store.usage``,
+``store.inversions``, ``store.media``) and file helpers (``store.files``). Every error raised on
+purpose is a :class:`StorageError` subclass. See each module's docstring for the rules it
+enforces: :mod:`storage.concepts` (privacy), :mod:`storage.jobs` (queue life cycle),
+:mod:`storage.files` (data directory layout).
+"""
+
+from .errors import (
+    ChatNotFound,
+    ConceptExists,
+    ConceptNotFound,
+    DatabaseBusy,
+    InvalidArgument,
+    InvalidConceptName,
+    JobCancelled,
+    JobNotActive,
+    JobNotFound,
+    LeaseLost,
+    MediaNotFound,
+    NotAllowed,
+    NotFound,
+    SchemaTooNew,
+    StorageError,
+    UnsafePath,
+    UserNotFound,
+)
+from .files import Area, DataDir
+from .migrations import LATEST_VERSION
+from .models import (
+    Chat,
+    ChatType,
+    Concept,
+    ConceptKind,
+    Enqueued,
+    InversionEntry,
+    Job,
+    JobKind,
+    JobState,
+    Media,
+    MediaKind,
+    User,
+)
+from .names import MAX_CONCEPT_NAME_LENGTH, concept_name_key, normalize_concept_name
+from .store import Storage
+
+__all__ = [
+    "LATEST_VERSION",
+    "MAX_CONCEPT_NAME_LENGTH",
+    "Area",
+    "Chat",
+    "ChatNotFound",
+    "ChatType",
+    "Concept",
+    "ConceptExists",
+    "ConceptKind",
+    "ConceptNotFound",
+    "DataDir",
+    "DatabaseBusy",
+    "Enqueued",
+    "InvalidArgument",
+    "InvalidConceptName",
+    "InversionEntry",
+    "Job",
+    "JobCancelled",
+    "JobKind",
+    "JobNotActive",
+    "JobNotFound",
+    "JobState",
+    "LeaseLost",
+    "Media",
+    "MediaKind",
+    "MediaNotFound",
+    "NotAllowed",
+    "NotFound",
+    "SchemaTooNew",
+    "Storage",
+    "StorageError",
+    "UnsafePath",
+    "User",
+    "UserNotFound",
+    "concept_name_key",
+    "normalize_concept_name",
+]

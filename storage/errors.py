@@ -1,0 +1,78 @@
+"""Typed errors raised by the storage layer.
+
+Everything that can go wrong for a user-facing reason (a bad concept name, a name already taken,
+a job that was cancelled meanwhile, ...) raises a subclass of :class:`StorageError` with a message
+that can be shown or logged as is. Callers catch the specific subclass they can handle and let the
+rest propagate. Raw ``sqlite3`` exceptions never escape for expected situations.
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base class of every error the storage package raises on purpose."""
+
+
+class DatabaseBusy(StorageError):
+    """The database stayed locked by another process for longer than the busy timeout."""
+
+
+class SchemaTooNew(StorageError):
+    """The database file was written by a newer version of this code; refuse to touch it."""
+
+
+class InvalidArgument(StorageError):
+    """A value passed to the storage API is malformed (unknown kind, bad chat type, ...)."""
+
+
+class InvalidConceptName(InvalidArgument):
+    """A concept name breaks the naming rules (see :func:`storage.names.normalize_concept_name`)."""
+
+
+class UnsafePath(InvalidArgument):
+    """A file path is not one the storage generated (absolute, ``..``, unknown area, ...)."""
+
+
+class NotFound(StorageError):
+    """Base class for "no such row" errors."""
+
+
+class UserNotFound(NotFound):
+    """No user with that Telegram id was upserted yet."""
+
+
+class ChatNotFound(NotFound):
+    """No chat with that Telegram id was upserted yet."""
+
+
+class ConceptNotFound(NotFound):
+    """No concept with that id (or it was deleted)."""
+
+
+class JobNotFound(NotFound):
+    """No job with that id."""
+
+
+class MediaNotFound(NotFound):
+    """No stored media with that id."""
+
+
+class ConceptExists(StorageError):
+    """A concept with the same name (case-insensitive) is already usable in that chat/scope."""
+
+
+class NotAllowed(StorageError):
+    """The user may not do this (not the owner, concept not shareable, ...)."""
+
+
+class JobNotActive(StorageError):
+    """The job already finished (done, failed or cancelled), so it cannot be cancelled."""
+
+
+class LeaseLost(StorageError):
+    """The calling worker no longer holds this job: its lease expired and the job was requeued
+    (or taken by another worker), or it finished. The worker must drop the job and its result."""
+
+
+class JobCancelled(LeaseLost):
+    """The job the worker is running was cancelled by the user: stop working on it."""

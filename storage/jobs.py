@@ -1,0 +1,538 @@
+"""The persistent job queue shared by the bot (producer) and the worker (consumer).
+
+Life cycle (see :class:`storage.models.JobState`)::
+
+    enqueue ──> queued ──claim_next──> running ──complete──> done
+                  ^                      │  ├──fail (attempts left)──> queued (retry)
+                  │                      │  ├──fail (no attempts left / retry=False)──> failed
+                  ├──────── release ─────┤  └──lease expired (worker died)──> queued or failed
+                  └── requeue_stale ─────┘
+    queued | running ──cancel──> cancelled
+
+Guarantees:
+
+* **Atomic claims.** :meth:`JobQueue.claim_next` selects and marks a job inside one
+  ``BEGIN IMMEDIATE`` transaction, so two workers (or two processes) never get the same job.
+* **Leases.** A claim gives the worker a lease (default 120 s); :meth:`JobQueue.heartbeat`
+  extends it and records progress. A job whose lease expired belonged to a crashed or hung
+  worker: :meth:`JobQueue.requeue_stale` (also run by every ``claim_next``) puts it back in the
+  queue, or fails it if it used up ``max_attempts`` -- a job that keeps crashing workers does not
+  loop forever, and its user still gets an answer. Nothing accepted is silently dropped.
+* **Ownership checks.** ``heartbeat``, ``complete``, ``fail`` and ``release`` only act on a job
+  still running under the caller's ``worker_id``; otherwise they raise :class:`JobCancelled` (the
+  user cancelled it: stop) or :class:`LeaseLost` (it was requeued or finished elsewhere: drop it).
+  This is how a worker notices a cancel: call ``heartbeat`` regularly.
+* **Delivery.** ``done`` and ``failed`` jobs stay ``delivered = False`` until the bot calls
+  :meth:`JobQueue.mark_delivered` after messaging the chat; :meth:`JobQueue.undelivered` lists
+  the rest, so a bot restart answers what it missed. Cancelled jobs count as delivered (the bot
+  answers the cancel command itself).
+
+Job order is enqueue order (ids only grow). A worker can pass ``kinds`` to :meth:`claim_next` in
+priority order, e.g. ``["edit", "sticker", "learn"]``, so short edits never wait behind a long
+training; with ``fifo=True`` the kinds only filter and the oldest job wins.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+from .db import Database, Session, dump_json, load_json, placeholders
+from .errors import (
+    ChatNotFound,
+    InvalidArgument,
+    JobCancelled,
+    JobNotActive,
+    JobNotFound,
+    LeaseLost,
+    NotAllowed,
+    UserNotFound,
+)
+from .models import Enqueued, Job, JobKind, JobState
+
+DEFAULT_LEASE_S = 120.0
+DEFAULT_MAX_ATTEMPTS = 3
+MAX_PROGRESS_TEXT = 200
+MAX_ERROR_TEXT = 2000
+LEASE_EXPIRED_ERROR = "The worker stopped responding (lease expired)."
+
+_KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_ACTIVE = "('queued', 'running')"
+
+
+def row_to_job(row: sqlite3.Row) -> Job:
+    """Build a :class:`Job` from a ``jobs`` row."""
+    return Job(
+        id=row["id"],
+        kind=row["kind"],
+        state=JobState(row["state"]),
+        chat_id=row["chat_id"],
+        user_id=row["user_id"],
+        reply_to_message_id=row["reply_to_message_id"],
+        status_message_id=row["status_message_id"],
+        payload=load_json(row["payload"]) or {},
+        result=load_json(row["result"]),
+        progress=row["progress"],
+        progress_text=row["progress_text"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        error=row["error"],
+        worker_id=row["worker_id"],
+        lease_until=row["lease_until"],
+        heartbeat_at=row["heartbeat_at"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        run_after=row["run_after"],
+        delivered=bool(row["delivered"]),
+    )
+
+
+def check_kind(kind: JobKind | str) -> str:
+    """Return the kind as a plain string or raise :class:`InvalidArgument`."""
+    value = kind.value if isinstance(kind, JobKind) else kind
+    if not isinstance(value, str) or not _KIND_RE.fullmatch(value):
+        raise InvalidArgument(
+            f"Bad job kind {kind!r}: use a lowercase identifier (letters, digits, '_')."
+        )
+    return value
+
+
+def _check_kinds(kinds: Sequence[JobKind | str] | None) -> list[str] | None:
+    if kinds is None:
+        return None
+    if isinstance(kinds, str):
+        raise InvalidArgument("kinds must be a list of kinds, not a single string.")
+    return list(dict.fromkeys(check_kind(kind) for kind in kinds))
+
+
+def _check_worker(worker_id: str) -> str:
+    if not isinstance(worker_id, str) or not 0 < len(worker_id) <= 200:
+        raise InvalidArgument("worker_id must be a non-empty string of at most 200 characters.")
+    return worker_id
+
+
+def _check_lease(lease_s: float) -> float:
+    if not (isinstance(lease_s, int | float) and math.isfinite(lease_s) and lease_s > 0):
+        raise InvalidArgument(f"lease_s must be a positive number of seconds, not {lease_s!r}.")
+    return float(lease_s)
+
+
+def _kind_filter(kinds: list[str] | None) -> tuple[str, list[str]]:
+    if not kinds:
+        return "", []
+    return f" AND kind IN ({placeholders(len(kinds))})", kinds
+
+
+class JobQueue:
+    """Enqueue, claim, track and finish jobs. See the module docstring for the life cycle."""
+
+    def __init__(self, db: Database, *, lease_s: float = DEFAULT_LEASE_S) -> None:
+        self._db = db
+        self._lease_s = _check_lease(lease_s)
+
+    # ----------------------------------------------------------------- producer (bot) side
+
+    async def enqueue(
+        self,
+        kind: JobKind | str,
+        *,
+        chat_id: int,
+        user_id: int,
+        payload: Mapping[str, Any] | None = None,
+        reply_to_message_id: int | None = None,
+        status_message_id: int | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> Enqueued:
+        """Queue a job and return it with its 1-based queue position (1 = next to run).
+
+        ``payload`` is the job's JSON input (concept ids, media paths, prompt, ...). The user and
+        chat must have been upserted. Raises :class:`InvalidArgument`, :class:`UserNotFound`,
+        :class:`ChatNotFound`.
+        """
+        kind_value = check_kind(kind)
+        payload_json = dump_json(payload or {}, "payload")
+        if not isinstance(max_attempts, int) or max_attempts < 1:
+            raise InvalidArgument(f"max_attempts must be a positive int, not {max_attempts!r}.")
+        now = self._db.now()
+        async with self._db.transaction() as tx:
+            if await tx.value("SELECT 1 FROM users WHERE id = ?", (user_id,)) is None:
+                raise UserNotFound(f"Unknown user {user_id}.")
+            if await tx.value("SELECT 1 FROM chats WHERE id = ?", (chat_id,)) is None:
+                raise ChatNotFound(f"Unknown chat {chat_id}.")
+            job_id = await tx.insert(
+                """
+                INSERT INTO jobs (kind, state, chat_id, user_id, reply_to_message_id,
+                                  status_message_id, payload, max_attempts, created_at)
+                VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)
+                """,
+                (
+                    kind_value,
+                    chat_id,
+                    user_id,
+                    reply_to_message_id,
+                    status_message_id,
+                    payload_json,
+                    max_attempts,
+                    now,
+                ),
+            )
+            job = await self._get(tx, job_id)
+            position = await self._position(tx, job_id, None)
+        assert position is not None
+        return Enqueued(job=job, position=position)
+
+    async def set_status_message(self, job_id: int, message_id: int | None) -> None:
+        """Remember the bot's "working on it..." message so progress can be edited into it."""
+        async with self._db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE jobs SET status_message_id = ? WHERE id = ?", (message_id, job_id)
+            )
+        if not changed:
+            raise JobNotFound(f"Job {job_id} does not exist.")
+
+    async def get(self, job_id: int) -> Job:
+        """Return a job or raise :class:`JobNotFound`."""
+        async with self._db.read() as session:
+            return await self._get(session, job_id)
+
+    async def position(
+        self, job_id: int, kinds: Sequence[JobKind | str] | None = None
+    ) -> int | None:
+        """1-based position of a queued job (1 = next), or None if it is not queued.
+
+        Counts the queued jobs enqueued before it; pass ``kinds`` to count only jobs of those
+        kinds (e.g. when the worker serves edits before trainings).
+        """
+        kind_list = _check_kinds(kinds)
+        async with self._db.read() as session:
+            return await self._position(session, job_id, kind_list)
+
+    async def queue_length(self, kinds: Sequence[JobKind | str] | None = None) -> int:
+        """Number of queued jobs (optionally of the given kinds)."""
+        kind_sql, kind_params = _kind_filter(_check_kinds(kinds))
+        return int(
+            await self._db.value(
+                f"SELECT COUNT(*) FROM jobs WHERE state = 'queued'{kind_sql}", kind_params
+            )
+        )
+
+    async def list_active(
+        self,
+        *,
+        user_id: int | None = None,
+        chat_id: int | None = None,
+        kinds: Sequence[JobKind | str] | None = None,
+    ) -> list[Job]:
+        """Queued and running jobs, oldest first, optionally of one user / chat / kinds."""
+        sql = f"SELECT * FROM jobs WHERE state IN {_ACTIVE}"
+        params: list[Any] = []
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            params.append(user_id)
+        if chat_id is not None:
+            sql += " AND chat_id = ?"
+            params.append(chat_id)
+        kind_sql, kind_params = _kind_filter(_check_kinds(kinds))
+        rows = await self._db.all(f"{sql}{kind_sql} ORDER BY id", [*params, *kind_params])
+        return [row_to_job(row) for row in rows]
+
+    async def count_active(self, user_id: int, kinds: Sequence[JobKind | str] | None = None) -> int:
+        """How many queued or running jobs ``user_id`` has (for "one at a time" limits)."""
+        kind_sql, kind_params = _kind_filter(_check_kinds(kinds))
+        return int(
+            await self._db.value(
+                f"SELECT COUNT(*) FROM jobs WHERE user_id = ? AND state IN {_ACTIVE}{kind_sql}",
+                [user_id, *kind_params],
+            )
+        )
+
+    async def cancel(self, job_id: int, *, user_id: int | None = None) -> Job:
+        """Cancel a queued or running job and return it (state ``cancelled``).
+
+        With ``user_id``, only that user's job may be cancelled (:class:`NotAllowed` otherwise);
+        pass None after checking other rights yourself (e.g. a group admin). A running job's
+        worker learns about it at its next ``heartbeat``/``complete``/``fail``
+        (:class:`JobCancelled`). Raises :class:`JobNotFound`, or :class:`JobNotActive` if it
+        already finished.
+        """
+        now = self._db.now()
+        async with self._db.transaction() as tx:
+            job = await self._get(tx, job_id)
+            if user_id is not None and job.user_id != user_id:
+                raise NotAllowed("You can only cancel your own jobs.")
+            if not job.is_active:
+                raise JobNotActive(f"Job {job_id} already {job.state.value}.")
+            rows = await tx.all(
+                """
+                UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_until = NULL,
+                                delivered = 1
+                WHERE id = ? RETURNING *
+                """,
+                (now, job_id),
+            )
+        return row_to_job(rows[0])
+
+    async def undelivered(self, limit: int = 100) -> list[Job]:
+        """Finished (``done`` or ``failed``) jobs whose outcome the bot has not sent yet,
+        oldest first. Call at bot start-up and periodically; :meth:`mark_delivered` each."""
+        rows = await self._db.all(
+            """
+            SELECT * FROM jobs
+            WHERE delivered = 0 AND state IN ('done', 'failed')
+            ORDER BY finished_at, id LIMIT ?
+            """,
+            (limit,),
+        )
+        return [row_to_job(row) for row in rows]
+
+    async def mark_delivered(self, job_id: int) -> None:
+        """Record that the job's outcome reached the chat (idempotent)."""
+        async with self._db.transaction() as tx:
+            changed = await tx.execute("UPDATE jobs SET delivered = 1 WHERE id = ?", (job_id,))
+        if not changed:
+            raise JobNotFound(f"Job {job_id} does not exist.")
+
+    # ------------------------------------------------------------- consumer (worker) side
+
+    async def claim_next(
+        self,
+        worker_id: str,
+        kinds: Sequence[JobKind | str] | None = None,
+        *,
+        fifo: bool = False,
+        lease_s: float | None = None,
+    ) -> Job | None:
+        """Atomically take the next runnable queued job, or return None if there is none.
+
+        ``kinds`` (None = any) lists the kinds this worker runs, in priority order unless
+        ``fifo``. The job becomes ``running`` under ``worker_id`` with ``attempts + 1`` and a
+        lease of ``lease_s`` (default: the queue's). Expired leases are recovered first.
+        """
+        _check_worker(worker_id)
+        kind_list = _check_kinds(kinds)
+        if kind_list == []:
+            return None
+        lease = self._lease_s if lease_s is None else _check_lease(lease_s)
+        kind_sql, kind_params = _kind_filter(kind_list)
+        order_sql, order_params = "id", []
+        if kind_list and not fifo and len(kind_list) > 1:
+            cases = " ".join(f"WHEN ? THEN {rank}" for rank in range(len(kind_list)))
+            order_sql, order_params = f"CASE kind {cases} END, id", kind_list
+        now = self._db.now()
+        async with self._db.transaction() as tx:
+            await self._expire_leases(tx, now)
+            job_id = await tx.value(
+                f"""
+                SELECT id FROM jobs
+                WHERE state = 'queued' AND run_after <= ?{kind_sql}
+                ORDER BY {order_sql} LIMIT 1
+                """,
+                [now, *kind_params, *order_params],
+            )
+            if job_id is None:
+                return None
+            rows = await tx.all(
+                """
+                UPDATE jobs SET state = 'running', worker_id = ?, attempts = attempts + 1,
+                                started_at = ?, heartbeat_at = ?, lease_until = ?,
+                                progress = 0, progress_text = ''
+                WHERE id = ? AND state = 'queued'
+                RETURNING *
+                """,
+                (worker_id, now, now, now + lease, job_id),
+            )
+        return row_to_job(rows[0])
+
+    async def heartbeat(
+        self,
+        job_id: int,
+        worker_id: str,
+        progress: float | None = None,
+        text: str | None = None,
+        *,
+        lease_s: float | None = None,
+    ) -> Job:
+        """Extend the worker's lease and record progress (0..1, clamped) and a short text.
+
+        Call at least every third of the lease. Raises :class:`JobCancelled` if the user
+        cancelled the job (stop and discard), :class:`LeaseLost` if the job is no longer this
+        worker's, :class:`JobNotFound`.
+        """
+        _check_worker(worker_id)
+        lease = self._lease_s if lease_s is None else _check_lease(lease_s)
+        value = None if progress is None else _clamp_progress(progress)
+        short = None if text is None else str(text)[:MAX_PROGRESS_TEXT]
+        now = self._db.now()
+        async with self._db.transaction() as tx:
+            rows = await tx.all(
+                """
+                UPDATE jobs SET progress = COALESCE(?, progress),
+                                progress_text = COALESCE(?, progress_text),
+                                heartbeat_at = ?, lease_until = ?
+                WHERE id = ? AND state = 'running' AND worker_id = ?
+                RETURNING *
+                """,
+                (value, short, now, now + lease, job_id, worker_id),
+            )
+            if not rows:
+                await self._raise_not_held(tx, job_id, worker_id)
+        return row_to_job(rows[0])
+
+    async def complete(
+        self, job_id: int, worker_id: str, result: Mapping[str, Any] | None = None
+    ) -> Job:
+        """Mark the job ``done`` with its JSON ``result`` (e.g. ``{"media_id": 7}``).
+
+        Raises :class:`JobCancelled` / :class:`LeaseLost` (then discard the result and its
+        files), :class:`JobNotFound`.
+        """
+        _check_worker(worker_id)
+        result_json = dump_json(result or {}, "result")
+        now = self._db.now()
+        async with self._db.transaction() as tx:
+            rows = await tx.all(
+                """
+                UPDATE jobs SET state = 'done', result = ?, progress = 1, finished_at = ?,
+                                lease_until = NULL, error = NULL
+                WHERE id = ? AND state = 'running' AND worker_id = ?
+                RETURNING *
+                """,
+                (result_json, now, job_id, worker_id),
+            )
+            if not rows:
+                await self._raise_not_held(tx, job_id, worker_id)
+        return row_to_job(rows[0])
+
+    async def fail(
+        self,
+        job_id: int,
+        worker_id: str,
+        error: str,
+        *,
+        retry: bool = True,
+        retry_delay_s: float = 0.0,
+    ) -> Job:
+        """Report a failed attempt. The job goes back to the queue (after ``retry_delay_s``) if
+        ``retry`` and it has attempts left, else it becomes ``failed`` with ``error`` (shown to
+        the user: keep it short and free of internals). Use ``retry=False`` for errors a retry
+        cannot fix (bad input). Raises :class:`JobCancelled` / :class:`LeaseLost`,
+        :class:`JobNotFound`.
+        """
+        _check_worker(worker_id)
+        message = str(error)[:MAX_ERROR_TEXT]
+        delay = max(0.0, float(retry_delay_s)) if math.isfinite(retry_delay_s) else 0.0
+        now = self._db.now()
+        async with self._db.transaction() as tx:
+            row = await tx.one(
+                "SELECT attempts, max_attempts FROM jobs "
+                "WHERE id = ? AND state = 'running' AND worker_id = ?",
+                (job_id, worker_id),
+            )
+            if row is None:
+                await self._raise_not_held(tx, job_id, worker_id)
+            if retry and row["attempts"] < row["max_attempts"]:
+                sql = """
+                    UPDATE jobs SET state = 'queued', error = ?, run_after = ?,
+                                    worker_id = NULL, lease_until = NULL
+                    WHERE id = ? RETURNING *
+                """
+                params: tuple[Any, ...] = (message, now + delay, job_id)
+            else:
+                sql = """
+                    UPDATE jobs SET state = 'failed', error = ?, finished_at = ?,
+                                    lease_until = NULL
+                    WHERE id = ? RETURNING *
+                """
+                params = (message, now, job_id)
+            rows = await tx.all(sql, params)
+        return row_to_job(rows[0])
+
+    async def release(self, job_id: int, worker_id: str) -> Job:
+        """Give a running job back to the queue without counting the attempt (graceful
+        worker shutdown). Raises :class:`JobCancelled` / :class:`LeaseLost`, :class:`JobNotFound`.
+        """
+        _check_worker(worker_id)
+        async with self._db.transaction() as tx:
+            rows = await tx.all(
+                """
+                UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0),
+                                worker_id = NULL, lease_until = NULL
+                WHERE id = ? AND state = 'running' AND worker_id = ?
+                RETURNING *
+                """,
+                (job_id, worker_id),
+            )
+            if not rows:
+                await self._raise_not_held(tx, job_id, worker_id)
+        return row_to_job(rows[0])
+
+    async def requeue_stale(self) -> list[Job]:
+        """Recover jobs whose worker lease expired (a crashed or hung worker): back to
+        ``queued``, or ``failed`` if they used all attempts. Returns the affected jobs.
+
+        :meth:`claim_next` does this too; call it on its own at worker start or from a
+        supervisor to recover jobs even when no worker is claiming.
+        """
+        now = self._db.now()
+        async with self._db.transaction() as tx:
+            return await self._expire_leases(tx, now)
+
+    # ----------------------------------------------------------------------- internals
+
+    @staticmethod
+    async def _get(session: Session, job_id: int) -> Job:
+        row = await session.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if row is None:
+            raise JobNotFound(f"Job {job_id} does not exist.")
+        return row_to_job(row)
+
+    @staticmethod
+    async def _position(session: Session, job_id: int, kinds: list[str] | None) -> int | None:
+        state = await session.value("SELECT state FROM jobs WHERE id = ?", (job_id,))
+        if state is None:
+            raise JobNotFound(f"Job {job_id} does not exist.")
+        if state != JobState.QUEUED.value:
+            return None
+        kind_sql, kind_params = _kind_filter(kinds)
+        ahead = await session.value(
+            f"SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND id < ?{kind_sql}",
+            [job_id, *kind_params],
+        )
+        return int(ahead) + 1
+
+    @staticmethod
+    async def _expire_leases(session: Session, now: float) -> list[Job]:
+        rows = await session.all(
+            """
+            UPDATE jobs SET
+                state = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+                finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE ? END,
+                error = ?, worker_id = NULL, lease_until = NULL
+            WHERE state = 'running' AND lease_until < ?
+            RETURNING *
+            """,
+            (now, LEASE_EXPIRED_ERROR, now),
+        )
+        return sorted((row_to_job(row) for row in rows), key=lambda job: job.id)
+
+    @staticmethod
+    async def _raise_not_held(session: Session, job_id: int, worker_id: str) -> NoReturn:
+        row = await session.one("SELECT state, worker_id FROM jobs WHERE id = ?", (job_id,))
+        if row is None:
+            raise JobNotFound(f"Job {job_id} does not exist.")
+        if row["state"] == JobState.CANCELLED.value:
+            raise JobCancelled(f"Job {job_id} was cancelled.")
+        raise LeaseLost(
+            f"Job {job_id} is {row['state']} and no longer held by worker {worker_id!r}."
+        )
+
+
+def _clamp_progress(progress: float) -> float:
+    value = float(progress)
+    if math.isnan(value):
+        raise InvalidArgument("progress must be a number between 0 and 1, not NaN.")
+    return min(1.0, max(0.0, value))

@@ -1,0 +1,220 @@
+"""The worker process: lanes that claim stored jobs, run them on the engine, store the results.
+
+Two lanes, each with its own model, so a quick edit never waits behind a long learning job:
+the short lane takes edits and stickers, the long lane takes learning. Engine work runs in a
+thread; the event loop meanwhile renews the job's lease with its progress and notices a
+cancellation. A crash loses nothing: an unfinished job's lease runs out and it is run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import EngineError
+from engine.inversion import Inversion
+from oneword.settings import Settings
+from storage import Area, ConceptExists, Job, JobCancelled, LeaseLost, Storage
+from worker import protocol
+from worker.tasks import EngineTasks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    """Shared between the engine thread (writes) and the heartbeat (reads)."""
+
+    fraction: float = 0.0
+    text: str = "starting"
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def report(self, fraction: float, text: str) -> None:
+        self.fraction, self.text = fraction, text
+
+
+class UserFacingError(Exception):
+    """A failure a retry cannot fix; its message is shown to the user."""
+
+
+class Lane:
+    """One claim-run-store loop over some job kinds, with a model of its own."""
+
+    def __init__(self, name: str, kinds: tuple[str, ...], storage: Storage, settings: Settings,
+                 tasks: EngineTasks):
+        self.name, self.kinds = name, kinds
+        self.storage, self.settings, self.tasks = storage, settings, tasks
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{name}"
+
+    async def run_forever(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            job = await self.storage.jobs.claim_next(self.worker_id, self.kinds,
+                                                     lease_s=self.settings.worker_lease)
+            if job is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), self.settings.worker_poll)
+                continue
+            await self.run_job(job)
+
+    async def run_job(self, job: Job) -> None:
+        """Run one claimed job to its end: done, failed (maybe retried) or cancelled."""
+        log.info("%s: job %d (%s), attempt %d", self.name, job.id, job.kind, job.attempts)
+        progress = Progress()
+        heartbeat = asyncio.create_task(self._heartbeat(job, progress))
+        try:
+            result = await self._dispatch(job, progress)
+            await self.storage.jobs.complete(job.id, self.worker_id, protocol.to_json(result))
+            log.info("%s: job %d done", self.name, job.id)
+        except (JobCancelled, InterruptedError):
+            log.info("%s: job %d cancelled", self.name, job.id)
+        except LeaseLost:
+            log.warning("%s: job %d was taken away (lease lost)", self.name, job.id)
+        except (UserFacingError, EngineError) as exc:
+            await self._fail(job, str(exc), retry=False)
+        except Exception:
+            log.exception("%s: job %d failed", self.name, job.id)
+            await self._fail(job, "something went wrong on our side; please try again later",
+                             retry=True)
+        finally:
+            progress.stop.set()
+            heartbeat.cancel()
+
+    async def _fail(self, job: Job, message: str, retry: bool) -> None:
+        with contextlib.suppress(LeaseLost):
+            await self.storage.jobs.fail(job.id, self.worker_id, message, retry=retry)
+
+    async def _heartbeat(self, job: Job, progress: Progress) -> None:
+        interval = self.settings.worker_lease / 3
+        while not progress.stop.is_set():
+            try:
+                await self.storage.jobs.heartbeat(job.id, self.worker_id, progress.fraction,
+                                                  progress.text, lease_s=self.settings.worker_lease)
+            except LeaseLost:  # cancelled by the user, or no longer ours
+                progress.stop.set()
+                return
+            await asyncio.sleep(min(interval, 1.0))
+
+    async def _dispatch(self, job: Job, progress: Progress):
+        if job.kind == protocol.LEARN:
+            return await self._learn(job, protocol.from_json(protocol.LearnPayload, job.payload),
+                                     progress)
+        if job.kind == protocol.EDIT:
+            return await self._edit(protocol.from_json(protocol.EditPayload, job.payload),
+                                    progress)
+        if job.kind == protocol.STICKER:
+            return await self._sticker(protocol.from_json(protocol.StickerPayload, job.payload),
+                                       progress)
+        raise UserFacingError(f"unknown job kind {job.kind!r}")
+
+    async def _learn(self, job: Job, payload: protocol.LearnPayload,
+                     progress: Progress) -> protocol.LearnResult:
+        files = self.storage.files
+        photos = [files.resolve(path) for path in payload.photos]
+        learned, preview = await asyncio.to_thread(
+            self.tasks.learn, photos, payload.name, payload.kind, progress.report,
+            progress.stop.is_set)
+        concept_path = files.new_path(Area.CONCEPTS, ".safetensors")
+        preview_path = files.new_path(Area.RESULTS, ".png")
+        await asyncio.to_thread(self.tasks.save_concept, learned.concept,
+                                files.resolve(concept_path))
+        await asyncio.to_thread(_save_png, preview, files.resolve(preview_path))
+        try:
+            concept = await self.storage.concepts.create(
+                owner_id=job.user_id, chat_id=payload.scope_chat_id, name=payload.name,
+                kind=payload.kind, file_path=concept_path, base_model=self.tasks.model_id,
+                num_vectors=learned.concept.num_vectors)
+        except ConceptExists as exc:
+            files.delete_many([concept_path, preview_path])
+            raise UserFacingError(f"the name '{payload.name}' was taken meanwhile") from exc
+        return protocol.LearnResult(concept.id, concept_path, preview_path, learned.steps,
+                                    learned.warnings)
+
+    async def _edit(self, payload: protocol.EditPayload,
+                    progress: Progress) -> protocol.EditResult:
+        inversion = await self._inversion(payload.photo, payload.photo_key, payload.caption,
+                                          progress)
+        concept_files = []
+        for concept_id in payload.concept_ids:
+            concept = await self.storage.concepts.get(concept_id)
+            concept_files.append(self.storage.files.resolve(concept.file_path))
+        outcome = await asyncio.to_thread(self.tasks.edit, inversion, payload.command,
+                                          concept_files, payload.seed, progress.report)
+        image_path = self.storage.files.new_path(Area.RESULTS, ".png")
+        maps_path = self.storage.files.new_path(Area.RESULTS, ".png")
+        await asyncio.to_thread(_save_png, outcome.image, self.storage.files.resolve(image_path))
+        await asyncio.to_thread(_save_png, outcome.maps, self.storage.files.resolve(maps_path))
+        return protocol.EditResult(image_path, maps_path, outcome.prompt_edit.source,
+                                   outcome.prompt_edit.target)
+
+    async def _inversion(self, photo: str, photo_key: str, caption: str | None,
+                         progress: Progress):
+        """The photo's inversion, from the cache when it was inverted before with this caption."""
+        mode = self.tasks.editor.mode
+        cached = await self.storage.inversions.get(photo_key, self.tasks.model_id, mode)
+        if cached is not None and self.storage.files.exists(cached.path):
+            try:
+                inversion = Inversion.load(self.storage.files.resolve(cached.path),
+                                           self.tasks.model)
+                if caption is None or " ".join(caption.lower().split()) == inversion.prompt:
+                    progress.report(0.7, "photo already read")
+                    return inversion
+            except EngineError:
+                log.warning("cached inversion %s unusable; inverting again", cached.path)
+        inversion = await asyncio.to_thread(self.tasks.invert, self.storage.files.resolve(photo),
+                                            caption, progress.report, progress.stop.is_set)
+        path = self.storage.files.new_path(Area.INVERSIONS, ".safetensors")
+        await asyncio.to_thread(inversion.save, self.storage.files.resolve(path))
+        await self.storage.inversions.put(photo_key, self.tasks.model_id, mode, path)
+        return inversion
+
+    async def _sticker(self, payload: protocol.StickerPayload,
+                       progress: Progress) -> protocol.StickerResult:
+        webp = await asyncio.to_thread(self.tasks.sticker, self.storage.files.resolve(
+            payload.photo), payload.caption, progress.report)
+        path = self.storage.files.store_bytes(Area.RESULTS, webp, ".webp")
+        return protocol.StickerResult(path)
+
+
+def _save_png(image, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    image.save(tmp, "PNG")
+    tmp.replace(path)
+
+
+async def run_worker(settings: Settings, stopping: asyncio.Event | None = None) -> None:
+    """Open storage, load a model per lane and work until `stopping` is set."""
+    stopping = stopping or asyncio.Event()
+    storage = await Storage.open(settings.data_path, lease_s=settings.worker_lease)
+    try:
+        recovered = await storage.jobs.requeue_stale()
+        if recovered:
+            log.info("recovered %d interrupted job(s)", len(recovered))
+        short = await asyncio.to_thread(EngineTasks, settings)
+        long = await asyncio.to_thread(EngineTasks, settings)
+        lanes = [Lane("short", protocol.SHORT_KINDS, storage, settings, short),
+                 Lane("long", protocol.LONG_KINDS, storage, settings, long)]
+        log.info("worker ready")
+        await asyncio.gather(*(lane.run_forever(stopping) for lane in lanes))
+    finally:
+        await storage.close()
+
+
+def main(settings: Settings) -> int:
+    """Run the worker until SIGINT or SIGTERM; jobs in flight are run again by the next one."""
+    import signal
+
+    async def serve() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        await run_worker(settings, stopping)
+
+    asyncio.run(serve())
+    return 0

@@ -1,0 +1,88 @@
+"""The engine work behind each job kind, for one worker lane (one model of its own).
+
+These methods are synchronous and run in a thread; they report progress through a callback and
+stop when `should_stop()` turns true. They read and write files, never the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image
+
+from engine.concepts import Concept, load_concept, save_concept
+from engine.config import ConceptSettings, InversionSettings
+from engine.images import read_image
+from engine.inversion import Inversion
+from engine.model import DiffusionModel, load_model
+from engine.operations import Editor, EditOutcome
+from engine.stickers import make_sticker, sticker_webp
+from engine.textual_inversion import LearnResult, learn_concept, preview_image
+from engine.world.captioner import captioner_for
+from oneword.settings import Settings
+
+log = logging.getLogger(__name__)
+Report = Callable[[float, str], None]  # (fraction done, short text)
+StopCheck = Callable[[], bool]
+
+
+class EngineTasks:
+    """A loaded model and the operations jobs ask of it."""
+
+    def __init__(self, settings: Settings, model: DiffusionModel | None = None):
+        self.settings = settings
+        self.model = model or load_model(settings.model or None, settings.device or None)
+        self.editor = Editor(self.model, captioner_for(self.model),
+                             InversionSettings(steps=settings.inversion_steps),
+                             mode=settings.inversion_mode)
+        log.info("lane ready: model %s on %s", self.model.source, self.model.device)
+
+    @property
+    def model_id(self) -> str:
+        return self.model.source
+
+    def learn(self, photos: list[Path], name: str, kind: str, report: Report,
+              should_stop: StopCheck) -> tuple[LearnResult, Image.Image]:
+        """Learn a concept from photo files; returns it with a preview picture."""
+        images = [read_image(path) for path in photos]
+        settings = ConceptSettings(steps=self.settings.learn_steps)
+
+        def progress(p) -> None:
+            report(0.95 * p.step / p.total, f"learning: step {p.step} of {p.total}")
+
+        result = learn_concept(self.model, images, name, kind, settings, progress=progress,
+                               should_stop=should_stop)
+        if result.reason == "cancelled":
+            raise InterruptedError("learning cancelled")
+        report(0.97, "drawing a preview")
+        preview = preview_image(self.model, result.concept.vectors, kind, seed=0)
+        return result, preview
+
+    def invert(self, photo: Path, caption: str | None, report: Report,
+               should_stop: StopCheck) -> Inversion:
+        """Invert a photo (the slow part of an edit)."""
+        image = read_image(photo)
+        return self.editor.prepare(
+            image, caption, should_stop=should_stop,
+            progress=lambda i, n, _loss: report(0.7 * i / n, f"reading the photo: {i}/{n}"))
+
+    def edit(self, inversion: Inversion, command: str, concept_files: list[Path], seed: int,
+             report: Report) -> EditOutcome:
+        """Run one edit command on an inverted photo."""
+        concepts = [load_concept(path) for path in concept_files]
+        return self.editor.run(
+            inversion, command, concepts, seed=seed,
+            progress=lambda i, n: report(0.7 + 0.3 * (i + 1) / n, f"editing: {i + 1}/{n}"))
+
+    def sticker(self, photo: Path, caption: str | None, report: Report) -> bytes:
+        """A 512 px WEBP sticker of the photo's subject."""
+        image = read_image(photo)
+        report(0.2, "finding the subject")
+        caption = self.editor.caption(image, caption)
+        return sticker_webp(make_sticker(self.model, image, caption))
+
+    @staticmethod
+    def save_concept(concept: Concept, path: Path) -> None:
+        save_concept(concept, path)
