@@ -73,7 +73,7 @@ class WebhookDelivery:
                 if 200 <= resp.status < 300:
                     return True
                 error = f"Wrong response from the webhook: {resp.status} {resp.reason}"
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             error = f"Connection failed: {exc.__class__.__name__}"
         hook["last_error_date"] = int(time.time())
         hook["last_error_message"] = error
