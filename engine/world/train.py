@@ -304,11 +304,19 @@ def main() -> None:
     parser.add_argument("--export-dir", default=TrainConfig.export_dir)
     parser.add_argument("--export-only", action="store_true")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a TrainConfig field, e.g. --set vae_steps=5000")
     args = parser.parse_args()
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        kind = type(getattr(TrainConfig, key))
+        overrides[key] = kind(value)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    trainer = Trainer(TrainConfig(run_dir=args.run_dir, export_dir=args.export_dir), device)
+    trainer = Trainer(TrainConfig(run_dir=args.run_dir, export_dir=args.export_dir, **overrides),
+                      device)
     if args.export_only:
         trainer.export(Path(args.export_dir))
     else:
