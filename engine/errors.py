@@ -19,6 +19,10 @@ class NotEnoughImagesError(EngineError):
     """Textual inversion was given fewer images than it needs."""
 
 
+class TooManyImagesError(EngineError):
+    """Textual inversion was given more images than it accepts."""
+
+
 class InconsistentImagesError(EngineError):
     """The images of a concept differ too much to share one concept."""
 

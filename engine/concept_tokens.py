@@ -1,0 +1,110 @@
+"""Using learned concepts in a loaded model: placeholder tokens and their embedding rows.
+
+A concept of n vectors becomes n added tokens, `<name> <name>_1 ... <name>_{n-1}`, named as
+diffusers names them, whose rows of the text encoder's input embedding hold the vectors. A
+prompt says `<name>` once; `expand_prompt` spells out the n tokens before tokenizing.
+
+This is the only module that mutates a model. Installing into a model shared by several jobs
+is not thread-safe: the caller serialises model use, as it must for the GPU anyway.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import torch
+
+from engine.concepts import Concept, check_width, concept_name
+from engine.errors import ConceptFileError, PromptError
+
+# Tokenizer attribute recording how many vectors each installed concept has. Tokens cannot be
+# removed from a tokenizer, so after reinstalling a concept with fewer vectors the surplus
+# `<name>_k` tokens remain; this count says which ones are live.
+_COUNTS_ATTR = "_oneword_concept_vectors"
+
+# `<name>`, unless it is part of `<name>_k` or already followed by it: expanding an expanded
+# prompt changes nothing.
+_PLACEHOLDER = re.compile(r"<([^<>\s|]+)>(?!_\d)(?!\s*<\1>_1)")
+
+
+def install_concepts(model, concepts: Iterable[Concept]) -> None:
+    """Add each concept's tokens to the model's tokenizer and write its vectors into their rows.
+
+    Installing a concept again (same name) overwrites its rows rather than adding tokens.
+    """
+    concepts = list(concepts)
+    for concept in concepts:
+        check_width(concept, model)
+        if concept.num_vectors > model.max_tokens - 2:
+            raise ConceptFileError(f"{concept.token} has {concept.num_vectors} vectors; a prompt "
+                                   f"holds at most {model.max_tokens - 2} tokens")
+    tokenizer, encoder = model.tokenizer, model.text_encoder
+    vocab = tokenizer.get_vocab()
+    new_tokens = [t for c in concepts for t in c.tokens if t not in vocab]
+    if new_tokens:
+        tokenizer.add_tokens(new_tokens)
+    if len(tokenizer) > encoder.get_input_embeddings().weight.shape[0]:
+        encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        encoder.get_input_embeddings().weight.requires_grad_(False)
+    weight = encoder.get_input_embeddings().weight
+    counts = _installed_counts(tokenizer)
+    for concept in concepts:
+        ids = tokenizer.convert_tokens_to_ids(concept.tokens)
+        with torch.no_grad():
+            weight[ids] = concept.vectors.to(weight.device, weight.dtype)
+        counts[concept.name] = concept.num_vectors
+    setattr(tokenizer, _COUNTS_ATTR, counts)
+
+
+def installed_concepts(model_or_tokenizer) -> dict[str, int]:
+    """Names of the concepts a tokenizer knows, with their number of vectors."""
+    return dict(_installed_counts(_tokenizer(model_or_tokenizer)))
+
+
+def expand_prompt(model_or_tokenizer, prompt: str) -> str:
+    """The prompt with each `<name>` spelled out as its tokens `<name> <name>_1 ...`.
+
+    Names are case-insensitive. PromptError names any `<...>` that is not an installed concept.
+    """
+    counts = _installed_counts(_tokenizer(model_or_tokenizer))
+
+    def spell_out(match: re.Match) -> str:
+        name = match.group(1).lower()
+        if name not in counts:
+            known = ", ".join(f"<{n}>" for n in sorted(counts)) or "none yet"
+            raise PromptError(f"I don't know the concept <{match.group(1)}> (known: {known})")
+        return " ".join([f"<{name}>"] + [f"<{name}>_{i}" for i in range(1, counts[name])])
+
+    return _PLACEHOLDER.sub(spell_out, prompt)
+
+
+def concept_token_ids(model, name: str) -> list[int]:
+    """The token ids of an installed concept, in order; PromptError if it is not installed."""
+    name = concept_name(name)
+    count = _installed_counts(model.tokenizer).get(name)
+    if count is None:
+        raise PromptError(f"the concept <{name}> is not installed")
+    tokens = [f"<{name}>"] + [f"<{name}>_{i}" for i in range(1, count)]
+    return model.tokenizer.convert_tokens_to_ids(tokens)
+
+
+def _tokenizer(model_or_tokenizer):
+    return getattr(model_or_tokenizer, "tokenizer", model_or_tokenizer)
+
+
+def _installed_counts(tokenizer) -> dict[str, int]:
+    """Our record of installed concepts, else (a tokenizer diffusers filled) read off its tokens."""
+    recorded = getattr(tokenizer, _COUNTS_ATTR, None)
+    if recorded is not None:
+        return dict(recorded)
+    vocab = tokenizer.get_vocab()
+    counts = {}
+    for token in tokenizer.get_added_vocab():
+        match = re.fullmatch(r"<([a-z0-9_-]{1,32})>", token)
+        if match:
+            count = 1
+            while f"{token}_{count}" in vocab:
+                count += 1
+            counts[match.group(1)] = count
+    return counts

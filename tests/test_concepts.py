@@ -1,0 +1,264 @@
+"""Concept files (our layout, AUTOMATIC1111, emb_params, diffusers) and installing concepts."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import safetensors.torch
+import torch
+from safetensors import safe_open
+
+from engine.concept_tokens import (
+    concept_token_ids,
+    expand_prompt,
+    install_concepts,
+    installed_concepts,
+)
+from engine.concepts import Concept, check_width, concept_name, load_concept, save_concept
+from engine.errors import ConceptFileError, ConceptNameError, ConceptWidthError, PromptError
+from engine.model import load_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and a busy machine's cores are not ours to take."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def fresh_model(tiny_model_dir):
+    """A private copy of the tiny model: installing concepts mutates it."""
+    return load_model(tiny_model_dir, device="cpu")
+
+
+def vectors(n: int, width: int = 32, seed: int = 0) -> torch.Tensor:
+    return torch.randn((n, width), generator=torch.Generator().manual_seed(seed))
+
+
+def embedding_rows(model, tokens: list[str]) -> torch.Tensor:
+    ids = model.tokenizer.convert_tokens_to_ids(tokens)
+    return model.text_encoder.get_input_embeddings().weight[ids].detach()
+
+
+class RunsCode:
+    """A pickle payload that would create a folder if it were ever unpickled unsafely."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def test_round_trip_keeps_vectors_and_metadata(tmp_path):
+    concept = Concept("Teddy", "person", vectors(3), steps=120, base_model="some/model",
+                      extra={"source": "telegram"})
+    path = save_concept(concept, tmp_path / "teddy.safetensors")
+    loaded = load_concept(path)
+    assert loaded.name == "teddy" and loaded.token == "<teddy>"
+    assert torch.equal(loaded.vectors, concept.vectors)
+    assert (loaded.kind, loaded.steps, loaded.base_model) == ("person", 120, "some/model")
+    assert loaded.extra == {"source": "telegram"}
+    with safe_open(path, "pt") as f:  # the diffusers layout: one key, the token
+        assert list(f.keys()) == ["<teddy>"]
+        assert f.metadata()["name"] == "teddy" and f.metadata()["vectors"] == "3"
+
+
+def test_safetensors_whose_first_byte_looks_like_a_pickle(tmp_path):
+    # the header size's low byte is 0x80, a pickle's first byte: the layout must not be guessed
+    # from that byte alone
+    for pad in range(0, 256, 8):
+        path = save_concept(Concept("pad", "object", vectors(1), extra={"pad": "x" * pad}),
+                            tmp_path / "pad.safetensors")
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80
+    assert load_concept(path).extra["pad"] == "x" * pad
+
+
+def test_failed_save_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = save_concept(Concept("mug", "object", vectors(2)), tmp_path / "mug.safetensors")
+
+    def broken_save(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", broken_save)
+    with pytest.raises(OSError):
+        save_concept(Concept("mug", "object", vectors(2, seed=1)), path)
+    assert torch.equal(load_concept(path).vectors, vectors(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["mug.safetensors"]
+
+
+def test_loads_automatic1111_pt(tmp_path):
+    path = tmp_path / "whatever.pt"
+    torch.save({"string_to_token": {"*": 265},
+                "string_to_param": {"*": torch.nn.Parameter(vectors(2))},
+                "name": "My Style", "step": 1500, "sd_checkpoint": None,
+                "sd_checkpoint_name": None}, path)
+    concept = load_concept(path)
+    assert concept.name == "my-style" and concept.steps == 1500 and concept.kind == "object"
+    assert torch.equal(concept.vectors, vectors(2)) and not concept.vectors.requires_grad
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_loads_emb_params_named_after_the_file(tmp_path, suffix):
+    path = tmp_path / f"Old Toy{suffix}"
+    if suffix == ".pt":
+        torch.save({"emb_params": vectors(4)}, path)
+    else:
+        safetensors.torch.save_file({"emb_params": vectors(4)}, path)
+    concept = load_concept(path)
+    assert concept.name == "old-toy" and torch.equal(concept.vectors, vectors(4))
+
+
+def test_loads_a_diffusers_single_vector_bin(tmp_path):
+    path = tmp_path / "learned_embeds.bin"
+    torch.save({"<cat-toy>": vectors(1)[0]}, path)
+    concept = load_concept(path)
+    assert concept.name == "cat-toy" and concept.vectors.shape == (1, 32)
+
+
+def test_never_runs_code_from_a_pickle(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"emb_params": RunsCode(str(marker))}, path)
+    with pytest.raises(ConceptFileError, match="evil.pt"):
+        load_concept(path)
+    assert not marker.exists()
+
+
+def write_unusable(kind: str, folder):
+    """A file that is not a concept file, of the given kind."""
+    path = folder / {"random": "noise.pt", "empty": "empty.safetensors", "sdxl": "xl.pt",
+                     "truncated": "cut.safetensors", "two-keys": "two.safetensors",
+                     "list": "list.pt", "3d": "cube.pt", "integer": "int.pt",
+                     "missing": "missing.safetensors"}[kind]
+    if kind == "random":
+        path.write_bytes(os.urandom(300))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        save_concept(Concept("x", "object", vectors(2)), path)
+        path.write_bytes(path.read_bytes()[:150])
+    elif kind == "two-keys":
+        safetensors.torch.save_file({"a": vectors(1), "b": vectors(1)}, path)
+    elif kind == "list":
+        torch.save([1, 2, 3], path)
+    elif kind == "3d":
+        torch.save({"emb_params": torch.ones(2, 3, 4)}, path)
+    elif kind == "integer":
+        torch.save({"emb_params": torch.ones(2, 3, dtype=torch.long)}, path)
+    elif kind == "sdxl":
+        torch.save({"clip_l": vectors(1), "clip_g": vectors(1)}, path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["random", "empty", "truncated", "two-keys", "list", "3d",
+                                  "integer", "sdxl", "missing"])
+def test_unusable_files_raise_concept_file_error(tmp_path, kind):
+    path = write_unusable(kind, tmp_path)
+    with pytest.raises(ConceptFileError, match=path.name):
+        load_concept(path)
+
+
+def test_names():
+    assert concept_name("My_Mug-2") == "my_mug-2"
+    assert concept_name("<Teddy>") == "teddy"
+    for bad in ["", "two words", "x" * 33, "émile", "<>", "a.b"]:
+        with pytest.raises(ConceptNameError):
+            concept_name(bad)
+    with pytest.raises(ConceptNameError):
+        Concept("no way", "object", vectors(1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def test_width_mismatch_names_both_widths(fresh_model):
+    wide = Concept("wide", "object", vectors(2, width=48))
+    with pytest.raises(ConceptWidthError, match="48") as info:
+        check_width(wide, fresh_model)
+    assert "32" in str(info.value) and (info.value.file_width, info.value.model_width) == (48, 32)
+    size = len(fresh_model.tokenizer)
+    with pytest.raises(ConceptWidthError):
+        install_concepts(fresh_model, [wide])
+    assert len(fresh_model.tokenizer) == size  # refused before touching the model
+
+
+def test_diffusers_loader_accepts_our_file(tiny_model_dir, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    concept = Concept("teddy", "object", vectors(3))
+    path = save_concept(concept, tmp_path / "teddy.safetensors")
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_model_dir, safety_checker=None,
+                                                   feature_extractor=None,
+                                                   requires_safety_checker=False)
+    pipe.load_textual_inversion(str(path))
+    tokens = ["<teddy>", "<teddy>_1", "<teddy>_2"]
+    assert all(t in pipe.tokenizer.get_vocab() for t in tokens)
+    rows = pipe.text_encoder.get_input_embeddings().weight[
+        pipe.tokenizer.convert_tokens_to_ids(tokens)]
+    assert torch.equal(rows.detach(), concept.vectors)
+    # and our prompt expansion agrees with theirs on a tokenizer diffusers filled
+    assert expand_prompt(pipe.tokenizer, "a <teddy>") == pipe.maybe_convert_prompt(
+        "a <teddy>", pipe.tokenizer)
+
+
+def test_install_and_expand_multi_vector(fresh_model):
+    concept = Concept("teddy", "object", vectors(3))
+    install_concepts(fresh_model, [concept, Concept("sun", "style", vectors(1, seed=1))])
+    prompt = expand_prompt(fresh_model, "a photo of <Teddy> and a dog in <sun>")
+    assert prompt == "a photo of <teddy> <teddy>_1 <teddy>_2 and a dog in <sun>"
+    assert expand_prompt(fresh_model, prompt) == prompt  # idempotent
+    assert fresh_model.tokens(prompt)[4:7] == ["<teddy>", "<teddy>_1", "<teddy>_2"]
+    ids = concept_token_ids(fresh_model, "Teddy")
+    assert ids == fresh_model.tokenizer.convert_tokens_to_ids(concept.tokens)
+    assert torch.equal(fresh_model.text_encoder.get_input_embeddings().weight[ids], concept.vectors)
+    assert installed_concepts(fresh_model) == {"teddy": 3, "sun": 1}
+    assert not fresh_model.text_encoder.get_input_embeddings().weight.requires_grad
+
+
+def test_reinstall_overwrites_rows(fresh_model):
+    install_concepts(fresh_model, [Concept("teddy", "object", vectors(2))])
+    size, rows = len(fresh_model.tokenizer), fresh_model.text_encoder.get_input_embeddings()
+    install_concepts(fresh_model, [Concept("teddy", "object", vectors(2, seed=5))])
+    assert len(fresh_model.tokenizer) == size
+    assert fresh_model.text_encoder.get_input_embeddings().weight.shape == rows.weight.shape
+    assert torch.equal(embedding_rows(fresh_model, ["<teddy>", "<teddy>_1"]), vectors(2, seed=5))
+    install_concepts(fresh_model, [Concept("teddy", "object", vectors(1, seed=6))])
+    assert expand_prompt(fresh_model, "<teddy>") == "<teddy>"  # the surplus token is retired
+    install_concepts(fresh_model, [Concept("teddy", "object", vectors(3, seed=7))])
+    assert len(fresh_model.tokenizer) == size + 1
+    assert expand_prompt(fresh_model, "<teddy>") == "<teddy> <teddy>_1 <teddy>_2"
+
+
+def test_unknown_concept_in_prompt_raises(fresh_model):
+    install_concepts(fresh_model, [Concept("teddy", "object", vectors(1))])
+    with pytest.raises(PromptError, match="<mug>"):
+        expand_prompt(fresh_model, "a <teddy> next to a <mug>")
+    with pytest.raises(PromptError, match="mug"):
+        concept_token_ids(fresh_model, "mug")
+
+
+def test_concept_vectors_drive_the_text_encoding(fresh_model):
+    cat_row = embedding_rows(fresh_model, ["cat</w>"])
+    install_concepts(fresh_model, [Concept("kitty", "object", cat_row),
+                                   Concept("teddy", "object", vectors(2))])
+    with_concept = fresh_model.encode_text([expand_prompt(fresh_model, "a photo of a <teddy>")])
+    without = fresh_model.encode_text(["a photo of a"])
+    assert not torch.allclose(with_concept, without, atol=1e-3)
+    # a concept whose vector is the word "cat" encodes exactly as the word does
+    as_word = fresh_model.encode_text(["a photo of a cat"])
+    as_concept = fresh_model.encode_text([expand_prompt(fresh_model, "a photo of a <kitty>")])
+    torch.testing.assert_close(as_concept, as_word)

@@ -1,0 +1,219 @@
+"""Textual inversion on the tiny random models: what is trained, what is left alone, controls."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler
+from PIL import Image, ImageDraw
+
+from engine.concept_tokens import expand_prompt, install_concepts
+from engine.concepts import Concept
+from engine.config import ConceptSettings
+from engine.errors import (
+    ImageError,
+    InconsistentImagesError,
+    NotEnoughImagesError,
+    TooManyImagesError,
+)
+from engine.model import load_model
+from engine.textual_inversion import (
+    OBJECT_TEMPLATES,
+    augmented_views,
+    cache_latents,
+    check_images,
+    diffusion_loss,
+    encode_with_vectors,
+    image_consistency,
+    initial_vectors,
+    learn_concept,
+    learn_concept_from_files,
+    levelled_off,
+    template_ids,
+)
+
+FAST = ConceptSettings(steps=12, learning_rate=0.05, batch_size=2, vectors=2, augment=2,
+                       early_stop_window=0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and a busy machine's cores are not ours to take."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def red_circle(shift: int = 0) -> Image.Image:
+    image = Image.new("RGB", (32, 32), (240, 240, 240))
+    ImageDraw.Draw(image).ellipse((6 + shift, 6, 24 + shift, 24), fill=(220, 40, 40))
+    return image
+
+
+def unrelated_images() -> list[Image.Image]:
+    stripes = Image.new("RGB", (32, 32), (20, 20, 20))
+    for x in range(0, 32, 8):
+        ImageDraw.Draw(stripes).rectangle((x, 0, x + 3, 31), fill=(250, 220, 30))
+    noise = Image.frombytes("RGB", (32, 32), random.Random(0).randbytes(32 * 32 * 3))
+    return [red_circle(), Image.new("RGB", (32, 32), (30, 60, 200)), noise, stripes]
+
+
+@pytest.fixture(scope="module")
+def circles() -> list[Image.Image]:
+    return [red_circle(shift) for shift in (-2, -1, 1, 2)]
+
+
+def held_out_loss(model, latents: torch.Tensor, vectors: torch.Tensor) -> float:
+    """The training objective on a fixed batch of 48 draws, the same for every `vectors`."""
+    ids, slots = template_ids(model, OBJECT_TEMPLATES, len(vectors))
+    pick = torch.arange(48) % len(ids)
+    scheduler = DDIMScheduler.from_config(model.scheduler.config)
+    with torch.no_grad():
+        hidden = encode_with_vectors(model, ids[pick], slots[pick], vectors)
+        return diffusion_loss(model, scheduler, latents, hidden,
+                              torch.Generator().manual_seed(123)).item()
+
+
+def test_learning_lowers_the_loss_and_trains_only_the_new_vectors(tiny_model, circles):
+    model = tiny_model
+    encoder_before = {k: v.clone() for k, v in model.text_encoder.state_dict().items()}
+    unet_before = {k: v.clone() for k, v in model.unet.state_dict().items()}
+    vocab_before = dict(model.tokenizer.get_vocab())
+    reports = []
+    settings = replace(FAST, preview_every=6, preview_steps=2)
+
+    result = learn_concept(model, circles, "RedBall", settings=settings, initializer="circle",
+                           progress=reports.append)
+
+    concept = result.concept
+    assert (concept.name, concept.kind, concept.steps) == ("redball", "object", 12)
+    assert concept.vectors.shape == (2, 32) and concept.vectors.dtype == torch.float32
+    assert concept.vectors.device.type == "cpu" and concept.base_model == model.source
+    assert (result.steps, result.reason, result.stopped_early) == (12, "done", False)
+    assert len(result.losses) == 12 and all(map(torch.isfinite, torch.tensor(result.losses)))
+    # progress: every step, in order, with previews where asked
+    assert [r.step for r in reports] == list(range(1, 13)) and {r.total for r in reports} == {12}
+    assert [r.step for r in reports if r.preview is not None] == [6, 12]
+    assert reports[5].preview.size == (model.image_size, model.image_size)
+    # the shared model is exactly as it was: no tokens, no rows, no weights, no hooks
+    assert model.tokenizer.get_vocab() == vocab_before
+    for key, value in model.text_encoder.state_dict().items():
+        assert torch.equal(value, encoder_before[key]), key
+    for key, value in model.unet.state_dict().items():
+        assert torch.equal(value, unet_before[key]), key
+    assert not model.text_encoder.get_input_embeddings()._forward_hooks
+    # the vectors moved, and downhill: the step reversed goes uphill
+    start, _ = initial_vectors(model, 2, "circle", torch.Generator().manual_seed(settings.seed))
+    assert not torch.allclose(concept.vectors, start, atol=0.05)
+    latents = cache_latents(model, circles, settings.augment, settings.seed)
+    learned = held_out_loss(model, latents, concept.vectors)
+    initial = held_out_loss(model, latents, start)
+    reversed_ = held_out_loss(model, latents, 2 * start - concept.vectors)
+    assert learned < initial < reversed_
+
+
+def test_same_seed_same_concept(tiny_model, circles):
+    settings = replace(FAST, steps=5)
+    first = learn_concept(tiny_model, circles, "a", settings=settings)
+    again = learn_concept(tiny_model, circles, "a", settings=settings)
+    other = learn_concept(tiny_model, circles, "a", settings=replace(settings, seed=1))
+    assert torch.equal(first.concept.vectors, again.concept.vectors)
+    assert first.losses == again.losses
+    assert not torch.equal(first.concept.vectors, other.concept.vectors)
+
+
+def test_training_encodes_prompts_as_inference_does(tiny_model_dir, tiny_model):
+    vectors = torch.randn(2, 32, generator=torch.Generator().manual_seed(3))
+    ids, slots = template_ids(tiny_model, ["a big {} in the center"], 2)
+    with torch.no_grad():
+        training = encode_with_vectors(tiny_model, ids, slots, vectors)
+    model = load_model(tiny_model_dir, device="cpu")  # a private copy to install into
+    install_concepts(model, [Concept("thing", "object", vectors)])
+    inference = model.encode_text([expand_prompt(model, "a big <thing> in the center")])
+    torch.testing.assert_close(training, inference)
+
+
+def test_should_stop_cancels_and_early_stop_ends(tiny_model, circles):
+    reports = []
+    cancelled = learn_concept(tiny_model, circles, "x", settings=FAST, progress=reports.append,
+                              should_stop=lambda: len(reports) >= 3)
+    assert (cancelled.steps, cancelled.reason, cancelled.stopped_early) == (3, "cancelled", True)
+    assert cancelled.concept.steps == 3
+    flat = replace(FAST, early_stop_window=2, early_stop_tolerance=1e9)  # nothing is enough
+    levelled = learn_concept(tiny_model, circles, "x", settings=flat)
+    assert (levelled.steps, levelled.reason, levelled.stopped_early) == (4, "levelled off", True)
+
+
+def test_levelled_off():
+    falling = [10.0 - i for i in range(8)]
+    assert not levelled_off(falling, 4, 0.01)
+    assert levelled_off([1.0] * 8, 4, 0.01)
+    assert not levelled_off([1.0] * 7, 4, 0.01)  # checked at whole windows only
+    assert not levelled_off([1.0] * 8, 0, 0.01)  # 0 disables
+
+
+def test_image_count_limits(tiny_model, circles):
+    with pytest.raises(NotEnoughImagesError, match="at least 3"):
+        learn_concept(tiny_model, circles[:2], "x", settings=FAST)
+    with pytest.raises(TooManyImagesError, match="at most 20"):
+        learn_concept(tiny_model, circles * 6, "x", settings=FAST)
+
+
+def test_learning_from_files(tiny_model, tmp_path, circles):
+    paths = []
+    for i, image in enumerate(circles[:3]):
+        paths.append(tmp_path / f"{i}.png")
+        image.save(paths[-1])
+    result = learn_concept_from_files(tiny_model, paths, "mug", settings=replace(FAST, steps=2))
+    assert result.steps == 2 and result.concept.name == "mug"
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(ImageError, match="broken.jpg"):
+        learn_concept_from_files(tiny_model, [*paths, tmp_path / "broken.jpg"], "mug",
+                                 settings=FAST)
+
+
+def test_inconsistent_photos_warn(tiny_model, circles):
+    assert min(image_consistency(circles)) > 0.8
+    assert max(image_consistency(unrelated_images())) < 0.2
+    assert check_images(circles, FAST) == []
+    odd_one = check_images([*circles[:3], unrelated_images()[1]], FAST)
+    assert len(odd_one) == 1 and "photo 4 looks unlike" in odd_one[0]
+    with pytest.raises(InconsistentImagesError):
+        check_images(unrelated_images(), replace(FAST, strict=True))
+    result = learn_concept(tiny_model, unrelated_images(), "x", settings=replace(FAST, steps=1))
+    assert any("photos 1, 2, 3, 4 look unlike" in w for w in result.warnings)
+
+
+def test_augmented_views_are_deterministic(circles):
+    views = augmented_views(circles[0], 4, 32, random.Random(0))
+    assert len(views) == 4 and all(v.size == (32, 32) for v in views)
+    assert views[1].tobytes() == views[0].transpose(Image.Transpose.FLIP_LEFT_RIGHT).tobytes()
+    again = augmented_views(circles[0], 4, 32, random.Random(0))
+    assert [v.tobytes() for v in views] == [v.tobytes() for v in again]
+    assert len(augmented_views(circles[0], 0, 32, random.Random(0))) == 1
+
+
+def test_v_prediction_model(tiny_vpred_model, circles):
+    model = tiny_vpred_model
+    result = learn_concept(model, circles, "x", settings=replace(FAST, steps=3))
+    assert result.concept.vectors.shape == (2, 48) and result.steps == 3
+    # the loss's target is the velocity: replay the loss's random draws by hand
+    latents = cache_latents(model, circles, 1, 0)
+    hidden = model.encode_text(["a photo", "a cat"])
+    scheduler = DDIMScheduler.from_config(model.scheduler.config)
+    loss = diffusion_loss(model, scheduler, latents, hidden, torch.Generator().manual_seed(7))
+    draws = torch.Generator().manual_seed(7)
+    clean = latents[torch.randint(len(latents), (2,), generator=draws)]
+    noise = torch.randn(clean.shape, generator=draws)
+    steps = torch.randint(1000, (2,), generator=draws)
+    with torch.no_grad():
+        prediction = model.unet(scheduler.add_noise(clean, noise, steps), steps,
+                                encoder_hidden_states=hidden).sample
+    velocity = scheduler.get_velocity(clean, noise, steps)
+    torch.testing.assert_close(loss, F.mse_loss(prediction, velocity))
+    assert not torch.allclose(loss, F.mse_loss(prediction, noise))
