@@ -1,0 +1,179 @@
+"""Measure the bundled model's figures for its model card, the same way every time.
+
+    python -m engine.world.evaluate                     # all figures, 200 held-out scenes
+    python -m engine.world.evaluate --only vae,attention --count 50 --json out.json
+
+Figures (targets in brackets):
+- vae: reconstruction PSNR on held-out scenes [>= 30 dB];
+- text_to_image: generations of held-out captions judged by the checker: every object's shape,
+  colour and position right [>= 80%], background right [>= 90%];
+- checker / captioner: agreement with the renderer [>= 98%], exact captions [>= 90%];
+- null_text: null-text inversion reconstruction PSNR of held-out scenes [>= 28 dB];
+- concepts: textual inversion of each reserved concept from its sample photos, then
+  "a <concept> on the left with sky background", judged by the checker [>= 80%];
+- attention: share of an object word's cross-attention inside its ground-truth mask, at the
+  resolution LocalBlend uses [>= 60%].
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from engine.attention_control import map_resolution
+from engine.config import ConceptSettings, InversionSettings
+from engine.inversion import invert, reconstruct
+from engine.model import DiffusionModel, load_model
+from engine.sampling import generate
+from engine.stickers import cross_attention_maps
+from engine.world.render import render
+from engine.world.samples import SAMPLES_DIR
+from engine.world.scene import Scene, caption, random_scene
+
+FIGURES = ("vae", "text_to_image", "checker", "null_text", "concepts", "attention")
+
+
+def held_out_scenes(count: int, max_objects: int = 3) -> list[Scene]:
+    """Scenes no training run draws: their seeds come from a stream of their own."""
+    rng = random.Random("held-out-evaluation")
+    return [random_scene(rng, max_objects=max_objects) for _ in range(count)]
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    x, y = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    return float(10 * np.log10(255**2 / max(float(np.mean((x - y) ** 2)), 1e-10)))
+
+
+def vae_psnr(model: DiffusionModel, scenes: list[Scene]) -> dict:
+    values = []
+    for scene in scenes:
+        image = render(scene, model.image_size).image
+        values.append(psnr(image, model.decode(model.encode_image(image))[0]))
+    return {"psnr_db": float(np.mean(values)), "target_db": 30.0, "n": len(values)}
+
+
+def text_to_image(model: DiffusionModel, checker, scenes: list[Scene], batch: int = 25) -> dict:
+    from engine.world.checker import matches
+
+    objects_right, background_right = [], []
+    for start in range(0, len(scenes), batch):
+        chunk = scenes[start:start + batch]
+        latents = generate(model, [caption(s) for s in chunk], seed=start)
+        for scene, reading in zip(chunk, checker.read(model.decode(latents)), strict=True):
+            result = matches(reading, scene)
+            objects_right.append(all(result[f"{o.position}.{field}"] for o in scene.objects
+                                     for field in ("shape", "colour")))
+            background_right.append(result["background"])
+    return {"objects_right": float(np.mean(objects_right)), "target_objects": 0.8,
+            "background_right": float(np.mean(background_right)), "target_background": 0.9,
+            "n": len(scenes)}
+
+
+def checker_agreement(checker, count: int) -> dict:
+    from engine.world.checker import evaluate
+
+    report = evaluate(checker, count)
+    fields = {k: v[0] for k, v in report["fields"].items()}
+    return {"mean_field_agreement": float(np.mean(list(fields.values()))), "fields": fields,
+            "target_agreement": 0.98, "caption_exact": report["caption_exact"],
+            "target_caption": 0.9, "n": count}
+
+
+def null_text_psnr(model: DiffusionModel, scenes: list[Scene]) -> dict:
+    values, seconds = [], []
+    for scene in scenes:
+        image = render(scene, model.image_size).image
+        start = time.perf_counter()
+        inversion = invert(model, image, caption(scene), "null-text", InversionSettings())
+        seconds.append(time.perf_counter() - start)
+        values.append(psnr(image, reconstruct(model, inversion)))
+    return {"psnr_db": float(np.mean(values)), "target_db": 28.0,
+            "seconds_per_image": float(np.mean(seconds)), "n": len(values)}
+
+
+def reserved_concepts(model: DiffusionModel, checker, samples: int = 20) -> dict:
+    from engine.concept_tokens import expand_prompt, install_concepts
+    from engine.textual_inversion import learn_concept
+    from engine.world.checker import shows_reserved
+
+    out = {}
+    for which, kind in (("creature", "object"), ("object", "object"), ("style", "style")):
+        photos = [Image.open(p).convert("RGB")
+                  for p in sorted((SAMPLES_DIR / which).glob("*.png"))]
+        start = time.perf_counter()
+        learned = learn_concept(model, photos, f"reserved-{which}", kind, ConceptSettings())
+        seconds = time.perf_counter() - start
+        install_concepts(model, [learned.concept])
+        token = expand_prompt(model, learned.concept.token)
+        prompt = (f"a big red circle on the left with sky background in {token} style"
+                  if which == "style" else f"a {token} on the left with sky background")
+        images = model.decode(generate(model, [prompt] * samples, seed=1))
+        hits = [shows_reserved(r, which, None if which == "style" else "left")
+                for r in checker.read(images)]
+        out[which] = {"shown": float(np.mean(hits)), "steps": learned.steps,
+                      "seconds": seconds, "prompt": prompt}
+    return {"concepts": out, "target": 0.8, "samples": samples}
+
+
+def attention_in_mask(model: DiffusionModel, scenes: list[Scene]) -> dict:
+    from engine.prompt_alignment import token_spans
+
+    side = map_resolution(model.unet)
+    shares = []
+    for scene in scenes:
+        rendering = render(scene, model.image_size)
+        text = caption(scene)
+        maps = cross_attention_maps(model, rendering.image, text)
+        spans = token_spans(model.tokenizer, text)
+        for obj in scene.objects:
+            mask = Image.fromarray(rendering.masks[obj.position]).resize((side, side), Image.BOX)
+            inside = torch.from_numpy(np.asarray(mask, np.float32) > 0.25)
+            for position in spans.positions(obj.kind)[:1]:
+                heat = maps[..., position]
+                shares.append(float(heat[inside].sum() / heat.sum().clamp_min(1e-8)))
+    return {"share_inside": float(np.mean(shares)), "target": 0.6, "resolution": side,
+            "n_words": len(shares)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=None, help="default: the bundled model")
+    parser.add_argument("--count", type=int, default=200, help="held-out scenes per figure")
+    parser.add_argument("--only", default=",".join(FIGURES))
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    model = load_model(args.model)
+    wanted = args.only.split(",")
+    scenes = held_out_scenes(args.count)
+    checker = None
+    if {"text_to_image", "checker", "concepts"} & set(wanted):
+        from engine.world.checker import Checker
+
+        checker = Checker.load(Path(model.source) / "captioner")
+    figures: dict[str, dict] = {}
+    runners = {
+        "vae": lambda: vae_psnr(model, scenes),
+        "text_to_image": lambda: text_to_image(model, checker, scenes),
+        "checker": lambda: checker_agreement(checker, args.count),
+        "null_text": lambda: null_text_psnr(model, scenes[: max(1, args.count // 10)]),
+        "concepts": lambda: reserved_concepts(model, checker),
+        "attention": lambda: attention_in_mask(model, scenes[: max(1, args.count // 4)]),
+    }
+    for name in wanted:
+        start = time.perf_counter()
+        figures[name] = runners[name]()
+        figures[name]["wall_seconds"] = round(time.perf_counter() - start, 1)
+        print(name, json.dumps(figures[name]), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
