@@ -118,6 +118,7 @@ class Trainer:
 
     def load(self) -> None:
         if not self.state_path().exists():
+            self.warm_start(Path(self.cfg.export_dir))
             return
         state = torch.load(self.state_path(), map_location=self.device, weights_only=False)
         self.vae_step, self.unet_step = state["vae_step"], state["unet_step"]
@@ -132,6 +133,31 @@ class Trainer:
         self.rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         log(self.run_dir, f"resumed: vae step {self.vae_step}, unet step {self.unet_step}")
+
+    def warm_start(self, folder: Path) -> None:
+        """Without a checkpoint, continue from an exported model (its EMA weights; fresh
+        optimiser state), so a milestone committed to the repository can be trained further."""
+        info = folder / "training.json"
+        if not info.exists():
+            return
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        steps = json.loads(info.read_text())
+        self.vae.load_state_dict(AutoencoderKL.from_pretrained(folder / "vae").state_dict())
+        self.unet.load_state_dict(
+            UNet2DConditionModel.from_pretrained(folder / "unet").state_dict())
+        self.text_encoder.load_state_dict(
+            CLIPTextModel.from_pretrained(folder / "text_encoder").state_dict())
+        self.ema_unet = EMAModel(self.unet.parameters(), decay=self.cfg.ema_decay)
+        self.ema_text = EMAModel(self.text_encoder.parameters(), decay=self.cfg.ema_decay)
+        self.vae_step, self.unet_step = steps["vae_steps"], steps["unet_steps"]
+        self.scaling_factor = float(json.loads((folder / "vae" / "config.json").read_text())[
+            "scaling_factor"])
+        if self.text_encoder_frozen():
+            self.text_encoder.requires_grad_(False)
+        log(self.run_dir, f"warm start from {folder}: vae step {self.vae_step}, "
+                          f"unet step {self.unet_step}")
 
     # -- stage 1: VAE --------------------------------------------------------------------------
     def vae_batch(self) -> torch.Tensor:
