@@ -1,0 +1,54 @@
+"""What can be checked of the deployment here (no Docker engine): the files parse, every
+service's command exists, and the env example names every setting the code reads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from oneword.cli import build_parser
+from oneword.settings import load_settings, setting_names
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+ROOT = DEPLOY.parent
+
+
+def test_compose_services_run_existing_commands():
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"bot", "worker-gpu0"} <= set(services)
+    parser = build_parser()
+    for name, service in services.items():
+        program, *args = service["command"]
+        assert program == "oneword"
+        assert parser.parse_args(args).run is not None, name
+        dockerfile = DEPLOY.parent / service["build"]["dockerfile"]
+        assert dockerfile.exists(), name
+    gpu = services["worker-gpu0"]["deploy"]["resources"]["reservations"]["devices"][0]
+    assert gpu["driver"] == "nvidia" and "gpu" in gpu["capabilities"]
+
+
+def test_dockerfiles_copy_only_what_exists():
+    for dockerfile in DEPLOY.glob("Dockerfile.*"):
+        for line in dockerfile.read_text().splitlines():
+            if line.startswith("COPY "):
+                for source in line.split()[1:-1]:
+                    assert (ROOT / source).exists(), f"{dockerfile.name}: {source}"
+
+
+def test_env_example_names_every_setting_and_loads():
+    text = (DEPLOY / ".env.example").read_text()
+    named = set(re.findall(r"^([A-Z_]+)=", text, re.MULTILINE))
+    assert named == set(setting_names())
+    environ = dict(re.findall(r"^([A-Z_]+)=(.*)$", text, re.MULTILINE))
+    settings = load_settings(environ={k: v for k, v in environ.items() if v})
+    assert settings.model == "runwayml/stable-diffusion-v1-5" and settings.data_dir == "/data"
+
+
+def test_systemd_units_start_the_two_services():
+    units = {p.name: p.read_text() for p in (DEPLOY / "systemd").glob("*.service")}
+    assert "ExecStart=/opt/oneword/venv/bin/oneword bot" in units["oneword-bot.service"]
+    assert "oneword worker" in units["oneword-worker@.service"]
+    assert "CUDA_VISIBLE_DEVICES=%i" in units["oneword-worker@.service"]
