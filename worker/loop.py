@@ -128,7 +128,7 @@ class Lane:
             concept = await self.storage.concepts.create(
                 owner_id=job.user_id, chat_id=payload.scope_chat_id, name=payload.name,
                 kind=payload.kind, file_path=concept_path, base_model=self.tasks.model_id,
-                num_vectors=learned.concept.num_vectors)
+                num_vectors=learned.concept.num_vectors, media_ids=payload.media_ids)
         except ConceptExists as exc:
             files.delete_many([concept_path, preview_path])
             raise UserFacingError(f"the name '{payload.name}' was taken meanwhile") from exc

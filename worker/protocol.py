@@ -36,6 +36,7 @@ class LearnPayload:
     kind: str  # object | person | style
     photos: list[str]  # data-dir paths of the downloaded photos
     scope_chat_id: int  # where the concept will belong (private chat: its owner)
+    media_ids: list[int] = field(default_factory=list)  # stored photos, deleted with the concept
 
 
 @dataclass

@@ -1,0 +1,188 @@
+"""Building and running the bot's python-telegram-bot Application.
+
+``run(settings)`` is the entry point (``oneword bot`` / ``python -m bot``): long polling, or a
+webhook when ``settings.webhook_url`` is set. ``running(settings)`` is the same bot as an async
+context manager, for running it inside an existing event loop (tests, a playground).
+
+The Application gets:
+
+* the Bot API URLs from settings (``base_url``/``base_file_url``: a local Bot API server);
+* PTB's ``AIORateLimiter`` (Telegram's ~30 msg/s overall and 20/min per group; 429 answers
+  are waited out and retried);
+* a JobQueue for album gathering and the delivery loop (:mod:`bot.delivery`);
+* the handlers (:func:`add_handlers`) and the error handler (:mod:`bot.errors`);
+* start-up work (:func:`on_startup`): open the storage, set the command menus, start delivery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
+from telegram import Update as TgUpdate
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    Defaults,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from oneword.settings import Settings
+
+from . import buttons, commands, editing, errors, inbox, learning, seen, stickers, texts
+from .delivery import Delivery
+from .logs import install_redaction, quiet_noisy_loggers
+from .services import BOT_DATA_KEY, Services, Tuning, get_services
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = [TgUpdate.MESSAGE, TgUpdate.CALLBACK_QUERY]
+RATE_LIMIT_RETRIES = 5
+DELIVERY_KEY = "oneword.delivery"
+EDIT_COMMANDS = ("add", "replace", "restyle", "remove")
+_CAPTION_COMMAND = r"(?i)^\s*/(add|replace|restyle|remove|sticker)(@\w+)?(\s|$)"
+
+
+def build_application(settings: Settings, tuning: Tuning | None = None) -> Application:
+    """The configured Application (not started). Raises ValueError without a token.
+
+    Also masks the token in every log record from now on and quiets httpx (see bot.logs).
+    """
+    if not settings.token:
+        raise ValueError("no bot token: set TELEGRAM_TOKEN (or token in the settings file)")
+    install_redaction(settings.token)
+    quiet_noisy_loggers()
+    application = (
+        ApplicationBuilder()
+        .token(settings.token)
+        .base_url(settings.base_url)
+        .base_file_url(settings.base_file_url)
+        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .defaults(Defaults(do_quote=True, allow_sending_without_reply=True))
+        .post_init(on_startup)
+        .post_stop(on_stop)
+        .post_shutdown(on_shutdown)
+        .build()
+    )
+    application.bot_data[BOT_DATA_KEY] = Services(settings, tuning or Tuning())
+    add_handlers(application)
+    return application
+
+
+def add_handlers(application: Application) -> None:
+    """Register every handler, in the order they are tried."""
+    new = filters.UpdateType.MESSAGE  # edited messages are not re-run
+    application.add_handler(TypeHandler(TgUpdate, seen.remember), group=-1)
+    on = application.add_handler
+    on(CommandHandler("start", commands.start, filters=new))
+    on(CommandHandler("help", commands.help_command, filters=new))
+    on(CommandHandler("concepts", commands.concepts_command, filters=new))
+    on(CommandHandler("forget", commands.forget_command, filters=new))
+    on(CommandHandler("share", commands.share_command, filters=new))
+    on(CommandHandler("cancel", commands.cancel_command, filters=new))
+    on(CommandHandler("status", commands.status_command, filters=new))
+    on(CommandHandler("learn", learning.learn_command, filters=new))
+    on(CommandHandler("done", learning.done_command, filters=new))
+    on(CommandHandler(list(EDIT_COMMANDS), editing.edit_command, filters=new, block=False))
+    on(CommandHandler("sticker", stickers.sticker_command, filters=new, block=False))
+    on(MessageHandler(new & filters.CaptionRegex(_CAPTION_COMMAND), inbox.caption_command,
+                      block=False))
+    on(MessageHandler(new & filters.COMMAND, inbox.unknown_command))
+    on(MessageHandler(new & ~filters.StatusUpdate.ALL, inbox.on_message))
+    on(CallbackQueryHandler(editing.why_button, pattern=buttons.pattern(buttons.WHY),
+                            block=False))
+    on(CallbackQueryHandler(editing.again_button, pattern=buttons.pattern(buttons.AGAIN),
+                            block=False))
+    on(CallbackQueryHandler(stickers.sticker_button, pattern=buttons.pattern(buttons.STICKER),
+                            block=False))
+    on(CallbackQueryHandler(stickers.add_to_set_button,
+                            pattern=buttons.pattern(buttons.ADD_TO_SET), block=False))
+    on(CallbackQueryHandler(_stale_button))
+    application.add_error_handler(errors.on_error)
+
+
+async def _stale_button(update: TgUpdate, context: Any) -> None:
+    if update.callback_query is not None:
+        await update.callback_query.answer(texts.STALE_BUTTON)
+
+
+async def on_startup(application: Application) -> None:
+    """Open the storage, publish the command menus, start the delivery loop."""
+    services = get_services(application)
+    await services.open()
+    bot = application.bot
+    await bot.set_my_commands([BotCommand(c, d) for c, d in texts.COMMANDS_PRIVATE],
+                              scope=BotCommandScopeAllPrivateChats())
+    await bot.set_my_commands([BotCommand(c, d) for c, d in texts.COMMANDS_GROUP],
+                              scope=BotCommandScopeAllGroupChats())
+    delivery = Delivery(services)
+    application.bot_data[DELIVERY_KEY] = delivery
+    assert application.job_queue is not None, "install python-telegram-bot[job-queue]"
+    delivery.start(application.job_queue)
+    log.info("bot @%s ready; data in %s", bot.username, services.settings.data_path)
+
+
+async def on_stop(application: Application) -> None:
+    """Stop scheduling delivery passes (the JobQueue is stopping)."""
+    delivery = application.bot_data.get(DELIVERY_KEY)
+    if delivery is not None:
+        delivery.stop()
+
+
+async def on_shutdown(application: Application) -> None:
+    """Close the storage."""
+    await get_services(application).close()
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, tuning: Tuning | None = None,
+                  *, poll_timeout: float = 10.0) -> AsyncIterator[Application]:
+    """The bot long-polling inside the current event loop until the block exits.
+
+    Same start-up and shutdown steps, in the same order, as :meth:`Application.run_polling`.
+    """
+    application = build_application(settings, tuning)
+    await application.initialize()
+    try:
+        await on_startup(application)
+        assert application.updater is not None
+        await application.updater.start_polling(poll_interval=0.0, timeout=int(poll_timeout),
+                                                allowed_updates=ALLOWED_UPDATES)
+        await application.start()
+        try:
+            yield application
+        finally:
+            if application.updater.running:
+                await application.updater.stop()
+            if application.running:
+                await application.stop()
+            await on_stop(application)
+    finally:
+        await application.shutdown()
+        await on_shutdown(application)
+
+
+def run(settings: Settings) -> None:
+    """Run the bot until SIGINT/SIGTERM: a webhook if ``settings.webhook_url`` is set, else
+    long polling. Blocks; owns the event loop."""
+    application = build_application(settings)
+    if settings.webhook_url:
+        path = urlsplit(settings.webhook_url).path.lstrip("/")
+        log.info("webhook mode: listening on %s:%d", settings.webhook_listen,
+                 settings.webhook_port)
+        application.run_webhook(
+            listen=settings.webhook_listen, port=settings.webhook_port, url_path=path,
+            webhook_url=settings.webhook_url, secret_token=settings.webhook_secret or None,
+            allowed_updates=ALLOWED_UPDATES)
+    else:
+        log.info("polling mode")
+        application.run_polling(allowed_updates=ALLOWED_UPDATES)

@@ -1,0 +1,75 @@
+"""Inline buttons under results and their callback data.
+
+Telegram allows 64 bytes of ``callback_data``: too little for file ids or prompts, so a button
+carries only an action and a job id (``"why:1234"``); the handler reads the rest from the job
+(:func:`job_for`), after checking it belongs to the chat the button was pressed in.
+"""
+
+from __future__ import annotations
+
+import re
+
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
+
+from storage import Job, JobNotFound, JobState
+
+from . import texts
+from .services import Services
+
+WHY = "why"  # send the attention maps of an edit
+STICKER = "stk"  # make a sticker of an edit result
+AGAIN = "again"  # the same edit with a new seed
+ADD_TO_SET = "set"  # put a sticker into the presser's own set
+ACTIONS = (WHY, STICKER, AGAIN, ADD_TO_SET)
+_DATA = re.compile(r"(?P<action>[a-z]+):(?P<job>\d{1,18})")
+
+
+def pattern(action: str) -> str:
+    """Regex for :class:`telegram.ext.CallbackQueryHandler` matching one action."""
+    return rf"^{action}:\d{{1,18}}$"
+
+
+def data(action: str, job_id: int) -> str:
+    """Callback data for a button about ``job_id`` (always well under 64 bytes)."""
+    return f"{action}:{job_id}"
+
+
+def parse(raw: str | None) -> tuple[str, int] | None:
+    """``(action, job_id)`` from callback data, None if it is not ours."""
+    match = _DATA.fullmatch(raw or "")
+    if match is None or match["action"] not in ACTIONS:
+        return None
+    return match["action"], int(match["job"])
+
+
+def result_keyboard(job_id: int) -> InlineKeyboardMarkup:
+    """Buttons under an edit result."""
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton("Why?", callback_data=data(WHY, job_id)),
+        InlineKeyboardButton("Sticker", callback_data=data(STICKER, job_id)),
+        InlineKeyboardButton("Another take", callback_data=data(AGAIN, job_id)),
+    ]])
+
+
+def sticker_keyboard(job_id: int) -> InlineKeyboardMarkup:
+    """The button under a sticker."""
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton("Add to my set", callback_data=data(ADD_TO_SET, job_id)),
+    ]])
+
+
+async def job_for(query: CallbackQuery, services: Services, kind: str) -> Job | None:
+    """The finished job a result button refers to, if it belongs to this chat; else answers
+    the query with a polite "no longer works" and returns None."""
+    parsed = parse(query.data)
+    job = None
+    if parsed is not None and query.message is not None:
+        try:
+            job = await services.store.jobs.get(parsed[1])
+        except JobNotFound:
+            job = None
+    if (job is None or query.message is None or job.chat_id != query.message.chat.id
+            or job.kind != kind or job.state is not JobState.DONE or not job.result):
+        await query.answer(texts.STALE_BUTTON, show_alert=True)
+        return None
+    return job

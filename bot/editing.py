@@ -1,0 +1,169 @@
+"""Edit requests: "add mochi", "replace dog with mochi", "restyle as mochi", "remove the man".
+
+Where they come from:
+
+* private chats: a photo's caption, or a text message replying to a photo (plain words), routed
+  here by :mod:`bot.inbox`;
+* any chat: the commands ``/add``, ``/replace``, ``/restyle``, ``/remove`` (``@botname``
+  allowed) as a reply to a photo, or as the caption of a photo. Groups need commands because
+  privacy mode hides ordinary messages from bots.
+
+A request is checked before anything is downloaded: the command reads, its concept name is one
+this user may use in this chat (storage privacy rules), and the user is under the job limit.
+Then the photo is downloaded and stored and an ``edit`` job is queued with an
+:class:`worker.protocol.EditPayload`. The buttons under a result are answered here too: "Why?"
+(the attention maps) and "Another take" (the same edit, a new seed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+from telegram import Message, ReplyParameters, Update
+from telegram.ext import ContextTypes
+
+from storage import InvalidConceptName, StorageError
+from worker import protocol
+
+from . import buttons, photos, queueing, texts
+from .parsing import CommandError, EditCommand, parse_edit
+from .services import Services, get_services
+
+log = logging.getLogger(__name__)
+
+MAX_SEED = 2**31 - 1
+
+
+async def edit_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/add``, ``/replace``, ``/restyle``, ``/remove`` as a reply to a photo, or as the
+    caption of a photo."""
+    message = update.effective_message
+    if message is None:
+        return
+    try:
+        command = parse_edit(message.text or message.caption or "")
+    except CommandError as exc:
+        await message.reply_text(texts.edit_usage(str(exc)))
+        return
+    if command is None:  # cannot happen for these commands; nothing sensible to do
+        await message.reply_text(texts.DIDNT_UNDERSTAND)
+        return
+    source = message if photos.has_media(message) else message.reply_to_message
+    await request_edit(update, context, command, source)
+
+
+async def request_edit(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                       command: EditCommand, source: Message | None) -> None:
+    """Check, download and queue one edit of the picture in ``source``."""
+    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+    if message is None or chat is None or user is None:
+        return
+    services = get_services(context)
+    try:
+        ref = photos.image_in(source)
+    except photos.PhotoRefused as exc:
+        await message.reply_text(str(exc))
+        return
+    if ref is None:
+        await message.reply_text(texts.REPLY_TO_A_PHOTO)
+        return
+    concept_ids: list[int] = []
+    if command.concept is not None:
+        concept = await services.store.concepts.get_visible(command.concept, user_id=user.id,
+                                                            chat_id=chat.id)
+        if concept is None:
+            await message.reply_text(await unknown_concept(services, command.concept,
+                                                           user.id, chat.id))
+            return
+        concept_ids.append(concept.id)
+    if command.subject is not None:  # "replace mochi with rex": the old word may be one too
+        try:
+            old = await services.store.concepts.get_visible(command.subject, user_id=user.id,
+                                                            chat_id=chat.id)
+        except InvalidConceptName:
+            old = None
+        if old is not None and old.id not in concept_ids:
+            concept_ids.append(old.id)
+    refusal = await queueing.check_active(services, user.id)
+    if refusal:
+        await message.reply_text(refusal)
+        return
+    try:
+        stored = await photos.fetch(context.bot, services.store, ref, user_id=user.id,
+                                    chat_id=chat.id)
+    except photos.PhotoRefused as exc:
+        await message.reply_text(str(exc))
+        return
+    refusal = await queueing.take_daily(services, user.id, protocol.EDIT)
+    if refusal:
+        await message.reply_text(refusal)
+        return
+    payload = protocol.EditPayload(photo=stored.path, photo_key=ref.file_unique_id,
+                                   command=command.text, caption=command.caption,
+                                   concept_ids=concept_ids, seed=0)
+    job = await queueing.submit(services, context.bot, kind=protocol.EDIT, chat_id=chat.id,
+                                user_id=user.id, payload=protocol.to_json(payload),
+                                reply_to=message.message_id)
+    await services.store.media.link_job([stored.media_id], job.id)  # kept while it runs
+
+
+async def unknown_concept(services: Services, name: str, user_id: int, chat_id: int) -> str:
+    """The refusal for a name this user cannot use here, listing the names they can."""
+    visible = await services.store.concepts.list_visible(user_id=user_id, chat_id=chat_id)
+    return texts.unknown_concept(name, [c.name for c in visible])
+
+
+async def why_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """"Why?": send the attention maps of an edit as a reply to its result."""
+    query = update.callback_query
+    assert query is not None
+    services = get_services(context)
+    job = await buttons.job_for(query, services, protocol.EDIT)
+    if job is None:
+        return
+    assert query.message is not None
+    try:
+        result = protocol.from_json(protocol.EditResult, job.result)
+        data = await asyncio.to_thread(services.store.files.read_bytes, result.maps)
+    except (OSError, StorageError, TypeError):
+        await query.answer(texts.MAPS_GONE, show_alert=True)
+        return
+    await query.answer()
+    caption = texts.WHY_CAPTION.format(source=result.source_prompt, target=result.target_prompt)
+    await context.bot.send_photo(
+        query.message.chat.id, data, caption=caption[:1000],
+        reply_parameters=ReplyParameters(query.message.message_id,
+                                         allow_sending_without_reply=True))
+
+
+async def again_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """"Another take": queue the same edit with a new seed, for whoever pressed it."""
+    query = update.callback_query
+    assert query is not None
+    services = get_services(context)
+    job = await buttons.job_for(query, services, protocol.EDIT)
+    if job is None:
+        return
+    assert query.message is not None
+    chat_id, presser = query.message.chat.id, query.from_user.id
+    payload = protocol.from_json(protocol.EditPayload, job.payload)
+    if not await asyncio.to_thread(photos.still_stored, services.store, payload.photo):
+        await query.answer(texts.PHOTO_GONE, show_alert=True)
+        return
+    visible = {c.id for c in await services.store.concepts.list_visible(user_id=presser,
+                                                                        chat_id=chat_id)}
+    if not set(payload.concept_ids) <= visible:
+        await query.answer(texts.CONCEPT_GONE, show_alert=True)
+        return
+    refusal = (await queueing.check_active(services, presser)
+               or await queueing.take_daily(services, presser, protocol.EDIT))
+    if refusal:
+        await query.answer(refusal, show_alert=True)
+        return
+    payload.seed = secrets.randbelow(MAX_SEED) + 1
+    await query.answer(texts.ANOTHER_TAKE)
+    await queueing.submit(services, context.bot, kind=protocol.EDIT, chat_id=chat_id,
+                          user_id=presser, payload=protocol.to_json(payload),
+                          reply_to=query.message.message_id)

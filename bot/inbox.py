@@ -1,0 +1,99 @@
+"""Messages that are not commands: where each one goes.
+
+In order:
+
+1. private chat, text or caption reading as an edit ("add mochi ...") -> :mod:`bot.editing`
+   (the picture is the message's own, or the one it replies to);
+2. a picture (or other file) from someone collecting /learn photos in this chat ->
+   :mod:`bot.learning`;
+3. private chat, anything else -> a short hint. Groups: silence (people talk among
+   themselves; with privacy mode on the bot mostly doesn't see these anyway).
+
+Slash commands in captions (``/replace ...`` on a photo) are routed by :func:`caption_command`,
+since python-telegram-bot's CommandHandler only reads message text.
+"""
+
+from __future__ import annotations
+
+from telegram import Message, Update
+from telegram.constants import ChatType
+from telegram.ext import ContextTypes
+
+from . import editing, learning, photos, stickers, texts
+from .parsing import ACTIONS, CommandError, command_addressee, parse_edit
+from .services import get_services
+
+
+async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Route an ordinary (non-command) message."""
+    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+    if message is None or chat is None or user is None:
+        return
+    private = chat.type == ChatType.PRIVATE
+    text = message.text or message.caption
+    with_media = photos.has_media(message)
+    if private and text:
+        source = message if with_media else message.reply_to_message
+        routed = await _try_edit(update, context, text, source)
+        if routed:
+            return
+    session = get_services(context).sessions.get(chat.id, user.id)
+    if session is not None and (with_media or private):
+        await learning.take_photo(update, context, session)
+        return
+    if not private:
+        return
+    if with_media:
+        try:
+            photos.image_in(message)
+        except photos.PhotoRefused as exc:
+            await message.reply_text(str(exc))
+            return
+        await message.reply_text(texts.PHOTO_WITHOUT_COMMAND)
+        return
+    await message.reply_text(texts.DIDNT_UNDERSTAND)
+
+
+async def _try_edit(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str,
+                    source: Message | None) -> bool:
+    """Start an edit in the background if ``text`` is an edit command (True if it was)."""
+    message = update.effective_message
+    assert message is not None
+    try:
+        command = parse_edit(text)
+    except CommandError as exc:
+        await message.reply_text(texts.edit_usage(str(exc)))
+        return True
+    if command is None:
+        return False
+    context.application.create_task(
+        editing.request_edit(update, context, command, source),
+        update=update)
+    return True
+
+
+async def caption_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A picture whose caption is a command: ``/replace@bot dog with mochi``, ``/sticker``."""
+    message = update.effective_message
+    if message is None:
+        return
+    found = command_addressee(message.caption)
+    if found is None:
+        return
+    verb, addressee = found
+    if addressee is not None and addressee.lower() != (context.bot.username or "").lower():
+        return  # meant for another bot
+    if verb in ACTIONS:
+        await editing.edit_command(update, context)
+    elif verb == "sticker":
+        await stickers.sticker_command(update, context)
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A slash command nobody handles: explain in private, stay quiet in groups."""
+    message, chat = update.effective_message, update.effective_chat
+    if message is None or chat is None or chat.type != ChatType.PRIVATE:
+        return
+    user = update.effective_user
+    session = get_services(context).sessions.get(chat.id, user.id) if user else None
+    await message.reply_text(texts.SESSION_NEEDS_PHOTOS if session else texts.UNKNOWN_COMMAND)

@@ -1,0 +1,170 @@
+"""The bot's state, kept in one object in ``application.bot_data`` (no module globals).
+
+:class:`Services` holds the settings, the storage (opened at start-up, closed at shutdown), the
+photo-collecting sessions of /learn, the progress-edit throttle and the jobs whose status
+message is still being sent. Handlers reach it with :func:`get_services`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram.ext import Application, CallbackContext
+
+from oneword.settings import Settings
+from storage import Storage
+
+BOT_DATA_KEY = "oneword"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Timings that are not user settings; tests shorten them."""
+
+    delivery_interval: float = 0.5  # seconds between looks at the job table
+    album_wait: float = 1.5  # quiet time after the last photo of an album before using it
+    session_ttl: float = 15 * 60.0  # a /learn waiting for photos expires after this
+
+
+@dataclass
+class StoredPhoto:
+    """A photo downloaded, checked and recorded in the data directory."""
+
+    path: str  # data-dir path
+    media_id: int
+    key: str  # Telegram's file_unique_id
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A picture in a Telegram message, before download."""
+
+    file_id: str
+    file_unique_id: str
+    file_size: int | None
+
+
+@dataclass
+class LearnSession:
+    """One person's /learn in one chat, collecting photos."""
+
+    chat_id: int
+    user_id: int
+    name: str
+    kind: str
+    request_message_id: int  # the /learn message (results reply to it)
+    started: float
+    photos: list[ImageRef] = field(default_factory=list)
+    stored: list[StoredPhoto] = field(default_factory=list)  # kept from an earlier attempt
+    album_count: int = 0  # photos that arrived as part of albums
+
+    @property
+    def count(self) -> int:
+        """Photos collected so far (already stored ones included)."""
+        return len(self.photos) + len(self.stored)
+
+
+class LearnSessions:
+    """Open /learn sessions by (chat, user); they expire after ``ttl`` seconds."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._sessions: dict[tuple[int, int], LearnSession] = {}
+
+    def now(self) -> float:
+        """The clock sessions are dated with."""
+        return self._clock()
+
+    def get(self, chat_id: int, user_id: int) -> LearnSession | None:
+        """The open session, or None (an expired one is dropped)."""
+        session = self._sessions.get((chat_id, user_id))
+        if session is not None and self._clock() - session.started > self._ttl:
+            del self._sessions[(chat_id, user_id)]
+            return None
+        return session
+
+    def put(self, session: LearnSession) -> None:
+        """Open (or replace) the session of its chat and user."""
+        self._sessions[(session.chat_id, session.user_id)] = session
+
+    def pop(self, chat_id: int, user_id: int) -> LearnSession | None:
+        """Close and return the session, if any (even expired: it is being finished)."""
+        return self._sessions.pop((chat_id, user_id), None)
+
+
+class EditThrottle:
+    """Remembers when each status message was last written, and what it said, so progress
+    edits stay at most one per interval and identical texts are never re-sent."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last: dict[tuple[int, int], tuple[float, str]] = {}
+
+    def due(self, chat_id: int, message_id: int, interval: float) -> bool:
+        """True if the message may be edited now."""
+        last = self._last.get((chat_id, message_id))
+        return last is None or self._clock() - last[0] >= interval
+
+    def shows(self, chat_id: int, message_id: int, text: str) -> bool:
+        """True if the message already shows ``text`` (as far as this process knows)."""
+        last = self._last.get((chat_id, message_id))
+        return last is not None and last[1] == text
+
+    def wrote(self, chat_id: int, message_id: int, text: str) -> None:
+        """Record that the message was just sent or edited to ``text``."""
+        self._last[(chat_id, message_id)] = (self._clock(), text)
+
+    def forget(self, chat_id: int, message_id: int) -> None:
+        """Drop a message that will not be edited again."""
+        self._last.pop((chat_id, message_id), None)
+
+
+class Services:
+    """Everything the handlers share, for one running Application."""
+
+    def __init__(self, settings: Settings, tuning: Tuning) -> None:
+        self.settings = settings
+        self.tuning = tuning
+        self.sessions = LearnSessions(tuning.session_ttl)
+        self.throttle = EditThrottle()
+        self.announcing: set[int] = set()  # jobs whose status message is being sent
+        self._store: Storage | None = None
+
+    @property
+    def store(self) -> Storage:
+        """The open storage (between start-up and shutdown)."""
+        if self._store is None:
+            raise RuntimeError("the storage is not open (the bot has not started)")
+        return self._store
+
+    async def open(self) -> None:
+        """Open the storage on the data directory (idempotent)."""
+        if self._store is None:
+            self._store = await Storage.open(self.settings.data_path,
+                                             lease_s=self.settings.worker_lease)
+
+    async def close(self) -> None:
+        """Close the storage (idempotent)."""
+        if self._store is not None:
+            store, self._store = self._store, None
+            await store.close()
+
+    def edit_interval(self, chat_id: int) -> float:
+        """Seconds between progress edits in this chat (Telegram group ids are negative)."""
+        if chat_id < 0:
+            return self.settings.group_edit_interval
+        return self.settings.private_edit_interval
+
+
+AnyContext = CallbackContext[Any, Any, Any, Any]
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+def get_services(context: AnyContext | AnyApplication) -> Services:
+    """The :class:`Services` of the running application."""
+    application = context if isinstance(context, Application) else context.application
+    return application.bot_data[BOT_DATA_KEY]

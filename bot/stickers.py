@@ -1,0 +1,156 @@
+"""Stickers: /sticker on a photo, "Sticker" under an edit result, "Add to my set".
+
+The worker cuts the photo's subject out as a 512 px WEBP (a ``sticker`` job with a
+:class:`worker.protocol.StickerPayload`); the delivery loop sends it with an "Add to my set"
+button. Pressing it uploads the sticker (uploadStickerFile) and creates the presser's own set
+``oneword_<user id>_by_<bot username>`` the first time (createNewStickerSet), or adds to it
+(addStickerToSet) afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from telegram import InputSticker, ReplyParameters, Update, User
+from telegram.constants import StickerFormat
+from telegram.error import BadRequest
+from telegram.ext import ContextTypes
+
+from storage import StorageError
+from worker import protocol
+
+from . import buttons, photos, queueing, texts
+from .services import get_services
+
+log = logging.getLogger(__name__)
+
+STICKER_EMOJI = "✨"
+MAX_TITLE = 64
+
+
+def set_name(user_id: int, bot_username: str) -> str:
+    """The user's own sticker set name (Telegram requires the ``_by_<bot>`` suffix)."""
+    return f"oneword_{user_id}_by_{bot_username}"
+
+
+def set_title(user: User) -> str:
+    """A readable title for the user's set, within Telegram's 64 characters."""
+    title = texts.STICKER_SET_TITLE.format(name=user.first_name)
+    return title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1] + "…"
+
+
+async def sticker_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/sticker [what the photo shows]`` as a reply to a photo (or as a photo's caption)."""
+    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+    if message is None or chat is None or user is None:
+        return
+    services = get_services(context)
+    source = message if photos.has_media(message) else message.reply_to_message
+    try:
+        ref = photos.image_in(source)
+    except photos.PhotoRefused as exc:
+        await message.reply_text(str(exc))
+        return
+    if ref is None:
+        await message.reply_text(texts.STICKER_NEEDS_PHOTO)
+        return
+    words = (message.text or message.caption or "").split()[1:]
+    caption = " ".join(words)[:300] or None
+    refusal = await queueing.check_active(services, user.id)
+    if refusal:
+        await message.reply_text(refusal)
+        return
+    try:
+        stored = await photos.fetch(context.bot, services.store, ref, user_id=user.id,
+                                    chat_id=chat.id)
+    except photos.PhotoRefused as exc:
+        await message.reply_text(str(exc))
+        return
+    refusal = await queueing.take_daily(services, user.id, protocol.STICKER)
+    if refusal:
+        await message.reply_text(refusal)
+        return
+    payload = protocol.StickerPayload(photo=stored.path, photo_key=ref.file_unique_id,
+                                      caption=caption)
+    job = await queueing.submit(services, context.bot, kind=protocol.STICKER, chat_id=chat.id,
+                                user_id=user.id, payload=protocol.to_json(payload),
+                                reply_to=message.message_id)
+    await services.store.media.link_job([stored.media_id], job.id)  # kept while it runs
+
+
+async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """"Sticker" under an edit result: a sticker job on the result picture."""
+    query = update.callback_query
+    assert query is not None
+    services = get_services(context)
+    job = await buttons.job_for(query, services, protocol.EDIT)
+    if job is None:
+        return
+    assert query.message is not None
+    chat_id, presser = query.message.chat.id, query.from_user.id
+    image = str((job.result or {}).get("image", ""))
+    if not await asyncio.to_thread(photos.still_stored, services.store, image):
+        await query.answer(texts.RESULT_GONE, show_alert=True)
+        return
+    refusal = (await queueing.check_active(services, presser)
+               or await queueing.take_daily(services, presser, protocol.STICKER))
+    if refusal:
+        await query.answer(refusal, show_alert=True)
+        return
+    key = f"result-{job.id}"
+    message = query.message
+    if getattr(message, "photo", None):
+        key = message.photo[-1].file_unique_id  # type: ignore[union-attr]
+    await query.answer()
+    payload = protocol.StickerPayload(photo=image, photo_key=key, caption=None)
+    await queueing.submit(services, context.bot, kind=protocol.STICKER, chat_id=chat_id,
+                          user_id=presser, payload=protocol.to_json(payload),
+                          reply_to=message.message_id)
+
+
+async def add_to_set_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """"Add to my set": put the sticker into the presser's own set (made on first use)."""
+    query = update.callback_query
+    assert query is not None
+    services = get_services(context)
+    job = await buttons.job_for(query, services, protocol.STICKER)
+    if job is None:
+        return
+    assert query.message is not None
+    user, bot = query.from_user, context.bot
+    try:
+        result = protocol.from_json(protocol.StickerResult, job.result)
+        data = await asyncio.to_thread(services.store.files.read_bytes, result.sticker)
+    except (OSError, StorageError, TypeError):
+        await query.answer(texts.RESULT_GONE, show_alert=True)
+        return
+    await query.answer(texts.ADDING_TO_SET)
+    name = set_name(user.id, bot.username)
+    try:
+        uploaded = await bot.upload_sticker_file(user.id, data, StickerFormat.STATIC)
+        sticker = InputSticker(uploaded.file_id, [STICKER_EMOJI], StickerFormat.STATIC)
+        created = not await _set_exists(context, name)
+        if created:
+            await bot.create_new_sticker_set(user.id, name, set_title(user), [sticker])
+        else:
+            await bot.add_sticker_to_set(user.id, name, sticker)
+    except BadRequest as exc:
+        log.info("sticker set %s: %s", name, exc.message)
+        text = texts.STICKER_SET_FAILED.format(reason=exc.message)
+    else:
+        text = texts.sticker_added(f"https://t.me/addstickers/{name}", created)
+    await bot.send_message(
+        query.message.chat.id, text,
+        reply_parameters=ReplyParameters(query.message.message_id,
+                                         allow_sending_without_reply=True))
+
+
+async def _set_exists(context: ContextTypes.DEFAULT_TYPE, name: str) -> bool:
+    try:
+        await context.bot.get_sticker_set(name)
+    except BadRequest as exc:
+        if "invalid" in exc.message.lower() or "not found" in exc.message.lower():
+            return False
+        raise
+    return True

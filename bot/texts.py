@@ -1,0 +1,385 @@
+"""Every sentence the bot says, in one place, as plain text (no parse mode: user input such as
+concept names and error texts is shown as is, so nothing needs escaping).
+
+Constants for fixed replies, small functions for replies with values in them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from storage import Concept, Job, JobState
+
+MIN_PHOTOS = 3
+MAX_PHOTOS = 5
+
+# ------------------------------------------------------------------------ start and help
+
+START = (
+    "Hi {name}! I'm OneWord. Show me a thing (your dog, your mug, a drawing style) in 3-5 "
+    "photos and give it a name: I learn it as one new word. Then use that word on any photo: "
+    "\"add mochi\", \"replace dog with mochi\", \"restyle as mochi\", \"remove the man\", or "
+    "turn a photo into a sticker.\n\n"
+    "Start with /learn <name>, or see /help for examples."
+)
+
+HELP = (
+    "How to use OneWord\n\n"
+    "1. Teach me a word\n"
+    "/learn mochi - then send 3-5 photos of it (an album is easiest; photos sent as files work "
+    "too). Add object, person or style after the name if it's not an object: /learn inkwash "
+    "style. When I have at least 3 photos, /done starts learning. Learning takes a while; I'll "
+    "keep one message updated and show you a preview when it's done.\n\n"
+    "2. Edit a photo\n"
+    "Send a photo with a caption, or reply to a photo with:\n"
+    "  add mochi  (also: add mochi on the left)\n"
+    "  replace dog with mochi\n"
+    "  restyle as inkwash\n"
+    "  remove the man\n"
+    "Say what the photo shows after a '|' to help me: "
+    "replace dog with mochi | a photo of a dog on a sofa\n"
+    "In groups use the commands /add, /replace, /restyle, /remove (as the photo's caption or "
+    "as a reply to a photo).\n\n"
+    "Under each result: Why? shows where each word looked, Sticker makes a sticker of it, "
+    "Another take tries again with a new seed.\n\n"
+    "3. Stickers\n"
+    "Reply /sticker to any photo. Under the sticker, \"Add to my set\" puts it into your own "
+    "sticker set.\n\n"
+    "More\n"
+    "/concepts - the words you can use here\n"
+    "/forget mochi - delete a word and its photos\n"
+    "/share mochi - in a group: let everyone here use your word\n"
+    "/status - your jobs in the queue\n"
+    "/cancel - stop your learning or your newest job\n\n"
+    "Names are one word: letters, digits, _ and -, any case."
+)
+
+COMMANDS_PRIVATE = (
+    ("learn", "Learn a new word from 3-5 photos"),
+    ("done", "Start learning with the photos sent so far"),
+    ("concepts", "The words you can use"),
+    ("sticker", "Reply to a photo: make a sticker"),
+    ("status", "Your jobs in the queue"),
+    ("cancel", "Stop your learning or newest job"),
+    ("forget", "Delete a word"),
+    ("help", "How to use OneWord"),
+)
+COMMANDS_GROUP = (
+    ("add", "Reply to a photo: add <name>"),
+    ("replace", "Reply to a photo: replace <word> with <name>"),
+    ("restyle", "Reply to a photo: restyle as <name>"),
+    ("remove", "Reply to a photo: remove <word>"),
+    ("sticker", "Reply to a photo: make a sticker"),
+    ("learn", "Learn a new word for this group"),
+    ("done", "Start learning with the photos sent so far"),
+    ("concepts", "The words you can use here"),
+    ("share", "Share your private word with this group"),
+    ("status", "Your jobs in the queue"),
+    ("cancel", "Stop your learning or newest job"),
+    ("forget", "Delete a word"),
+    ("help", "How to use OneWord"),
+)
+
+DIDNT_UNDERSTAND = (
+    "I didn't get that. Send a photo with a caption like \"add mochi\", or see /help."
+)
+UNKNOWN_COMMAND = "I don't know that command. See /help."
+PHOTO_WITHOUT_COMMAND = (
+    "Nice photo! What should I do with it? Reply to it with e.g. \"add mochi\", "
+    "\"replace dog with mochi\", \"restyle as mochi\", \"remove the man\" or /sticker."
+)
+REPLY_TO_A_PHOTO = (
+    "Which photo? Send the command as the caption of a photo, or as a reply to a photo."
+)
+STICKER_NEEDS_PHOTO = "Reply /sticker to the photo you want as a sticker."
+SOMETHING_WENT_WRONG = "Sorry, something went wrong on my side. Please try again in a moment."
+BUSY = "I'm a bit busy right now. Please try again in a moment."
+
+# ------------------------------------------------------------------------------- photos
+
+NOT_AN_IMAGE = (
+    "That file isn't a picture I can read. Please send a photo (JPEG, PNG or WEBP)."
+)
+NO_ANIMATIONS = "Animations and GIFs don't work here, sorry. Please send a still photo."
+NO_STICKERS = "Stickers don't work as input. Please send a photo."
+BROKEN_IMAGE = "I couldn't open that picture: the file seems damaged or isn't an image."
+
+
+def too_big(limit_mb: int) -> str:
+    """A file above Telegram's download limit for bots."""
+    return f"That file is too big for me (the limit is {limit_mb} MB). Please send a smaller one."
+
+
+def too_many_pixels(megapixels: int) -> str:
+    """A picture with too many pixels."""
+    return (f"That picture is too large (more than {megapixels} megapixels). "
+            f"Please send a smaller one.")
+
+
+def too_small(side: int) -> str:
+    """A picture too small to learn from or edit."""
+    return f"That picture is too small (under {side} px on a side). Please send a bigger one."
+
+
+# ------------------------------------------------------------------------------ learning
+
+LEARN_USAGE = (
+    "Tell me the new word: /learn <name> [object|person|style], e.g. /learn mochi or "
+    "/learn inkwash style."
+)
+LEARN_CANCELLED = "OK, I stopped collecting photos."
+DONE_WITHOUT_SESSION = "There's nothing to start: use /learn <name> first."
+SESSION_NEEDS_PHOTOS = "I'm waiting for photos: send 3-5 pictures, /done to start, /cancel to stop."
+
+
+def bad_name(reason: str) -> str:
+    """A concept name that breaks the naming rules (``reason`` comes from the storage)."""
+    return f"That name won't work: {reason} Try something like mochi or my_mug."
+
+
+LATIN_ONLY = "please use Latin letters (a-z), digits, '_' or '-'."
+
+
+def bad_kind(kind: str) -> str:
+    """An unknown concept kind after the name."""
+    return f"\"{kind}\" isn't a kind I know. Use object, person or style, e.g. /learn mochi object."
+
+
+def name_taken(name: str, group: bool) -> str:
+    """The name is already a concept in this scope."""
+    where = "in this group" if group else "among your words"
+    return (f"There's already a \"{name}\" {where}. Pick another name, or /forget {name} first.")
+
+
+def already_learning(name: str) -> str:
+    """A learn job with this name is already queued or running here."""
+    return f"I'm already learning \"{name}\" here. /status shows how far I am."
+
+
+def send_photos(name: str, kind: str, group: bool) -> str:
+    """The request for photos after /learn."""
+    how = (" Reply to this message with them." if group else "")
+    return (
+        f"Great, let's learn \"{name}\" ({kind}). Send me {MIN_PHOTOS}-{MAX_PHOTOS} photos of "
+        f"it: an album is easiest, photos as files work too.{how} Different angles and "
+        f"backgrounds help. /cancel to stop."
+    )
+
+
+def photos_so_far(count: int) -> str:
+    """Progress of collecting photos."""
+    if count < MIN_PHOTOS:
+        missing = MIN_PHOTOS - count
+        return (f"Got {count} photo{'s' if count != 1 else ''}. Send at least {missing} "
+                f"more{' (up to ' + str(MAX_PHOTOS - count) + ')' if count else ''}.")
+    return (f"Got {count} photos. Send up to {MAX_PHOTOS - count} more, or /done to start "
+            f"learning.")
+
+
+def using_first(count: int) -> str:
+    """More photos than needed arrived."""
+    return f"You sent {count} photos; I'll learn from the first {MAX_PHOTOS}."
+
+
+def some_photos_refused(problems: Sequence[str], kept: int) -> str:
+    """Some downloaded photos failed the checks."""
+    lines = "\n".join(f"- {p}" for p in problems)
+    if kept >= MIN_PHOTOS:
+        return f"I skipped some photos:\n{lines}"
+    return f"I skipped some photos:\n{lines}\n{photos_so_far(kept)}"
+
+
+def learned(name: str, steps: int, warnings: Sequence[str]) -> str:
+    """Caption of the preview once a concept is learned."""
+    text = (f"I learned \"{name}\" ({steps} steps). Here's how I picture it. Try it: send a "
+            f"photo with the caption \"add {name}\".")
+    if warnings:
+        text += "\nNote: " + " ".join(warnings)
+    return text
+
+
+# ------------------------------------------------------------------------------- editing
+
+
+def unknown_concept(name: str, known: Sequence[str]) -> str:
+    """A name the user may not use here (unknown, or somebody else's private word)."""
+    if known:
+        shown = ", ".join(known[:20])
+        return (f"I don't know \"{name}\" here. Words you can use: {shown}. "
+                f"See /concepts, or teach me with /learn {name}.")
+    return f"I don't know \"{name}\" here yet. Teach me with /learn {name}, see /help."
+
+
+def edit_usage(problem: str) -> str:
+    """A malformed edit command."""
+    return (f"{problem} Try: add mochi, replace dog with mochi, restyle as mochi or remove the "
+            f"man (add \"| what the photo shows\" to help me).")
+
+
+def too_many_jobs(limit: int) -> str:
+    """The per-user limit of queued or running jobs."""
+    return (f"You already have {limit} job{'s' if limit != 1 else ''} waiting or running. "
+            f"Please wait until one finishes (see /status), or /cancel one.")
+
+
+def daily_limit(limit: int) -> str:
+    """The per-user daily edit limit."""
+    return f"You've used all {limit} edits for today. Come back tomorrow!"
+
+
+def concept_limit(limit: int) -> str:
+    """The per-user limit of learned words."""
+    return (f"You already have the most words I can keep for you ({limit}). /forget one to "
+            f"make room.")
+
+
+ANOTHER_TAKE = "Trying another take..."
+DELIVERY_FAILED = "I finished, but I couldn't send you the result. Please try again."
+
+
+def edit_done(command: str) -> str:
+    """Caption of an edit result."""
+    return f"Done: {command}" if command else "Done."
+
+
+
+PHOTO_GONE = "I no longer have that photo. Please send it again."
+MAPS_GONE = "I no longer have those attention maps, sorry."
+RESULT_GONE = "I no longer have that result, sorry."
+STALE_BUTTON = "This button no longer works here."
+CONCEPT_GONE = "One of the words in that edit is no longer available to you here."
+WHY_CAPTION = "Where each word looked, before and after: {source} -> {target}"
+
+# ------------------------------------------------------------------------------ stickers
+
+STICKER_CAPTION = "Your sticker"
+ADDING_TO_SET = "Adding it to your set..."
+
+
+def sticker_added(link: str, created: bool) -> str:
+    """The sticker went into the user's own set."""
+    what = "I made you a sticker set and added it" if created else "Added to your sticker set"
+    return f"{what}: {link}"
+
+
+STICKER_SET_FAILED = "I couldn't add it to your sticker set: {reason}"
+STICKER_SET_TITLE = "{name}'s OneWord stickers"
+
+# -------------------------------------------------------------------------------- concepts
+
+SHARE_USAGE = "Use /share <name> in the group where everyone should be able to use your word."
+SHARE_IN_GROUP = "Sharing works in groups: send /share <name> in the group you want to share with."
+FORGET_USAGE = "Which word? /forget <name>"
+
+
+def concept_list(concepts: Sequence[tuple[Concept, str]], group: bool) -> str:
+    """The words usable here, with whose they are."""
+    if not concepts:
+        here = "in this group" if group else "yet"
+        return f"There are no words you can use {here}. Teach me one with /learn <name>."
+    lines = [f"- {c.name} ({c.kind.value}, {whose})" for c, whose in concepts]
+    return "Words you can use here:\n" + "\n".join(lines)
+
+
+WHOSE_MINE = "yours"
+WHOSE_MINE_SHARED = "yours, shared here"
+WHOSE_GROUP = "this group's"
+
+
+def whose_shared(owner: str) -> str:
+    """A word someone else shared into this group."""
+    return f"shared by {owner}"
+
+
+def forgotten(name: str) -> str:
+    """A concept was deleted."""
+    return f"Done: I forgot \"{name}\" and deleted its files."
+
+
+def not_yours_to_forget(name: str) -> str:
+    """Only the owner (or a group admin, for group words) may delete."""
+    return f"Only the person who taught \"{name}\" (or a group admin) can make me forget it."
+
+
+def shared(name: str) -> str:
+    """A personal concept now shared into the group."""
+    return f"Everyone here can now use \"{name}\"."
+
+
+def no_own_concept(name: str) -> str:
+    """/share of a name the user has no private word for."""
+    return (f"You have no private word \"{name}\" to share. Teach it to me in our private "
+            f"chat first (/learn {name}), then /share {name} here.")
+
+
+def share_refused(reason: str) -> str:
+    """Sharing refused by the storage rules."""
+    return f"I can't share that: {reason}"
+
+
+# ------------------------------------------------------------------------- jobs and status
+
+NOTHING_TO_CANCEL = "You have nothing running here to cancel."
+NO_JOBS = "You have no jobs waiting or running."
+CANCELLED_STATUS = "Cancelled."
+
+
+def cancelled(what: str) -> str:
+    """A job was cancelled by its user."""
+    return f"OK, cancelled: {what}."
+
+
+def already_finished(what: str) -> str:
+    """/cancel raced with the job finishing."""
+    return f"Too late to cancel, it just finished: {what}."
+
+
+def job_title(job: Job) -> str:
+    """A short description of a job, for status lines."""
+    payload = job.payload or {}
+    if job.kind == "learn":
+        return f"learning \"{payload.get('name', '?')}\""
+    if job.kind == "edit":
+        return f"edit \"{payload.get('command', '?')}\""
+    if job.kind == "sticker":
+        return "sticker"
+    return job.kind
+
+
+def progress_bar(fraction: float, width: int = 10) -> str:
+    """A text progress bar like ``▓▓▓░░░░░░░``."""
+    filled = max(0, min(width, round(fraction * width)))
+    return "▓" * filled + "░" * (width - filled)
+
+
+def job_status(job: Job, position: int | None) -> str:
+    """The one status line kept up to date while a job waits or runs."""
+    title = job_title(job)
+    title = title[0].upper() + title[1:]
+    if job.state is JobState.QUEUED:
+        if job.attempts and job.error:
+            return f"⏳ {title}: trying again (attempt {job.attempts + 1} of {job.max_attempts})."
+        if position is None:
+            return f"⏳ {title}: waiting in the queue."
+        ahead = "you're next in the queue" if position == 1 else f"#{position} in the queue"
+        return f"⏳ {title}: {ahead}."
+    if job.state is JobState.RUNNING:
+        percent = round(100 * job.progress)
+        detail = f" - {job.progress_text}" if job.progress_text else ""
+        return f"⚙️ {title}: {progress_bar(job.progress)} {percent}%{detail}"
+    if job.state is JobState.CANCELLED:
+        return f"🚫 {title}: {CANCELLED_STATUS.lower()}"
+    return f"✅ {title}: finished."
+
+
+def status_list(lines: Sequence[str]) -> str:
+    """/status with several jobs."""
+    return "Your jobs:\n" + "\n".join(f"- {line}" for line in lines)
+
+
+def job_failed(job: Job) -> str:
+    """A job that ended in state failed: tell the user why."""
+    title = job_title(job)
+    error = (job.error or "unknown error").strip()
+    tries = f" (tried {job.attempts} times)" if job.attempts > 1 else ""
+    return f"Sorry, {title} failed{tries}: {error}"
