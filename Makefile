@@ -12,3 +12,11 @@ test:
 
 lint:
 	$(PYTHON) -m ruff check .
+
+bench:
+	$(PYTHON) -m bench
+
+# The whole story (learn, replace, add, restyle, remove, sticker) played by the real bot and
+# worker on the bundled model against a local Telegram, on CPU; prints where the transcript is.
+demo: install
+	$(PYTHON) -m oneword playground --script --out runs/demo

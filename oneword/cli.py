@@ -22,7 +22,47 @@ def build_parser() -> argparse.ArgumentParser:
         service.add_argument("--model", default=None)
         service.add_argument("--device", default=None)
         service.set_defaults(run=run_service)
+    from playground.options import add_options as add_playground_options  # argparse only
+
+    playground = subparsers.add_parser(
+        "playground", help="try OneWord locally: a chat page, or --script to play the story")
+    add_playground_options(playground)
+    playground.set_defaults(run=run_playground)
+    add_bench_command(subparsers)
     return parser
+
+
+def add_bench_command(subparsers: argparse._SubParsersAction) -> None:
+    """`oneword bench`: the benchmark in the checkout's bench/ folder (not an installed package)."""
+    bench = subparsers.add_parser("bench", help="measure speed and edit quality into "
+                                                "bench/results/ (--quick: a one-minute run)")
+    try:
+        from bench.options import add_options  # argparse only: torch loads when it runs
+    except ImportError:
+        bench.set_defaults(run=lambda args: _no_bench())
+        return
+    add_options(bench)
+    bench.set_defaults(run=run_bench)
+
+
+def _no_bench() -> int:
+    print("oneword: the benchmark lives in the repository's bench/ folder; run it from the "
+          "checkout's root (python -m oneword bench)", file=sys.stderr)
+    return 2
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark with the parsed options (declared in bench/options.py)."""
+    from bench.runner import run
+
+    return run(args)
+
+
+def run_playground(args: argparse.Namespace) -> int:
+    """Start the playground (local Telegram, bot, worker, chat page or scripted story)."""
+    from playground.cli import run
+
+    return run(args)
 
 
 def run_service(args: argparse.Namespace) -> int:

@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# Tiny models run fastest on one thread, and subprocesses (bot, worker, CLI) inherit this;
+# several processes each spinning two OpenMP threads on a two-core machine crawl.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

@@ -93,7 +93,7 @@ async def test_learn_then_edit_with_the_concept_then_sticker(world):
     concept = await storage.concepts.get_visible("MOCHI", user_id=USER, chat_id=CHAT)
     assert concept is not None and concept.id == result.concept_id
     assert load_concept(storage.files.resolve(result.concept_file)).name == "mochi"
-    assert Image.open(storage.files.resolve(result.preview)).size == (32, 32)
+    assert Image.open(storage.files.resolve(result.preview)).size == (256, 256)
 
     edit_id = await enqueue_edit(storage, "replace circle with mochi", [concept.id])
     await run_next(lanes["short"])
@@ -101,7 +101,7 @@ async def test_learn_then_edit_with_the_concept_then_sticker(world):
     assert job.state == "done", job.error
     edited = protocol.from_json(protocol.EditResult, job.result)
     assert "<mochi>" in edited.target_prompt and edited.source_prompt == WORLD
-    assert Image.open(storage.files.resolve(edited.image)).size == (32, 32)
+    assert Image.open(storage.files.resolve(edited.image)).size == (256, 256)
     assert Image.open(storage.files.resolve(edited.maps)).width > 32
 
     assert await storage.inversions.count() == 1

@@ -17,6 +17,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image
+
 from engine.errors import EngineError
 from engine.inversion import Inversion
 from oneword.settings import Settings
@@ -181,7 +183,11 @@ class Lane:
         return protocol.StickerResult(path)
 
 
-def _save_png(image, path: Path) -> None:
+def _save_png(image: Image.Image, path: Path, min_side: int = 256) -> None:
+    """Save a result, enlarged when a small model made it, so it reads well in a chat."""
+    if min(image.size) < min_side:
+        scale = -(-min_side // min(image.size))
+        image = image.resize((image.width * scale, image.height * scale), Image.LANCZOS)
     tmp = path.with_suffix(".tmp")
     image.save(tmp, "PNG")
     tmp.replace(path)

@@ -1,0 +1,34 @@
+"""The ``oneword playground`` options and the demo's short settings, with no heavy imports:
+``oneword``'s parser reads them whatever command runs."""
+
+from __future__ import annotations
+
+import argparse
+
+# Short learning and inversion, so that the story runs in minutes on a laptop CPU (the
+# service's defaults are 600 learning and 50 inversion steps); results are rougher. Measured on
+# a 2-core CPU shared with other work, bundled-size model: learning a word ~40 s, an edit with
+# null-text inversion ~26 s, the whole scripted story ~3.5 minutes.
+DEMO_LEARN_STEPS = 200
+DEMO_INVERSION_STEPS = 25
+DEFAULT_OUT = "runs/playground"
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """Declare the subcommand's options on ``parser``."""
+    parser.add_argument("--port", type=int, default=8080,
+                        help="port of the chat page on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--data-dir", default=None,
+                        help="the bot's and worker's data (default: a temporary folder)")
+    parser.add_argument("--model", default=None,
+                        help="a diffusers Stable Diffusion folder (default: the bundled model)")
+    parser.add_argument("--script", action="store_true",
+                        help="play the whole story without a browser and write a transcript")
+    parser.add_argument("--out", default=DEFAULT_OUT,
+                        help=f"--script: where transcript.html and .json go ({DEFAULT_OUT})")
+    parser.add_argument("--learn-steps", type=int, default=None,
+                        help=f"learning steps (default: ONEWORD_LEARN_STEPS, else "
+                             f"{DEMO_LEARN_STEPS})")
+    parser.add_argument("--inversion-steps", type=int, default=None,
+                        help=f"inversion steps (default: ONEWORD_INVERSION_STEPS, else "
+                             f"{DEMO_INVERSION_STEPS})")

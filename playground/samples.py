@@ -1,0 +1,54 @@
+"""The bundled sample photos (``engine/samples``): three sets to learn from and target scenes.
+
+The playground offers them one click away and the scripted story plays with them, so nobody
+needs photos of their own to see OneWord work.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import engine
+from engine.world.scene import SHAPES
+
+SAMPLES_DIR = Path(engine.__file__).resolve().parent / "samples"
+
+# What each learnable set shows, as the page labels it and as /learn names its kind.
+SET_LABELS = {"creature": "Creature", "object": "Patterned object", "style": "Style"}
+SET_KINDS = {"creature": "object", "object": "object", "style": "style"}
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A target photo and the sentence that describes it in the sticker world's grammar."""
+
+    path: Path
+    caption: str
+
+    @property
+    def subjects(self) -> list[str]:
+        """The shapes the caption names, left to right: words to replace or remove."""
+        return [word for word in self.caption.split() if word in SHAPES]
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Every sample: learnable sets by name, and the scenes."""
+
+    folder: Path
+    sets: dict[str, list[Path]]
+    scenes: list[Scene]
+
+    def relative(self, path: Path) -> str:
+        """The path inside the samples folder, with forward slashes (for URLs)."""
+        return path.relative_to(self.folder).as_posix()
+
+
+def load_samples(folder: Path = SAMPLES_DIR) -> Samples:
+    """Read ``samples.json``: ``{set name: [files]}`` plus ``scenes: [{file, caption}]``."""
+    index = json.loads((folder / "samples.json").read_text())
+    scenes = [Scene(folder / item["file"], item["caption"]) for item in index.pop("scenes", [])]
+    sets = {name: [folder / file for file in files] for name, files in index.items()}
+    return Samples(folder, sets, scenes)

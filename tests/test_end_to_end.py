@@ -1,0 +1,159 @@
+"""The whole service end to end: the real bot process and the real worker process on a tiny
+model, talking through our local Bot API server, driven as users would drive Telegram."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from botapi import BotApiServer
+from botapi.client import ControlClient
+
+SAMPLES = Path(__file__).resolve().parent.parent / "engine" / "samples"
+BOT_USERNAME = "oneword_test_bot"
+SMALL_SCENE = "a big yellow square in the center with sky background"
+SCENE = "a big red circle on the left and a small blue star on the right with grass background"
+
+
+def sample(path: str) -> bytes:
+    return (SAMPLES / path).read_bytes()
+
+
+class Service:
+    """Starts and stops the bot and worker processes against one server and data dir."""
+
+    def __init__(self, server: BotApiServer, model_dir: Path, data_dir: Path):
+        self.env = {**os.environ, "TELEGRAM_TOKEN": server.token,
+                    "ONEWORD_BASE_URL": server.base_url,
+                    "ONEWORD_BASE_FILE_URL": server.base_file_url,
+                    "ONEWORD_MODEL": str(model_dir), "ONEWORD_DATA_DIR": str(data_dir),
+                    "ONEWORD_DEVICE": "cpu", "ONEWORD_LEARN_STEPS": "12",
+                    "ONEWORD_INVERSION_STEPS": "5", "ONEWORD_WORKER_LEASE": "3",
+                    "ONEWORD_WORKER_POLL": "0.1", "ONEWORD_PRIVATE_EDIT_INTERVAL": "0.2"}
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, **env: str) -> None:
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "oneword", name], env={**self.env, **env},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def kill(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def stop_all(self) -> dict[str, str]:
+        logs = {}
+        for name, process in self.processes.items():
+            process.send_signal(signal.SIGTERM)
+            try:
+                _, err = process.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                _, err = process.communicate()
+            logs[name] = err.decode(errors="replace")
+        self.processes.clear()
+        return logs
+
+
+@pytest.fixture
+async def stack(tiny_model_dir, tmp_path) -> AsyncIterator[tuple[Service, ControlClient]]:
+    async with BotApiServer(privacy_mode=True) as server, ControlClient(server.url) as tg:
+        service = Service(server, tiny_model_dir, tmp_path / "data")
+        service.start("bot")
+        service.start("worker")
+        try:
+            yield service, tg
+        finally:
+            logs = service.stop_all()
+            for log in logs.values():
+                assert server.token not in log  # the token never reaches a log
+
+
+async def learn(tg: ControlClient, user, name: str = "mochi"):
+    await user.say(f"/learn {name}")
+    await user.wait_reply(contains="photos", timeout=60)
+    await user.send_album([sample(f"creature/creature-{i}.png") for i in range(1, 5)])
+    return await user.wait_reply(contains="I learned", timeout=180)
+
+
+async def test_learn_edit_explain_and_sticker_in_private(stack):
+    service, tg = stack
+    alice = await tg.user("Alice")
+    learned = await learn(tg, alice)
+    assert learned.photo is not None  # a preview of the new word
+
+    photo = await alice.send_photo(sample("scenes/scene-1.png"),
+                                   caption=f"replace circle with mochi | {SCENE}")
+    result = await alice.wait_reply(photo=True, timeout=180)
+    assert result.reply_to_message_id == photo.message_id
+    edited = Image.open(io.BytesIO(await tg.download(result.photo_file_id)))
+    assert min(edited.size) >= 256  # small model outputs are enlarged for the chat
+    labels = [button["text"] for button in result.buttons]
+    assert len(labels) == 3
+
+    await alice.press(result, text=labels[0])  # "Why?": the attention maps
+    maps = await alice.wait_reply(photo=True, after=result.message_id, timeout=60)
+    image = Image.open(io.BytesIO(await tg.download(maps.photo_file_id)))
+    assert image.width > image.height
+
+    await alice.say(f"/sticker {SCENE}", reply_to=result)
+    sticker = await alice.wait_reply(sticker=True, after=maps.message_id, timeout=180)
+    assert sticker.sticker is not None
+
+
+async def test_a_stranger_cannot_use_my_word_and_a_group_can_once_shared(stack):
+    service, tg = stack
+    alice, bob = await tg.user("Alice"), await tg.user("Bob")
+    await learn(tg, alice)
+    await bob.send_photo(sample("scenes/scene-2.png"), caption=f"add mochi | {SMALL_SCENE}")
+    refusal = await bob.wait_reply(timeout=60)
+    assert refusal.photo is None and "mochi" in refusal.text.lower()
+
+    group = (await tg.create_group("Friends", [alice.id, bob.id]))["id"]
+    alice_in, bob_in = alice.in_chat(group), bob.in_chat(group)
+    await alice_in.say("/share mochi")
+    await alice_in.wait_reply(contains="mochi", timeout=60)
+    picture = await bob_in.send_photo(sample("scenes/scene-2.png"))
+    await bob_in.say(f"/add@{BOT_USERNAME} mochi | {SMALL_SCENE}", reply_to=picture)
+    assert (await bob_in.wait_reply(photo=True, timeout=180)).photo is not None
+
+
+async def test_bad_inputs_get_polite_answers_and_the_bot_lives_on(stack):
+    service, tg = stack
+    alice = await tg.user("Alice")
+    await alice.send_document(b"%PDF-1.4 not a picture", "notes.pdf", "application/pdf")
+    assert "isn't a picture" in (await alice.wait_reply(timeout=60)).text
+    await alice.send_photo(sample("scenes/scene-1.png"), caption="paint it blue")
+    assert (await alice.wait_reply(timeout=60)).text
+    await alice.send_photo(sample("scenes/scene-1.png"), caption=f"remove horse | {SCENE}")
+    failure = await alice.wait_reply(contains="horse", timeout=180)
+    assert failure.photo is None
+    await alice.say("/learn ../../etc")
+    assert (await alice.wait_reply(timeout=60)).text
+    await alice.say("/start")
+    assert "learn" in (await alice.wait_reply(timeout=60)).text.lower()
+    assert all(p.poll() is None for p in service.processes.values())
+
+
+async def test_a_worker_killed_mid_job_is_replaced_and_nothing_is_lost(stack):
+    service, tg = stack
+    service.kill("worker")
+    service.start("worker", ONEWORD_LEARN_STEPS="3000")
+    alice = await tg.user("Alice")
+    await alice.say("/learn mochi")
+    await alice.wait_reply(contains="photos", timeout=60)
+    await alice.send_album([sample(f"creature/creature-{i}.png") for i in range(1, 5)])
+    await alice.wait_reply(contains="learning", timeout=120)  # the job is running
+    service.kill("worker")
+    service.start("worker")
+    learned = await alice.wait_reply(contains="I learned", timeout=240)
+    assert learned.photo is not None

@@ -1,0 +1,160 @@
+"""The playground (``oneword playground``): its page server, its transcript, and the scripted
+story played end to end by the real bot and worker on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from botapi import BotApiServer, ControlClient
+from botapi.records import MessageRecord
+from oneword import cli as oneword_cli
+from playground import stack as stack_module
+from playground import transcript
+from playground.samples import load_samples
+from playground.stack import StackError, resolve_model
+from playground.story import describe, is_progress
+from playground.web import create_people, make_app
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ----------------------------------------------------------------------- model and CLI
+
+
+def test_missing_bundled_model_is_one_clear_message(monkeypatch, tmp_path, capsys) -> None:
+    monkeypatch.setattr(stack_module, "BUNDLED_MODEL", tmp_path / "sticker-world")
+    with pytest.raises(StackError, match="bundled model is missing"):
+        resolve_model(None)
+    assert resolve_model("some/model") == "some/model"
+    assert oneword_cli.main(["playground", "--script", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "sticker-world" in err and "--model" in err and "Traceback" not in err
+
+
+def test_samples_are_all_there() -> None:
+    samples = load_samples()
+    assert {name: len(files) for name, files in samples.sets.items()} == {
+        "creature": 5, "object": 5, "style": 5}
+    assert len(samples.scenes) == 5 and all(s.path.is_file() for s in samples.scenes)
+    assert samples.scenes[0].subjects == ["circle", "star"]
+
+
+# ------------------------------------------------------------------------- page server
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[tuple[TestClient, BotApiServer]]:
+    async with BotApiServer() as server, ControlClient(server.url) as client:
+        people = await create_people(client)
+        app = make_app(server.url, people, load_samples(), lambda: {"worker_ready": False})
+        async with TestClient(TestServer(app)) as http:
+            yield http, server
+
+
+async def test_page_setup_static_files_and_samples(page) -> None:
+    http, _ = page
+    index = await http.get("/")
+    assert index.status == 200 and "/static/app.js" in await index.text()
+    for path in ("/static/app.js", "/static/style.css", "/samples/scenes/scene-1.png"):
+        assert (await http.get(path)).status == 200, path
+    setup = await (await http.get("/api/setup")).json()
+    assert [u["first_name"] for u in setup["users"]] == ["Alice", "Bob", "Carol"]
+    private, group = setup["chats"]
+    assert private["type"] == "private" and len(group["members"]) == 3
+    assert [s["name"] for s in setup["samples"]["sets"]] == ["creature", "object", "style"]
+    assert setup["samples"]["scenes"][0]["subjects"] == ["circle", "star"]
+    assert await (await http.get("/api/status")).json() == {"worker_ready": False}
+
+
+async def test_control_api_is_proxied_both_ways(page) -> None:
+    http, server = page
+    setup = await (await http.get("/api/setup")).json()
+    chat = setup["chats"][0]["id"]
+    sent = await http.post(f"/control/chats/{chat}/messages",
+                           json={"user_id": chat, "text": "/start"})
+    assert (await sent.json())["result"]["message"]["text"] == "/start"
+    photo = (REPO / "engine/samples/scenes/scene-1.png").read_bytes()
+    form = {"user_id": str(chat), "file": photo}
+    record = (await (await http.post(f"/control/chats/{chat}/photo", data=form)).json())["result"]
+    file_id = record["message"]["photo"][-1]["file_id"]
+    image = await http.get(f"/control/files/{file_id}")
+    assert image.status == 200 and image.content_type.startswith("image/")
+    history = await (await http.get(f"/control/chats/{chat}/messages")).json()
+    assert len(history["result"]["messages"]) == 2
+    refused = await http.post(f"/control/chats/{chat}/messages",
+                              json={"user_id": chat, "text": "hi", "reply_to": 999})
+    assert refused.status == 400 and "999" in (await refused.json())["error"]
+
+
+# -------------------------------------------------------------------------- transcript
+
+
+def _record(message_id: int, from_bot: bool, **message) -> MessageRecord:
+    return MessageRecord({"chat_id": 7, "message_id": message_id, "from_bot": from_bot,
+                          "deleted": False, "delivered": True, "edit_count": 0,
+                          "texts": [message.get("text")], "reply_keyboard": None,
+                          "message": {"message_id": message_id, "date": 0, **message}})
+
+
+def test_status_lines_are_told_apart_from_answers() -> None:
+    assert is_progress(_record(1, True, text="⚙️ Learning \"mochi\": ▓░░ 10%"))
+    assert is_progress(_record(2, True, text="⏳ Edit \"add mochi\": you're next."))
+    assert not is_progress(_record(3, True, text="Sorry, learning failed: no"))
+    done = _record(4, True, caption="Done: add mochi", photo=[{"file_id": "x"}],
+                   reply_markup={"inline_keyboard": [[{"text": "Why?"}]]})
+    assert not is_progress(done) and describe(done) == "[photo] Done: add mochi [Why?]"
+
+
+def test_transcript_html_is_self_contained_and_escaped(tmp_path) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    jpeg = (REPO / "engine/samples/scenes/scene-1.png").read_bytes()
+    (files / "a.png").write_bytes(jpeg)
+    lines = [
+        transcript.Line("OneWord", 7, 1, "Alice", False, "photo", None, ["files/a.png"],
+                        album="g1"),
+        transcript.Line("OneWord", 7, 2, "Alice", False, "photo", None, ["files/a.png"],
+                        album="g1"),
+        transcript.Line("OneWord", 7, 3, "OneWord", True, "text", "⚙️ 50%",
+                        versions=["⏳ next", "⚙️ 10%"], deleted=True, reply_to=1),
+        transcript.Line("OneWord", 7, 4, "OneWord", True, "text", "a <mochi> & co",
+                        buttons=["Why?"], reply_to=1),
+    ]
+    json_path, html_path = transcript.write(transcript.Transcript("Story", lines), tmp_path)
+    page = html_path.read_text()
+    assert page.count("data:image/png;base64,") == 2 and "files/a.png" not in page
+    assert "a &lt;mochi&gt; &amp; co" in page and "<mochi>" not in page
+    assert "photos album" in page and "removed when the answer came" in page
+    assert json.loads(json_path.read_text())["messages"][2]["deleted"] is True
+
+
+# ---------------------------------------------------------------------- scripted story
+
+
+@pytest.mark.slow
+def test_scripted_story_on_the_tiny_model(tiny_model_dir, tmp_path) -> None:
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "oneword", "playground", "--script", "--model",
+         str(tiny_model_dir), "--learn-steps", "4", "--inversion-steps", "2", "--out",
+         str(out)], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Transcript:" in run.stdout and "learn mochi" in run.stdout
+    story = json.loads((out / "transcript.json").read_text())
+    bot = [m for m in story["messages"] if m["from_bot"]]
+    assert any(m["kind"] == "photo" and m["images"] for m in bot)
+    assert any(m["kind"] == "sticker" and m["images"] for m in bot)
+    assert any(m["deleted"] for m in bot), "status messages are kept, marked"
+    assert {m["chat"] for m in story["messages"]} == {"OneWord", "Sticker Club"}
+    for message in story["messages"]:
+        for image in message["images"]:
+            assert (out / image).stat().st_size > 0
+    assert "data:image/webp;base64," in (out / "transcript.html").read_text()
+    assert (out / "logs" / "worker.log").read_text().count("done") >= 7
