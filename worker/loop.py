@@ -62,19 +62,25 @@ class Lane:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), self.settings.worker_poll)
                 continue
-            await self.run_job(job)
+            await self.run_job(job, stopping)
 
-    async def run_job(self, job: Job) -> None:
-        """Run one claimed job to its end: done, failed (maybe retried) or cancelled."""
+    async def run_job(self, job: Job, stopping: asyncio.Event | None = None) -> None:
+        """Run one claimed job to its end: done, failed (maybe retried) or cancelled; on
+        shutdown (`stopping`) it is interrupted and handed back to the queue."""
         log.info("%s: job %d (%s), attempt %d", self.name, job.id, job.kind, job.attempts)
         progress = Progress()
-        heartbeat = asyncio.create_task(self._heartbeat(job, progress))
+        heartbeat = asyncio.create_task(self._heartbeat(job, progress, stopping))
         try:
             result = await self._dispatch(job, progress)
             await self.storage.jobs.complete(job.id, self.worker_id, protocol.to_json(result))
             log.info("%s: job %d done", self.name, job.id)
         except (JobCancelled, InterruptedError):
-            log.info("%s: job %d cancelled", self.name, job.id)
+            if stopping is not None and stopping.is_set():
+                with contextlib.suppress(LeaseLost):
+                    await self.storage.jobs.release(job.id, self.worker_id)
+                log.info("%s: job %d handed back for the next worker", self.name, job.id)
+            else:
+                log.info("%s: job %d cancelled", self.name, job.id)
         except LeaseLost:
             log.warning("%s: job %d was taken away (lease lost)", self.name, job.id)
         except (UserFacingError, EngineError) as exc:
@@ -91,9 +97,13 @@ class Lane:
         with contextlib.suppress(LeaseLost):
             await self.storage.jobs.fail(job.id, self.worker_id, message, retry=retry)
 
-    async def _heartbeat(self, job: Job, progress: Progress) -> None:
+    async def _heartbeat(self, job: Job, progress: Progress,
+                         stopping: asyncio.Event | None) -> None:
         interval = self.settings.worker_lease / 3
         while not progress.stop.is_set():
+            if stopping is not None and stopping.is_set():
+                progress.stop.set()  # the engine notices and stops at its next step
+                return
             try:
                 await self.storage.jobs.heartbeat(job.id, self.worker_id, progress.fraction,
                                                   progress.text, lease_s=self.settings.worker_lease)
