@@ -62,6 +62,7 @@ STYLE_TEMPLATES = (
     "a painting in {} style",
     "a picture in {} style",
 )
+ODD_ONE_OUT = 0.35  # a photo this far below the set's typical consistency is the odd one
 TEMPLATES = {"object": OBJECT_TEMPLATES, "person": PERSON_TEMPLATES, "style": STYLE_TEMPLATES}
 PREVIEW_TEMPLATES = {"object": "a {}", "person": "a picture of {}",
                      "style": "a picture in {} style"}
@@ -164,35 +165,45 @@ def check_images(images: Sequence[Image.Image], settings: ConceptSettings) -> li
     """Warnings about the photo set; errors for too few, too many or (strict) unrelated photos."""
     _check_count(len(images), settings)
     scores = image_consistency(images)
-    odd = [i + 1 for i, score in enumerate(scores) if score < settings.consistency_threshold]
-    if not odd:
-        return []
-    message = (f"photo{'s' if len(odd) > 1 else ''} {', '.join(map(str, odd))} "
-               f"look{'' if len(odd) > 1 else 's'} unlike the others; a concept is learned best "
-               "from photos of the same thing")
+    typical = float(np.median(scores))
+    if typical < settings.consistency_threshold:
+        message = ("these photos have little in common; a concept is learned best from photos "
+                   "of the same thing")
+    else:
+        odd = [i + 1 for i, score in enumerate(scores) if score < ODD_ONE_OUT * typical]
+        if not odd:
+            return []
+        message = (f"photo{'s' if len(odd) > 1 else ''} {', '.join(map(str, odd))} "
+                   f"look{'' if len(odd) > 1 else 's'} unlike the others; a concept is learned "
+                   "best from photos of the same thing")
     if settings.strict:
         raise InconsistentImagesError(message)
     return [message]
 
 
 def image_consistency(images: Sequence[Image.Image]) -> list[float]:
-    """Per image, its mean colour-histogram overlap (0..1) with the other images.
+    """Per image, the mean overlap (0..1) of its foreground colours with the other images'.
 
-    A cheap, model-free check that catches grossly mismatched sets (a screenshot among photos
-    of a mug); it cannot tell two different objects of the same colours apart.
+    Colours covering more than a fifth of a photo (its background, mostly) are left out, since
+    a thing is best learned from photos in varied settings. A cheap, model-free check: it
+    catches a photo of something else among the set, not two objects of the same colours.
     """
-    hists = torch.stack([_colour_histogram(image) for image in images])
-    overlap = torch.minimum(hists[:, None], hists[None]).sum(-1)  # [N, N], 1 on the diagonal
+    hists = torch.stack([_foreground_histogram(image) for image in images])
+    overlap = torch.minimum(hists[:, None], hists[None]).sum(-1)  # [N, N]
     others = (overlap.sum(1) - overlap.diagonal()) / max(len(images) - 1, 1)
     return others.tolist()
 
 
-def _colour_histogram(image: Image.Image, bins: int = 4) -> torch.Tensor:
+def _foreground_histogram(image: Image.Image, bins: int = 6,
+                          dominant: float = 0.2) -> torch.Tensor:
     thumb = torch.from_numpy(np.array(fit_square(image, 32).convert("RGB"))).reshape(-1, 3)
-    thumb = thumb.long()
-    q = thumb * bins // 256
+    q = thumb.long() * bins // 256
     index = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
-    return torch.bincount(index, minlength=bins**3).float() / len(index)
+    hist = torch.bincount(index, minlength=bins**3).float() / len(index)
+    foreground = torch.where(hist > dominant, torch.zeros_like(hist), hist)
+    if foreground.sum() < 0.02:  # a plain picture: its few colours are all there is
+        return hist
+    return foreground / foreground.sum()
 
 
 def _check_count(count: int, settings: ConceptSettings) -> None:
