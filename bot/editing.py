@@ -86,27 +86,11 @@ async def request_edit(update: Update, context: ContextTypes.DEFAULT_TYPE,
             old = None
         if old is not None and old.id not in concept_ids:
             concept_ids.append(old.id)
-    refusal = await queueing.check_active(services, user.id)
-    if refusal:
-        await message.reply_text(refusal)
-        return
-    try:
-        stored = await photos.fetch(context.bot, services.store, ref, user_id=user.id,
-                                    chat_id=chat.id)
-    except photos.PhotoRefused as exc:
-        await message.reply_text(str(exc))
-        return
-    refusal = await queueing.take_daily(services, user.id, protocol.EDIT)
-    if refusal:
-        await message.reply_text(refusal)
-        return
-    payload = protocol.EditPayload(photo=stored.path, photo_key=ref.file_unique_id,
-                                   command=command.text, caption=command.caption,
-                                   concept_ids=concept_ids, seed=0)
-    job = await queueing.submit(services, context.bot, kind=protocol.EDIT, chat_id=chat.id,
-                                user_id=user.id, payload=protocol.to_json(payload),
-                                reply_to=message.message_id)
-    await services.store.media.link_job([stored.media_id], job.id)  # kept while it runs
+    await queueing.submit_photo_job(
+        services, context.bot, message, ref, kind=protocol.EDIT, user_id=user.id,
+        chat_id=chat.id, payload_for=lambda stored: protocol.EditPayload(
+            photo=stored.path, photo_key=ref.file_unique_id, command=command.text,
+            caption=command.caption, concept_ids=concept_ids, seed=0))
 
 
 async def unknown_concept(services: Services, name: str, user_id: int, chat_id: int) -> str:

@@ -12,15 +12,17 @@ linked to the job, so the delivery loop never answers a job before its status me
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
-from telegram import Bot, ReplyParameters
+from telegram import Bot, Message, ReplyParameters
 from telegram.error import TelegramError
 
 from storage import Job
 from worker import protocol
 
-from . import texts
+from . import photos, texts
+from .photos import ImageRef, StoredPhoto
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -91,3 +93,28 @@ async def submit(services: Services, bot: Bot, *, kind: str, chat_id: int, user_
         return await store.jobs.get(job.id)
     finally:
         services.announcing.discard(job.id)
+
+
+async def submit_photo_job(services: Services, bot: Bot, message: Message, ref: ImageRef, *,
+                           kind: str, user_id: int, chat_id: int,
+                           payload_for: Callable[[StoredPhoto], Any]) -> Job | None:
+    """The steps every photo job takes: check the user's active jobs, store the photo, count
+    today's use, queue the job (its payload built from the stored photo) and keep the photo
+    while the job runs. Refusals are answered here; then None is returned."""
+    refusal = await check_active(services, user_id)
+    if refusal is None:
+        try:
+            stored = await photos.fetch(bot, services.store, ref, user_id=user_id,
+                                        chat_id=chat_id)
+        except photos.PhotoRefused as exc:
+            refusal = str(exc)
+        else:
+            refusal = await take_daily(services, user_id, kind)
+    if refusal is not None:
+        await message.reply_text(refusal)
+        return None
+    job = await submit(services, bot, kind=kind, chat_id=chat_id, user_id=user_id,
+                       payload=protocol.to_json(payload_for(stored)),
+                       reply_to=message.message_id)
+    await services.store.media.link_job([stored.media_id], job.id)
+    return job

@@ -57,26 +57,10 @@ async def sticker_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     words = (message.text or message.caption or "").split()[1:]
     caption = " ".join(words)[:300] or None
-    refusal = await queueing.check_active(services, user.id)
-    if refusal:
-        await message.reply_text(refusal)
-        return
-    try:
-        stored = await photos.fetch(context.bot, services.store, ref, user_id=user.id,
-                                    chat_id=chat.id)
-    except photos.PhotoRefused as exc:
-        await message.reply_text(str(exc))
-        return
-    refusal = await queueing.take_daily(services, user.id, protocol.STICKER)
-    if refusal:
-        await message.reply_text(refusal)
-        return
-    payload = protocol.StickerPayload(photo=stored.path, photo_key=ref.file_unique_id,
-                                      caption=caption)
-    job = await queueing.submit(services, context.bot, kind=protocol.STICKER, chat_id=chat.id,
-                                user_id=user.id, payload=protocol.to_json(payload),
-                                reply_to=message.message_id)
-    await services.store.media.link_job([stored.media_id], job.id)  # kept while it runs
+    await queueing.submit_photo_job(
+        services, context.bot, message, ref, kind=protocol.STICKER, user_id=user.id,
+        chat_id=chat.id, payload_for=lambda stored: protocol.StickerPayload(
+            photo=stored.path, photo_key=ref.file_unique_id, caption=caption))
 
 
 async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
