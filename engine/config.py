@@ -54,7 +54,7 @@ class ConceptSettings:
     seed: int = 0
     min_images: int = 3
     max_images: int = 20
-    consistency_threshold: float = 0.05  # colour-histogram overlap below which photos look unrelated
+    consistency_threshold: float = 0.05  # typical colour overlap under which photos look unrelated
     strict: bool = False  # raise InconsistentImagesError instead of warning
 
     @classmethod
