@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -148,6 +149,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200, help="held-out scenes per figure")
     parser.add_argument("--only", default=",".join(FIGURES))
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--card", action="store_true",
+                        help="write the figures into the model folder's README.md")
     args = parser.parse_args()
     model = load_model(args.model)
     wanted = args.only.split(",")
@@ -173,6 +176,41 @@ def main() -> None:
         print(name, json.dumps(figures[name]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    if args.card:
+        command = "python -m engine.world.evaluate " + " ".join(
+            f"--{k} {v}" for k, v in (("count", args.count), ("only", args.only)))
+        write_card_figures(Path(model.source) / "README.md", figures, command)
+
+
+CARD_START, CARD_END = "<!-- figures:start -->", "<!-- figures:end -->"
+CARD_TARGETS = {
+    ("vae", "psnr_db"): ">= 30 dB", ("text_to_image", "objects_right"): ">= 0.80",
+    ("text_to_image", "background_right"): ">= 0.90",
+    ("checker", "mean_field_agreement"): ">= 0.98", ("checker", "caption_exact"): ">= 0.90",
+    ("null_text", "psnr_db"): ">= 28 dB", ("attention", "share_inside"): ">= 0.60",
+}
+
+
+def write_card_figures(card: Path, figures: dict, command: str) -> None:
+    """Replace the figures section of a model card with freshly measured ones."""
+    import platform
+
+    rows = ["| figure | measured | target | time (s) |", "| --- | --- | --- | --- |"]
+    for (name, metric), target in CARD_TARGETS.items():
+        if name in figures and metric in figures[name]:
+            rows.append(f"| {name}: {metric} | {figures[name][metric]:.3f} | {target} | "
+                        f"{figures[name]['wall_seconds']} |")
+    for concept, result in figures.get("concepts", {}).get("concepts", {}).items():
+        rows.append(f"| concepts: {concept} shown | {result['shown']:.3f} | >= 0.80 | "
+                    f"{result['seconds']:.0f} (learning) |")
+    machine = f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+    section = "\n".join([CARD_START, f"Measured {time.strftime('%Y-%m-%d')} on {machine} with "
+                          f"`{command}`:", "", *rows, CARD_END])
+    text = card.read_text() if card.exists() else f"{CARD_START}\n{CARD_END}\n"
+    if CARD_START not in text:
+        text += f"\n{CARD_START}\n{CARD_END}\n"
+    head, rest = text.split(CARD_START, 1)
+    card.write_text(head + section + rest.split(CARD_END, 1)[1])
 
 
 if __name__ == "__main__":
