@@ -1,0 +1,248 @@
+"""Writing the results: JSON with every number, and markdown tables a reader understands.
+
+A full run writes `latest.json` and `latest.md` and a dated copy of both under `history/`; a
+quick run writes `quick.json` and `quick.md` only, so a smoke test never replaces the numbers
+the README links to.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from bench.quality import EDIT_KINDS, SUCCESS_MEANING
+from bench.speed import STAGE_TITLES, STAGES
+from engine.inversion import MODES
+
+
+def finite(value: Any) -> Any:
+    """The value with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def write_report(report: dict, out_dir: Path, name: str) -> list[Path]:
+    """Write the report's JSON and markdown; returns the files written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(finite(report), indent=2, allow_nan=False) + "\n"
+    text = markdown(report)
+    stem = "latest" if name == "full" else name
+    paths = [out_dir / f"{stem}.json", out_dir / f"{stem}.md"]
+    if name == "full":
+        stamp = report["meta"]["date"][:16].replace(":", "").replace("T", "-")
+        (out_dir / "history").mkdir(exist_ok=True)
+        paths += [out_dir / "history" / f"{stamp}.json", out_dir / "history" / f"{stamp}.md"]
+    for path in paths:
+        path.write_text(data if path.suffix == ".json" else text)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+
+
+def seconds(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    if value >= 100:
+        return f"{value:.0f} s"
+    if value >= 1:
+        return f"{value:.1f} s"
+    return f"{value * 1000:.0f} ms"
+
+
+def number(value: float | None, digits: int = 1, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.{digits}f}{unit}"
+
+
+def percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
+
+
+def megabytes(side: dict | None) -> str:
+    if not side or side.get("peak_rss_mb") is None:
+        return "—"
+    text = f"{side['peak_rss_mb']:.0f} MB (+{side.get('rss_growth_mb') or 0:.0f})"
+    if side.get("peak_gpu_mb") is not None:
+        text += f", GPU {side['peak_gpu_mb']:.0f} MB"
+    return text
+
+
+def quality_text(quality: dict | None) -> str:
+    """A stage's quality figures in words."""
+    if not quality:
+        return "—"
+    parts = []
+    if "reconstruction_psnr_db" in quality:
+        parts.append(f"reconstruction {number(quality['reconstruction_psnr_db'])} dB")
+    if "edit_psnr_db" in quality:
+        parts.append(f"PSNR vs truth {number(quality['edit_psnr_db'])} dB")
+    if "mask_iou" in quality:
+        parts.append(f"mask IoU {number(quality['mask_iou'], 2)}")
+    if "final_loss" in quality:
+        if quality.get("shown") is not None:
+            parts.append(f"recognised {percent(quality['shown'])} "
+                         f"(bar {percent(quality.get('bar', 0.8))})")
+        parts.append(f"loss {number(quality['final_loss'], 4)}")
+        if quality.get("steps") is not None:
+            parts.append(f"{quality['steps']} steps"
+                         + (f" ({quality['stopped']})" if quality.get("stopped") else ""))
+    return ", ".join(parts)
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def meta_lines(report: dict) -> list[str]:
+    meta, machine, versions = report["meta"], report["meta"]["machine"], report["meta"]["versions"]
+    commit = (versions.get("commit") or "unknown")[:10]
+    if versions.get("dirty"):
+        commit += " + uncommitted changes"
+    cores = f"{machine['logical_cores']} logical cores"
+    if machine.get("physical_cores"):
+        cores += f" ({machine['physical_cores']} physical)"
+    lines = [
+        f"{meta['plan']['name'].capitalize()} run of {meta['date'][:16].replace('T', ' ')} "
+        f"({meta['date'][16:]}), {meta['wall_seconds'] / 60:.1f} min; parts: "
+        f"{', '.join(meta['parts'])}.",
+        "",
+        f"- **Machine:** {machine['cpu']}, {cores}, {machine['ram_gb']} GB RAM, "
+        f"GPU: {machine['gpu'] or 'none'}; torch threads: {machine['torch_threads']}.",
+        f"- **Versions:** Python {versions['python']}, torch {versions['torch']}, diffusers "
+        f"{versions['diffusers']}, transformers {versions['transformers']}; commit {commit}.",
+    ]
+    model = report.get("model")
+    if model:
+        trained = model.get("training") or {}
+        state = (f"UNet step {trained['unet_steps']}" if "unet_steps" in trained
+                 else "training state unknown")
+        checker = model["checker"] if model["checker_loaded"] else (
+            f"none, so recognition is not measured ({model['checker']})")
+        lines.append(f"- **Model:** `{model['source']}` (hash {model['hash']}, "
+                     f"{model['image_size']} px, {state}); checker: {checker}.")
+    return lines
+
+
+def speed_section(speed: dict, plan: dict) -> list[str]:
+    lines = ["## Speed", "",
+             f"Device: {speed['device']}. Photo: the first sample photo, \"{speed['photo']}\". "
+             f"Times are the median of {plan['repeats']} timed runs ({plan['slow_repeats']} for "
+             "null-text inversion) after an untimed warm-up run; memory is the process's peak "
+             "resident set during the timed runs (growth over the stage's start in brackets). "
+             "Ratio = reference time / our time: how many times faster ours is.", ""]
+    rows, notes = [], []
+    for name in STAGES:
+        row = speed["stages"][name]
+        ours, ref = row["ours"], row["reference"]
+        ref_time = "—"
+        if ref is not None:
+            ref_time = seconds(ref["seconds"]) + (" *" if ref["extrapolated"] else "")
+        for side, who in ((ours, "ours"), (ref, "reference")):
+            if side is not None and side.get("note"):
+                star = "\\* " if side["extrapolated"] else ""
+                notes.append(f"- {star}{STAGE_TITLES[name]}, {who}: {side['note']}.")
+        rows.append([STAGE_TITLES[name], f"{seconds(ours['seconds'])} ({ours['label']})",
+                     f"{ref_time} ({ref['label']})" if ref else "—",
+                     f"{row['ratio']:.1f}×" if row["ratio"] else "—",
+                     quality_text(ours["quality"]),
+                     quality_text(ref["quality"]) if ref else "—", megabytes(ours)])
+    lines += table(["stage", "ours", "reference", "ratio (ref / ours)", "quality ours",
+                    "quality reference", "peak memory ours"], rows)
+    if notes:
+        lines += ["", "Notes (\\* = extrapolated):", "", *notes]
+    return lines
+
+
+def quality_section(quality: dict) -> list[str]:
+    lines = ["## Edit quality", "",
+             f"{quality['edits']} held-out edits ({quality['scenes']} rendered scenes x "
+             f"{len(quality['kinds'])} kinds), each after every inversion mode, "
+             f"{quality['steps']} DDIM steps. Ground truth: the edited scene description "
+             "rendered with the same seed. Background = outside the union of the old and new "
+             "object's true masks, dilated (a restyle changes every pixel: there the whole "
+             "picture is compared with the restyled truth). SSIM is Wang et al.'s (11-tap "
+             "Gaussian, sigma 1.5).", ""]
+    rows = []
+    for kind in (*EDIT_KINDS, "all"):
+        for mode in MODES:
+            cell = quality["by_kind"][kind][mode]
+            n = str(cell["n"]) + (f" (+{cell['skipped']} skipped)" if cell["skipped"] else "")
+            rows.append([f"**{kind}**" if kind == "all" else kind, mode, n,
+                         number(cell["background_psnr_db"], 1, " dB"),
+                         number(cell["background_ssim"], 3),
+                         number(cell["edit_psnr_db"], 1, " dB"), percent(cell["success"]),
+                         seconds(cell["seconds_per_edit"])])
+    lines += table(["edit", "inversion", "n", "background PSNR", "background SSIM",
+                    "edit PSNR vs truth", "checker: intended change", "time per edit"], rows)
+    lines += ["", "What the checker must read:", ""]
+    lines += [f"- {kind}: {SUCCESS_MEANING[kind]}." for kind in EDIT_KINDS]
+    lines += ["", "### Reconstruction by inversion mode", ""]
+    lines += table(["inversion", "reconstruction PSNR", "time per inversion", "scenes"],
+                   [[mode, number(r["psnr_db"], 1, " dB"), seconds(r["seconds_per_inversion"]),
+                     str(r["n"])] for mode, r in quality["reconstruction"].items()])
+    concepts = quality.get("concepts")
+    if concepts:
+        lines += ["", "### The reserved concepts used", ""]
+        lines += table(["concept", "recognised", "steps", "final loss", "learning time"],
+                       [[which, percent(c["shown"]), str(c["steps"]),
+                         number(c["final_loss"], 4),
+                         seconds(c["seconds"]) + (" (cached)" if c["cached"] else "")]
+                        for which, c in concepts.items()])
+    return lines
+
+
+def gpu_section(gpu: dict) -> list[str]:
+    lines = ["## GPU (SD 1.5 architecture, random weights)", ""]
+    if "skipped" in gpu:
+        return lines + [gpu["skipped"].capitalize() + "."]
+    params = gpu["parameters"]
+    lines += [f"{gpu['device']}, {gpu['dtype']}, {gpu['image_size']} px; UNet "
+              f"{params['unet'] / 1e6:.0f}M, VAE {params['vae'] / 1e6:.0f}M, text encoder "
+              f"{params['text_encoder'] / 1e6:.0f}M parameters.", ""]
+    lines += table(["stage", "time", "peak GPU memory", "settings"],
+                   [[name.replace("_", " "), seconds(s["seconds"]),
+                     number(s.get("peak_gpu_mb"), 0, " MB"), s["label"]]
+                    for name, s in gpu["stages"].items()])
+    return lines
+
+
+def plan_text(plan: dict) -> str:
+    """The counts and step numbers of the run, in words."""
+    steps = (f"{plan['speed_steps']} DDIM steps" if plan["speed_steps"]
+             else "the engine's default DDIM steps")
+    ours_ti = (f"at most {plan['ti_steps']} steps" if plan["ti_steps"]
+               else "our default steps and early stop")
+    return (f"Counts chosen ({plan['name']} plan): speed stages at {steps}, "
+            f"{plan['repeats']} timed runs each ({plan['slow_repeats']} for null-text "
+            f"inversion); textual inversion with {ours_ti}, the reference's first "
+            f"{plan['ti_reference_steps']} steps timed; concept recognition from "
+            f"{plan['concept_samples']} generations of {plan['sample_steps']} steps; quality "
+            f"on {plan['scenes']} scenes x 5 edits x 3 inversion modes at "
+            f"{plan['quality_steps']} DDIM steps.")
+
+
+def markdown(report: dict) -> str:
+    """The report as markdown: what ran where, then one section per part."""
+    lines = ["# OneWord benchmark", ""] + meta_lines(report)
+    plan = report["meta"]["plan"]
+    lines += ["", plan_text(plan), ""]
+    if "speed" in report:
+        lines += speed_section(report["speed"], plan) + [""]
+    if "quality" in report:
+        lines += quality_section(report["quality"]) + [""]
+    if "gpu" in report:
+        lines += gpu_section(report["gpu"]) + [""]
+    lines += ["Regenerate with `make bench` (or `python -m bench --quick` for a smoke run); "
+              "every number is in the JSON beside this file.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,224 @@
+"""The benchmark (bench/): its quick mode end to end on the tiny model, its metrics, its edit set
+and its GPU model, built at a tiny scale on the CPU. Nothing here asserts a speed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from bench.gpu import SD15_PARAMETERS, build_sd15, run_gpu, run_gpu_stages, sd15_configs
+from bench.measure import Log
+from bench.options import Plan, add_options
+from bench.quality import (
+    EDIT_KINDS,
+    edit_set,
+    edited_region,
+    psnr,
+    scene_edits,
+    ssim,
+    ssim_map,
+)
+from bench.runner import run
+from bench.speed import STAGES
+from engine.config import InversionSettings
+from engine.inversion import MODES
+from engine.world.render import render
+
+
+def bench_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_options(parser)
+    return parser.parse_args(list(argv))
+
+
+def untrained_checker():
+    """A checker with random weights: its readings are arbitrary but exercise every path."""
+    from engine.world.checker import SCENE_FIELDS, SLOT_FIELDS, Checker, CheckerNet, NetConfig
+
+    torch.manual_seed(0)
+    net = CheckerNet(NetConfig(), {k: len(v) for k, v in SCENE_FIELDS.items()},
+                     {k: len(v) for k, v in SLOT_FIELDS.items()})
+    return Checker(net, SCENE_FIELDS, SLOT_FIELDS)
+
+
+IDENTICAL_PSNR = 10 * math.log10(255**2 / 1e-10)  # PSNR's cap for identical pixels
+
+
+def is_finite_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end
+
+
+def test_quick_benchmark_writes_every_stage_and_every_kind_by_mode(tiny_model_dir, tmp_path):
+    args = bench_args("--quick", "--model", str(tiny_model_dir), "--out", str(tmp_path))
+    assert run(args, Log(quiet=True), checker=untrained_checker()) == 0
+
+    report = json.loads((tmp_path / "quick.json").read_text())
+    meta = report["meta"]
+    assert meta["plan"]["name"] == "quick" and meta["date"]
+    assert meta["machine"]["cpu"] and meta["machine"]["logical_cores"] >= 1
+    assert is_finite_number(meta["machine"]["ram_gb"])
+    for key in ("python", "torch", "diffusers", "transformers", "commit"):
+        assert key in meta["versions"]
+
+    stages = report["speed"]["stages"]
+    assert list(stages) == list(STAGES)
+    for name, row in stages.items():
+        ours = row["ours"]
+        assert is_finite_number(ours["seconds"]) and ours["seconds"] > 0, name
+        assert is_finite_number(ours["peak_rss_mb"]), name
+        assert ours["quality"] and all(is_finite_number(v) for k, v in ours["quality"].items()
+                                       if k not in ("stopped", "reached_bar")), name
+    for name in ("learn_concept", "ddim_inversion", "null_text_inversion", "fast_inversion"):
+        assert is_finite_number(stages[name]["reference"]["seconds"])
+        assert is_finite_number(stages[name]["ratio"])
+    assert stages["learn_concept"]["reference"]["extrapolated"]
+    assert stages["learn_concept"]["reference"]["seconds"] > stages["learn_concept"][
+        "reference"]["runs"][0]
+
+    quality = report["quality"]
+    for kind in EDIT_KINDS:
+        for mode in MODES:
+            cell = quality["by_kind"][kind][mode]
+            assert cell["n"] >= 1, (kind, mode)
+            for key in ("background_psnr_db", "background_ssim", "edit_psnr_db", "success",
+                        "seconds_per_edit"):
+                assert is_finite_number(cell[key]), (kind, mode, key)
+            assert 0 <= cell["success"] <= 1
+    for mode in MODES:
+        assert is_finite_number(quality["reconstruction"][mode]["psnr_db"])
+    assert set(quality["concepts"]) == {"creature", "object", "style"}
+
+    text = (tmp_path / "quick.md").read_text()
+    assert "| stage | ours | reference | ratio (ref / ours) | quality ours |" in text
+    assert "| edit | inversion | n | background PSNR | background SSIM" in text
+    assert not (tmp_path / "latest.json").exists()  # a smoke run never replaces the results
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 3
+
+
+def test_a_missing_bundled_model_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("engine.model.BUNDLED_MODEL", tmp_path / "sticker-world")
+    assert run(bench_args("--quick", "--out", str(tmp_path)), Log(quiet=True)) == 2
+    assert "python -m engine.world.train" in capsys.readouterr().err
+    assert not (tmp_path / "quick.json").exists()
+
+
+def test_a_checker_that_cannot_be_read_is_reported_not_fatal(tmp_path):
+    from bench.runner import BenchError, load_checker
+
+    captioner = tmp_path / "model" / "captioner"
+    captioner.mkdir(parents=True)
+    (captioner / "config.json").write_text("{}")
+    (captioner / "model.safetensors").write_bytes(b"not weights")
+    checker, why = load_checker(None, str(tmp_path / "model"))
+    assert checker is None and "could not be loaded" in why
+    assert load_checker(None, str(tmp_path)) == (None, "none beside the model")
+    with pytest.raises(BenchError, match="could not be loaded"):
+        load_checker(str(captioner), str(tmp_path / "model"))
+
+
+def test_oneword_bench_parses_the_benchmark_options():
+    from oneword.cli import build_parser, run_bench
+
+    args = build_parser().parse_args(["bench", "--quick", "--scenes", "3"])
+    assert args.run is run_bench and args.quick and args.scenes == 3
+    assert Plan.quick().with_overrides(args).scenes == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+
+
+def test_ssim_of_identical_images_is_one_and_drops_with_noise():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)
+    assert ssim(image, image) == pytest.approx(1.0)
+    noisy = np.clip(image + rng.normal(0, 20, image.shape), 0, 255).astype(np.uint8)
+    noisier = np.clip(image + rng.normal(0, 60, image.shape), 0, 255).astype(np.uint8)
+    assert 0 < ssim(image, noisier) < ssim(image, noisy) < 1
+    assert ssim(image, noisy) == pytest.approx(ssim(noisy, image))
+
+
+def test_ssim_of_flat_images_is_the_luminance_term():
+    # No structure: variances and covariance vanish, leaving (2ab + C1) / (a^2 + b^2 + C1).
+    a, b = np.full((16, 16, 3), 100, np.uint8), np.full((16, 16, 3), 150, np.uint8)
+    c1 = (0.01 * 255) ** 2
+    expected = (2 * 100 * 150 + c1) / (100**2 + 150**2 + c1)
+    assert np.allclose(ssim_map(a, b), expected)
+
+
+def test_masked_metrics_only_see_the_masked_pixels():
+    a = np.zeros((16, 16, 3), np.uint8)
+    b = a.copy()
+    b[:, 8:] = 200  # the right half differs
+    left = np.zeros((16, 16), bool)
+    left[:, :3] = True  # far enough from the edge for SSIM's window to see only equal pixels
+    assert psnr(a, b, left) == pytest.approx(IDENTICAL_PSNR)
+    assert ssim(a, b, left) == pytest.approx(1.0)
+    assert psnr(a, b) < 10 and ssim(a, b) < 0.9
+
+
+# ---------------------------------------------------------------------------------------------
+# The edit set
+
+
+def test_the_edit_set_is_fixed_and_has_every_kind():
+    edits = edit_set()
+    assert edits == edit_set() and len(edits) >= 100
+    assert Counter(e.kind for e in edits) == {kind: len(edits) // 5 for kind in EDIT_KINDS}
+    assert [e.index for e in edits] == list(range(len(edits)))
+    for edit in edits:
+        assert edit.target != edit.source
+        assert (edit.target.background, edit.target.seed) == (edit.source.background,
+                                                              edit.source.seed)
+        kinds = [o.kind for o in edit.source.objects]
+        assert len(kinds) == len(set(kinds))  # a command's word names one object
+
+
+def test_ground_truth_changes_only_the_edited_region():
+    for edit in scene_edits(1)[:4]:  # every kind but restyle, which changes everything
+        source, target = render(edit.source), render(edit.target)
+        region = edited_region(source, target, edit.changed)
+        assert region.any() and not region.all()
+        assert psnr(source.image, target.image, ~region) == pytest.approx(IDENTICAL_PSNR), edit.kind
+
+
+# ---------------------------------------------------------------------------------------------
+# GPU mode
+
+
+def test_sd15_configs_have_the_published_sizes():
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    configs = sd15_configs()
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        models = {"unet": UNet2DConditionModel(**configs["unet"]),
+                  "vae": AutoencoderKL(**configs["vae"]),
+                  "text_encoder": CLIPTextModel(CLIPTextConfig(**configs["text_encoder"]))}
+    counts = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
+    assert counts == SD15_PARAMETERS
+
+
+def test_the_gpu_stages_run_on_a_tiny_sd15_on_the_cpu():
+    model = build_sd15(scale=1 / 40, image_size=64, device="cpu", dtype=torch.float32)
+    assert model.image_size == 64 and model.max_tokens == 77
+    stages = run_gpu_stages(model, InversionSettings(steps=2, inner_steps=1), ti_steps=2,
+                            repeats=1, log=lambda message: None)
+    assert set(stages) == {"null_text_inversion", "edit", "textual_inversion_step"}
+    assert all(is_finite_number(s["seconds"]) and s["seconds"] > 0 for s in stages.values())
+
+
+def test_gpu_mode_is_skipped_with_a_message_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = run_gpu(Plan.quick(), log=lambda message: None)
+    assert "no CUDA GPU" in result["skipped"]
