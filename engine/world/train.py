@@ -290,9 +290,10 @@ class Trainer:
             scheduler=architecture.build_scheduler(), safety_checker=None, feature_extractor=None,
             requires_safety_checker=False)
         pipe.save_pretrained(folder, safe_serialization=True)
+        recipe = {k: v for k, v in asdict(self.cfg).items() if not k.endswith("_dir")}
         (folder / "training.json").write_text(json.dumps(
-            {"vae_steps": self.vae_step, "unet_steps": self.unet_step,
-             "config": asdict(self.cfg)}, indent=2))
+            {"vae_steps": self.vae_step, "unet_steps": self.unet_step, "config": recipe},
+            indent=2))
         log(self.run_dir, f"exported to {folder}")
 
     # -- driver --------------------------------------------------------------------------------
