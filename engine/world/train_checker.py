@@ -53,7 +53,7 @@ from engine.world.scene import Scene, reserved_creature, reserved_object
 
 @dataclass
 class TrainConfig:
-    run_dir: str = "/root/oneword-runs/checker"
+    run_dir: str = "runs/checker"
     out: str = str(DEFAULT_FOLDER)
     seed: int = 0
     pool: int = 40000  # pre-rendered training scenes
@@ -272,7 +272,8 @@ class Trainer:
                   "scene_fields": SCENE_FIELDS, "slot_fields": SLOT_FIELDS,
                   "training": {"steps": self.step, "of_steps": self.cfg.steps,
                                "minutes": round(self.seconds / 60, 1),
-                               "config": asdict(self.cfg)}}
+                               "config": {k: v for k, v in asdict(self.cfg).items()
+                                          if k not in ("run_dir", "out")}}}
         (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         if self.cfg.eval_scenes:
             report = evaluate(Checker.load(folder), self.cfg.eval_scenes)
