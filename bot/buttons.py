@@ -7,14 +7,17 @@ carries only an action and a job id (``"why:1234"``); the handler reads the rest
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Awaitable, Callable
 
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import ContextTypes
 
 from storage import Job, JobNotFound, JobState
 
 from . import texts
-from .services import Services
+from .services import Services, get_services
 
 WHY = "why"  # send the attention maps of an edit
 STICKER = "stk"  # make a sticker of an edit result
@@ -73,3 +76,24 @@ async def job_for(query: CallbackQuery, services: Services, kind: str) -> Job | 
         await query.answer(texts.STALE_BUTTON, show_alert=True)
         return None
     return job
+
+
+JobButtonHandler = Callable[[CallbackQuery, ContextTypes.DEFAULT_TYPE, Services, Job],
+                            Awaitable[None]]
+
+
+def job_button(kind: str) -> Callable[[JobButtonHandler], Callable]:
+    """Decorate a result button's handler: it runs with the query, the context, the services and
+    the finished job the button belongs to; stale presses are answered politely instead."""
+    def decorate(handler: JobButtonHandler) -> Callable:
+        @functools.wraps(handler)
+        async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            query = update.callback_query
+            if query is None:
+                return
+            services = get_services(context)
+            job = await job_for(query, services, kind)
+            if job is not None:
+                await handler(query, context, services, job)
+        return run
+    return decorate

@@ -21,10 +21,10 @@ import asyncio
 import logging
 import secrets
 
-from telegram import Message, ReplyParameters, Update
+from telegram import CallbackQuery, Message, ReplyParameters, Update
 from telegram.ext import ContextTypes
 
-from storage import InvalidConceptName, StorageError
+from storage import InvalidConceptName, Job, StorageError
 from worker import protocol
 
 from . import buttons, photos, queueing, texts
@@ -99,14 +99,10 @@ async def unknown_concept(services: Services, name: str, user_id: int, chat_id: 
     return texts.unknown_concept(name, [c.name for c in visible])
 
 
-async def why_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@buttons.job_button(protocol.EDIT)
+async def why_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
+                     services: Services, job: Job) -> None:
     """"Why?": send the attention maps of an edit as a reply to its result."""
-    query = update.callback_query
-    assert query is not None
-    services = get_services(context)
-    job = await buttons.job_for(query, services, protocol.EDIT)
-    if job is None:
-        return
     assert query.message is not None
     try:
         result = protocol.from_json(protocol.EditResult, job.result)
@@ -122,14 +118,10 @@ async def why_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
                                          allow_sending_without_reply=True))
 
 
-async def again_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@buttons.job_button(protocol.EDIT)
+async def again_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
+                       services: Services, job: Job) -> None:
     """"Another take": queue the same edit with a new seed, for whoever pressed it."""
-    query = update.callback_query
-    assert query is not None
-    services = get_services(context)
-    job = await buttons.job_for(query, services, protocol.EDIT)
-    if job is None:
-        return
     assert query.message is not None
     chat_id, presser = query.message.chat.id, query.from_user.id
     payload = protocol.from_json(protocol.EditPayload, job.payload)

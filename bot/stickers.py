@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from telegram import InputSticker, ReplyParameters, Update, User
+from telegram import CallbackQuery, InputSticker, ReplyParameters, Update, User
 from telegram.constants import StickerFormat
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from storage import StorageError
+from storage import Job, StorageError
 from worker import protocol
 
 from . import buttons, photos, queueing, texts
-from .services import get_services
+from .services import Services, get_services
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,10 @@ async def sticker_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             photo=stored.path, photo_key=ref.file_unique_id, caption=caption))
 
 
-async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@buttons.job_button(protocol.EDIT)
+async def sticker_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
+                         services: Services, job: Job) -> None:
     """"Sticker" under an edit result: a sticker job on the result picture."""
-    query = update.callback_query
-    assert query is not None
-    services = get_services(context)
-    job = await buttons.job_for(query, services, protocol.EDIT)
-    if job is None:
-        return
     assert query.message is not None
     chat_id, presser = query.message.chat.id, query.from_user.id
     image = str((job.result or {}).get("image", ""))
@@ -93,14 +89,10 @@ async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
                           reply_to=message.message_id)
 
 
-async def add_to_set_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@buttons.job_button(protocol.STICKER)
+async def add_to_set_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
+                            services: Services, job: Job) -> None:
     """"Add to my set": put the sticker into the presser's own set (made on first use)."""
-    query = update.callback_query
-    assert query is not None
-    services = get_services(context)
-    job = await buttons.job_for(query, services, protocol.STICKER)
-    if job is None:
-        return
     assert query.message is not None
     user, bot = query.from_user, context.bot
     try:
