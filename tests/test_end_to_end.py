@@ -16,6 +16,7 @@ from PIL import Image
 
 from botapi import BotApiServer
 from botapi.client import ControlClient
+from engine.model import BUNDLED_MODEL
 
 SAMPLES = Path(__file__).resolve().parent.parent / "engine" / "samples"
 BOT_USERNAME = "oneword_test_bot"
@@ -65,9 +66,12 @@ class Service:
 
 
 @pytest.fixture
-async def stack(tiny_model_dir, tmp_path) -> AsyncIterator[tuple[Service, ControlClient]]:
+async def stack(request, tiny_model_dir, tmp_path
+                ) -> AsyncIterator[tuple[Service, ControlClient]]:
+    """The service on the tiny model, or on the bundled one when parametrized with "bundled"."""
+    model_dir = BUNDLED_MODEL if getattr(request, "param", "tiny") == "bundled" else tiny_model_dir
     async with BotApiServer(privacy_mode=True) as server, ControlClient(server.url) as tg:
-        service = Service(server, tiny_model_dir, tmp_path / "data")
+        service = Service(server, model_dir, tmp_path / "data")
         service.start("bot")
         service.start("worker")
         try:
@@ -85,6 +89,7 @@ async def learn(tg: ControlClient, user, name: str = "mochi"):
     return await user.wait_reply(contains="I learned", timeout=180)
 
 
+@pytest.mark.parametrize("stack", ["tiny", "bundled"], indirect=True)
 async def test_learn_edit_explain_and_sticker_in_private(stack):
     service, tg = stack
     alice = await tg.user("Alice")

@@ -41,7 +41,7 @@ class TrainConfig:
     run_dir: str = "runs/sticker-world"
     export_dir: str = str(BUNDLED_MODEL_DIR)
     seed: int = 0
-    vae_steps: int = 9000
+    vae_steps: int = 5000
     vae_batch: int = 32
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-6
