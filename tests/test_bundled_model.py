@@ -1,0 +1,45 @@
+"""The bundled sticker-world model ships in the package and loads offline like any SD folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.model import BUNDLED_MODEL, load_model
+from engine.sampling import generate
+from engine.world.captioner import captioner_for
+from engine.world.scene import vocabulary
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load_model(device="cpu")  # the default: no argument needed
+
+
+def test_it_is_a_complete_diffusers_folder_within_the_size_budget():
+    index = json.loads((BUNDLED_MODEL / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionPipeline"
+    for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler"):
+        assert (BUNDLED_MODEL / part).is_dir(), part
+    weights = sum(f.stat().st_size for f in BUNDLED_MODEL.rglob("*") if f.is_file())
+    assert weights <= 40 * 2**20
+    assert not list(BUNDLED_MODEL.rglob("*.bin")) and list(BUNDLED_MODEL.rglob("*.safetensors"))
+
+
+def test_it_loads_through_the_ordinary_loader(bundled):
+    assert bundled.source == str(BUNDLED_MODEL)
+    assert (bundled.image_size, bundled.text_width, bundled.max_tokens) == (64, 128, 40)
+    for word in vocabulary():
+        assert len(bundled.tokens(word)) == 3, word  # every grammar word is one token
+
+
+def test_it_generates_and_its_captioner_reads_the_result(bundled):
+    images = bundled.decode(generate(bundled, ["a big red circle on the left with grass "
+                                               "background"], steps=10))
+    pixels = np.asarray(images[0], np.float32)
+    assert images[0].size == (64, 64) and pixels.std() > 5  # a picture, not a flat field
+    captioner = captioner_for(bundled)
+    assert captioner is not None
+    assert captioner(images[0]).endswith("background")
