@@ -69,12 +69,17 @@ def describe_model(model, checker, checker_path: str) -> dict:
     if training_file.is_file():
         recorded = json.loads(training_file.read_text())
         training = {k: recorded[k] for k in ("vae_steps", "unet_steps") if k in recorded}
-    source = Path(model.source)
-    if source.is_relative_to(REPO_ROOT):
-        source = source.relative_to(REPO_ROOT)
-    return {"source": str(source), "hash": model_hash(model.source),
+    return {"source": _shown(model.source), "hash": model_hash(model.source),
             "image_size": model.image_size, "dtype": str(model.dtype), "training": training,
-            "checker": checker_path, "checker_loaded": checker is not None}
+            "checker": _shown(checker_path), "checker_loaded": checker is not None}
+
+
+def _shown(path: str) -> str:
+    """A path as the report shows it: relative to the repository when inside it."""
+    candidate = Path(path)
+    if candidate.is_absolute() and candidate.is_relative_to(REPO_ROOT):
+        return str(candidate.relative_to(REPO_ROOT))
+    return path
 
 
 def quality_concepts(model, checker, plan: Plan, cache, log,

@@ -122,11 +122,14 @@ def cross_attention_resolutions(unet: torch.nn.Module) -> list[int]:
 def map_resolution(unet: torch.nn.Module) -> int:
     """Resolution of the cross-attention maps used for masks and pictures.
 
-    SD's 64x64 latents give 16x16, the reference choice; other models get the attention
-    resolution nearest to a quarter of their latent side.
+    The reference takes SD's 16x16 maps: a quarter of its 64x64 latent. Smaller models keep
+    16x16 when they have it (coarser maps cannot outline an object); larger ones a quarter of
+    their latent side. Without such a layer, the nearest coarser one, else the finest.
     """
-    target = int(unet.config.sample_size) // 4
-    return min(cross_attention_resolutions(unet), key=lambda side: (abs(side - target), -side))
+    target = max(int(unet.config.sample_size) // 4, 16)
+    sides = cross_attention_resolutions(unet)
+    fitting = [side for side in sides if side <= target]
+    return max(fitting) if fitting else min(sides)
 
 
 class AttentionStore:
