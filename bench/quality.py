@@ -31,9 +31,9 @@ from engine.concepts import Concept
 from engine.config import EditSettings, InversionSettings
 from engine.errors import PromptError
 from engine.inversion import MODES, reconstruct
+from engine.metrics import psnr
 from engine.model import DiffusionModel
 from engine.operations import Command, Editor
-from engine.world.evaluate import psnr as full_psnr
 from engine.world.render import Rendering, render
 from engine.world.scene import (
     BACKGROUNDS,
@@ -186,15 +186,6 @@ def edited_region(source: Rendering, target: Rendering, positions: Sequence[str]
             ImageFilter.MaxFilter(2 * dilate + 1))
         region = np.asarray(grown) > 127
     return region
-
-
-def psnr(a: Image.Image, b: Image.Image, mask: np.ndarray | None = None) -> float:
-    """PSNR in dB of 8-bit RGB images, over the pixels where `mask` is True (default: all)."""
-    if mask is None:
-        return full_psnr(a, b)
-    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    mse = float(np.mean((x[mask] - y[mask]) ** 2)) if mask.any() else 0.0
-    return float(10 * np.log10(255**2 / max(mse, 1e-10)))
 
 
 def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:

@@ -30,9 +30,10 @@ from bench.concepts import (
 )
 from bench.measure import PeakMemory, time_runs
 from bench.options import Plan
-from bench.quality import psnr, with_object
+from bench.quality import with_object
 from engine.config import ConceptSettings, EditSettings, InversionSettings
 from engine.inversion import Inversion, invert, reconstruct
+from engine.metrics import psnr
 from engine.model import DiffusionModel
 from engine.operations import Command, Editor
 from engine.stickers import STICKER_SIDE, make_sticker

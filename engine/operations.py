@@ -97,7 +97,7 @@ def plan_edit(model: DiffusionModel, caption: str, command: Command,
 def _token_text(model: DiffusionModel, value: str, concepts: dict[str, Concept]) -> str:
     if value in concepts:
         return expand_prompt(model, concepts[value].token)
-    if not re.fullmatch(r"[a-z]+", value) or len(model.tokens(value)) != 3:
+    if not re.fullmatch(r"[a-z]+", value) or len(model.tokens(value)) != 3:  # start, word, end
         raise PromptError(f"I don't know '{value}': teach it to me first with /learn {value}")
     return value
 

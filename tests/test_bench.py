@@ -19,7 +19,6 @@ from bench.quality import (
     EDIT_KINDS,
     edit_set,
     edited_region,
-    psnr,
     scene_edits,
     ssim,
     ssim_map,
@@ -28,6 +27,7 @@ from bench.runner import run
 from bench.speed import STAGES
 from engine.config import InversionSettings
 from engine.inversion import MODES
+from engine.metrics import psnr
 from engine.world.render import render
 
 

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
 import pytest
 
 from engine.config import InversionSettings
 from engine.errors import InversionError
 from engine.inversion import Inversion, invert, reconstruct
+from engine.metrics import psnr
 from engine.world.render import render
 from engine.world.scene import random_scene
 
 CAPTION = "a big red circle on the left with grass background"
 SETTINGS = InversionSettings(steps=20)
-
-
-def psnr(a, b) -> float:
-    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    return float(10 * np.log10(255**2 / max(np.mean((a - b) ** 2), 1e-10)))
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from PIL import Image
 from engine.attention_control import map_resolution
 from engine.config import ConceptSettings, InversionSettings
 from engine.inversion import invert, reconstruct
+from engine.metrics import psnr
 from engine.model import DiffusionModel, load_model
 from engine.sampling import generate
 from engine.stickers import cross_attention_maps
@@ -45,11 +46,6 @@ def held_out_scenes(count: int, max_objects: int = 3) -> list[Scene]:
     """Scenes no training run draws: their seeds come from a stream of their own."""
     rng = random.Random("held-out-evaluation")
     return [random_scene(rng, max_objects=max_objects) for _ in range(count)]
-
-
-def psnr(a: Image.Image, b: Image.Image) -> float:
-    x, y = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    return float(10 * np.log10(255**2 / max(float(np.mean((x - y) ** 2)), 1e-10)))
 
 
 def vae_psnr(model: DiffusionModel, scenes: list[Scene]) -> dict:
