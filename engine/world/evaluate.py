@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from engine.attention_control import map_resolution
@@ -35,9 +34,10 @@ from engine.metrics import psnr
 from engine.model import DiffusionModel, load_model
 from engine.sampling import generate
 from engine.stickers import cross_attention_maps
+from engine.world.grounding import mask_at, share_inside
 from engine.world.render import render
 from engine.world.samples import SAMPLES_DIR
-from engine.world.scene import Scene, caption, random_scene
+from engine.world.scene import Scene, caption, grounded_caption, random_scene
 
 FIGURES = ("vae", "text_to_image", "checker", "null_text", "concepts", "attention")
 
@@ -120,21 +120,23 @@ def reserved_concepts(model: DiffusionModel, checker, samples: int = 20) -> dict
 
 
 def attention_in_mask(model: DiffusionModel, scenes: list[Scene]) -> dict:
+    """Per object, the share of its kind word's attention (the word LocalBlend follows when
+    it is replaced) inside the object's mask, with the maps of `cross_attention_maps`."""
     from engine.prompt_alignment import token_spans
 
     side = map_resolution(model.unet)
     shares = []
     for scene in scenes:
         rendering = render(scene, model.image_size)
-        text = caption(scene)
+        text, grounding = grounded_caption(scene)
         maps = cross_attention_maps(model, rendering.image, text)
+        heat = maps.reshape(-1, maps.shape[-1]).T  # (tokens, cells)
         spans = token_spans(model.tokenizer, text)
         for obj in scene.objects:
-            mask = Image.fromarray(rendering.masks[obj.position]).resize((side, side), Image.BOX)
-            inside = torch.from_numpy(np.asarray(mask, np.float32) > 0.25)
-            for position in spans.positions(obj.kind)[:1]:
-                heat = maps[..., position]
-                shares.append(float(heat[inside].sum() / heat.sum().clamp_min(1e-8)))
+            inside = mask_at(rendering.masks[obj.position], side).flatten()
+            kind_word = grounding[obj.position][-1]
+            for position in spans.spans[kind_word]:
+                shares.append(float(share_inside(heat[position], inside)))
     return {"share_inside": float(np.mean(shares)), "target": 0.6, "resolution": side,
             "n_words": len(shares)}
 

@@ -204,19 +204,32 @@ def caption(scene: Scene, rng: random.Random | None = None,
     that short prompts such as "a <concept> on the left with sky background" are in-distribution.
     `words` maps a position to a word that replaces that object's colour and kind.
     """
+    return grounded_caption(scene, rng, words)[0]
+
+
+def grounded_caption(scene: Scene, rng: random.Random | None = None,
+                     words: dict[str, str] | None = None) -> tuple[str, dict[str, list[int]]]:
+    """`caption` plus, per object position, the indices (in `text.split()`) of the words that
+    name that object: its size, colour and kind (or its replacing word). Training grounds these
+    words' cross-attention in the object's mask; the model card measures the same words."""
     objects = list(scene.objects)
     if rng is not None and rng.random() < 0.3:
         rng.shuffle(objects)
-    phrases = []
+    phrases, grounding, offset = [], {}, 0
     for obj in objects:
         with_size = rng is None or rng.random() > 0.3
         with_colour = rng is None or rng.random() > 0.15
-        phrases.append(object_phrase(obj, with_size=with_size, with_colour=with_colour,
-                                     word=(words or {}).get(obj.position)))
+        phrase = object_phrase(obj, with_size=with_size, with_colour=with_colour,
+                               word=(words or {}).get(obj.position))
+        count = len(phrase.split())
+        naming = count - len(POSITION_PHRASES[obj.position].split())
+        grounding[obj.position] = list(range(offset + 1, offset + naming))  # after "a"
+        phrases.append(phrase)
+        offset += count + 1  # the phrase and the "and" after it
     text = " and ".join(phrases) + f" with {scene.background} background"
     if scene.style in NAMED_STYLES:
         text += f" in {scene.style} style"
-    return text
+    return text, grounding
 
 
 def vocabulary() -> list[str]:

@@ -7,9 +7,10 @@ Stages, each resumed from `<run>/state.pt`:
 1. VAE on random 32x32 crops of rendered scenes (convolutional, so it runs on 64x64 after).
 2. Latents of two pools of scenes are encoded once (one-object and up to three objects).
 3. Text encoder + UNet on those latents: a one-object curriculum first, then mixed scenes,
-   caption dropout for classifier-free guidance, min-SNR loss weights, EMA of weights; the
-   text encoder is frozen for the last stretch so textual inversion meets a fixed encoder,
-   as it does on SD.
+   caption dropout for classifier-free guidance, min-SNR loss weights, EMA of weights, and a
+   small grounding loss that moves each object word's cross-attention into the object's mask
+   (`engine.world.grounding`); the text encoder is frozen for the last stretch so textual
+   inversion meets a fixed encoder, as it does on SD.
 The EMA weights are exported as a diffusers StableDiffusionPipeline folder.
 """
 
@@ -19,6 +20,7 @@ import argparse
 import json
 import math
 import random
+import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,9 +31,11 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, StableDiffusionPipeline
 from diffusers.training_utils import EMAModel
 
+from engine.attention_control import controlled_attention, cross_attention_resolutions
 from engine.world import architecture
+from engine.world.grounding import AttentionRecorder, grounding_loss, word_masks
 from engine.world.render import render
-from engine.world.scene import caption, random_scene
+from engine.world.scene import Scene, grounded_caption, random_scene
 
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "sticker-world"
 
@@ -56,6 +60,8 @@ class TrainConfig:
     ema_decay: float = 0.999
     min_snr_gamma: float = 5.0
     caption_dropout: float = 0.1
+    grounding_weight: float = 0.01  # 0 trains on captions alone
+    grounding_min_side: int = 8  # ground words at cross-attention layers this fine or finer
     checkpoint_minutes: float = 5.0
     export_every: int = 5000
 
@@ -168,7 +174,7 @@ class Trainer:
             images.append(image.crop((x, y, x + 32, y + 32)))
         return to_tensor(images).to(self.device)
 
-    def train_vae_step(self) -> float:
+    def train_vae_step(self) -> dict[str, float]:
         cfg = self.cfg
         lr = cfg.vae_lr * 0.5 * (1 + math.cos(math.pi * self.vae_step / cfg.vae_steps))
         for group in self.vae_opt.param_groups:
@@ -183,7 +189,7 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(self.vae.parameters(), 1.0)
         self.vae_opt.step()
         self.vae_step += 1
-        return loss.item()
+        return {"loss": loss.item()}
 
     # -- stage 2: latent pools -----------------------------------------------------------------
     def pool_scenes(self, name: str) -> list:
@@ -220,13 +226,27 @@ class Trainer:
             log(self.run_dir, f"latent scaling factor {self.scaling_factor:.4f}")
 
     # -- stage 3: text encoder + UNet ----------------------------------------------------------
-    def unet_batch(self) -> tuple[torch.Tensor, list[str]]:
+    def unet_batch(self) -> tuple[torch.Tensor, list[str], list[Scene], list[dict]]:
+        """Latents, captions (some dropped), their scenes, and which words name which object."""
         use_single = (self.unet_step < self.cfg.single_object_steps or self.rng.random() < 0.25)
         scenes, latents = self.pools["single" if use_single else "multi"]
         idx = [self.rng.randrange(len(scenes)) for _ in range(self.cfg.batch)]
-        texts = ["" if self.rng.random() < self.cfg.caption_dropout
-                 else caption(scenes[i], self.rng) for i in idx]
-        return latents[idx].float().to(self.device) * self.scaling_factor, texts
+        texts, groundings = [], []
+        for i in idx:
+            if self.rng.random() < self.cfg.caption_dropout:
+                text, grounding = "", {}
+            else:
+                text, grounding = grounded_caption(scenes[i], self.rng)
+            texts.append(text)
+            groundings.append(grounding)
+        batch_latents = latents[idx].float().to(self.device) * self.scaling_factor
+        return batch_latents, texts, [scenes[i] for i in idx], groundings
+
+    def grounding_targets(self, scenes: list[Scene], groundings: list[dict],
+                          sides: tuple[int, ...]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        tokens = self.tokenizer.model_max_length
+        return {side: tuple(t.to(self.device) for t in word_masks(scenes, groundings, side, tokens))
+                for side in sides}
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         ids = self.tokenizer(texts, padding="max_length", truncation=True,
@@ -237,14 +257,14 @@ class Trainer:
     def text_encoder_frozen(self) -> bool:
         return self.unet_step >= self.cfg.freeze_text_encoder_at
 
-    def train_unet_step(self) -> float:
+    def train_unet_step(self) -> dict[str, float]:
         cfg = self.cfg
         lr = cfg.lr * min(1.0, (self.unet_step + 1) / cfg.warmup)
         if self.unet_step > 0.8 * cfg.unet_steps:  # linear decay over the last 20%
             lr *= max(0.05, (cfg.unet_steps - self.unet_step) / (0.2 * cfg.unet_steps))
         for group in self.opt.param_groups:
             group["lr"] = lr
-        latents, texts = self.unet_batch()
+        latents, texts, scenes, groundings = self.unet_batch()
         if self.text_encoder_frozen():
             with torch.no_grad():
                 context = self.encode_text(texts)
@@ -254,11 +274,20 @@ class Trainer:
         t = torch.randint(0, self.noise.config.num_train_timesteps, (latents.shape[0],),
                           device=self.device)
         noisy = self.noise.add_noise(latents, noise, t)
-        pred = self.unet(noisy, t, context).sample
+        sides = tuple(side for side in cross_attention_resolutions(self.unet)
+                      if side >= cfg.grounding_min_side) if cfg.grounding_weight > 0 else ()
+        recorder = AttentionRecorder(sides)
+        with controlled_attention(self.unet, recorder):
+            pred = self.unet(noisy, t, context).sample
         alphas = self.noise.alphas_cumprod.to(self.device)[t]
         snr = alphas / (1 - alphas)
         weight = torch.clamp(snr, max=cfg.min_snr_gamma) / snr
         loss = (weight * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
+        losses = {"loss": loss.item()}
+        if sides:
+            grounding = grounding_loss(recorder, self.grounding_targets(scenes, groundings, sides))
+            loss = loss + cfg.grounding_weight * grounding
+            losses["grounding"] = grounding.item()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.unet.parameters(), 1.0)
@@ -271,7 +300,7 @@ class Trainer:
             self.ema_text.copy_to(self.text_encoder.parameters())
             self.text_encoder.requires_grad_(False)
             log(self.run_dir, "text encoder frozen (EMA weights)")
-        return loss.item()
+        return losses
 
     # -- export --------------------------------------------------------------------------------
     def export(self, folder: Path) -> None:
@@ -298,10 +327,14 @@ class Trainer:
 
     # -- driver --------------------------------------------------------------------------------
     def run(self, minutes: float) -> None:
+        """Train until `minutes` pass, the recipe ends or SIGTERM/SIGINT arrives; then save."""
         deadline = time.time() + minutes * 60
         last_save = time.time()
-        losses: list[float] = []
-        while time.time() < deadline:
+        losses: list[dict[str, float]] = []
+        stop_requested = []
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, lambda *_: stop_requested.append(True))
+        while time.time() < deadline and not stop_requested:
             if self.vae_step < self.cfg.vae_steps:
                 losses.append(self.train_vae_step())
                 stage, step = "vae", self.vae_step
@@ -314,7 +347,11 @@ class Trainer:
             else:
                 break
             if step % 100 == 0:
-                log(self.run_dir, f"{stage} step {step} loss {np.mean(losses):.4f}")
+                keys = dict.fromkeys(key for item in losses for key in item)
+                means = " ".join(
+                    f"{key} {np.mean([item[key] for item in losses if key in item]):.4f}"
+                    for key in keys)
+                log(self.run_dir, f"{stage} step {step} {means}")
                 losses.clear()
             if time.time() - last_save > self.cfg.checkpoint_minutes * 60:
                 self.save()
