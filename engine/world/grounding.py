@@ -66,7 +66,7 @@ class AttentionRecorder:
         return layer.is_cross and layer.resolution in self.resolutions
 
     def __call__(self, probs: torch.Tensor, layer: AttentionLayer) -> torch.Tensor:
-        self.maps[layer.resolution].append(probs.mean(dim=1))  # (batch, queries, keys)
+        self.maps[layer.resolution].append(probs.float().mean(dim=1))  # (batch, queries, keys)
         return probs
 
 

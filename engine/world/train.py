@@ -62,6 +62,7 @@ class TrainConfig:
     caption_dropout: float = 0.1
     grounding_weight: float = 0.01  # 0 trains on captions alone
     grounding_min_side: int = 8  # ground words at cross-attention layers this fine or finer
+    bf16: bool = True  # bfloat16 autocast of the forward passes, fp32 weights: ~1.3x on CPU
     checkpoint_minutes: float = 5.0
     export_every: int = 5000
 
@@ -265,11 +266,6 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = lr
         latents, texts, scenes, groundings = self.unet_batch()
-        if self.text_encoder_frozen():
-            with torch.no_grad():
-                context = self.encode_text(texts)
-        else:
-            context = self.encode_text(texts)
         noise = torch.randn_like(latents)
         t = torch.randint(0, self.noise.config.num_train_timesteps, (latents.shape[0],),
                           device=self.device)
@@ -277,8 +273,11 @@ class Trainer:
         sides = tuple(side for side in cross_attention_resolutions(self.unet)
                       if side >= cfg.grounding_min_side) if cfg.grounding_weight > 0 else ()
         recorder = AttentionRecorder(sides)
-        with controlled_attention(self.unet, recorder):
-            pred = self.unet(noisy, t, context).sample
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            with torch.set_grad_enabled(not self.text_encoder_frozen()):
+                context = self.encode_text(texts)
+            with controlled_attention(self.unet, recorder):
+                pred = self.unet(noisy, t, context).sample.float()
         alphas = self.noise.alphas_cumprod.to(self.device)[t]
         snr = alphas / (1 - alphas)
         weight = torch.clamp(snr, max=cfg.min_snr_gamma) / snr
