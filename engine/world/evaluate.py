@@ -201,9 +201,14 @@ def write_card_figures(card: Path, figures: dict, command: str) -> None:
     for concept, result in figures.get("concepts", {}).get("concepts", {}).items():
         rows.append(f"| concepts: {concept} shown | {result['shown']:.3f} | >= 0.80 | "
                     f"{result['seconds']:.0f} (learning) |")
+    notes = []
+    if "fields" in figures.get("checker", {}):
+        per_field = ", ".join(f"{name} {value:.3f}"
+                              for name, value in figures["checker"]["fields"].items())
+        notes = ["", f"Checker agreement per field: {per_field}."]
     machine = f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
     section = "\n".join([CARD_START, f"Measured {time.strftime('%Y-%m-%d')} on {machine} with "
-                          f"`{command}`:", "", *rows, CARD_END])
+                          f"`{command}`:", "", *rows, *notes, CARD_END])
     text = card.read_text() if card.exists() else f"{CARD_START}\n{CARD_END}\n"
     if CARD_START not in text:
         text += f"\n{CARD_START}\n{CARD_END}\n"

@@ -1,0 +1,26 @@
+"""The model card's figures section is rewritten in place by the measuring command."""
+
+from __future__ import annotations
+
+from engine.world.evaluate import CARD_END, CARD_START, write_card_figures
+
+
+def test_card_figures_replace_only_their_section(tmp_path):
+    card = tmp_path / "README.md"
+    card.write_text(f"# model\n\nbefore\n\n{CARD_START}\nold figures\n{CARD_END}\n\nafter\n")
+    figures = {
+        "vae": {"psnr_db": 31.25, "wall_seconds": 2.0},
+        "checker": {"mean_field_agreement": 0.97, "caption_exact": 0.9,
+                    "fields": {"background": 1.0, "mouth": 0.75}, "wall_seconds": 0.5},
+        "concepts": {"concepts": {"creature": {"shown": 0.85, "seconds": 12.0}},
+                     "wall_seconds": 30.0},
+    }
+    write_card_figures(card, figures, "python -m engine.world.evaluate --count 7")
+    text = card.read_text()
+    assert text.startswith("# model\n\nbefore\n\n") and text.endswith("\n\nafter\n")
+    assert "old figures" not in text and text.count(CARD_START) == 1
+    assert "| vae: psnr_db | 31.250 | >= 30 dB | 2.0 |" in text
+    assert "| checker: mean_field_agreement | 0.970 | >= 0.98 | 0.5 |" in text
+    assert "| concepts: creature shown | 0.850 | >= 0.80 | 12 (learning) |" in text
+    assert "Checker agreement per field: background 1.000, mouth 0.750." in text
+    assert "`python -m engine.world.evaluate --count 7`" in text
