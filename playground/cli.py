@@ -146,6 +146,7 @@ async def play_script(stack: Stack, out: Path, started: float) -> int:
         written = await transcript.collect(client, result.chats, out, "OneWord: the story",
                                            notes)
     json_path, html_path = transcript.write(written, out)
+    transcript.picture(written, out)
     print(f"The story took {elapsed} s. Step times (s): "
           + ", ".join(f"{k} {v}" for k, v in result.timings.items()))
     print(f"Transcript: {html_path.resolve()}\n            {json_path.resolve()}")

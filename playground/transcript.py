@@ -106,6 +106,36 @@ def write(transcript: Transcript, out_dir: Path) -> tuple[Path, Path]:
     return json_path, html_path
 
 
+def picture(transcript: Transcript, out_dir: Path, side: int = 192, gap: int = 16) -> Path | None:
+    """``picture.png``: the story at a glance, for a README. Top row: the first photo a concept
+    was learned from, the photo of the first "replace" edit and the bot's result; below, the
+    "Why?" attention maps of that edit. None when the transcript has no such edit."""
+    from PIL import Image
+
+    learned = next((line for line in transcript.lines if line.album and line.images), None)
+    request = next((line for line in transcript.lines if line.images and not line.from_bot
+                    and (line.text or "").startswith("replace")), None)
+    if learned is None or request is None:
+        return None
+    replies = {line.reply_to: line for line in transcript.lines
+               if line.from_bot and line.images and line.chat_id == request.chat_id}
+    result = replies.get(request.message_id)
+    maps = replies.get(result.message_id) if result is not None else None
+    if result is None or maps is None:
+        return None
+    top = [Image.open(out_dir / line.images[0]).convert("RGB").resize((side, side))
+           for line in (learned, request, result)]
+    why = Image.open(out_dir / maps.images[0]).convert("RGB")
+    width = max(why.width, 3 * side + 2 * gap)
+    canvas = Image.new("RGB", (width, side + gap // 2 + why.height), "white")
+    for i, image in enumerate(top):
+        canvas.paste(image, (i * (side + gap), 0))
+    canvas.paste(why, (0, side + gap // 2))
+    path = out_dir / "picture.png"
+    canvas.save(path, optimize=True)
+    return path
+
+
 # ------------------------------------------------------------------------------------ HTML
 
 _CSS = """

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from PIL import Image
 
 from botapi import BotApiServer, ControlClient
 from botapi.records import MessageRecord
@@ -157,4 +158,6 @@ def test_scripted_story_on_the_tiny_model(tiny_model_dir, tmp_path) -> None:
         for image in message["images"]:
             assert (out / image).stat().st_size > 0
     assert "data:image/webp;base64," in (out / "transcript.html").read_text()
+    with Image.open(out / "picture.png") as picture:  # the README's picture of the story
+        assert picture.width >= 3 * 192 and picture.height > 192
     assert (out / "logs" / "worker.log").read_text().count("done") >= 7
