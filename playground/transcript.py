@@ -106,7 +106,8 @@ def write(transcript: Transcript, out_dir: Path) -> tuple[Path, Path]:
     return json_path, html_path
 
 
-def picture(transcript: Transcript, out_dir: Path, side: int = 192, gap: int = 16) -> Path | None:
+def picture(transcript: Transcript, out_dir: Path, side: int = 192, gap: int = 16,
+            max_width: int = 1280) -> Path | None:
     """``picture.png``: the story at a glance, for a README. Top row: the first photo a concept
     was learned from, the photo of the first "replace" edit and the bot's result; below, the
     "Why?" attention maps of that edit. None when the transcript has no such edit."""
@@ -126,6 +127,8 @@ def picture(transcript: Transcript, out_dir: Path, side: int = 192, gap: int = 1
     top = [Image.open(out_dir / line.images[0]).convert("RGB").resize((side, side))
            for line in (learned, request, result)]
     why = Image.open(out_dir / maps.images[0]).convert("RGB")
+    if why.width > max_width:
+        why = why.resize((max_width, round(why.height * max_width / why.width)), Image.LANCZOS)
     width = max(why.width, 3 * side + 2 * gap)
     canvas = Image.new("RGB", (width, side + gap // 2 + why.height), "white")
     for i, image in enumerate(top):
