@@ -104,6 +104,9 @@ class Trainer:
         self.scaling_factor = 1.0
         self.rng = random.Random(cfg.seed)
         self.pools: dict[str, tuple[list, torch.Tensor]] = {}
+        self.grounding_sides = tuple(  # cross-attention resolutions the grounding loss reads
+            side for side in cross_attention_resolutions(self.unet)
+            if side >= cfg.grounding_min_side) if cfg.grounding_weight > 0 else ()
         self.load()
 
     # -- persistence ---------------------------------------------------------------------------
@@ -270,8 +273,7 @@ class Trainer:
         t = torch.randint(0, self.noise.config.num_train_timesteps, (latents.shape[0],),
                           device=self.device)
         noisy = self.noise.add_noise(latents, noise, t)
-        sides = tuple(side for side in cross_attention_resolutions(self.unet)
-                      if side >= cfg.grounding_min_side) if cfg.grounding_weight > 0 else ()
+        sides = self.grounding_sides
         recorder = AttentionRecorder(sides)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             with torch.set_grad_enabled(not self.text_encoder_frozen()):
