@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from .entities import auto_entities
+from .images import ImageProblem
 from .keyboards import find_button
 from .media import document_content, sticker_json, store_document, store_sticker
 from .messages import StoredMessage
@@ -97,9 +98,29 @@ class UserActions:
         self, chat_id: int, user_id: int, data: bytes, caption: str | None = None,
         reply_to: int | None = None, media_group_id: str | None = None,
     ) -> StoredMessage:
-        """A compressed photo: stored as a ladder of JPEG sizes (thumbnail … full)."""
+        """A compressed photo: stored as a ladder of JPEG sizes (thumbnail … full).
+
+        Like a Telegram app, this accepts any size (big photos are scaled down) but not bytes
+        it cannot decode: truncated or corrupt images and images above
+        ``images.DECODE_MAX_PIXELS`` raise ``ValueError`` (send those as a document).
+        """
         self._member(chat_id, user_id)
-        photo = self.world.files.add_photo(data)
+        return self._post_photo(chat_id, user_id, self._store_photo(data), caption, reply_to,
+                                media_group_id)
+
+    def _store_photo(self, data: bytes) -> list[dict[str, Any]]:
+        try:
+            return self.world.files.add_photo(data)
+        except ImageProblem as exc:
+            raise ValueError(
+                f"can't send this as a photo ({exc.detail}); a Telegram app sends it as a file:"
+                " use the document route"
+            ) from exc
+
+    def _post_photo(
+        self, chat_id: int, user_id: int, photo: list[dict[str, Any]], caption: str | None,
+        reply_to: int | None, media_group_id: str | None,
+    ) -> StoredMessage:
         extra = {"media_group_id": media_group_id} if media_group_id else None
         return self._post(chat_id, user_id, {"photo": photo, **self._caption(caption)},
                           reply_to, extra)
@@ -139,11 +160,13 @@ class UserActions:
         """2–10 photos sharing a ``media_group_id``, one update each (caption on the first)."""
         if not 2 <= len(photos) <= 10:
             raise ValueError("an album has 2 to 10 photos")
+        self._member(chat_id, user_id)
+        stored = [self._store_photo(data) for data in photos]  # all or nothing is posted
         group_id = self.world.ids.media_group_id()
         return [
-            self.send_photo(chat_id, user_id, data, caption if i == 0 else None, reply_to,
-                            media_group_id=group_id)
-            for i, data in enumerate(photos)
+            self._post_photo(chat_id, user_id, photo, caption if i == 0 else None, reply_to,
+                             group_id)
+            for i, photo in enumerate(stored)
         ]
 
     def edit_text(self, chat_id: int, message_id: int, user_id: int, text: str) -> StoredMessage:

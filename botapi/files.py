@@ -112,7 +112,7 @@ class FileStore:
     def add_photo(self, data: bytes) -> list[dict[str, Any]]:
         """Store a photo as its ladder of sizes and return the ``photo`` array (small first).
 
-        Raises ``ValueError`` when the bytes are not an image.
+        Raises ``images.ImageProblem`` (a ``ValueError``) when the bytes are not a whole image.
         """
         renditions = images.photo_renditions(data)
         stored = [
@@ -136,10 +136,12 @@ class FileStore:
     ) -> dict[str, Any] | None:
         """Store a JPEG preview of image bytes; returns its PhotoSize or ``None``."""
         preview = images.thumbnail(data, side)
-        if preview is None:
-            return None
+        return None if preview is None else self.add_rendition("thumbnail", preview)
+
+    def add_rendition(self, kind: str, rendition: images.Rendition) -> dict[str, Any]:
+        """Store an encoded JPEG size; returns its PhotoSize."""
         stored = self.add(
-            "thumbnail", preview.data, width=preview.width, height=preview.height,
+            kind, rendition.data, width=rendition.width, height=rendition.height,
             mime_type="image/jpeg",
         )
         return stored.photo_size_json()

@@ -18,16 +18,20 @@ STICKER_THUMBNAIL_SIDE = 128
 
 
 def photo_content(files: FileStore, data: bytes) -> list[dict[str, Any]]:
-    """Store a photo sent by the bot, enforcing Telegram's photo limits; returns ``photo``."""
+    """Store a photo sent by the bot, enforcing Telegram's photo limits; returns ``photo``.
+
+    Refusals are Telegram's: ``file is too big`` above 10 MB, ``IMAGE_PROCESS_FAILED`` for
+    bytes that are not a whole image (text, truncated or corrupt files),
+    ``PHOTO_INVALID_DIMENSIONS`` when width + height > 10000, the sides differ 20-fold or the
+    header announces a decompression bomb. The same bytes are accepted by ``sendDocument``.
+    """
     if len(data) > MAX_PHOTO_UPLOAD:
         raise bad_request(FILE_TOO_BIG)
-    info = images.probe(data)
-    if info is None:
-        raise bad_request("IMAGE_PROCESS_FAILED")
-    long_side, short_side = max(info.width, info.height), min(info.width, info.height)
-    if info.width + info.height > 10_000 or long_side > 20 * short_side:
-        raise bad_request("PHOTO_INVALID_DIMENSIONS")
-    return files.add_photo(data)
+    try:
+        images.check_photo_dimensions(images.identify(data))
+        return files.add_photo(data)
+    except images.ImageProblem as exc:  # truncated, corrupt, not an image, bomb, odd sizes
+        raise bad_request(exc.reason) from exc
 
 
 def document_json(stored: StoredFile) -> dict[str, Any]:
@@ -108,11 +112,14 @@ def store_sticker(
         raise bad_request("STICKER_PNG_NOPNG" if strict else "wrong file type")
     if strict and (max(info.width, info.height) != 512 or min(info.width, info.height) > 512):
         raise bad_request("STICKER_PNG_DIMENSIONS")
+    preview = images.thumbnail(data, STICKER_THUMBNAIL_SIDE)
+    if preview is None:  # a header without whole pixel data: truncated or corrupt
+        raise bad_request("STICKER_PNG_NOPNG" if strict else "wrong file type")
     stored = files.add(
         "sticker", data, mime_type=info.mime_type, width=info.width, height=info.height,
         file_name=f"sticker.{info.format.lower()}",
     )
-    stored.extra["thumbnail"] = files.add_thumbnail(data, STICKER_THUMBNAIL_SIDE)
+    stored.extra["thumbnail"] = files.add_rendition("thumbnail", preview)
     if emoji:
         stored.extra["emoji"] = emoji
     return stored
