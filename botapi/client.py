@@ -280,19 +280,30 @@ class ControlClient:
         return await self._call("GET", "/calls", params={"method": method} if method else None)
 
     async def stats(self) -> dict[str, Any]:
-        """Call counts, 429s served, flood settings and pending updates."""
+        """Call counts, 429s served (``served_429``, ``served_429_by_method``), pending
+        scripted rules (``forced``), ``early_retries`` (calls made before a 429's
+        ``retry_after`` ran out: ``{method, chat_id, early_by_s}``), flood settings and
+        pending updates."""
         return await self._call("GET", "/stats")
 
     # -- limits --------------------------------------------------------------------------
 
     async def force_429(
-        self, count: int, retry_after: int = 1, methods: Iterable[str] | None = None
+        self, count: int, retry_after: int = 1, methods: Iterable[str] | None = None,
+        *, chat_ids: Iterable[int | str] | None = None,
     ) -> None:
-        """Answer the next ``count`` bot calls (of ``methods``; default all but getUpdates)
-        with ``429 Too Many Requests: retry after <retry_after>``."""
+        """Answer the next ``count`` bot calls with ``429 Too Many Requests: retry after
+        <retry_after>`` (``parameters.retry_after`` set, as Telegram does).
+
+        ``methods`` (e.g. ``["deleteMessage"]``; default all but getUpdates) and ``chat_ids``
+        (default: every chat) narrow the rule, so one chat can be held in flood control while
+        others are served. Rules stack. A later call of the same method to the same chat
+        within ``retry_after`` seconds is listed in ``stats()["early_retries"]``.
+        """
         await self._call("POST", "/rate_limit", json={
             "count": count, "retry_after": retry_after,
             "methods": list(methods) if methods else None,
+            "chat_ids": list(chat_ids) if chat_ids is not None else None,
         })
 
     async def flood_control(

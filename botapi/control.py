@@ -372,12 +372,23 @@ class ControlApi:
     # -- limits and waiting --------------------------------------------------------------
 
     async def rate_limit(self, request: web.Request) -> Any:
+        """Script 429s: ``count``, ``retry_after``, ``methods?``, ``chat_ids?`` (or ``chat_id``).
+
+        Example: ``{"count": 3, "retry_after": 20, "methods": ["deleteMessage"],
+        "chat_ids": [42]}`` answers the next three ``deleteMessage`` calls in chat 42 with
+        ``429 Too Many Requests: retry after 20``; other chats and methods are untouched.
+        """
         body = await _Body.read(request)
         methods = body.get("methods")
         if isinstance(methods, str):
             methods = [methods]
+        chat_ids = body.get("chat_ids")
+        if chat_ids is None and body.get("chat_id") is not None:
+            chat_ids = [body.get("chat_id")]
+        elif isinstance(chat_ids, str | int):
+            chat_ids = [chat_ids]
         self.world.limits.force(int(body.get("count", 1)), int(body.get("retry_after", 1)),
-                                methods)
+                                methods, chat_ids)
         return self.world.limits.to_json()
 
     async def flood(self, request: web.Request) -> Any:

@@ -1,9 +1,17 @@
 """Flood control: scripted 429 answers and an optional realistic per-chat rate limit.
 
-Tests use the scripted mode ("answer the next 3 sendMessage calls with 429, retry after 1")
-to exercise a bot's retry logic deterministically, and the realistic mode to check that a bot
-paces itself the way Telegram requires (about 1 message/s per private chat, 20/min per group,
-30/s overall).
+Tests use the scripted mode to exercise a bot's retry logic deterministically: "answer the
+next 3 ``deleteMessage`` calls with 429, retry after 20", optionally only for some chats
+(``chat_ids``), so that one chat is in flood control while the others are not. Through the
+control API: ``POST /control/rate_limit {"count": 3, "retry_after": 20, "methods":
+["deleteMessage"], "chat_ids": [42]}`` or ``ControlClient.force_429(3, 20, ["deleteMessage"],
+chat_ids=[42])``. Rules stack; each counts down on its own.
+
+Every 429 served (scripted or realistic) opens a wait of ``retry_after`` seconds for that
+method in that chat; a call of the same method to the same chat before the wait is over is
+recorded in ``early_retries`` (``GET /control/stats``), so a test can assert that a bot
+honours ``retry_after``. The realistic mode checks that a bot paces itself the way Telegram
+requires (about 1 message/s per private chat, 20/min per group, 30/s overall).
 """
 
 from __future__ import annotations
@@ -20,6 +28,15 @@ SEND_METHODS = frozenset({
     "sendmessage", "sendphoto", "senddocument", "sendsticker", "sendanimation",
     "sendmediagroup", "copymessage", "forwardmessage",
 })
+# Clocks of client and server differ by the network hop; do not count that as impatience.
+EARLY_TOLERANCE_S = 0.05
+
+
+def chat_key(chat_id: Any) -> str | None:
+    """A comparable form of a ``chat_id`` parameter (number, numeric string or @username)."""
+    if chat_id is None or chat_id == "":
+        return None
+    return str(chat_id).strip().lower()
 
 
 @dataclass
@@ -29,8 +46,11 @@ class ForcedRule:
     remaining: int
     retry_after: int
     methods: frozenset[str] | None
+    chats: frozenset[str] | None = None
 
-    def matches(self, method: str) -> bool:
+    def matches(self, method: str, chat: str | None) -> bool:
+        if self.chats is not None and chat not in self.chats:
+            return False
         if self.methods is None:
             return method != "getupdates"
         return method in self.methods
@@ -40,6 +60,7 @@ class ForcedRule:
             "remaining": self.remaining,
             "retry_after": self.retry_after,
             "methods": sorted(self.methods) if self.methods is not None else None,
+            "chat_ids": sorted(self.chats) if self.chats is not None else None,
         }
 
 
@@ -63,30 +84,49 @@ class FloodConfig:
 
 @dataclass
 class RateLimits:
-    """Both limit modes plus counters of calls and 429s served."""
+    """Both limit modes plus counters of calls, 429s served and retries made too early."""
 
     rules: list[ForcedRule] = field(default_factory=list)
     flood: FloodConfig = field(default_factory=FloodConfig)
     served_429: int = 0
     served_by_method: Counter[str] = field(default_factory=Counter)
     calls: Counter[str] = field(default_factory=Counter)
+    early_retries: list[dict[str, Any]] = field(default_factory=list)
     _per_chat: dict[int, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _global: deque[float] = field(default_factory=deque)
+    _waits: dict[tuple[str, str | None], float] = field(default_factory=dict)
 
-    def force(self, count: int, retry_after: int = 1, methods: list[str] | None = None) -> None:
-        """Answer the next ``count`` calls (of ``methods``, default: all but getUpdates) 429."""
+    def force(
+        self, count: int, retry_after: int = 1, methods: list[str] | None = None,
+        chat_ids: list[int | str] | None = None,
+    ) -> None:
+        """Answer the next ``count`` calls with ``429 retry after <retry_after>``.
+
+        ``methods`` limits the rule to those methods (default: all but getUpdates) and
+        ``chat_ids`` to calls whose ``chat_id`` parameter is one of them (default: any call).
+        """
         wanted = frozenset(m.lower() for m in methods) if methods else None
-        self.rules.append(ForcedRule(count, max(1, int(retry_after)), wanted))
+        chats = frozenset(k for k in map(chat_key, chat_ids) if k) if chat_ids else None
+        self.rules.append(ForcedRule(count, max(1, int(retry_after)), wanted, chats))
 
-    def check_forced(self, method: str) -> None:
-        """Raise a scripted 429 for this call if a rule still applies."""
-        key = method.lower()
+    def check_forced(self, method: str, chat_id: Any = None) -> None:
+        """Count the call, note an early retry, raise a scripted 429 if a rule applies."""
+        key, chat = method.lower(), chat_key(chat_id)
         self.calls[method] += 1
+        now = time.monotonic()
+        until = self._waits.get((key, chat))
+        if until is not None:
+            if now < until - EARLY_TOLERANCE_S:
+                self.early_retries.append(
+                    {"method": method, "chat_id": chat, "early_by_s": round(until - now, 3)}
+                )
+            else:
+                del self._waits[(key, chat)]
         for rule in self.rules:
-            if rule.remaining > 0 and rule.matches(key):
+            if rule.remaining > 0 and rule.matches(key, chat):
                 rule.remaining -= 1
                 self.rules = [r for r in self.rules if r.remaining > 0]
-                self._served(method)
+                self._served(method, chat, rule.retry_after)
                 raise too_many_requests(rule.retry_after)
 
     def check_flood(self, method: str, chat_id: int, private: bool, messages: int = 1) -> None:
@@ -105,16 +145,17 @@ class RateLimits:
             while log and now - log[0] >= span:
                 log.popleft()
             if len(log) + messages > cap:
-                self._served(method)
-                wait = span - (now - log[0]) if log else span
-                raise too_many_requests(max(1, math.ceil(wait)))
+                wait = max(1, math.ceil(span - (now - log[0]) if log else span))
+                self._served(method, chat_key(chat_id), wait)
+                raise too_many_requests(wait)
         for _ in range(messages):
             chat_log.append(now)
             self._global.append(now)
 
-    def _served(self, method: str) -> None:
+    def _served(self, method: str, chat: str | None, retry_after: int) -> None:
         self.served_429 += 1
         self.served_by_method[method] += 1
+        self._waits[(method.lower(), chat)] = time.monotonic() + retry_after
 
     def to_json(self) -> dict[str, Any]:
         """Counters and configuration for the control API."""
@@ -123,5 +164,6 @@ class RateLimits:
             "served_429_by_method": dict(self.served_by_method),
             "calls": dict(self.calls),
             "forced": [rule.to_json() for rule in self.rules],
+            "early_retries": list(self.early_retries),
             "flood": self.flood.to_json(),
         }

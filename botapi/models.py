@@ -47,12 +47,16 @@ class BotIdentity:
         """The bot as a ``User`` (``from`` of everything it sends)."""
         return User(self.id, self.first_name, self.username, is_bot=True)
 
-    def get_me(self) -> dict[str, Any]:
-        """The ``getMe`` result, including the bot-only capability flags."""
+    def get_me(self, privacy_mode: bool) -> dict[str, Any]:
+        """The ``getMe`` result, including the bot-only capability flags.
+
+        ``can_read_all_group_messages`` is true exactly when group privacy mode is off, as
+        Telegram reports it after ``/setprivacy`` in BotFather.
+        """
         return {
             **self.user.to_json(),
             "can_join_groups": True,
-            "can_read_all_group_messages": False,
+            "can_read_all_group_messages": not privacy_mode,
             "supports_inline_queries": False,
             "can_connect_to_business": False,
             "has_main_web_app": False,

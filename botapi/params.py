@@ -9,10 +9,13 @@ on how it arrived. :class:`Params` hides that: handlers ask for the type they ex
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import BodyPartReader, MultipartReader, StreamReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .errors import bad_request, entity_too_large
 
@@ -37,30 +40,19 @@ class Params:
 
     @classmethod
     async def from_request(cls, request: web.Request) -> Params:
-        """Merge query string and body (JSON, urlencoded or multipart) into one view."""
+        """Merge query string and body (JSON, urlencoded or multipart) into one view.
+
+        The body is read whatever the HTTP method: Telegram honours parameters in the body of
+        a GET request too (pyTelegramBotAPI's async bot sends ``getUpdates`` that way).
+        """
         values: dict[str, Any] = dict(request.query)
         uploads: dict[str, Upload] = {}
         if request.content_length and request.content_length > MAX_BOT_UPLOAD:
             raise entity_too_large()
-        if request.method == "POST" and request.can_read_body:
-            if request.content_type == "application/json":
-                try:
-                    body = await request.json()
-                except ValueError as exc:
-                    raise bad_request("can't parse JSON object") from exc
-                if not isinstance(body, dict):
-                    raise bad_request("JSON object expected")
-                values.update(body)
-            else:
-                try:
-                    form = await request.post()
-                except web.HTTPRequestEntityTooLarge as exc:
-                    raise entity_too_large() from exc
-                for key, value in form.items():
-                    if isinstance(value, web.FileField):
-                        uploads[key] = Upload(value.file.read(), value.filename, value.content_type)
-                    else:
-                        values[key] = value
+        if request.can_read_body:
+            body, uploads = await read_body(request.content_type, request.headers,
+                                            request.content)
+            values.update(body)
         return cls(values, uploads)
 
     def has(self, name: str) -> bool:
@@ -157,3 +149,65 @@ class Params:
         """The multipart part uploaded under ``name`` (for ``attach://name`` references too)."""
         return self.uploads.get(name)
 
+
+
+async def read_body(
+    content_type: str, headers: Mapping[str, str], content: StreamReader,
+    limit: int = MAX_BOT_UPLOAD,
+) -> tuple[dict[str, Any], dict[str, Upload]]:
+    """Parameters and file parts of a body in any encoding the Bot API takes.
+
+    Used for requests of every HTTP method and for a webhook's answer (a method to run).
+    aiohttp's own ``request.post()`` reads POST bodies only, hence this reader. Bodies above
+    ``limit`` bytes are a 413, malformed JSON a 400; other content types carry no parameters.
+    """
+    if content_type == "multipart/form-data":
+        return await _read_multipart(headers, content, limit)
+    raw = bytearray()
+    async for chunk in content.iter_chunked(1 << 16):
+        raw.extend(chunk)
+        if len(raw) > limit:
+            raise entity_too_large()
+    if not raw:
+        return {}, {}
+    if content_type == "application/json":
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise bad_request("can't parse JSON object") from exc
+        if not isinstance(body, dict):
+            raise bad_request("JSON object expected")
+        return body, {}
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            return dict(parse_qsl(raw.decode(), keep_blank_values=True)), {}
+        except UnicodeDecodeError as exc:
+            raise bad_request("can't parse request parameters") from exc
+    return {}, {}
+
+
+async def _read_multipart(
+    headers: Mapping[str, str], content: StreamReader, limit: int
+) -> tuple[dict[str, Any], dict[str, Upload]]:
+    values: dict[str, Any] = {}
+    uploads: dict[str, Upload] = {}
+    total = 0
+    try:
+        reader = MultipartReader(headers, content)
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader) or not part.name:
+                raise bad_request("can't parse multipart form data")
+            data = bytearray()
+            while chunk := await part.read_chunk():
+                total += len(chunk)
+                if total > limit:
+                    raise entity_too_large()
+                data.extend(chunk)
+            if part.filename is not None:
+                uploads[part.name] = Upload(bytes(data), part.filename,
+                                            part.headers.get("Content-Type"))
+            else:
+                values[part.name] = data.decode(part.get_charset("utf-8"))
+    except (ValueError, AssertionError, LookupError, HttpProcessingError) as exc:  # malformed
+        raise bad_request("can't parse multipart form data") from exc
+    return values, uploads

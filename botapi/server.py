@@ -21,7 +21,7 @@ from aiohttp import web
 from .actors import UserActions
 from .control import ControlApi
 from .errors import ApiError, not_found, unauthorized
-from .methods import Call, method_table
+from .methods import Call, Handler, method_table
 from .models import BotIdentity
 from .params import MAX_BOT_UPLOAD, Params
 from .state import World
@@ -60,7 +60,7 @@ class BotApiServer:
         self.world = World(BotIdentity(token, bot_username, bot_name), privacy_mode)
         self.actions = UserActions(self.world)
         self._methods = method_table()
-        self._webhook = WebhookDelivery(self.world)
+        self._webhook = WebhookDelivery(self.world, self._webhook_reply)
         self._runner: web.AppRunner | None = None
 
     @property
@@ -130,34 +130,66 @@ class BotApiServer:
 
     async def _bot_call(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        name = method
-        params: Params | None = None
         try:
             self._check_token(request.match_info["token"])
-            entry = self._methods.get(method.lower())
-            if entry is None:
-                raise not_found()
-            name, handler = entry
+            self._lookup(method)
             params = await Params.from_request(request)
-            self.world.limits.check_forced(name)
+        except ApiError as exc:
+            self._log_call(method, None, exc)
+            return web.json_response(exc.envelope(), status=exc.code)
+        status, body = await self.call_method(method, params)
+        return web.json_response(body, status=status)
+
+    def _lookup(self, method: str) -> tuple[str, Handler]:
+        entry = self._methods.get(method.lower())
+        if entry is None:
+            raise not_found()
+        return entry
+
+    async def call_method(
+        self, method: str, params: Params, via: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """Run one Bot API method; returns the HTTP status and Telegram's JSON envelope.
+
+        ``via`` marks calls that did not come as a request (``"webhook_reply"``: a method the
+        bot returned in its answer to a webhook POST) in the call log.
+        """
+        name = method
+        try:
+            name, handler = self._lookup(method)
+            chat_id = params.values.get("chat_id")
+            self.world.limits.check_forced(name, chat_id)
             result = await handler(Call(self.world, params, name))
         except ApiError as exc:
-            self._log_call(name, params, exc)
-            return web.json_response(exc.envelope(), status=exc.code)
+            self._log_call(name, params, exc, via)
+            return exc.code, exc.envelope()
         except Exception:  # a server bug must not look like a Telegram answer
             LOG.exception("Bot API method %s crashed", name)
-            body = {"ok": False, "error_code": 500, "description": "Internal Server Error"}
-            return web.json_response(body, status=500)
+            return 500, {"ok": False, "error_code": 500, "description": "Internal Server Error"}
         finally:
             if name not in _QUIET:
                 self.world.changes.bump()
-        self._log_call(name, params, None)
-        return web.json_response({"ok": True, "result": result})
+        self._log_call(name, params, None, via)
+        return 200, {"ok": True, "result": result}
 
-    def _log_call(self, method: str, params: Params | None, error: ApiError | None) -> None:
+    async def _webhook_reply(self, params: Params) -> None:
+        """Telegram's "reply to a webhook": run the method named in the bot's answer.
+
+        As with Telegram the bot never learns the outcome; failures show in the call log.
+        """
+        method = params.string("method") or ""
+        status, body = await self.call_method(method, params, via="webhook_reply")
+        if status != 200:
+            LOG.info("webhook reply %s failed: %s", method, body.get("description"))
+
+    def _log_call(
+        self, method: str, params: Params | None, error: ApiError | None, via: str | None = None
+    ) -> None:
         if method == "getUpdates" and error is None:
             return
         entry: dict[str, Any] = {"method": method, "time": time.time(), "ok": error is None}
+        if via:
+            entry["via"] = via
         if params is not None:
             entry["params"] = {k: _short(v) for k, v in params.values.items()}
             if params.uploads:

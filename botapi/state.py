@@ -132,7 +132,7 @@ class World:
     def summary(self) -> dict[str, Any]:
         """Counts and identities for the control API's overview route."""
         return {
-            "bot": self.bot.get_me(),
+            "bot": self.bot.get_me(self.privacy_mode),
             "token": self.bot.token,
             "privacy_mode": self.privacy_mode,
             "users": [u.to_json() for u in self.users.values()],

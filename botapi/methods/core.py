@@ -14,7 +14,7 @@ _COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
 
 async def get_me(call: Call) -> dict[str, Any]:
     """``getMe``."""
-    return call.world.bot.get_me()
+    return call.world.bot.get_me(call.world.privacy_mode)
 
 
 async def ok(call: Call) -> bool:
