@@ -7,8 +7,9 @@ context manager, for running it inside an existing event loop (tests, a playgrou
 The Application gets:
 
 * the Bot API URLs from settings (``base_url``/``base_file_url``: a local Bot API server);
-* PTB's ``AIORateLimiter`` (Telegram's ~30 msg/s overall and 20/min per group; 429 answers
-  are waited out and retried);
+* our :class:`~bot.ratelimit.ChatRateLimiter` (Telegram's ~30 msg/s overall and 20/min per
+  group; a 429 is waited out and retried by its chat alone) and an update processor that
+  handles different chats side by side (:mod:`bot.chatorder`);
 * a JobQueue for album gathering and the delivery loop (:mod:`bot.delivery`);
 * the handlers (:func:`add_handlers`) and the error handler (:mod:`bot.errors`);
 * start-up work (:func:`on_startup`): open the storage, set the command menus, start delivery.
@@ -25,7 +26,6 @@ from urllib.parse import urlsplit
 from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats
 from telegram import Update as TgUpdate
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -39,8 +39,10 @@ from telegram.ext import (
 from oneword.settings import Settings
 
 from . import buttons, commands, editing, errors, inbox, learning, seen, stickers, texts
+from .chatorder import ChatOrderedProcessor
 from .delivery import Delivery
 from .logs import install_redaction, quiet_noisy_loggers
+from .ratelimit import ChatRateLimiter
 from .services import BOT_DATA_KEY, Services, Tuning, get_services
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,8 @@ def build_application(settings: Settings, tuning: Tuning | None = None) -> Appli
         .token(settings.token)
         .base_url(settings.base_url)
         .base_file_url(settings.base_file_url)
-        .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .rate_limiter(ChatRateLimiter(max_retries=RATE_LIMIT_RETRIES))
+        .concurrent_updates(ChatOrderedProcessor())
         .defaults(Defaults(do_quote=True, allow_sending_without_reply=True))
         .post_init(on_startup)
         .post_stop(on_stop)
@@ -132,10 +135,11 @@ async def on_startup(application: Application) -> None:
 
 
 async def on_stop(application: Application) -> None:
-    """Stop scheduling delivery passes (the JobQueue is stopping)."""
+    """Stop scheduling delivery passes (the JobQueue is stopping); let deliveries in flight
+    end."""
     delivery = application.bot_data.get(DELIVERY_KEY)
     if delivery is not None:
-        delivery.stop()
+        await delivery.stop()
 
 
 async def on_shutdown(application: Application) -> None:

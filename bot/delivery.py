@@ -9,7 +9,12 @@ Every ``Tuning.delivery_interval`` seconds it
 2. delivers every finished, undelivered job (``storage.jobs.undelivered``): the result as a
    reply to the request (an edit as a photo with "Why?", "Sticker" and "Another take" buttons,
    a sticker with "Add to my set", a learned concept's preview), or the error text of a failed
-   job; then removes the status message and marks the job delivered.
+   job; marks the job delivered the moment Telegram accepted it; then removes the status
+   message.
+
+Each chat's work of a pass runs in a task of its own, one task per chat at a time, so a chat
+waiting out flood control (:mod:`bot.ratelimit`) holds nobody else; the pass itself never
+waits for them.
 
 Because delivery state lives in the database, a restarted bot delivers what finished while it
 was down on its first pass. A transient Telegram failure (timeout, network, flood wait beyond
@@ -22,8 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from telegram import Bot, ReplyParameters
@@ -43,6 +50,7 @@ T = TypeVar("T")
 JOB_NAME = "delivery"
 MAX_DELIVERY_TRIES = 5  # unexpected errors while delivering one job before giving up on it
 BATCH = 20  # finished jobs delivered per pass
+STOP_GRACE = 5.0  # seconds a stopping bot lets deliveries in flight finish
 
 
 class ResultMissing(Exception):
@@ -50,11 +58,13 @@ class ResultMissing(Exception):
 
 
 class Delivery:
-    """The loop's state: per-job delivery failures. Edit timing lives in ``Services``."""
+    """The loop's state: per-job delivery failures and each chat's task in flight. Edit timing
+    lives in ``Services``."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
         self._failures: defaultdict[int, int] = defaultdict(int)
+        self._chats: dict[int, asyncio.Task[None]] = {}
         self._stopped = False
 
     def start(self, job_queue: JobQueue) -> None:
@@ -62,9 +72,16 @@ class Delivery:
         self._stopped = False
         job_queue.run_once(self._tick, 0, name=JOB_NAME)
 
-    def stop(self) -> None:
-        """Do not schedule further passes."""
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Schedule no further passes; let the chats' tasks in flight end (cancelled after
+        ``grace`` seconds: what they had not recorded is delivered by the next start)."""
         self._stopped = True
+        tasks = [task for task in self._chats.values() if not task.done()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+        self._chats.clear()
 
     async def _tick(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         try:
@@ -78,16 +95,37 @@ class Delivery:
                                            name=JOB_NAME)
 
     async def run_pass(self, bot: Bot) -> None:
-        """One look at the job table: progress edits, then finished jobs."""
+        """One look at the job table: progress edits, then finished jobs, each chat's in a
+        task of its own. Chats whose previous task still runs are left for a later pass."""
+        # Taken before reading the table: a chat idle now has no task that could change its
+        # jobs while we read them, so nothing read below is stale for our own writes.
+        busy = {chat for chat, task in self._chats.items() if not task.done()}
         store = self.services.store
         active = await store.jobs.list_active()
         positions = _positions(active)
+        work: defaultdict[int, list[Callable[[], Awaitable[None]]]] = defaultdict(list)
         for job in active:
             if job.status_message_id is not None and job.id not in self.services.announcing:
-                await self._show_progress(bot, job, positions.get(job.id))
+                work[job.chat_id].append(
+                    functools.partial(self._show_progress, bot, job, positions.get(job.id)))
         for job in await store.jobs.undelivered(BATCH):
             if job.id not in self.services.announcing:
-                await self._deliver(bot, job)
+                work[job.chat_id].append(functools.partial(self._deliver, bot, job))
+        for chat_id, steps in work.items():
+            if chat_id not in busy:
+                self._chats[chat_id] = asyncio.create_task(self._serve_chat(chat_id, steps))
+
+    async def _serve_chat(self, chat_id: int, steps: list[Callable[[], Awaitable[None]]]
+                          ) -> None:
+        try:
+            for step in steps:
+                try:
+                    await step()
+                except Exception:
+                    log.exception("delivery to chat %d failed", chat_id)
+        finally:
+            if self._chats.get(chat_id) is asyncio.current_task():
+                del self._chats[chat_id]
 
     # ----------------------------------------------------------------------- progress
 
@@ -141,8 +179,14 @@ class Delivery:
                 return
             await self._say(bot, job, texts.DELIVERY_FAILED)
         self._failures.pop(job.id, None)
-        await self._drop_status(bot, job)
+        # Recorded the moment Telegram accepted the result (or we gave up on it), before any
+        # other call: the status message's removal may wait out a flood control, and a crash
+        # meanwhile must not send the result again. One window remains: a crash between
+        # Telegram's answer and this write (or a send whose answer timed out after Telegram
+        # took it) sends the result a second time on the next pass, since the Bot API has no
+        # way to make "send" and our "record" one step.
         await self.services.store.jobs.mark_delivered(job.id)
+        await self._drop_status(bot, job)
 
     async def _send_outcome(self, bot: Bot, job: Job) -> None:
         if job.state is JobState.FAILED:

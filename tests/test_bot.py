@@ -196,6 +196,14 @@ async def wait_for_message(tg: ControlClient, chat_id: int, predicate: Callable[
     return await tg.wait_until(probe, timeout)
 
 
+async def status_removed(tg: ControlClient, chat_id: int, message_id: int) -> bool:
+    """Whether the status message gets deleted (the bot does so right after recording the
+    delivery)."""
+    found = await wait_for_message(
+        tg, chat_id, lambda m: m.message_id == message_id and m.deleted)
+    return found.deleted
+
+
 async def is_delivered(store: Storage, job_id: int, timeout: float = 5.0) -> bool:
     """Whether the bot marks the job delivered within ``timeout`` (it does so right after
     answering the chat)."""
@@ -550,8 +558,8 @@ async def test_progress_edits_are_throttled_in_groups(bot: Any, tg: ControlClien
     elapsed = time.monotonic() - start
     await worker.finish_edit(job)
     await in_group.wait_reply(photo=True, timeout=10)
+    assert await status_removed(tg, group_id, status.message_id)  # gives way to the result
     record = await tg.message(group_id, status.message_id)
-    assert record.deleted  # the status message gives way to the result
     edits = [c for c in await tg.calls("editMessageText") if c["ok"]
              and c["params"].get("message_id") in (status.message_id, str(status.message_id))]
     assert record.edit_count == len(edits)
@@ -573,7 +581,7 @@ async def test_edit_result_buttons_why_sticker_and_another_take(
     assert same_picture(await tg.download(result.photo_file_id), image)
     assert [b["text"] for b in result.buttons] == ["Why?", "Sticker", "Another take"]
     assert all(len(b["callback_data"].encode()) <= 64 for b in result.buttons)
-    assert (await tg.message(alice.id, status.message_id)).deleted
+    assert await status_removed(tg, alice.id, status.message_id)
     assert await is_delivered(worker.store, job.id)
 
     query = await alice.press(result, text="Why?")
@@ -636,7 +644,7 @@ async def test_failed_job_tells_the_user_why(bot: Any, tg: ControlClient,
     told = await alice.wait_reply(contains="failed")
     assert told.text == ("Sorry, sticker failed (tried 2 times): I can't tell what to cut out: "
                          "the caption names no subject")
-    assert (await tg.message(alice.id, status.message_id)).deleted
+    assert await status_removed(tg, alice.id, status.message_id)
 
 
 async def test_limits_get_clear_replies(make_settings: Callable[..., Settings],
