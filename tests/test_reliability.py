@@ -1,0 +1,72 @@
+"""Reliability under crashes, flood control and bad files: the real bot and worker processes on
+the tiny model, our Bot API server, and ``kill -9`` where a case needs a crash."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from botapi import BotApiServer
+from botapi.client import ControlClient
+from tests.test_end_to_end import SCENE, Service, sample
+
+
+@pytest.fixture
+async def stack(tiny_model_dir, tmp_path) -> AsyncIterator[tuple[Service, ControlClient]]:
+    """The bot and the worker on the tiny model, against a fresh Bot API server."""
+    async with BotApiServer(privacy_mode=True) as server, ControlClient(server.url) as tg:
+        service = Service(server, tiny_model_dir, tmp_path / "data")
+        service.start("bot")
+        service.start("worker")
+        try:
+            yield service, tg
+        finally:
+            service.stop_all()
+
+
+def to_chat(call: dict[str, Any], chat_id: int) -> bool:
+    return str(call.get("params", {}).get("chat_id")) == str(chat_id)
+
+
+async def bot_photos(tg: ControlClient, chat_id: int) -> list[Any]:
+    return [m for m in await tg.bot_messages(chat_id) if m.photo]
+
+
+async def bot_is_up(user: Any) -> None:
+    """The (re)started bot answers; its first delivery pass has run by then."""
+    await user.say("/help")
+    await user.wait_reply(contains="learn", timeout=60)
+    await asyncio.sleep(2.0)  # a few more delivery passes
+
+
+async def test_a_result_is_sent_once_when_the_bot_dies_while_tidying_up(stack):
+    """Issue 12.1: deleting the status message waits out a flood control; the bot is killed
+    meanwhile. The restarted bot must not send the result again."""
+    service, tg = stack
+    alice = await tg.user("Alice")
+    await tg.force_429(3, retry_after=20, methods=["deleteMessage"])
+    await alice.send_photo(sample("scenes/scene-1.png"), caption=f"remove the star | {SCENE}")
+    await alice.wait_reply(photo=True, timeout=180)
+    await asyncio.sleep(3)  # the bot is now waiting to retry deleteMessage
+    service.kill("bot")
+    service.start("bot")
+    await bot_is_up(alice)
+    assert len(await bot_photos(tg, alice.id)) == 1
+
+
+async def test_one_chat_in_flood_control_holds_no_other_chat(stack):
+    """Issue 12.3: Alice's chat gets 429 (retry after 60 s) on deleteMessage; Bob's result,
+    finished after that, arrives anyway, and Alice's chat is not retried early."""
+    service, tg = stack
+    alice, bob = await tg.user("Alice"), await tg.user("Bob")
+    await tg.force_429(5, retry_after=60, methods=["deleteMessage"])
+    await alice.send_photo(sample("scenes/scene-1.png"), caption=f"remove the star | {SCENE}")
+    await alice.wait_reply(contains="queue", timeout=60)
+    await bob.send_photo(sample("scenes/scene-1.png"), caption=f"remove the circle | {SCENE}")
+    await alice.wait_reply(photo=True, timeout=180)
+    await bob.wait_reply(photo=True, timeout=45)  # AIORateLimiter held it for 60 s or more
+    flooded = [c for c in await tg.calls("deleteMessage") if to_chat(c, alice.id)]
+    assert [c["ok"] for c in flooded] == [False]  # one 429, no retry before its 60 s
