@@ -145,6 +145,8 @@ class Services:
         """Open the storage on the data directory (idempotent)."""
         if self._store is None:
             self._store = await Storage.open(self.settings.data_path,
+                                             database_url=self.settings.database_url,
+                                             max_file_bytes=self.settings.max_file_bytes,
                                              lease_s=self.settings.worker_lease)
 
     async def close(self) -> None:

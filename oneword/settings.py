@@ -4,6 +4,7 @@
     TELEGRAM_TOKEN=123:abc             # the bot token (never logged)
     ONEWORD_MODEL=runwayml/stable-diffusion-v1-5   # default: the bundled model
     ONEWORD_DATA_DIR=/var/lib/oneword
+    ONEWORD_DATABASE_URL=postgresql://oneword:secret@db/oneword   # default: SQLite in the data dir
     ONEWORD_<FIELD>=...                # any other field, e.g. ONEWORD_EDITS_PER_DAY=50
 """
 
@@ -27,6 +28,11 @@ class Settings:
     token: str = ""
     model: str = ""  # diffusers folder or hub id; empty: the bundled model
     data_dir: str = "data"
+    # empty: the SQLite file in data_dir (one machine); postgresql://...: a database shared by
+    # the bot and workers on any hosts, each with a data_dir of its own (a cache)
+    database_url: str = ""
+    max_file_mb: float = 50.0  # the largest file (photo, concept, inversion, result) stored
+    retention_days: float = 30.0  # photos, results and cached inversions older than this go
     device: str = ""  # cuda / mps / cpu; empty: the best available
     base_url: str = "https://api.telegram.org/bot"  # a local Bot API server for tests and demos
     base_file_url: str = "https://api.telegram.org/file/bot"
@@ -46,13 +52,33 @@ class Settings:
     worker_lease: float = 60.0  # seconds without a heartbeat before a job counts as abandoned
     worker_poll: float = 0.5  # seconds between looks at the queue when idle
 
-    def __repr__(self) -> str:  # the token must never reach a log
-        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "token"}
+    def __repr__(self) -> str:  # the token (and the database password) must never reach a log
+        shown = {f.name: getattr(self, f.name) for f in fields(self)
+                 if f.name not in ("token", "database_url")}
+        shown["database_url"] = _without_password(self.database_url)
         return f"Settings(token={'***' if self.token else ''!r}, {shown})"
 
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+    @property
+    def retention_s(self) -> float:
+        return self.retention_days * 24 * 3600
+
+
+def _without_password(url: str) -> str:
+    """``scheme://user:***@host/...``: a database URL fit for a log."""
+    head, at, tail = url.rpartition("@")
+    if not at or "://" not in head:
+        return url
+    scheme, _, credentials = head.partition("://")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{tail}" if ":" in credentials else url
 
 
 def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None,

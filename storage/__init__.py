@@ -2,8 +2,10 @@
 
 Open one :class:`Storage` per process on the data directory and use its repositories
 (``store.users``, ``store.chats``, ``store.concepts``, ``store.jobs``, ``store.usage``,
-``store.inversions``, ``store.media``) and file helpers (``store.files``). Every error raised on
-purpose is a :class:`StorageError` subclass. See each module's docstring for the rules it
+``store.inversions``, ``store.media``) and file helpers (``store.files``). The database is the
+SQLite file in the data directory by default, or PostgreSQL (``database_url``), shared by hosts
+that share nothing else (:mod:`storage.pg`). Every error raised on purpose is a
+:class:`StorageError` subclass. See each module's docstring for the rules it
 enforces: :mod:`storage.concepts` (privacy), :mod:`storage.jobs` (queue life cycle),
 :mod:`storage.files` (data directory layout).
 """
@@ -12,7 +14,10 @@ from .errors import (
     ChatNotFound,
     ConceptExists,
     ConceptNotFound,
+    Conflict,
     DatabaseBusy,
+    DatabaseUnavailable,
+    FileTooLarge,
     InvalidArgument,
     InvalidConceptName,
     JobCancelled,
@@ -58,8 +63,11 @@ __all__ = [
     "ConceptKind",
     "ConceptNotFound",
     "DataDir",
+    "Conflict",
     "DatabaseBusy",
+    "DatabaseUnavailable",
     "Enqueued",
+    "FileTooLarge",
     "InvalidArgument",
     "InvalidConceptName",
     "InversionEntry",

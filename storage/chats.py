@@ -5,10 +5,8 @@ A chat's type decides who a concept learned in it belongs to (see :mod:`storage.
 
 from __future__ import annotations
 
-import sqlite3
-
-from .db import Database
-from .errors import ChatNotFound, ConceptExists, InvalidArgument
+from .db import Database, Row
+from .errors import ChatNotFound, ConceptExists, Conflict, InvalidArgument
 from .models import Chat, ChatType
 
 
@@ -22,7 +20,7 @@ def parse_chat_type(value: ChatType | str) -> ChatType:
         ) from None
 
 
-def row_to_chat(row: sqlite3.Row) -> Chat:
+def row_to_chat(row: Row) -> Chat:
     """Build a :class:`Chat` from a ``chats`` row."""
     return Chat(
         id=row["id"],
@@ -103,13 +101,17 @@ class ChatRepo:
                     "UPDATE concepts SET scope_chat_id = ? WHERE scope_chat_id = ?",
                     (new_chat_id, old_chat_id),
                 )
-            except sqlite3.IntegrityError:
+            except Conflict:
                 raise ConceptExists(
                     f"Chat {new_chat_id} already has concepts named like those of {old_chat_id}."
                 ) from None
             await tx.execute(
-                "UPDATE OR IGNORE concept_shares SET chat_id = ? WHERE chat_id = ?",
-                (new_chat_id, old_chat_id),
+                """
+                UPDATE concept_shares SET chat_id = ?
+                WHERE chat_id = ? AND concept_id NOT IN
+                      (SELECT concept_id FROM concept_shares WHERE chat_id = ?)
+                """,
+                (new_chat_id, old_chat_id, new_chat_id),
             )
             await tx.execute("DELETE FROM concept_shares WHERE chat_id = ?", (old_chat_id,))
             # Unfinished jobs and finished-but-undelivered ones answer in the new chat.

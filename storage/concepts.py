@@ -21,15 +21,16 @@ is already usable in the target group.
 
 from __future__ import annotations
 
-import sqlite3
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .db import Database, dump_json, load_json, placeholders
+from .db import Database, Row, dump_json, load_json, placeholders
 from .errors import (
     ChatNotFound,
     ConceptExists,
     ConceptNotFound,
+    Conflict,
     InvalidArgument,
     NotAllowed,
     UserNotFound,
@@ -75,7 +76,7 @@ def parse_concept_kind(value: ConceptKind | str) -> ConceptKind:
         ) from None
 
 
-def row_to_concept(row: sqlite3.Row) -> Concept:
+def row_to_concept(row: Row) -> Concept:
     """Build a :class:`Concept` from a ``concepts`` row joined with its scope chat's type."""
     return Concept(
         id=row["id"],
@@ -131,6 +132,7 @@ class ConceptRepo:
             raise InvalidArgument(f"num_vectors must be a positive int, not {num_vectors!r}.")
         meta_json = dump_json(meta or {}, "meta")
         media = sorted(set(media_ids))
+        await asyncio.to_thread(self._files.publish, file_path)
         now = self._db.now()
         async with self._db.transaction() as tx:
             if await tx.value("SELECT 1 FROM users WHERE id = ?", (owner_id,)) is None:
@@ -163,7 +165,7 @@ class ConceptRepo:
                         now,
                     ),
                 )
-            except sqlite3.IntegrityError as exc:  # lost a race with another process
+            except Conflict as exc:  # lost a race with another process
                 raise ConceptExists(f"A concept named {display!r} already exists here.") from exc
             if media:
                 attached = await tx.execute(
@@ -329,7 +331,7 @@ class ConceptRepo:
             paths = [concept.file_path, *(r["path"] for r in media_rows)]
             await tx.execute("DELETE FROM media WHERE concept_id = ?", (concept_id,))
             await tx.execute("DELETE FROM concepts WHERE id = ?", (concept_id,))
-        self._files.delete_many(paths)
+        await asyncio.to_thread(self._files.delete_many, paths)
         return paths
 
     async def count_owned(self, user_id: int) -> int:

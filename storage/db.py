@@ -1,5 +1,10 @@
 """The SQLite connection: pragmas, serialization of access and transactions.
 
+This is the embedded default backend; :mod:`storage.pg` is the PostgreSQL one with the same
+methods (``Database``/``Session`` below define them), so every repository runs on both. SQL in
+the repositories is written once, in the subset both understand, with ``?`` / ``:name``
+parameters; :mod:`storage.pg` translates the parameter style.
+
 One :class:`Database` wraps one aiosqlite connection. The bot process and the worker process each
 open their own, on the same file; SQLite's WAL mode lets readers and one writer work at once, and
 ``busy_timeout`` makes a writer wait (in aiosqlite's thread, not blocking the event loop) instead
@@ -20,14 +25,20 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 
-from .errors import DatabaseBusy, InvalidArgument, StorageError
+from .errors import Conflict, DatabaseBusy, InvalidArgument, StorageError
 
 Clock = Callable[[], float]
 Params = Sequence[Any] | Mapping[str, Any]
+
+
+class Row(Protocol):
+    """A result row of either backend: columns by name (``row["id"]``) or position (``row[0]``)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -42,25 +53,38 @@ class Session:
     ``async with`` block.
     """
 
+    # Appended to a SELECT that picks rows to change, so concurrent transactions skip rows
+    # another one holds instead of waiting (PostgreSQL); SQLite has one writer at a time anyway.
+    skip_locked = ""
+
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement and return the number of rows it changed."""
-        async with self._conn.execute(sql, params) as cursor:
-            return cursor.rowcount
+        try:
+            async with self._conn.execute(sql, params) as cursor:
+                return cursor.rowcount
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(str(exc)) from exc
 
     async def insert(self, sql: str, params: Params = ()) -> int:
-        """Run an INSERT and return the new row id."""
-        async with self._conn.execute(sql, params) as cursor:
-            rowid = cursor.lastrowid
+        """Run an INSERT into a table with an ``id`` key and return the new row's id."""
+        try:
+            async with self._conn.execute(sql, params) as cursor:
+                rowid = cursor.lastrowid
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(str(exc)) from exc
         if rowid is None:  # pragma: no cover - sqlite always sets it after an INSERT
             raise StorageError("INSERT did not produce a row id")
         return rowid
 
     async def all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         """Run a query (or a statement with RETURNING) and return every row."""
-        return list(await self._conn.execute_fetchall(sql, params))
+        try:
+            return list(await self._conn.execute_fetchall(sql, params))
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(str(exc)) from exc
 
     async def one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
         """Run a query and return its first row, or None."""
@@ -72,9 +96,28 @@ class Session:
         row = await self.one(sql, params)
         return None if row is None else row[0]
 
+    async def notify(self, channel: str, payload: str = "") -> None:
+        """Wake processes waiting in :meth:`Database.wait_for_notice` once this transaction
+        commits. SQLite cannot signal other processes: they poll, so this does nothing."""
+
+    async def schema_version(self) -> int:
+        """The schema version recorded in the database (0 when empty)."""
+        return int(await self.value("PRAGMA user_version"))
+
+    async def set_schema_version(self, version: int) -> None:
+        """Record the schema version (inside the migration's transaction)."""
+        await self.execute(f"PRAGMA user_version = {int(version)}")
+
+    async def ddl(self, statement: str) -> None:
+        """Run one schema statement of :mod:`storage.migrations` (written in SQLite's types)."""
+        await self.execute(statement)
+
 
 class Database:
     """An open SQLite database file with the project's connection settings."""
+
+    dialect = "sqlite"
+    notifies = False  # other processes learn about new jobs by polling
 
     def __init__(self, conn: aiosqlite.Connection, path: Path, clock: Clock) -> None:
         self._conn = conn
@@ -127,9 +170,21 @@ class Database:
                     raise DatabaseBusy(f"Database is busy: {exc}") from exc
                 raise
 
+    async def wait_for_notice(self, channel: str, key: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a :meth:`Session.notify` on ``channel``; return
+        whether one came. ``key`` names the waiter (each sees every notice once). SQLite has no
+        notices, so this only sleeps: the caller polls."""
+        await asyncio.sleep(timeout)
+        return False
+
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Session]:
-        """A write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error."""
+    async def transaction(self, *, concurrent: bool = False) -> AsyncIterator[Session]:
+        """A write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error.
+
+        Write transactions run one at a time. ``concurrent=True`` marks a transaction written
+        to stay correct alongside other writers (row locks, conditional updates, ``skip_locked``):
+        PostgreSQL then lets it run in parallel; SQLite serializes it all the same.
+        """
         async with self._lock:
             try:
                 # BEGIN is inside the try: if the task is cancelled while BEGIN waits for the

@@ -3,7 +3,8 @@
 Everything that can go wrong for a user-facing reason (a bad concept name, a name already taken,
 a job that was cancelled meanwhile, ...) raises a subclass of :class:`StorageError` with a message
 that can be shown or logged as is. Callers catch the specific subclass they can handle and let the
-rest propagate. Raw ``sqlite3`` exceptions never escape for expected situations.
+rest propagate. Raw driver exceptions (``sqlite3``, ``psycopg``) never escape for expected
+situations.
 """
 
 from __future__ import annotations
@@ -17,12 +18,25 @@ class DatabaseBusy(StorageError):
     """The database stayed locked by another process for longer than the busy timeout."""
 
 
+class DatabaseUnavailable(StorageError):
+    """The database server cannot be reached (PostgreSQL down, wrong URL, refused login)."""
+
+
+class Conflict(StorageError):
+    """A write broke a uniqueness or reference rule, usually because another process won a race;
+    repositories turn it into the specific error (e.g. :class:`ConceptExists`)."""
+
+
 class SchemaTooNew(StorageError):
     """The database file was written by a newer version of this code; refuse to touch it."""
 
 
 class InvalidArgument(StorageError):
     """A value passed to the storage API is malformed (unknown kind, bad chat type, ...)."""
+
+
+class FileTooLarge(InvalidArgument):
+    """A file is bigger than the storage accepts in the database (``max_file_bytes``)."""
 
 
 class InvalidConceptName(InvalidArgument):

@@ -17,8 +17,14 @@ other names), which keeps a corrupted or hostile value from touching files elsew
 Writes are atomic: data goes to a hidden temporary file in the same directory, is fsynced, then
 renamed over the final name, so a reader (or a crash) never sees a half-written file.
 
-These helpers are synchronous (local disk, small files); from async code wrap big writes in
-``asyncio.to_thread`` if needed.
+With a shared database (PostgreSQL) the directory is only this host's cache: a
+:class:`storage.blobs.BlobStore` holds every file, writes go through to it, and a file another
+host stored is fetched on first use (:meth:`DataDir.resolve`, :meth:`DataDir.exists`). Files a
+library wrote straight to a resolved path reach the database when the storage records them
+(:meth:`DataDir.publish`: concepts, inversions, media, a job's payload and result).
+
+These helpers are synchronous (local disk, small files, and the database when shared); from
+async code wrap big writes in ``asyncio.to_thread`` if needed.
 """
 
 from __future__ import annotations
@@ -31,8 +37,12 @@ import uuid
 from collections.abc import Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .errors import UnsafePath
+
+if TYPE_CHECKING:
+    from .blobs import BlobStore
 
 DB_FILENAME = "oneword.sqlite3"
 _TEMP_PREFIX = ".tmp-"
@@ -56,8 +66,11 @@ _REL_PATH_RE = re.compile(
 class DataDir:
     """A data directory: where the database and all stored files live."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], blobs: BlobStore | None = None) -> None:
+        """``blobs``: the database's file store when hosts share a database (then this
+        directory is a cache); None when the directory itself is the store (SQLite)."""
         self.root = Path(root).expanduser().resolve()
+        self.blobs = blobs
 
     @property
     def db_path(self) -> Path:
@@ -93,12 +106,41 @@ class DataDir:
         return rel_path
 
     def resolve(self, rel_path: str) -> Path:
-        """Absolute path of a storage-generated relative path (validated, never outside root)."""
-        return self.root / self.check(rel_path)
+        """Absolute path of a storage-generated relative path (validated, never outside root).
+
+        With a shared database, a file this host has not seen yet is fetched into the cache
+        first, so the path can be opened by any library.
+        """
+        path = self.root / self.check(rel_path)
+        if self.blobs is not None and not path.is_file():
+            data = self.blobs.get(rel_path)
+            if data is not None:
+                self._write_local(path, data)
+        return path
 
     def exists(self, rel_path: str) -> bool:
-        """True if the file exists."""
-        return self.resolve(rel_path).is_file()
+        """True if the file exists (with a shared database: in the database)."""
+        path = self.root / self.check(rel_path)
+        if self.blobs is not None:  # the database decides: a local copy may be stale
+            return self.blobs.has(rel_path)
+        return path.is_file()
+
+    def publish(self, rel_path: str) -> bool:
+        """Make a file written here (e.g. by a library, to a resolved path) visible to other
+        hosts: copy it into the shared database unless it is there. Returns whether it copied;
+        nothing to do without a shared database or without the file."""
+        path = self.root / self.check(rel_path)
+        if self.blobs is None or not path.is_file() or self.blobs.has(rel_path):
+            return False
+        self.blobs.put(rel_path, path.read_bytes())
+        return True
+
+    def publish_referenced(self, value: Any) -> int:
+        """:meth:`publish` every storage path found in a JSON value (a job's payload or
+        result), so a job carries its files to whichever host runs or reports it."""
+        if self.blobs is None:
+            return 0
+        return sum(1 for rel_path in stored_paths(value) if self.publish(rel_path))
 
     def read_bytes(self, rel_path: str) -> bytes:
         """Read a stored file."""
@@ -126,13 +168,15 @@ class DataDir:
             with data_dir.atomic_path(rel) as tmp:
                 image.save(tmp)
         """
-        final = self.resolve(rel_path)
+        final = self.root / self.check(rel_path)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f"{_TEMP_PREFIX}{uuid.uuid4().hex}{final.suffix}")
         try:
             yield tmp
             if not tmp.is_file():
                 raise FileNotFoundError(f"Nothing was written to {tmp}")
+            if self.blobs is not None:  # the database first: a refused file is not kept here
+                self.blobs.put(rel_path, tmp.read_bytes())
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, final)
@@ -142,16 +186,46 @@ class DataDir:
                 tmp.unlink()
 
     def delete(self, rel_path: str) -> bool:
-        """Delete a stored file; return False if it was already gone."""
+        """Delete a stored file (here and in the shared database); return False if it was
+        already gone."""
+        path = self.root / self.check(rel_path)
+        removed = self.blobs is not None and self.blobs.delete([rel_path]) > 0
         try:
-            self.resolve(rel_path).unlink()
+            path.unlink()
         except FileNotFoundError:
-            return False
+            return removed
         return True
 
     def delete_many(self, rel_paths: Iterable[str]) -> int:
         """Delete several stored files, skipping missing ones; return how many were deleted."""
         return sum(1 for rel_path in rel_paths if self.delete(rel_path))
+
+    def prune_cache(self, unused_for_s: float) -> int:
+        """With a shared database, drop local copies not modified or read for ``unused_for_s``
+        seconds (the database keeps the file); return the count. Does nothing otherwise."""
+        if self.blobs is None:
+            return 0
+        cutoff = time.time() - unused_for_s
+        removed = 0
+        for area in Area:
+            for path in (self.root / area.value).glob("*"):
+                with contextlib.suppress(FileNotFoundError):
+                    stat = path.stat()
+                    if max(stat.st_mtime, stat.st_atime) < cutoff:
+                        path.unlink()
+                        removed += 1
+        return removed
+
+    def _write_local(self, path: Path, data: bytes) -> None:
+        """Put a copy fetched from the database into the cache, atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{_TEMP_PREFIX}{uuid.uuid4().hex}{path.suffix}")
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
     def remove_stale_temp_files(self, max_age_s: float = 3600.0) -> int:
         """Remove temporary files left by writes interrupted by a crash; return the count."""
@@ -174,6 +248,19 @@ class DataDir:
             return Area(area)
         except ValueError:
             raise UnsafePath(f"Unknown data area {area!r}.") from None
+
+
+def stored_paths(value: Any) -> Iterator[str]:
+    """Every storage-generated path inside a JSON value (strings, lists, dicts), in order."""
+    if isinstance(value, str):
+        if _REL_PATH_RE.fullmatch(value):
+            yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from stored_paths(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from stored_paths(item)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -8,9 +8,9 @@ same whoever sends it. The files live in ``inversions/``; this index maps keys t
 
 from __future__ import annotations
 
-import sqlite3
+import asyncio
 
-from .db import Database
+from .db import Database, Row
 from .errors import InvalidArgument
 from .files import Area, DataDir
 from .models import InversionEntry
@@ -18,7 +18,7 @@ from .models import InversionEntry
 _KEY_WHERE = "file_unique_id = ? AND model_id = ? AND mode = ?"
 
 
-def row_to_inversion(row: sqlite3.Row) -> InversionEntry:
+def row_to_inversion(row: Row) -> InversionEntry:
     """Build an :class:`InversionEntry` from an ``inversions`` row."""
     return InversionEntry(
         file_unique_id=row["file_unique_id"],
@@ -72,6 +72,7 @@ class InversionCache:
         inversion. Replacing an entry deletes the previous file."""
         key = _check_key(file_unique_id, model_id, mode)
         self._files.check(path, Area.INVERSIONS)
+        await asyncio.to_thread(self._files.publish, path)
         now = self._db.now()
         async with self._db.transaction() as tx:
             old_path = await tx.value(f"SELECT path FROM inversions WHERE {_KEY_WHERE}", key)
@@ -88,7 +89,7 @@ class InversionCache:
                 (*key, path, now, now),
             )
         if old_path is not None and old_path != path:
-            self._files.delete(old_path)
+            await asyncio.to_thread(self._files.delete, old_path)
         assert row is not None
         return row_to_inversion(row)
 
@@ -115,13 +116,18 @@ class InversionCache:
             if max_entries is not None:
                 rows = await tx.all(
                     """
-                    DELETE FROM inversions WHERE rowid IN (
-                        SELECT rowid FROM inversions
-                        ORDER BY last_used_at DESC, rowid DESC LIMIT -1 OFFSET ?
+                    DELETE FROM inversions WHERE path IN (
+                        SELECT path FROM (
+                            SELECT path, ROW_NUMBER() OVER (
+                                ORDER BY last_used_at DESC, created_at DESC, path
+                            ) AS rank
+                            FROM inversions
+                        ) AS ranked
+                        WHERE rank > ?
                     ) RETURNING path
                     """,
                     (max_entries,),
                 )
                 paths += [row["path"] for row in rows]
-        self._files.delete_many(paths)
+        await asyncio.to_thread(self._files.delete_many, paths)
         return paths

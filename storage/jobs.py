@@ -27,6 +27,19 @@ Guarantees:
   the rest, so a bot restart answers what it missed. Cancelled jobs count as delivered (the bot
   answers the cancel command itself).
 
+* **Parallel claims on PostgreSQL.** Claims, heartbeats and completions run as concurrent
+  transactions (see :mod:`storage.pg`): a claim picks its row with ``SELECT ... FOR UPDATE SKIP
+  LOCKED``, so workers on many hosts take different jobs at once without waiting for each
+  other, and every state change that queues a job sends a ``NOTIFY`` that wakes idle workers
+  (:meth:`JobQueue.wait_for_work`); on SQLite they poll.
+
+  Why not a queue library on PostgreSQL such as procrastinate: its jobs are its own rows, with
+  its own states, retries and locks, while ours carry what the bot needs from the same row --
+  two lanes picked by kind priority, per-worker leases renewed with progress, cancellation seen
+  at the next heartbeat, delivery records, and the same behaviour on SQLite, where no such
+  library runs. ``SKIP LOCKED`` plus ``LISTEN/NOTIFY`` is the core of those libraries and is a
+  few lines here.
+
 Job order is enqueue order (ids only grow). A worker can pass ``kinds`` to :meth:`claim_next` in
 priority order, e.g. ``["edit", "sticker", "learn"]``, so short edits never wait behind a long
 training; with ``fifo=True`` the kinds only filter and the oldest job wins.
@@ -34,13 +47,13 @@ training; with ``fifo=True`` the kinds only filter and the oldest job wins.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
-import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from .db import Database, Session, dump_json, load_json, placeholders
+from .db import Database, Row, Session, dump_json, load_json, placeholders
 from .errors import (
     ChatNotFound,
     InvalidArgument,
@@ -51,6 +64,7 @@ from .errors import (
     NotAllowed,
     UserNotFound,
 )
+from .files import DataDir
 from .models import Enqueued, Job, JobKind, JobState
 
 DEFAULT_LEASE_S = 120.0
@@ -58,12 +72,14 @@ DEFAULT_MAX_ATTEMPTS = 3
 MAX_PROGRESS_TEXT = 200
 MAX_ERROR_TEXT = 2000
 LEASE_EXPIRED_ERROR = "The worker stopped responding (lease expired)."
+JOBS_CHANNEL = "oneword_jobs"  # NOTIFY channel: a job was queued (payload: its kind)
+MAX_IDLE_S = 10.0  # the longest an idle worker sleeps on PostgreSQL without a notice
 
 _KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _ACTIVE = "('queued', 'running')"
 
 
-def row_to_job(row: sqlite3.Row) -> Job:
+def row_to_job(row: Row) -> Job:
     """Build a :class:`Job` from a ``jobs`` row."""
     return Job(
         id=row["id"],
@@ -130,9 +146,13 @@ def _kind_filter(kinds: list[str] | None) -> tuple[str, list[str]]:
 class JobQueue:
     """Enqueue, claim, track and finish jobs. See the module docstring for the life cycle."""
 
-    def __init__(self, db: Database, *, lease_s: float = DEFAULT_LEASE_S) -> None:
+    def __init__(self, db: Database, *, lease_s: float = DEFAULT_LEASE_S,
+                 files: DataDir | None = None) -> None:
+        """``files``: the data directory whose files a job's payload and result name; with a
+        shared database they are published with the job (see :mod:`storage.files`)."""
         self._db = db
         self._lease_s = _check_lease(lease_s)
+        self._files = files
 
     # ----------------------------------------------------------------- producer (bot) side
 
@@ -157,6 +177,7 @@ class JobQueue:
         payload_json = dump_json(payload or {}, "payload")
         if not isinstance(max_attempts, int) or max_attempts < 1:
             raise InvalidArgument(f"max_attempts must be a positive int, not {max_attempts!r}.")
+        await self._publish(payload)
         now = self._db.now()
         async with self._db.transaction() as tx:
             if await tx.value("SELECT 1 FROM users WHERE id = ?", (user_id,)) is None:
@@ -182,6 +203,7 @@ class JobQueue:
             )
             job = await self._get(tx, job_id)
             position = await self._position(tx, job_id, None)
+            await tx.notify(JOBS_CHANNEL, kind_value)
         assert position is not None
         return Enqueued(job=job, position=position)
 
@@ -323,13 +345,13 @@ class JobQueue:
             cases = " ".join(f"WHEN ? THEN {rank}" for rank in range(len(kind_list)))
             order_sql, order_params = f"CASE kind {cases} END, id", kind_list
         now = self._db.now()
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(concurrent=True) as tx:
             await self._expire_leases(tx, now)
             job_id = await tx.value(
                 f"""
                 SELECT id FROM jobs
                 WHERE state = 'queued' AND run_after <= ?{kind_sql}
-                ORDER BY {order_sql} LIMIT 1
+                ORDER BY {order_sql} LIMIT 1{tx.skip_locked}
                 """,
                 [now, *kind_params, *order_params],
             )
@@ -367,7 +389,7 @@ class JobQueue:
         value = None if progress is None else _clamp_progress(progress)
         short = None if text is None else str(text)[:MAX_PROGRESS_TEXT]
         now = self._db.now()
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(concurrent=True) as tx:
             rows = await tx.all(
                 """
                 UPDATE jobs SET progress = COALESCE(?, progress),
@@ -392,8 +414,9 @@ class JobQueue:
         """
         _check_worker(worker_id)
         result_json = dump_json(result or {}, "result")
+        await self._publish(result)
         now = self._db.now()
-        async with self._db.transaction() as tx:
+        async with self._db.transaction(concurrent=True) as tx:
             rows = await tx.all(
                 """
                 UPDATE jobs SET state = 'done', result = ?, progress = 1, finished_at = ?,
@@ -428,7 +451,7 @@ class JobQueue:
         now = self._db.now()
         async with self._db.transaction() as tx:
             row = await tx.one(
-                "SELECT attempts, max_attempts FROM jobs "
+                "SELECT kind, attempts, max_attempts FROM jobs "
                 "WHERE id = ? AND state = 'running' AND worker_id = ?",
                 (job_id, worker_id),
             )
@@ -441,6 +464,7 @@ class JobQueue:
                     WHERE id = ? RETURNING *
                 """
                 params: tuple[Any, ...] = (message, now + delay, job_id)
+                await tx.notify(JOBS_CHANNEL, row["kind"])
             else:
                 sql = """
                     UPDATE jobs SET state = 'failed', error = ?, finished_at = ?,
@@ -459,7 +483,8 @@ class JobQueue:
         async with self._db.transaction() as tx:
             rows = await tx.all(
                 """
-                UPDATE jobs SET state = 'queued', attempts = MAX(attempts - 1, 0),
+                UPDATE jobs SET state = 'queued',
+                                attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
                                 worker_id = NULL, lease_until = NULL
                 WHERE id = ? AND state = 'running' AND worker_id = ?
                 RETURNING *
@@ -468,6 +493,7 @@ class JobQueue:
             )
             if not rows:
                 await self._raise_not_held(tx, job_id, worker_id)
+            await tx.notify(JOBS_CHANNEL, rows[0]["kind"])
         return row_to_job(rows[0])
 
     async def requeue_stale(self) -> list[Job]:
@@ -481,7 +507,37 @@ class JobQueue:
         async with self._db.transaction() as tx:
             return await self._expire_leases(tx, now)
 
+    async def wait_for_work(self, worker_id: str, poll_s: float) -> bool:
+        """Return when a job may be waiting for ``worker_id``: call between empty claims.
+
+        SQLite: after ``poll_s`` seconds (polling). PostgreSQL: as soon as a job is queued
+        (``NOTIFY``), or at the next moment a delayed retry becomes runnable or a lease runs
+        out, and at most :data:`MAX_IDLE_S` later as a safety net. Returns True when a
+        notice woke it, False when the time ran out.
+        """
+        _check_worker(worker_id)
+        if not self._db.notifies:
+            await asyncio.sleep(poll_s)
+            return False
+        now = self._db.now()
+        due = await self._db.value(
+            """
+            SELECT MIN(due) FROM (
+                SELECT MIN(run_after) AS due FROM jobs WHERE state = 'queued' AND run_after > ?
+                UNION ALL
+                SELECT MIN(lease_until) FROM jobs WHERE state = 'running'
+            ) AS deadlines
+            """,
+            (now,),
+        )
+        timeout = MAX_IDLE_S if due is None else min(MAX_IDLE_S, max(due - now, 0.0) + 0.05)
+        return await self._db.wait_for_notice(JOBS_CHANNEL, worker_id, max(timeout, 0.01))
+
     # ----------------------------------------------------------------------- internals
+
+    async def _publish(self, value: Mapping[str, Any] | None) -> None:
+        if self._files is not None and self._files.blobs is not None and value:
+            await asyncio.to_thread(self._files.publish_referenced, dict(value))
 
     @staticmethod
     async def _get(session: Session, job_id: int) -> Job:
@@ -506,18 +562,26 @@ class JobQueue:
 
     @staticmethod
     async def _expire_leases(session: Session, now: float) -> list[Job]:
+        # Rows another transaction holds are skipped (PostgreSQL): it is extending or ending
+        # that lease, or expiring it already, and no two claimers wait on each other.
         rows = await session.all(
-            """
+            f"""
             UPDATE jobs SET
                 state = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
                 finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE ? END,
                 error = ?, worker_id = NULL, lease_until = NULL
-            WHERE state = 'running' AND lease_until < ?
+            WHERE id IN (
+                SELECT id FROM jobs WHERE state = 'running' AND lease_until < ?
+                ORDER BY id{session.skip_locked}
+            )
             RETURNING *
             """,
             (now, LEASE_EXPIRED_ERROR, now),
         )
-        return sorted((row_to_job(row) for row in rows), key=lambda job: job.id)
+        jobs = sorted((row_to_job(row) for row in rows), key=lambda job: job.id)
+        if any(job.state is JobState.QUEUED for job in jobs):
+            await session.notify(JOBS_CHANNEL, "")
+        return jobs
 
     @staticmethod
     async def _raise_not_held(session: Session, job_id: int, worker_id: str) -> NoReturn:

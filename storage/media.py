@@ -8,10 +8,10 @@ first, then recorded here.
 
 from __future__ import annotations
 
-import sqlite3
+import asyncio
 from collections.abc import Sequence
 
-from .db import Database, placeholders
+from .db import Database, Row, placeholders
 from .errors import ChatNotFound, InvalidArgument, JobNotFound, MediaNotFound, UserNotFound
 from .files import Area, DataDir
 from .models import Media, MediaKind
@@ -27,7 +27,7 @@ def parse_media_kind(value: MediaKind | str) -> MediaKind:
         raise InvalidArgument(f"Unknown media kind {value!r}: expected photo or result.") from None
 
 
-def row_to_media(row: sqlite3.Row) -> Media:
+def row_to_media(row: Row) -> Media:
     """Build a :class:`Media` from a ``media`` row."""
     return Media(
         id=row["id"],
@@ -67,6 +67,7 @@ class MediaRepo:
         """
         media_kind = parse_media_kind(kind)
         self._files.check(path, _AREA_OF_KIND[media_kind])
+        await asyncio.to_thread(self._files.publish, path)
         now = self._db.now()
         async with self._db.transaction() as tx:
             if await tx.value("SELECT 1 FROM users WHERE id = ?", (user_id,)) is None:
@@ -146,7 +147,7 @@ class MediaRepo:
                 ids,
             )
         paths = [row["path"] for row in rows]
-        self._files.delete_many(paths)
+        await asyncio.to_thread(self._files.delete_many, paths)
         return paths
 
     async def purge_older_than(
@@ -171,5 +172,5 @@ class MediaRepo:
                 [cutoff, *kind_values],
             )
         paths = [row["path"] for row in rows]
-        self._files.delete_many(paths)
+        await asyncio.to_thread(self._files.delete_many, paths)
         return paths

@@ -1,12 +1,15 @@
-"""Schema migrations: an ordered list of steps, applied at open, tracked in ``PRAGMA user_version``.
+"""Schema migrations: an ordered list of steps, applied at open, tracked in the schema version
+(SQLite: ``PRAGMA user_version``; PostgreSQL: a one-row table).
 
 Rules for adding a step: append a new :class:`Migration` with the next version number; never edit
 or reorder a step that has shipped (databases in the field already ran it). Each step runs in its
-own ``BEGIN IMMEDIATE`` transaction together with the ``user_version`` bump, and re-reads the
+own write transaction together with the version bump, and re-reads the
 version inside that transaction, so two processes opening the same file at once apply each step
 exactly once, and a failed step leaves the database at the previous version, untouched.
 
-All timestamps are REAL Unix epoch seconds. JSON columns hold JSON objects as TEXT.
+All timestamps are REAL Unix epoch seconds. JSON columns hold JSON objects as TEXT. Steps are
+written once, in SQLite's types, and run on PostgreSQL through :func:`storage.pg.translate_ddl`:
+keep to SQL both understand (the PostgreSQL storage tests run every step).
 """
 
 from __future__ import annotations
@@ -162,14 +165,32 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX media_created ON media(created_at)",
         ),
     ),
+    Migration(
+        4,
+        "file contents in the database, for hosts that share only the database",
+        (
+            # Filled only when the database is shared (PostgreSQL, see storage.blobs); with
+            # SQLite the data directory holds the files and this table stays empty.
+            """
+            CREATE TABLE files (
+                path        TEXT    PRIMARY KEY,           -- relative path, as in the data dir
+                size        INTEGER NOT NULL,
+                data        BLOB    NOT NULL,
+                created_at  REAL    NOT NULL
+            )
+            """,
+            "CREATE INDEX files_created ON files(created_at)",
+        ),
+    ),
 )
 
 LATEST_VERSION: int = MIGRATIONS[-1].version
 
 
 async def schema_version(db: Database) -> int:
-    """The version the database file is at (0 for a new, empty file)."""
-    return int(await db.value("PRAGMA user_version"))
+    """The version the database is at (0 for a new, empty one)."""
+    async with db.read() as session:
+        return await session.schema_version()
 
 
 async def migrate(db: Database, target: int = LATEST_VERSION) -> int:
@@ -192,7 +213,7 @@ async def migrate(db: Database, target: int = LATEST_VERSION) -> int:
         if step.version <= current:
             continue
         async with db.transaction() as tx:
-            current = int(await tx.value("PRAGMA user_version"))
+            current = await tx.schema_version()
             if current >= step.version:  # another process applied it meanwhile
                 continue
             if current != step.version - 1:
@@ -200,7 +221,7 @@ async def migrate(db: Database, target: int = LATEST_VERSION) -> int:
                     f"Cannot apply migration {step.version} on schema version {current}."
                 )
             for statement in step.statements:
-                await tx.execute(statement)
-            await tx.execute(f"PRAGMA user_version = {step.version}")
+                await tx.ddl(statement)
+            await tx.set_schema_version(step.version)
         current = step.version
     return await schema_version(db)

@@ -7,19 +7,24 @@ Typical use (bot or worker, one instance per process)::
         queued = await store.jobs.enqueue("edit", chat_id=chat.id, user_id=user.id, payload={...})
 
 Each process opens its own ``Storage`` on the same directory; they coordinate through SQLite.
+With ``database_url="postgresql://..."`` they share a PostgreSQL database instead, from any
+number of hosts, each with a data directory of its own (a cache; see :mod:`storage.blobs`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from types import TracebackType
 from typing import Any
 
+from .blobs import DEFAULT_MAX_BYTES
 from .chats import ChatRepo
 from .concepts import ConceptRepo
 from .db import Clock, Database
-from .files import DataDir
+from .errors import InvalidArgument, StorageError
+from .files import Area, DataDir
 from .inversions import InversionCache
 from .jobs import DEFAULT_LEASE_S, JobQueue
 from .media import MediaRepo
@@ -52,7 +57,7 @@ class Storage:
         self.users = UserRepo(db)
         self.chats = ChatRepo(db)
         self.concepts = ConceptRepo(db, files)
-        self.jobs = JobQueue(db, lease_s=lease_s)
+        self.jobs = JobQueue(db, lease_s=lease_s, files=files)
         self.usage = UsageCounter(db)
         self.inversions = InversionCache(db, files)
         self.media = MediaRepo(db, files)
@@ -63,20 +68,41 @@ class Storage:
         cls,
         data_dir: str | os.PathLike[str],
         *,
+        database_url: str | None = None,
         busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
         lease_s: float = DEFAULT_LEASE_S,
+        max_file_bytes: int = DEFAULT_MAX_BYTES,
         clock: Clock = time.time,
     ) -> Storage:
         """Create the data directory layout if needed, open the database and migrate it.
 
-        ``busy_timeout_s``: how long a write waits for the other process's lock before
+        ``database_url``: empty or None for the SQLite file in the data directory (the
+        default); ``postgresql://user:password@host:port/dbname`` for a PostgreSQL database
+        shared by hosts (files then travel through it, up to ``max_file_bytes`` each).
+        ``busy_timeout_s``: how long a write waits for another process's lock before
         :class:`DatabaseBusy`. ``lease_s``: default job lease. ``clock``: time source (epoch
-        seconds), injectable for tests. Raises :class:`SchemaTooNew` for a newer database.
+        seconds), injectable for tests. Raises :class:`SchemaTooNew` for a newer database,
+        :class:`DatabaseUnavailable` when PostgreSQL cannot be reached.
         """
-        files = DataDir(data_dir)
+        if database_url and not database_url.startswith(("postgresql://", "postgres://")):
+            raise InvalidArgument(
+                "The database URL must start with postgresql:// (or be empty for SQLite)."
+            )
+        if database_url:
+            from .blobs import BlobStore  # psycopg is only needed with PostgreSQL
+            from .pg import PgDatabase
+
+            db: Database = await PgDatabase.connect(  # type: ignore[assignment]
+                database_url, busy_timeout_s=busy_timeout_s, clock=clock)
+            files = DataDir(data_dir, BlobStore(database_url, max_bytes=max_file_bytes,
+                                                clock=clock))
+        else:
+            files = DataDir(data_dir)
         files.ensure()
         files.remove_stale_temp_files()
-        db = await Database.connect(files.db_path, busy_timeout_s=busy_timeout_s, clock=clock)
+        if not database_url:
+            db = await Database.connect(files.db_path, busy_timeout_s=busy_timeout_s,
+                                        clock=clock)
         try:
             await migrate(db)
         except BaseException:
@@ -84,11 +110,37 @@ class Storage:
             raise
         return cls(db, files, lease_s=lease_s)
 
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._db.dialect
+
     async def close(self) -> None:
         """Close the database connection (idempotent)."""
         if not self._closed:
             self._closed = True
             await self._db.close()
+            if self.files.blobs is not None:
+                self.files.blobs.close()
+
+    async def apply_retention(self, retention_s: float) -> int:
+        """Delete what is older than the retention period and no longer needed: photos and
+        results not kept by a concept or an unfinished job, inversions unused that long,
+        result files in the shared database, and this host's cached copies of database files.
+        Returns how many files went. Run it now and then (the worker does, hourly)."""
+        if not retention_s > 0:
+            raise InvalidArgument(f"retention must be a positive number of seconds, not "
+                                  f"{retention_s!r}.")
+        gone = len(await self.media.purge_older_than(retention_s))
+        gone += len(await self.inversions.evict(unused_for_s=retention_s))
+        if self.files.blobs is not None:
+            cutoff = self._db.now() - retention_s
+            old = await asyncio.to_thread(self.files.blobs.purge, f"{Area.RESULTS.value}/",
+                                          cutoff)
+            await asyncio.to_thread(self.files.delete_many, old)
+            gone += len(old)
+            gone += await asyncio.to_thread(self.files.prune_cache, retention_s)
+        return gone
 
     async def __aenter__(self) -> Storage:
         return self
@@ -102,12 +154,14 @@ class Storage:
         await self.close()
 
     async def schema_version(self) -> int:
-        """The database schema version (``PRAGMA user_version``)."""
+        """The database schema version."""
         return await schema_version(self._db)
 
     async def sqlite_settings(self) -> dict[str, Any]:
         """The connection's effective SQLite settings, for health checks and tests:
         ``journal_mode``, ``foreign_keys``, ``busy_timeout`` (ms), ``synchronous``."""
+        if self.backend != "sqlite":
+            raise StorageError("sqlite_settings: this storage runs on PostgreSQL.")
         settings: dict[str, Any] = {}
         for pragma in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous"):
             settings[pragma] = await self._db.value(f"PRAGMA {pragma}")

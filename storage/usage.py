@@ -77,7 +77,8 @@ class UsageCounter:
         value = await tx.value(
             """
             INSERT INTO usage_counters (user_id, day, kind, count) VALUES (?, ?, ?, ?)
-            ON CONFLICT (user_id, day, kind) DO UPDATE SET count = count + excluded.count
+            ON CONFLICT (user_id, day, kind) DO UPDATE
+            SET count = usage_counters.count + excluded.count
             RETURNING count
             """,
             (user_id, day, kind, amount),

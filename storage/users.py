@@ -6,14 +6,12 @@ counters (foreign keys) always exist and names stay fresh.
 
 from __future__ import annotations
 
-import sqlite3
-
-from .db import Database
+from .db import Database, Row
 from .errors import InvalidArgument, UserNotFound
 from .models import User
 
 
-def row_to_user(row: sqlite3.Row) -> User:
+def row_to_user(row: Row) -> User:
     """Build a :class:`User` from a ``users`` row."""
     return User(
         id=row["id"],

@@ -35,3 +35,52 @@ def tiny_vpred_model(tmp_path_factory):
     folder = make_tiny_model(tmp_path_factory.mktemp("tiny-sd-v"), prediction_type="v_prediction",
                              text_width=48, seed=1)
     return load_model(folder, device="cpu")
+
+
+# ---------------------------------------------------------------------------------- PostgreSQL
+# The storage suite runs on SQLite and on a real PostgreSQL server: the one named by
+# ONEWORD_TEST_DATABASE_URL (CI starts one, see .ci/run), else a throwaway server started here
+# from the installed PostgreSQL programs. Without PostgreSQL those tests skip, saying why;
+# under CI=true they fail instead, so CI never passes without running them.
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The URL of a PostgreSQL server for this test session."""
+    given = os.environ.get("ONEWORD_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    from storage.pg_cluster import ThrowawayCluster, find_bin_dir
+
+    if find_bin_dir() is None:
+        reason = ("PostgreSQL not found: install Debian's postgresql package or set "
+                  "ONEWORD_TEST_DATABASE_URL")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason} (CI must run the PostgreSQL tests)")
+        pytest.skip(reason)
+    with ThrowawayCluster() as cluster:
+        yield cluster.url
+
+
+@pytest.fixture
+def pg_url(postgres_url):
+    """A database URL whose connections see a fresh, empty schema of their own."""
+    import uuid
+
+    import psycopg
+
+    from storage.pg_cluster import url_with_schema
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield url_with_schema(postgres_url, schema)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request):
+    """Run the test on each backend: None (the SQLite file) or a PostgreSQL URL."""
+    return None if request.param == "sqlite" else request.getfixturevalue("pg_url")

@@ -1,4 +1,5 @@
-"""Tests of the storage package on a real SQLite file in a temporary data directory.
+"""Tests of the storage package on a real SQLite file in a temporary data directory, and on a
+real PostgreSQL server (every test taking ``database_url`` runs on both; see conftest.py).
 
 A fake clock drives every timestamp, so lease expiry, retry delays and day boundaries are tested
 without sleeping.
@@ -23,6 +24,7 @@ from storage import (
     ConceptNotFound,
     DatabaseBusy,
     DataDir,
+    FileTooLarge,
     InvalidArgument,
     InvalidConceptName,
     JobCancelled,
@@ -72,8 +74,20 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(data_dir: Path, clock: FakeClock):
-    opened = await Storage.open(data_dir, clock=clock, busy_timeout_s=5)
+def open_storage(database_url: str | None, clock: FakeClock):
+    """``Storage.open`` on the test's backend (another call: another process on the same
+    database; another ``data_dir``: another host)."""
+
+    def opener(data_dir: Path, **kwargs: object):
+        kwargs.setdefault("clock", clock)
+        return Storage.open(data_dir, database_url=database_url, **kwargs)
+
+    return opener
+
+
+@pytest.fixture
+async def store(data_dir: Path, open_storage):
+    opened = await open_storage(data_dir, busy_timeout_s=5)
     await seed(opened)
     yield opened
     await opened.close()
@@ -107,14 +121,16 @@ async def make_concept(
 
 async def test_fresh_open_creates_layout_and_latest_schema(store: Storage, data_dir: Path):
     assert await store.schema_version() == LATEST_VERSION
-    assert store.files.db_path == data_dir.resolve() / "oneword.sqlite3"
+    if store.backend == "sqlite":
+        assert store.files.db_path == data_dir.resolve() / "oneword.sqlite3"
     for area in Area:
         assert (data_dir / area.value).is_dir()
     assert [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1))
 
 
-async def test_wal_foreign_keys_and_busy_timeout(store: Storage, data_dir: Path):
-    settings = await store.sqlite_settings()
+async def test_wal_foreign_keys_and_busy_timeout(data_dir: Path, clock: FakeClock):
+    async with await Storage.open(data_dir, clock=clock, busy_timeout_s=5) as store:
+        settings = await store.sqlite_settings()
     assert settings["journal_mode"] == "wal"
     assert settings["foreign_keys"] == 1
     assert settings["busy_timeout"] == 5000
@@ -123,20 +139,18 @@ async def test_wal_foreign_keys_and_busy_timeout(store: Storage, data_dir: Path)
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-async def test_reopen_is_idempotent_and_keeps_data(data_dir: Path, clock: FakeClock):
-    async with await Storage.open(data_dir, clock=clock) as first:
+async def test_reopen_is_idempotent_and_keeps_data(data_dir: Path, open_storage):
+    async with await open_storage(data_dir) as first:
         await seed(first)
         await make_concept(first, ALICE, ALICE_DM, "rex")
-    async with await Storage.open(data_dir, clock=clock) as second:
+    async with await open_storage(data_dir) as second:
         assert await second.schema_version() == LATEST_VERSION
         found = await second.concepts.get_visible("rex", user_id=ALICE, chat_id=ALICE_DM)
         assert found is not None and found.name == "rex"
 
 
-async def test_two_processes_opening_a_new_directory_at_once(data_dir: Path, clock: FakeClock):
-    first, second = await asyncio.gather(
-        Storage.open(data_dir, clock=clock), Storage.open(data_dir, clock=clock)
-    )
+async def test_two_processes_opening_a_new_directory_at_once(data_dir: Path, open_storage):
+    first, second = await asyncio.gather(open_storage(data_dir), open_storage(data_dir))
     try:
         assert await first.schema_version() == await second.schema_version() == LATEST_VERSION
         await seed(first)
@@ -504,13 +518,13 @@ async def test_enqueue_positions_claim_order_and_kind_filter(store: Storage):
 
 
 async def test_two_connections_claiming_concurrently_never_share_a_job(
-    store: Storage, data_dir: Path, clock: FakeClock
+    store: Storage, tmp_path: Path, open_storage
 ):
     ids = [
         (await store.jobs.enqueue("edit", chat_id=ALICE_DM, user_id=ALICE)).job.id
         for _ in range(24)
     ]
-    other = await Storage.open(data_dir, clock=clock, busy_timeout_s=5)
+    other = await open_storage(tmp_path / "other-host", busy_timeout_s=5)
 
     async def drain(storage: Storage, worker: str) -> list[int]:
         claimed = []
@@ -555,7 +569,7 @@ async def test_heartbeat_records_progress_and_extends_lease(store: Storage, cloc
 
 
 async def test_complete_and_undelivered_results_survive_a_bot_restart(
-    store: Storage, data_dir: Path, clock: FakeClock
+    store: Storage, data_dir: Path, clock: FakeClock, open_storage
 ):
     queued = await store.jobs.enqueue("edit", chat_id=GROUP, user_id=BOB)
     await store.jobs.claim_next("w1")
@@ -566,7 +580,7 @@ async def test_complete_and_undelivered_results_survive_a_bot_restart(
     with pytest.raises(LeaseLost):  # finished: the lease is gone
         await store.jobs.heartbeat(queued.job.id, "w1", 0.5)
 
-    async with await Storage.open(data_dir, clock=clock) as restarted_bot:
+    async with await open_storage(data_dir) as restarted_bot:
         pending = await restarted_bot.jobs.undelivered()
         assert [j.id for j in pending] == [queued.job.id]
         await restarted_bot.jobs.mark_delivered(queued.job.id)
@@ -750,3 +764,74 @@ async def test_media_lookup_and_retention(store: Storage, clock: FakeClock):
     photo_path = (await store.media.get(photo_id)).path
     assert await store.media.purge_older_than(24 * 3600) == [photo_path]
     assert not store.files.exists(photo_path)
+
+
+# ------------------------------------------------------- PostgreSQL: hosts sharing a database
+
+
+@pytest.fixture
+async def two_hosts(tmp_path: Path, pg_url: str, clock: FakeClock):
+    """Two storages on one PostgreSQL database, each with a data folder of its own."""
+    first = await Storage.open(tmp_path / "host-a", database_url=pg_url, clock=clock)
+    second = await Storage.open(tmp_path / "host-b", database_url=pg_url, clock=clock)
+    await seed(first)
+    yield first, second
+    await first.close()
+    await second.close()
+
+
+async def test_files_travel_through_the_database_between_hosts(two_hosts):
+    bot, worker = two_hosts
+    photo = await asyncio.to_thread(bot.files.store_bytes, Area.PHOTOS, b"jpeg bytes", ".jpg")
+    await bot.jobs.enqueue("edit", chat_id=ALICE_DM, user_id=ALICE, payload={"photo": photo})
+    assert not (worker.files.root / photo).exists() and worker.files.exists(photo)
+    job = await worker.jobs.claim_next("w1")
+    assert job is not None and worker.files.resolve(job.payload["photo"]).read_bytes() == (
+        b"jpeg bytes")
+
+    # A library writes straight to a resolved path; recording the result publishes the file.
+    result = worker.files.new_path(Area.RESULTS, ".png")
+    worker.files.resolve(result).write_bytes(b"png bytes")
+    concept_file = worker.files.new_path(Area.CONCEPTS, ".safetensors")
+    worker.files.resolve(concept_file).write_bytes(b"embedding")
+    concept = await worker.concepts.create(owner_id=ALICE, chat_id=ALICE_DM, name="rex",
+                                           kind="object", file_path=concept_file,
+                                           base_model="sd-test")
+    await worker.jobs.complete(job.id, "w1", {"image": result, "nested": [{"x": concept_file}]})
+    assert bot.files.read_bytes(result) == b"png bytes"
+    assert bot.files.read_bytes(concept.file_path) == b"embedding"
+
+    await bot.concepts.delete(concept.id, user_id=ALICE)  # gone for every host
+    assert not worker.files.exists(concept_file)
+
+
+async def test_database_refuses_files_over_the_size_limit(tmp_path: Path, pg_url: str):
+    async with await Storage.open(tmp_path / "d", database_url=pg_url,
+                                  max_file_bytes=1000) as store:
+        store.files.store_bytes(Area.PHOTOS, b"x" * 1000, ".jpg")
+        with pytest.raises(FileTooLarge):
+            store.files.store_bytes(Area.PHOTOS, b"x" * 1001, ".jpg")
+        assert len(list((tmp_path / "d" / "photos").iterdir())) == 1  # the refused one is not kept
+
+
+async def test_retention_deletes_old_results_from_the_database(two_hosts, clock: FakeClock):
+    bot, worker = two_hosts
+    old = worker.files.store_bytes(Area.RESULTS, b"old", ".png")
+    bot.files.read_bytes(old)  # a cached copy on the bot's host too
+    clock.advance(10 * 24 * 3600)
+    new = worker.files.store_bytes(Area.RESULTS, b"new", ".png")
+    assert await worker.apply_retention(7 * 24 * 3600) >= 1
+    assert not bot.files.exists(old) and bot.files.read_bytes(new) == b"new"
+    with pytest.raises(InvalidArgument):
+        await worker.apply_retention(0)
+
+
+async def test_idle_worker_is_woken_by_a_notice_not_a_timeout(two_hosts):
+    bot, worker = two_hosts
+    assert await worker.jobs.wait_for_work("w1", 0.1)  # the first look never waits
+    waiting = asyncio.create_task(worker.jobs.wait_for_work("w1", 0.1))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # nothing queued: it keeps waiting (polling would be done)
+    await bot.jobs.enqueue("edit", chat_id=ALICE_DM, user_id=ALICE)
+    assert await asyncio.wait_for(waiting, 30)  # True: a notice woke it
+    assert (await worker.jobs.claim_next("w1")) is not None

@@ -59,10 +59,21 @@ class Lane:
             job = await self.storage.jobs.claim_next(self.worker_id, self.kinds,
                                                      lease_s=self.settings.worker_lease)
             if job is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), self.settings.worker_poll)
+                await self._idle(stopping)
                 continue
             await self.run_job(job, stopping)
+
+    async def _idle(self, stopping: asyncio.Event) -> None:
+        """Wait until a job may be there (at once on PostgreSQL's notice, after a poll
+        interval on SQLite) or the worker is stopping."""
+        waits = [asyncio.create_task(self.storage.jobs.wait_for_work(
+                     self.worker_id, self.settings.worker_poll)),
+                 asyncio.create_task(stopping.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
 
     async def run_job(self, job: Job, stopping: asyncio.Event | None = None) -> None:
         """Run one claimed job to its end: done, failed (maybe retried) or cancelled; on
@@ -206,7 +217,9 @@ def _save_png(image: Image.Image, path: Path, min_side: int = 256) -> None:
 async def run_worker(settings: Settings, stopping: asyncio.Event | None = None) -> None:
     """Open storage, load a model per lane and work until `stopping` is set."""
     stopping = stopping or asyncio.Event()
-    storage = await Storage.open(settings.data_path, lease_s=settings.worker_lease)
+    storage = await Storage.open(settings.data_path, database_url=settings.database_url,
+                                 max_file_bytes=settings.max_file_bytes,
+                                 lease_s=settings.worker_lease)
     try:
         recovered = await storage.jobs.requeue_stale()
         if recovered:
@@ -216,9 +229,24 @@ async def run_worker(settings: Settings, stopping: asyncio.Event | None = None) 
         lanes = [Lane("short", protocol.SHORT_KINDS, storage, settings, short),
                  Lane("long", protocol.LONG_KINDS, storage, settings, long)]
         log.info("worker ready")
-        await asyncio.gather(*(lane.run_forever(stopping) for lane in lanes))
+        await asyncio.gather(*(lane.run_forever(stopping) for lane in lanes),
+                             _keep_tidy(storage, settings, stopping))
     finally:
         await storage.close()
+
+
+async def _keep_tidy(storage: Storage, settings: Settings, stopping: asyncio.Event,
+                     every_s: float = 3600.0) -> None:
+    """Apply the retention setting now and hourly (any worker may; the work is idempotent)."""
+    while not stopping.is_set():
+        try:
+            gone = await storage.apply_retention(settings.retention_s)
+            if gone:
+                log.info("retention: deleted %d old file(s)", gone)
+        except Exception:
+            log.exception("retention sweep failed; trying again later")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), every_s)
 
 
 def main(settings: Settings) -> int:

@@ -1,0 +1,95 @@
+"""A throwaway local PostgreSQL server, for tests and benchmarks on one machine.
+
+``initdb`` into a temporary folder, ``postgres`` listening only on a Unix socket in that folder
+(no TCP port, nothing to clash with), trust authentication for the local user, durability
+switched off (the data is thrown away), and everything removed at :meth:`ThrowawayCluster.stop`.
+PostgreSQL refuses to run as root, so as root the server runs as the unprivileged ``nobody``.
+
+Uses the server programs of Debian's ``postgresql`` package (``/usr/lib/postgresql/<ver>/bin``)
+or whatever ``initdb`` is on the PATH.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+ROLE = "oneword"
+UNPRIVILEGED_USER = "nobody"
+
+
+def find_bin_dir() -> Path | None:
+    """The folder of PostgreSQL's server programs (``initdb``, ``pg_ctl``), or None."""
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                      key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit()
+                      else 0)
+    return versions[-1].parent if versions else None
+
+
+def url_with_schema(url: str, schema: str) -> str:
+    """``url`` whose connections use ``schema`` (search_path): one database, many isolated
+    test schemas."""
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options={quote(f'-c search_path={schema}', safe='')}"
+
+
+class ThrowawayCluster:
+    """One temporary PostgreSQL server; ``url`` is set while it runs."""
+
+    def __init__(self, bin_dir: Path | None = None) -> None:
+        found = bin_dir or find_bin_dir()
+        if found is None:
+            raise FileNotFoundError(
+                "PostgreSQL's server programs were not found (install Debian's postgresql "
+                "package, or put initdb on the PATH)."
+            )
+        self.bin_dir = found
+        self.folder: Path | None = None
+        self.url = ""
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bin_dir / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", UNPRIVILEGED_USER, "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed: {done.stdout}{done.stderr}")
+
+    def start(self) -> str:
+        """Create and start the server; return its URL."""
+        self.folder = Path(tempfile.mkdtemp(prefix="oneword-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, UNPRIVILEGED_USER)
+        data = self.folder / "data"
+        self._run("initdb", "-D", str(data), "-U", ROLE, "--auth=trust", "-E", "UTF8",
+                  "--no-sync", "--no-instructions")
+        options = (f"-k {self.folder} -c listen_addresses='' -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        self._run("pg_ctl", "-D", str(data), "-l", str(self.folder / "log"), "-w",
+                  "-o", options, "start")
+        self.url = f"postgresql://{ROLE}@/postgres?host={quote(str(self.folder), safe='/')}"
+        return self.url
+
+    def stop(self) -> None:
+        """Stop the server and delete its folder (idempotent)."""
+        if self.folder is None:
+            return
+        with contextlib.suppress(RuntimeError):  # not running: nothing to stop
+            self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder, self.url = None, ""
+
+    def __enter__(self) -> ThrowawayCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
