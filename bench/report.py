@@ -228,7 +228,7 @@ def plan_text(plan: dict) -> str:
             f"inversion); textual inversion with {ours_ti}, the reference's first "
             f"{plan['ti_reference_steps']} steps timed; concept recognition from "
             f"{plan['concept_samples']} generations of {plan['sample_steps']} steps; quality "
-            f"on {plan['scenes']} scenes x 5 edits x 3 inversion modes at "
+            f"on {plan['scenes']} scenes x 5 edits x {len(MODES)} inversion modes at "
             f"{plan['quality_steps']} DDIM steps.")
 
 

@@ -41,14 +41,16 @@ from engine.world.render import render
 from engine.world.samples import SAMPLES_DIR, target_scenes
 from engine.world.scene import Scene, caption
 
-STAGES = ("learn_concept", "ddim_inversion", "null_text_inversion", "fast_inversion", "edit",
-          "sticker")
+STAGES = ("learn_concept", "ddim_inversion", "null_text_inversion", "fast_inversion",
+          "direct_inversion", "edit", "edit_direct", "sticker")
 STAGE_TITLES = {
     "learn_concept": "learn a concept (reserved creature)",
     "ddim_inversion": "DDIM inversion",
     "null_text_inversion": "null-text inversion",
     "fast_inversion": "fast inversion (negative prompt)",
+    "direct_inversion": "direct inversion (PnP-Inversion)",
     "edit": "one edit (replace circle with square)",
+    "edit_direct": "one edit on the direct inversion",
     "sticker": "one sticker",
 }
 EDIT_COMMAND = Command("replace", subject="circle", value="square")
@@ -222,6 +224,8 @@ def run_speed(model: DiffusionModel, checker, plan: Plan, cache: ConceptCache | 
     log("speed: inversions")
     ddim, _ = time_inversion(model, image, text, "ddim", ours_inv, plan.repeats)
     fast, _ = time_inversion(model, image, text, "fast", ours_inv, plan.repeats)
+    direct, direct_inversion = time_inversion(model, image, text, "direct", ours_inv,
+                                              plan.repeats)
     nti, nti_inversion = time_inversion(model, image, text, "null-text", ours_inv,
                                         plan.slow_repeats)
     if reference_inv == ours_inv:
@@ -233,18 +237,20 @@ def run_speed(model: DiffusionModel, checker, plan: Plan, cache: ConceptCache | 
     stages["ddim_inversion"] = stage(ddim, reference)
     stages["null_text_inversion"] = stage(nti, reference)
     stages["fast_inversion"] = stage(fast, reference)
+    stages["direct_inversion"] = stage(direct, reference)
 
     log("speed: one edit and one sticker")
     editor = Editor(model, None, ours_inv, EditSettings(), "null-text")
-    timing, outcome = time_runs(lambda: editor.run(nti_inversion, EDIT_COMMAND), plan.repeats,
-                                model.device)
     circle = scene.object_at("left")
     truth = render(with_object(scene, "left", replace(circle, kind="square")), model.image_size)
-    stages["edit"] = stage(Side(f"prompt-to-prompt on the null-text inversion, "
-                                f"{ours_inv.steps} steps", timing.median, timing.runs,
-                                timing.memory,
-                                {"edit_psnr_db": round(psnr(outcome.image, truth.image), 3)}),
-                           None)
+    for name, inversion in (("edit", nti_inversion), ("edit_direct", direct_inversion)):
+        timing, outcome = time_runs(lambda inv=inversion: editor.run(inv, EDIT_COMMAND),
+                                    plan.repeats, model.device)
+        stages[name] = stage(Side(f"prompt-to-prompt on the {inversion.mode} inversion, "
+                                  f"{ours_inv.steps} steps", timing.median, timing.runs,
+                                  timing.memory,
+                                  {"edit_psnr_db": round(psnr(outcome.image, truth.image), 3)}),
+                             None)
     timing, sticker = time_runs(lambda: make_sticker(model, image, text), plan.repeats,
                                 model.device)
     stages["sticker"] = stage(Side(f"attention cut-out, {STICKER_SIDE} px", timing.median,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from engine.config import ConceptSettings, InversionSettings
+from engine.config import INVERSION_MODES, ConceptSettings, InversionSettings
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -32,8 +32,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                       help="a learned concept file (repeatable)")
     edit.add_argument("--out", required=True, type=Path)
     edit.add_argument("--maps", type=Path, default=None, help="also write the attention maps")
-    edit.add_argument("--mode", choices=("null-text", "fast", "ddim"), default="null-text",
-                      help="inversion: null-text (faithful), fast (no optimisation), ddim")
+    edit.add_argument("--mode", choices=INVERSION_MODES, default="null-text",
+                      help="inversion: null-text (faithful, slow), direct (faithful, fast), "
+                           "fast (negative prompt), ddim")
     edit.add_argument("--steps", type=int, default=InversionSettings.steps)
     edit.add_argument("--seed", type=int, default=0)
     _model_options(edit)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+INVERSION_MODES = ("null-text", "direct", "fast", "ddim")  # see engine/inversion.py
+
 
 @dataclass(frozen=True)
 class InversionSettings:
@@ -36,6 +38,8 @@ class EditSettings:
     blend_start: float = 0.2  # LocalBlend: applied after this fraction of steps
     seed: int = 0  # 0: the edit as planned; others: variations of it
     variation: float = 0.3  # how far a non-zero seed moves the edited branch's start
+    # direct inversion: also add the source branch's per-step correction to the edited branch
+    anchor_edited: bool = True
 
 
 @dataclass(frozen=True)

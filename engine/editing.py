@@ -95,9 +95,17 @@ def edit(model: DiffusionModel, inversion: Inversion, prompt_edit: PromptEdit,
         generator = torch.Generator("cpu").manual_seed(settings.seed)
         noise = torch.randn(start[1].shape, generator=generator).to(start.device)
         start[1] = (1 - settings.variation ** 2) ** 0.5 * start[1] + settings.variation * noise
+    anchor = inversion.anchor(settings.anchor_edited)
+
+    def after_step(i: int, latents: torch.Tensor) -> torch.Tensor | None:
+        if anchor is not None:  # direct inversion: first back onto the trajectory, then blend
+            latents = anchor(i, latents)
+        blended = blend(i, latents) if blend is not None else None
+        return latents if blended is None else blended
+
     with controlled_attention(model.unet, controller):
         latents = sample(model, start, cond, inversion.uncond, inversion.settings.guidance, steps,
-                         on_step=blend, before_step=before_step)
+                         on_step=after_step, before_step=before_step)
     reconstruction, image = model.decode(latents)
     mask = blend.mask.cpu().numpy() if blend is not None and blend.mask is not None else None
     return EditResult(image, reconstruction, store.maps().cpu(),

@@ -1,10 +1,14 @@
-"""Inverting a photo into the model: DDIM, null-text (Mokady et al.) and negative-prompt inversion.
+"""Inverting a photo into the model: DDIM, null-text (Mokady et al.), negative-prompt and direct
+inversion (Ju et al., PnP-Inversion).
 
-All three start from the DDIM inversion trajectory of the photo under its caption. They differ in
-the unconditional embeddings used at each sampling step:
-- "ddim": the empty prompt's embedding (guided sampling drifts away from the photo);
+All four start from the DDIM inversion trajectory of the photo under its caption. They differ in
+how guided sampling is kept on it:
+- "ddim": the empty prompt's embedding as the unconditional one (guided sampling drifts away);
 - "null-text": per-step embeddings optimised so guided sampling retraces the trajectory;
-- "fast" (negative-prompt inversion): the caption's own embedding, no optimisation.
+- "fast" (negative-prompt inversion): the caption's own embedding, no optimisation;
+- "direct": the empty prompt's embedding, and the whole trajectory is kept: after every sampling
+  step the source branch is put back on it by adding the difference between the stored latent
+  and the one the step produced (`TrajectoryAnchor`). Exact at the cost of DDIM inversion.
 One `Inversion` serves any number of edits of the same photo, and can be saved and reloaded.
 """
 
@@ -21,13 +25,13 @@ from diffusers import DDIMInverseScheduler
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from engine.config import InversionSettings
+from engine.config import INVERSION_MODES, InversionSettings
 from engine.errors import InversionError
 from engine.images import fit_square
 from engine.model import DiffusionModel
 from engine.sampling import guided_noise, sample
 
-MODES = ("ddim", "null-text", "fast")
+MODES = INVERSION_MODES
 # (step index, total steps, loss of the step or None)
 InversionProgress = Callable[[int, int, float | None], None]
 
@@ -43,11 +47,15 @@ class Inversion:
     settings: InversionSettings
     model_source: str
     image: Image.Image  # the photo as the model saw it (square, model size)
+    # direct mode: (steps + 1, C, h, w) DDIM-inversion latents, clean (0) to noisiest (steps)
+    trajectory: torch.Tensor | None = None
 
     def save(self, path: Path) -> None:
         """Store as safetensors (tensors) with the rest as metadata; the photo beside it."""
         tensors = {"noise_latent": self.noise_latent.contiguous().cpu(),
                    "uncond": torch.cat(self.uncond).contiguous().cpu()}
+        if self.trajectory is not None:
+            tensors["trajectory"] = self.trajectory.contiguous().cpu()
         meta = {"mode": self.mode, "prompt": self.prompt, "model_source": self.model_source,
                 "settings": json.dumps(asdict(self.settings))}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,8 +79,42 @@ class Inversion:
         if meta["model_source"] != model.source:
             raise InversionError("this inversion was made with another model")
         uncond = [u[None].to(model.device) for u in tensors["uncond"]]
+        trajectory = tensors.get("trajectory")
+        if meta["mode"] == "direct" and trajectory is None:
+            raise InversionError(f"the saved direct inversion {path.name} has no trajectory")
         return cls(meta["mode"], meta["prompt"], tensors["noise_latent"].to(model.device), uncond,
-                   InversionSettings(**json.loads(meta["settings"])), meta["model_source"], image)
+                   InversionSettings(**json.loads(meta["settings"])), meta["model_source"], image,
+                   None if trajectory is None else trajectory.to(model.device))
+
+    def anchor(self, all_items: bool = False) -> TrajectoryAnchor | None:
+        """What keeps sampling on this photo's trajectory (direct mode), else None."""
+        return None if self.trajectory is None else TrajectoryAnchor(self.trajectory, all_items)
+
+
+class TrajectoryAnchor:
+    """Direct inversion's correction, a sampling step callback (engine.sampling.StepCallback).
+
+    After sampling step i the source branch (batch item 0) should be at the trajectory's latent
+    of that noise level. The difference between that stored latent and the latent the guided
+    step produced is added back to item 0, which puts it exactly on the trajectory, so the
+    source branch never accumulates guidance's error and its attention, which prompt-to-prompt
+    injects into the edit, stays the photo's. With `all_items` the same difference is added to
+    every other item as well: a step's error is mostly the guidance's drift away from the
+    photo, which the edited branch shares wherever the edit does not reach.
+    """
+
+    def __init__(self, trajectory: torch.Tensor, all_items: bool = False):
+        self.trajectory = trajectory
+        self.all_items = all_items
+
+    def __call__(self, step: int, latents: torch.Tensor) -> torch.Tensor:
+        wanted = self.trajectory[-2 - step].to(latents.device, latents.dtype)
+        difference = wanted - latents[0]
+        if self.all_items:
+            return latents + difference
+        corrected = latents.clone()
+        corrected[0] = wanted
+        return corrected
 
 
 @torch.no_grad()
@@ -98,15 +140,18 @@ def invert(model: DiffusionModel, image: Image.Image, prompt: str, mode: str = "
     image = fit_square(image, model.image_size)
     cond = model.encode_text([prompt]).float()
     trajectory = ddim_trajectory(model, model.encode_image(image), cond, settings.steps)
-    if mode == "ddim":
+    kept = None
+    if mode in ("ddim", "direct"):
         uncond = [model.encode_text([""]).float()] * settings.steps
+        if mode == "direct":
+            kept = torch.cat(trajectory)
     elif mode == "fast":
         uncond = [cond] * settings.steps
     else:
         uncond = optimise_null_text(model, trajectory, cond, settings, progress, should_stop)
     if progress is not None and mode != "null-text":
         progress(settings.steps, settings.steps, None)
-    return Inversion(mode, prompt, trajectory[-1], uncond, settings, model.source, image)
+    return Inversion(mode, prompt, trajectory[-1], uncond, settings, model.source, image, kept)
 
 
 def optimise_null_text(model: DiffusionModel, trajectory: list[torch.Tensor], cond: torch.Tensor,
@@ -149,6 +194,8 @@ def optimise_null_text(model: DiffusionModel, trajectory: list[torch.Tensor], co
 
 def reconstruct(model: DiffusionModel, inversion: Inversion) -> Image.Image:
     """Regenerate the photo from an inversion (no edit)."""
+    if inversion.trajectory is not None:  # direct: sampling ends exactly where the trajectory began
+        return model.decode(inversion.trajectory[:1])[0]
     cond = model.encode_text([inversion.prompt]).float()
     latents = sample(model, inversion.noise_latent, cond, inversion.uncond,
                      inversion.settings.guidance, inversion.settings.steps)

@@ -78,7 +78,8 @@ def test_quick_benchmark_writes_every_stage_and_every_kind_by_mode(tiny_model_di
         assert is_finite_number(ours["peak_rss_mb"]), name
         assert ours["quality"] and all(is_finite_number(v) for k, v in ours["quality"].items()
                                        if k not in ("stopped", "reached_bar")), name
-    for name in ("learn_concept", "ddim_inversion", "null_text_inversion", "fast_inversion"):
+    for name in ("learn_concept", "ddim_inversion", "null_text_inversion", "fast_inversion",
+                 "direct_inversion"):
         assert is_finite_number(stages[name]["reference"]["seconds"])
         assert is_finite_number(stages[name]["ratio"])
     assert stages["learn_concept"]["reference"]["extrapolated"]

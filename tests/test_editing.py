@@ -38,6 +38,22 @@ def test_identical_prompts_give_the_reconstruction(tiny_model, inversion, recons
     assert np.abs(np.asarray(result.reconstruction, np.float32) - reconstruction).max() <= 1
 
 
+def test_an_empty_edit_of_a_direct_inversion_is_the_photo(tiny_model):
+    photo = render(random_scene(random.Random(2)), size=32).image
+    round_trip = np.asarray(tiny_model.decode(tiny_model.encode_image(photo))[0], np.float32)
+    direct = invert(tiny_model, photo, CAPTION, "direct", InversionSettings(steps=10))
+    for anchor_edited in (False, True):
+        result = edit(tiny_model, direct, PromptEdit(CAPTION, CAPTION),
+                      EditSettings(anchor_edited=anchor_edited))
+        assert np.abs(np.asarray(result.reconstruction, np.float32) - round_trip).max() <= 1
+    # With the edited branch anchored too, an empty edit gives the photo back exactly ...
+    assert np.abs(np.asarray(result.image, np.float32) - round_trip).max() <= 1
+    # ... and a real edit still changes it.
+    swapped = edit(tiny_model, direct, PromptEdit(CAPTION, CAPTION.replace("circle", "star")),
+                   EditSettings(anchor_edited=True))
+    assert np.abs(np.asarray(swapped.image, np.float32) - round_trip).mean() > 0.5
+
+
 def test_word_swap_changes_the_image(tiny_model, inversion, reconstruction):
     result = edit(tiny_model, inversion, PromptEdit(CAPTION, CAPTION.replace("circle", "star")))
     assert np.abs(np.asarray(result.image, np.float32) - reconstruction).mean() > 0.5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+import torch
 
 from engine.config import InversionSettings
 from engine.errors import InversionError
@@ -31,7 +32,7 @@ def vae_round_trip(tiny_model, photo):
 @pytest.fixture(scope="module")
 def inversions(tiny_model, photo):
     return {mode: invert(tiny_model, photo, CAPTION, mode, SETTINGS)
-            for mode in ("ddim", "null-text", "fast")}
+            for mode in ("ddim", "null-text", "fast", "direct")}
 
 
 def test_null_text_beats_ddim_at_guidance_7_5(tiny_model, inversions, vae_round_trip):
@@ -42,6 +43,26 @@ def test_null_text_beats_ddim_at_guidance_7_5(tiny_model, inversions, vae_round_
 
 def test_fast_inversion_reconstructs_closely(tiny_model, inversions, vae_round_trip):
     assert psnr(reconstruct(tiny_model, inversions["fast"]), vae_round_trip) > 30
+
+
+def test_direct_inversion_reconstructs_the_photo_exactly(tiny_model, inversions, vae_round_trip):
+    direct = inversions["direct"]
+    assert direct.trajectory is not None and direct.trajectory.shape[0] == SETTINGS.steps + 1
+    assert psnr(reconstruct(tiny_model, direct), vae_round_trip) > 45
+    # Guided sampling from the same noise without the trajectory is plain DDIM: it drifts.
+    assert psnr(reconstruct(tiny_model, inversions["ddim"]), vae_round_trip) < 35
+
+
+def test_the_trajectory_anchor_puts_sampling_back_on_the_trajectory(tiny_model, inversions):
+    direct = inversions["direct"]
+    anchor = direct.anchor()
+    drifted = direct.trajectory[-2:].flip(0) + 0.5  # item 0 and another, both off the path
+    kept = anchor(0, drifted)
+    assert torch.equal(kept[0], direct.trajectory[-2])
+    assert torch.equal(kept[1], drifted[1])
+    moved = direct.anchor(all_items=True)(0, drifted)
+    assert torch.allclose(moved[1] - drifted[1], direct.trajectory[-2] - drifted[0])
+    assert inversions["null-text"].anchor() is None
 
 
 def test_null_text_embeddings_differ_per_step(inversions):
@@ -57,6 +78,14 @@ def test_saved_inversion_reloads_and_reconstructs_the_same(tiny_model, inversion
     assert loaded.prompt == CAPTION and loaded.mode == "null-text"
     assert psnr(reconstruct(tiny_model, loaded),
                 reconstruct(tiny_model, inversions["null-text"])) > 50
+
+
+def test_saved_direct_inversion_keeps_its_trajectory(tiny_model, inversions, tmp_path):
+    path = tmp_path / "photo.inversion"
+    inversions["direct"].save(path)
+    loaded = Inversion.load(path, tiny_model)
+    assert loaded.mode == "direct"
+    assert torch.equal(loaded.trajectory, inversions["direct"].trajectory)
 
 
 def test_inversion_of_another_model_is_refused(tiny_model, tiny_vpred_model, inversions,
