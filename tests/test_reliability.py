@@ -4,6 +4,7 @@ the tiny model, our Bot API server, and ``kill -9`` where a case needs a crash."
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from botapi import BotApiServer
 from botapi.client import ControlClient
+from storage import Storage
 from tests.test_end_to_end import SCENE, Service, sample
 
 
@@ -62,7 +64,7 @@ async def test_one_chat_in_flood_control_holds_no_other_chat(stack):
     finished after that, arrives anyway, and Alice's chat is not retried early."""
     service, tg = stack
     alice, bob = await tg.user("Alice"), await tg.user("Bob")
-    await tg.force_429(5, retry_after=60, methods=["deleteMessage"])
+    await tg.force_429(5, retry_after=60, methods=["deleteMessage"], chat_ids=[alice.id])
     await alice.send_photo(sample("scenes/scene-1.png"), caption=f"remove the star | {SCENE}")
     await alice.wait_reply(contains="queue", timeout=60)
     await bob.send_photo(sample("scenes/scene-1.png"), caption=f"remove the circle | {SCENE}")
@@ -70,3 +72,34 @@ async def test_one_chat_in_flood_control_holds_no_other_chat(stack):
     await bob.wait_reply(photo=True, timeout=45)  # AIORateLimiter held it for 60 s or more
     flooded = [c for c in await tg.calls("deleteMessage") if to_chat(c, alice.id)]
     assert [c["ok"] for c in flooded] == [False]  # one 429, no retry before its 60 s
+    assert (await tg.stats())["early_retries"] == []
+
+
+async def learn_in_album(user: Any, name: str) -> None:
+    await user.say(f"/learn {name}")
+    await user.wait_reply(contains="photos", timeout=60)
+    await user.send_album([sample(f"creature/creature-{i}.png") for i in range(1, 5)])
+
+
+async def test_a_retried_learning_job_finds_the_word_it_saved_before_the_crash(stack, tmp_path):
+    """Issue 12.2: the worker dies after saving the learned word, before marking the job done.
+    The retry must answer "I learned", not fail on its own name."""
+    service, tg = stack
+    alice = await tg.user("Alice")
+    async with await Storage.open(tmp_path / "data") as store:
+        with sqlite3.connect(store.files.db_path) as db:  # the first completion never lands
+            db.execute("""
+                CREATE TRIGGER crash_after_saving BEFORE UPDATE OF state ON jobs
+                WHEN NEW.state = 'done' AND NEW.kind = 'learn' AND OLD.attempts = 1
+                BEGIN SELECT RAISE(ABORT, 'the worker died here'); END""")
+        await learn_in_album(alice, "crumb")
+        while await store.concepts.count_owned(alice.id) == 0:
+            await asyncio.sleep(0.05)
+        service.kill("worker")  # right after the word was saved
+        service.start("worker")
+        answer = await alice.wait_reply(lambda m: any(
+            word in (m.text or "") for word in ("I learned", "failed")), timeout=180)
+        assert "I learned" in answer.text, answer.text
+        assert await store.concepts.count_owned(alice.id) == 1
+        job = await store.jobs.get(1)  # the only job
+        assert job.state.value == "done" and job.attempts == 2

@@ -137,6 +137,10 @@ class Lane:
 
     async def _learn(self, job: Job, payload: protocol.LearnPayload,
                      progress: Progress) -> protocol.LearnResult:
+        if job.attempts > 1 and (earlier := await self._learned_before(job, payload)):
+            log.info("%s: job %d had saved concept %d before it was interrupted", self.name,
+                     job.id, earlier.concept_id)
+            return earlier
         files = self.storage.files
         photos = [files.resolve(path) for path in payload.photos]
         learned, preview = await asyncio.to_thread(
@@ -151,12 +155,32 @@ class Lane:
             concept = await self.storage.concepts.create(
                 owner_id=job.user_id, chat_id=payload.scope_chat_id, name=payload.name,
                 kind=payload.kind, file_path=concept_path, base_model=self.tasks.model_id,
-                num_vectors=learned.concept.num_vectors, media_ids=payload.media_ids)
+                num_vectors=learned.concept.num_vectors, media_ids=payload.media_ids,
+                meta={"job_id": job.id, "preview": preview_path, "steps": learned.steps,
+                      "warnings": learned.warnings})
         except ConceptExists as exc:
             files.delete_many([concept_path, preview_path])
+            earlier = await self._learned_before(job, payload)
+            if earlier is not None:  # an earlier attempt of this very job saved it
+                return earlier
             raise UserFacingError(f"the name '{payload.name}' was taken meanwhile") from exc
         return protocol.LearnResult(concept.id, concept_path, preview_path, learned.steps,
                                     learned.warnings)
+
+    async def _learned_before(self, job: Job, payload: protocol.LearnPayload
+                              ) -> protocol.LearnResult | None:
+        """The concept an earlier attempt of this job saved (the worker died before marking
+        the job done), as that attempt's result; None if there is none. A retried job must
+        find its own word instead of failing on its name."""
+        concepts = await self.storage.concepts.list_visible(user_id=job.user_id,
+                                                            chat_id=payload.scope_chat_id)
+        for concept in concepts:
+            meta = concept.meta
+            if concept.scope_chat_id == payload.scope_chat_id and meta.get("job_id") == job.id:
+                return protocol.LearnResult(concept.id, concept.file_path, meta.get("preview"),
+                                            int(meta.get("steps", 0)),
+                                            list(meta.get("warnings", [])))
+        return None
 
     async def _edit(self, payload: protocol.EditPayload,
                     progress: Progress) -> protocol.EditResult:
