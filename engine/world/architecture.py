@@ -12,7 +12,7 @@ from pathlib import Path
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from engine.world.scene import vocabulary
+from engine.world.scene import base_vocabulary, fine_vocabulary
 from engine.world.vocab import write_vocabulary
 
 IMAGE_SIZE = 64
@@ -21,8 +21,9 @@ TEXT_WIDTH = 128
 
 
 def build_tokenizer(folder: Path) -> CLIPTokenizer:
-    """Write the world's vocabulary into `folder` and load it as a CLIPTokenizer."""
-    write_vocabulary(vocabulary(), folder)
+    """Write the world's vocabulary into `folder` and load it as a CLIPTokenizer: the coarse
+    grammar's words first, the fine-feature words after them (see `write_vocabulary`)."""
+    write_vocabulary(base_vocabulary(), folder, fine_vocabulary())
     tokenizer = CLIPTokenizer.from_pretrained(folder, model_max_length=MAX_TOKENS)
     tokenizer.save_pretrained(folder)
     return tokenizer

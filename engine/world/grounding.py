@@ -14,8 +14,7 @@ import torch
 from PIL import Image
 
 from engine.attention_control import AttentionLayer
-from engine.world.render import render
-from engine.world.scene import Scene
+from engine.world.scene import POSITIONS
 
 INSIDE_COVERAGE = 0.25  # a map cell is inside an object when the object covers this much of it
 
@@ -31,26 +30,39 @@ def share_inside(heat: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
     return (heat * inside).sum(-1) / heat.sum(-1).clamp_min(1e-8)
 
 
-def word_masks(scenes: list[Scene], groundings: list[dict[str, list[int]]], side: int,
-               tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per caption token, the mask of the object it names at `side` x `side`.
+def scene_cells(masks: dict[str, np.ndarray], sides: tuple[int, ...]) -> dict[int, torch.Tensor]:
+    """Per map side, a rendering's object masks as a (positions, side*side) boolean tensor, one
+    row per entry of POSITIONS (empty rows where no object stands). The trainer keeps these
+    for its whole pool, rendered once, instead of rendering each batch."""
+    out = {}
+    for side in sides:
+        cells = torch.zeros(len(POSITIONS), side * side, dtype=torch.bool)
+        for row, position in enumerate(POSITIONS):
+            if position in masks:
+                cells[row] = mask_at(masks[position], side).flatten()
+        out[side] = cells
+    return out
 
+
+def word_masks(cells: list[torch.Tensor], groundings: list[dict[str, list[int]]],
+               tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per caption token, the mask of the object it names.
+
+    `cells[i]` is scene i's (positions, side*side) mask grid from `scene_cells`;
     `groundings[i]` maps an object position to the word indices that name it (see
     `scene.grounded_caption`); every grammar word is one token, so word i is token i + 1.
     Returns masks (batch, tokens, side*side) and a 0/1 weight (batch, tokens) for grounded tokens.
     """
-    masks = torch.zeros(len(scenes), tokens, side * side)
-    weights = torch.zeros(len(scenes), tokens)
-    for row, (scene, grounding) in enumerate(zip(scenes, groundings, strict=True)):
-        if not grounding:
-            continue
-        rendered = render(scene).masks
+    cells_per_map = cells[0].shape[-1]
+    masks = torch.zeros(len(cells), tokens, cells_per_map)
+    weights = torch.zeros(len(cells), tokens)
+    rows = {position: row for row, position in enumerate(POSITIONS)}
+    for i, (grid, grounding) in enumerate(zip(cells, groundings, strict=True)):
         for position, words in grounding.items():
-            cells = mask_at(rendered[position], side).flatten().float()
             for word in words:
                 if word + 1 < tokens:
-                    masks[row, word + 1] = cells
-                    weights[row, word + 1] = 1.0
+                    masks[i, word + 1] = grid[rows[position]].float()
+                    weights[i, word + 1] = 1.0
     return masks, weights
 
 

@@ -1,9 +1,12 @@
 """The sticker world's vocabulary, scene descriptions, random sampling and captions.
 
-Captions are coarse and the world is fine: a caption names an object's shape, rough colour,
-size and position, the background and three of the styles. Exact hues, patterns, creature
-features and two styles are never named, so a few points of the world (the reserved concepts)
-can only be reached by learning a new word for them.
+A caption always names an object's shape, rough colour, size and position, the background and
+the named styles. Some of the time (training captions only) it also names fine features: a
+character's exact hue band, eyes, ears, mouth and marks, a shape's pattern and its colour, and
+the sepia style, so that text conditioning reaches every feature a learned word may need. No
+caption ever names a reserved concept as a whole (at most three of a character's five fine
+features at once, never the reserved object's pattern colour with its pattern, never duotone),
+so the reserved concepts can only be reached by learning a new word for them.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ POSITIONS: dict[str, float] = {"left": 0.2, "center": 0.5, "right": 0.8}  # x of
 POSITION_PHRASES = {"left": "on the left", "center": "in the center", "right": "on the right"}
 BACKGROUNDS = ("grass", "sky", "sand", "night", "snow", "brick")
 NAMED_STYLES = ("pixel", "outline", "pastel")
-UNNAMED_STYLES = ("sepia", "duotone")  # captions never name these
+FINE_STYLES = ("sepia",)  # named only by some training captions
+UNNAMED_STYLES = ("sepia", "duotone")  # canonical captions never name these
 STYLES = NAMED_STYLES + UNNAMED_STYLES
-PATTERNS = ("stripes", "dots", "split")  # never named in captions
+PATTERNS = ("stripes", "dots", "split")  # named only by some training captions
 EYES = ("dots", "big", "sleepy")
 EARS = ("none", "round", "pointy")
 MOUTHS = ("smile", "open", "flat")
@@ -43,6 +47,23 @@ _HUE_NAMES = (
     (0.00, "red"), (0.05, "orange"), (0.12, "yellow"), (0.20, "green"),
     (0.50, "blue"), (0.72, "purple"), (0.92, "red"),
 )
+# Finer hue bands, named by some training captions in place of the rough colour word.
+FINE_HUES = (
+    (0.00, "crimson"), (0.06, "amber"), (0.13, "gold"), (0.20, "lime"), (0.30, "emerald"),
+    (0.41, "teal"), (0.54, "azure"), (0.63, "indigo"), (0.72, "violet"), (0.82, "magenta"),
+    (0.91, "rose"),
+)
+# Words for a character's fine features (one token each); a feature value missing here is
+# never named (a creature without marks).
+EYE_WORDS = {"dots": "beady", "big": "wideeyed", "sleepy": "sleepy"}
+EAR_WORDS = {"none": "earless", "round": "roundeared", "pointy": "pointyeared"}
+MOUTH_WORDS = {"smile": "smiling", "open": "gaping", "flat": "stern"}
+MARK_WORDS = {"spots": "spotted", "belly": "bellied"}
+PATTERN_WORDS = {"stripes": "stripes", "dots": "dots", "split": "halves"}  # "with blue stripes"
+CHARACTER_FEATURES = ("hue", "eyes", "ears", "mouth", "marks")
+MAX_FINE_FEATURES = 3  # never all five: the reserved creature stays unnameable as a whole
+FINE_RATE = 0.5  # share of training-caption objects (and sepia scenes) whose fine words appear
+MAX_CAPTION_WORDS = 36  # the bundled model reads 40 tokens, two of them start and end
 
 
 @dataclass(frozen=True)
@@ -92,6 +113,15 @@ def hue_name(hue: float) -> str:
     name = "red"
     for start, word in _HUE_NAMES:
         if hue >= start:
+            name = word
+    return name
+
+
+def fine_hue_name(hue: float) -> str:
+    """The fine hue-band word of a character's hue ('teal')."""
+    name = FINE_HUES[0][1]
+    for start, word in FINE_HUES:
+        if hue % 1.0 >= start:
             name = word
     return name
 
@@ -180,60 +210,152 @@ def random_scene(rng: random.Random, *, max_objects: int = 3, style_probability:
 # Captions (one small grammar)
 
 
-def object_phrase(obj: WorldObject, *, with_size: bool = True, with_colour: bool = True,
-                  word: str | None = None) -> str:
-    """'a big red circle on the left'; `word` replaces colour and kind (a learned concept)."""
-    parts = ["a"]
+def fine_words(obj: WorldObject, fine: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
+    """Words naming an object's fine features in `fine` (see CHARACTER_FEATURES, 'pattern'),
+    split into adjectives (before the kind) and a trailing pattern phrase ('with blue stripes').
+    'hue' is not among them: it replaces the colour word (see `object_words`)."""
+    f = obj.features
+    adjectives: list[str] = []
+    if f is not None:
+        for feature, words in (("eyes", EYE_WORDS), ("ears", EAR_WORDS),
+                               ("mouth", MOUTH_WORDS), ("marks", MARK_WORDS)):
+            word = words.get(getattr(f, feature))
+            if feature in fine and word is not None:
+                adjectives.append(word)
+    trailing: list[str] = []
+    if "pattern" in fine and obj.pattern:
+        trailing = ["with", colour_word(obj.pattern_rgb), PATTERN_WORDS[obj.pattern]]
+        if is_reserved_object_look(obj):
+            trailing = ["with", PATTERN_WORDS[obj.pattern]]  # never the whole reserved object
+    return adjectives, trailing
+
+
+def colour_word(rgb: tuple[int, int, int] | None) -> str:
+    """The colour name of one of the palette's exact colours (pattern colours are exact)."""
+    return next((name for name, value in COLOURS.items() if value == rgb), "white")
+
+
+def is_reserved_object_look(obj: WorldObject) -> bool:
+    """Whether an object has the reserved object's kind, colour name and pattern."""
+    kind, pattern, _, pattern_rgb = RESERVED_OBJECT
+    return (obj.kind, obj.colour, obj.pattern, obj.pattern_rgb) == (
+        kind, "orange", pattern, pattern_rgb)
+
+
+def object_words(obj: WorldObject, *, with_size: bool = True, with_colour: bool = True,
+                 word: str | None = None, fine: tuple[str, ...] = ()) -> list[str]:
+    """['a', 'big', 'red', 'circle', 'on', 'the', 'left']: an object's phrase as words.
+
+    `word` replaces colour and kind (a learned concept); `fine` names fine features."""
+    words = ["a"]
     if with_size:
-        parts.append(obj.size)
+        words.append(obj.size)
     if word is not None:
-        parts.append(word)
+        words.append(word)
     else:
-        if with_colour:
-            parts.append(obj.colour)
-        parts.append(obj.kind)
-    parts.append(POSITION_PHRASES[obj.position])
-    return " ".join(parts)
+        if "hue" in fine and obj.features is not None:
+            words.append(fine_hue_name(obj.features.hue))
+        elif with_colour:
+            words.append(obj.colour)
+        adjectives, trailing = fine_words(obj, fine)
+        words += adjectives + [obj.kind] + trailing
+    return words + POSITION_PHRASES[obj.position].split()
+
+
+def object_phrase(obj: WorldObject, *, with_size: bool = True, with_colour: bool = True,
+                  word: str | None = None, fine: tuple[str, ...] = ()) -> str:
+    """'a big red circle on the left'; see `object_words`."""
+    return " ".join(object_words(obj, with_size=with_size, with_colour=with_colour, word=word,
+                                 fine=fine))
+
+
+def nameable_features(obj: WorldObject) -> tuple[str, ...]:
+    """The fine features a caption could name for an object (a face has no ears or marks)."""
+    if obj.features is None:
+        return ("pattern",) if obj.pattern else ()
+    tables = {"eyes": EYE_WORDS, "ears": EAR_WORDS, "mouth": MOUTH_WORDS, "marks": MARK_WORDS}
+    names = ["hue"]
+    for name, table in tables.items():
+        if obj.kind == "face" and name in ("ears", "marks"):
+            continue
+        if getattr(obj.features, name) in table:
+            names.append(name)
+    return tuple(names)
+
+
+def pick_fine(obj: WorldObject, rng: random.Random, rate: float = FINE_RATE) -> tuple[str, ...]:
+    """A random choice of fine features to name: none with probability 1 - rate, else one to
+    MAX_FINE_FEATURES of those the object has."""
+    options = nameable_features(obj)
+    if not options or rng.random() >= rate:
+        return ()
+    count = rng.randint(1, min(MAX_FINE_FEATURES, len(options)))
+    return tuple(sorted(rng.sample(options, count), key=options.index))
 
 
 def caption(scene: Scene, rng: random.Random | None = None,
             words: dict[str, str] | None = None) -> str:
     """The scene's caption in the grammar.
 
-    With `rng`, a training variant: objects may be shuffled and sizes or colours left out, so
-    that short prompts such as "a <concept> on the left with sky background" are in-distribution.
-    `words` maps a position to a word that replaces that object's colour and kind.
+    With `rng`, a training variant: objects may be shuffled, sizes or colours left out and fine
+    features named, so that short prompts such as "a <concept> on the left with sky background"
+    are in-distribution. `words` maps a position to a word that replaces that object's colour
+    and kind.
     """
     return grounded_caption(scene, rng, words)[0]
 
 
 def grounded_caption(scene: Scene, rng: random.Random | None = None,
-                     words: dict[str, str] | None = None) -> tuple[str, dict[str, list[int]]]:
+                     words: dict[str, str] | None = None,
+                     fine: dict[str, tuple[str, ...]] | None = None,
+                     ) -> tuple[str, dict[str, list[int]]]:
     """`caption` plus, per object position, the indices (in `text.split()`) of the words that
-    name that object: its size, colour and kind (or its replacing word). Training grounds these
-    words' cross-attention in the object's mask; the model card measures the same words."""
+    name that object: its size, colour, fine features and kind (or its replacing word).
+    Training grounds these words' cross-attention in the object's mask; the model card
+    measures the same words. `fine` chooses the fine features to name per position (with an
+    rng and without `fine`, they are drawn at random)."""
     objects = list(scene.objects)
     if rng is not None and rng.random() < 0.3:
         rng.shuffle(objects)
+    choices = dict(fine or {})
+    if rng is not None and fine is None:
+        choices = {obj.position: pick_fine(obj, rng) for obj in objects}
     phrases, grounding, offset = [], {}, 0
     for obj in objects:
         with_size = rng is None or rng.random() > 0.3
         with_colour = rng is None or rng.random() > 0.15
-        phrase = object_phrase(obj, with_size=with_size, with_colour=with_colour,
-                               word=(words or {}).get(obj.position))
-        count = len(phrase.split())
-        naming = count - len(POSITION_PHRASES[obj.position].split())
+        phrase = object_words(obj, with_size=with_size, with_colour=with_colour,
+                              word=(words or {}).get(obj.position),
+                              fine=choices.get(obj.position, ()))
+        naming = len(phrase) - len(POSITION_PHRASES[obj.position].split())
         grounding[obj.position] = list(range(offset + 1, offset + naming))  # after "a"
-        phrases.append(phrase)
-        offset += count + 1  # the phrase and the "and" after it
+        phrases.append(" ".join(phrase))
+        offset += len(phrase) + 1  # the phrase and the "and" after it
     text = " and ".join(phrases) + f" with {scene.background} background"
-    if scene.style in NAMED_STYLES:
+    if scene.style in NAMED_STYLES or (
+            scene.style in FINE_STYLES and rng is not None and rng.random() < FINE_RATE):
         text += f" in {scene.style} style"
+    if rng is not None and fine is None and len(text.split()) > MAX_CAPTION_WORDS:
+        return grounded_caption(scene, None, words)  # too long for the model: the plain one
     return text, grounding
+
+
+def base_vocabulary() -> list[str]:
+    """The coarse grammar's words: the tokenizer's first words, in a fixed order."""
+    words = {"a", "and", "with", "background", "in", "style", "on", "the", "picture", "of"}
+    words.update(KINDS, COLOURS, SIZES, POSITIONS, BACKGROUNDS, NAMED_STYLES)
+    return sorted(words)
+
+
+def fine_vocabulary() -> list[str]:
+    """The fine-feature words, appended after the base words so that a model trained on the
+    coarse grammar keeps its token ids and can be warm-started."""
+    words = {word for _, word in FINE_HUES} | set(FINE_STYLES)
+    for table in (EYE_WORDS, EAR_WORDS, MOUTH_WORDS, MARK_WORDS, PATTERN_WORDS):
+        words.update(table.values())
+    return sorted(words - set(base_vocabulary()))
 
 
 def vocabulary() -> list[str]:
     """Every word the grammar can produce."""
-    words = {"a", "and", "with", "background", "in", "style", "on", "the", "picture", "of"}
-    words.update(KINDS, COLOURS, SIZES, POSITIONS, BACKGROUNDS, NAMED_STYLES)
-    return sorted(words)
+    return base_vocabulary() + fine_vocabulary()

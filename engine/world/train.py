@@ -33,9 +33,9 @@ from diffusers.training_utils import EMAModel
 
 from engine.attention_control import controlled_attention, cross_attention_resolutions
 from engine.world import architecture
-from engine.world.grounding import AttentionRecorder, grounding_loss, word_masks
+from engine.world.grounding import AttentionRecorder, grounding_loss, scene_cells, word_masks
 from engine.world.render import render
-from engine.world.scene import Scene, grounded_caption, random_scene
+from engine.world.scene import FINE_HUES, grounded_caption, hue_name, random_scene
 
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "sticker-world"
 
@@ -44,6 +44,7 @@ BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "sticker
 class TrainConfig:
     run_dir: str = "runs/sticker-world"
     export_dir: str = str(BUNDLED_MODEL_DIR)
+    warm_start_dir: str = ""  # without a checkpoint, continue from this export (default export_dir)
     seed: int = 0
     vae_steps: int = 5000
     vae_batch: int = 32
@@ -104,6 +105,7 @@ class Trainer:
         self.scaling_factor = 1.0
         self.rng = random.Random(cfg.seed)
         self.pools: dict[str, tuple[list, torch.Tensor]] = {}
+        self.pool_cells: dict[str, dict[int, torch.Tensor]] = {}  # name -> side -> masks
         self.grounding_sides = tuple(  # cross-attention resolutions the grounding loss reads
             side for side in cross_attention_resolutions(self.unet)
             if side >= cfg.grounding_min_side) if cfg.grounding_weight > 0 else ()
@@ -128,7 +130,7 @@ class Trainer:
 
     def load(self) -> None:
         if not self.state_path().exists():
-            self.warm_start(Path(self.cfg.export_dir))
+            self.warm_start(Path(self.cfg.warm_start_dir or self.cfg.export_dir))
             return
         state = torch.load(self.state_path(), map_location=self.device, weights_only=False)
         self.vae_step, self.unet_step = state["vae_step"], state["unet_step"]
@@ -157,8 +159,7 @@ class Trainer:
         self.vae.load_state_dict(AutoencoderKL.from_pretrained(folder / "vae").state_dict())
         self.unet.load_state_dict(
             UNet2DConditionModel.from_pretrained(folder / "unet").state_dict())
-        self.text_encoder.load_state_dict(
-            CLIPTextModel.from_pretrained(folder / "text_encoder").state_dict())
+        self.load_text_encoder(CLIPTextModel.from_pretrained(folder / "text_encoder"))
         self.ema_unet = EMAModel(self.unet.parameters(), decay=self.cfg.ema_decay)
         self.ema_text = EMAModel(self.text_encoder.parameters(), decay=self.cfg.ema_decay)
         self.vae_step, self.unet_step = steps["vae_steps"], steps["unet_steps"]
@@ -168,6 +169,27 @@ class Trainer:
             self.text_encoder.requires_grad_(False)
         log(self.run_dir, f"warm start from {folder}: vae step {self.vae_step}, "
                           f"unet step {self.unet_step}")
+
+    def load_text_encoder(self, exported) -> None:
+        """Load an exported text encoder whose vocabulary may be a prefix of ours (a model
+        trained before the fine-feature words existed): the known rows are copied, each new
+        word starts from its nearest coarse word (a fine hue from its rough colour) or from
+        the mean row, so training continues instead of restarting."""
+        state = exported.state_dict()
+        key = next(k for k in state if k.endswith("token_embedding.weight"))
+        old = state[key]
+        ours = self.text_encoder.state_dict()[key]
+        if old.shape[0] < ours.shape[0]:
+            grown = old.mean(0, keepdim=True).repeat(ours.shape[0], 1)
+            grown[: old.shape[0]] = old
+            vocab = self.tokenizer.get_vocab()
+            for start, word in FINE_HUES:
+                row, source = vocab.get(word + "</w>"), vocab.get(hue_name(start) + "</w>")
+                if row is not None and source is not None and source < old.shape[0]:
+                    grown[row] = old[source]
+            state[key] = grown
+            log(self.run_dir, f"text encoder grown from {old.shape[0]} to {ours.shape[0]} tokens")
+        self.text_encoder.load_state_dict(state)
 
     # -- stage 1: VAE --------------------------------------------------------------------------
     def vae_batch(self) -> torch.Tensor:
@@ -204,20 +226,31 @@ class Trainer:
 
     @torch.no_grad()
     def build_pool(self, name: str) -> None:
-        """Encode a pool of scenes once (cached on disk) so UNet steps never run the VAE."""
+        """Encode a pool of scenes once and keep their object masks at the grounding
+        resolutions (both cached on disk), so UNet steps never render or run the VAE."""
         scenes = self.pool_scenes(name)
         path = self.run_dir / f"latents-{name}.pt"
-        if path.exists():
+        cells_path = self.run_dir / f"cells-{name}.pt"
+        if path.exists() and cells_path.exists():
             latents = torch.load(path, map_location="cpu")
+            cells = torch.load(cells_path, map_location="cpu")
         else:
-            log(self.run_dir, f"encoding {len(scenes)} scenes for the {name} pool")
-            chunks = []
+            log(self.run_dir, f"rendering and encoding {len(scenes)} scenes for the {name} pool")
+            chunks, grids = [], {side: [] for side in self.grounding_sides}
             for i in range(0, len(scenes), 256):
-                images = to_tensor([render(s).image for s in scenes[i:i + 256]]).to(self.device)
+                part = scenes[i:i + 256]
+                renderings = [render(s) for s in part]
+                images = to_tensor([r.image for r in renderings]).to(self.device)
                 chunks.append(self.vae.encode(images).latent_dist.mean.cpu().half())
+                for rendering in renderings:
+                    for side, grid in scene_cells(rendering.masks, self.grounding_sides).items():
+                        grids[side].append(grid)
             latents = torch.cat(chunks)
+            cells = {side: torch.stack(grid) for side, grid in grids.items()}
             torch.save(latents, path)
+            torch.save(cells, cells_path)
         self.pools[name] = (scenes, latents)
+        self.pool_cells[name] = cells
 
     def ensure_pools(self) -> None:
         if len(self.pools) == 2:
@@ -230,10 +263,12 @@ class Trainer:
             log(self.run_dir, f"latent scaling factor {self.scaling_factor:.4f}")
 
     # -- stage 3: text encoder + UNet ----------------------------------------------------------
-    def unet_batch(self) -> tuple[torch.Tensor, list[str], list[Scene], list[dict]]:
-        """Latents, captions (some dropped), their scenes, and which words name which object."""
+    def unet_batch(self) -> tuple[torch.Tensor, list[str], dict[int, torch.Tensor], list[dict]]:
+        """Latents, captions (some dropped), the scenes' mask grids per side, and which words
+        name which object."""
         use_single = (self.unet_step < self.cfg.single_object_steps or self.rng.random() < 0.25)
-        scenes, latents = self.pools["single" if use_single else "multi"]
+        pool = "single" if use_single else "multi"
+        scenes, latents = self.pools[pool]
         idx = [self.rng.randrange(len(scenes)) for _ in range(self.cfg.batch)]
         texts, groundings = [], []
         for i in idx:
@@ -244,13 +279,14 @@ class Trainer:
             texts.append(text)
             groundings.append(grounding)
         batch_latents = latents[idx].float().to(self.device) * self.scaling_factor
-        return batch_latents, texts, [scenes[i] for i in idx], groundings
+        cells = {side: grid[idx] for side, grid in self.pool_cells[pool].items()}
+        return batch_latents, texts, cells, groundings
 
-    def grounding_targets(self, scenes: list[Scene], groundings: list[dict],
-                          sides: tuple[int, ...]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    def grounding_targets(self, cells: dict[int, torch.Tensor], groundings: list[dict]
+                          ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
         tokens = self.tokenizer.model_max_length
-        return {side: tuple(t.to(self.device) for t in word_masks(scenes, groundings, side, tokens))
-                for side in sides}
+        return {side: tuple(t.to(self.device) for t in word_masks(list(grid), groundings, tokens))
+                for side, grid in cells.items()}
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         ids = self.tokenizer(texts, padding="max_length", truncation=True,
@@ -268,7 +304,7 @@ class Trainer:
             lr *= max(0.05, (cfg.unet_steps - self.unet_step) / (0.2 * cfg.unet_steps))
         for group in self.opt.param_groups:
             group["lr"] = lr
-        latents, texts, scenes, groundings = self.unet_batch()
+        latents, texts, cells, groundings = self.unet_batch()
         noise = torch.randn_like(latents)
         t = torch.randint(0, self.noise.config.num_train_timesteps, (latents.shape[0],),
                           device=self.device)
@@ -286,7 +322,7 @@ class Trainer:
         loss = (weight * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
         losses = {"loss": loss.item()}
         if sides:
-            grounding = grounding_loss(recorder, self.grounding_targets(scenes, groundings, sides))
+            grounding = grounding_loss(recorder, self.grounding_targets(cells, groundings))
             loss = loss + cfg.grounding_weight * grounding
             losses["grounding"] = grounding.item()
         self.opt.zero_grad(set_to_none=True)
@@ -367,6 +403,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--run-dir", default=TrainConfig.run_dir)
     parser.add_argument("--export-dir", default=TrainConfig.export_dir)
+    parser.add_argument("--warm-start", default="", metavar="DIR",
+                        help="exported model to continue from when there is no checkpoint "
+                             "(default: the export folder)")
     parser.add_argument("--export-only", action="store_true")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -380,7 +419,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    trainer = Trainer(TrainConfig(run_dir=args.run_dir, export_dir=args.export_dir, **overrides),
+    trainer = Trainer(TrainConfig(run_dir=args.run_dir, export_dir=args.export_dir,
+                                  warm_start_dir=args.warm_start, **overrides),
                       device)
     if args.export_only:
         trainer.export(Path(args.export_dir))

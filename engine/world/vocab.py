@@ -30,7 +30,20 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 def train_bpe(words: list[str]) -> list[tuple[str, str]]:
     """Merges, most frequent pair first, until every word is a single symbol."""
-    segmented = {w: list(w[:-1]) + [w[-1] + "</w>"] for w in words}
+    return learn_merges({w: list(w[:-1]) + [w[-1] + "</w>"] for w in words})
+
+
+def apply_merges(word: str, merges: list[tuple[str, str]]) -> list[str]:
+    """A word's symbols after applying `merges` in order, as the tokenizer does."""
+    symbols = list(word[:-1]) + [word[-1] + "</w>"]
+    for pair in merges:
+        symbols = _merge(symbols, pair)
+    return symbols
+
+
+def learn_merges(segmented: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """Merges, most frequent pair first, until every word of `segmented` is one symbol."""
+    segmented = dict(segmented)
     merges: list[tuple[str, str]] = []
     while True:
         pairs: Counter[tuple[str, str]] = Counter()
@@ -40,24 +53,35 @@ def train_bpe(words: list[str]) -> list[tuple[str, str]]:
             return merges
         best = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))[0]
         merges.append(best)
-        for w, symbols in segmented.items():
-            out, i = [], 0
-            while i < len(symbols):
-                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
-                    out.append(symbols[i] + symbols[i + 1])
-                    i += 2
-                else:
-                    out.append(symbols[i])
-                    i += 1
-            segmented[w] = out
+        segmented = {w: _merge(symbols, best) for w, symbols in segmented.items()}
 
 
-def write_vocabulary(words: list[str], folder: Path) -> int:
-    """Write vocab.json and merges.txt into `folder`; returns the vocabulary size."""
+def _merge(symbols: list[str], pair: tuple[str, str]) -> list[str]:
+    out, i = [], 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == pair:
+            out.append(symbols[i] + symbols[i + 1])
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return out
+
+
+def write_vocabulary(words: list[str], folder: Path, extra_words: list[str] = ()) -> int:
+    """Write vocab.json and merges.txt into `folder`; returns the vocabulary size.
+
+    `extra_words` are appended after everything `words` gives (their merges after its merges,
+    their tokens after the end-of-text token), so a model trained on the vocabulary of `words`
+    keeps every token id and only needs new embedding rows."""
     folder.mkdir(parents=True, exist_ok=True)
     base = list(_bytes_to_unicode().values())
     merges = train_bpe(words)
     tokens = base + [c + "</w>" for c in base] + ["".join(m) for m in merges] + [BOS, EOS]
+    extra = [w for w in dict.fromkeys(extra_words) if w not in words]
+    extra_merges = learn_merges({w: apply_merges(w, merges) for w in extra})
+    merges += extra_merges
+    tokens += ["".join(m) for m in extra_merges]
     vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
