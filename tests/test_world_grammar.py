@@ -1,0 +1,119 @@
+"""The sticker world's caption grammar: fine features named some of the time, never a reserved
+concept as a whole, and a tokenizer that grows without moving the coarse words' ids."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from transformers import CLIPTokenizer
+
+from engine.world.architecture import MAX_TOKENS, build_tokenizer
+from engine.world.scene import (
+    CHARACTER_FEATURES,
+    EAR_WORDS,
+    EYE_WORDS,
+    MARK_WORDS,
+    MAX_FINE_FEATURES,
+    MOUTH_WORDS,
+    PATTERN_WORDS,
+    RESERVED_CREATURE,
+    Scene,
+    base_vocabulary,
+    fine_hue_name,
+    fine_vocabulary,
+    grounded_caption,
+    random_scene,
+    reserved_creature,
+    reserved_object,
+)
+from engine.world.vocab import write_vocabulary
+
+FEATURE_WORDS = {word: feature for feature, table in (
+    ("eyes", EYE_WORDS), ("ears", EAR_WORDS), ("mouth", MOUTH_WORDS), ("marks", MARK_WORDS))
+    for word in table.values()}
+
+
+def _captions(count: int, seed: int = 0) -> list[tuple[Scene, str, dict]]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        scene = random_scene(rng)
+        out.append((scene, *grounded_caption(scene, rng)))
+    return out
+
+
+def test_training_captions_name_fine_features_some_of_the_time():
+    characters = named = patterns = patterned = sepia = sepia_named = 0
+    for scene, text, grounding in _captions(3000):
+        words = text.split()
+        for obj in scene.objects:
+            named_words = [words[i] for i in grounding[obj.position]]
+            if obj.features is not None:
+                characters += 1
+                named += any(w in FEATURE_WORDS or w == fine_hue_name(obj.features.hue)
+                             for w in named_words)
+            elif obj.pattern:
+                patterned += 1
+                patterns += PATTERN_WORDS[obj.pattern] in named_words
+        if scene.style == "sepia":
+            sepia += 1
+            sepia_named += "sepia" in words
+        assert "duotone" not in words  # the reserved style is never named
+    assert 0.35 < named / characters < 0.65
+    assert 0.3 < patterns / patterned < 0.7
+    assert 0.3 < sepia_named / sepia < 0.7
+
+
+def test_named_features_are_the_objects_own_and_never_the_whole_reserved_creature():
+    for scene, text, grounding in _captions(3000, seed=1):
+        words = text.split()
+        for obj in scene.objects:
+            if obj.features is None:
+                continue
+            named_words = [words[i] for i in grounding[obj.position]]
+            kinds = [FEATURE_WORDS[w] for w in named_words if w in FEATURE_WORDS]
+            hue = fine_hue_name(obj.features.hue) in named_words
+            assert len(kinds) + hue <= MAX_FINE_FEATURES < len(CHARACTER_FEATURES)
+            for word in named_words:
+                if word in FEATURE_WORDS:
+                    feature = FEATURE_WORDS[word]
+                    table = {"eyes": EYE_WORDS, "ears": EAR_WORDS, "mouth": MOUTH_WORDS,
+                             "marks": MARK_WORDS}[feature]
+                    assert table[getattr(obj.features, feature)] == word
+
+
+def test_the_reserved_object_is_never_named_with_its_pattern_colour():
+    rng = random.Random(4)
+    scene = Scene((reserved_object(position="left"),), "sky")
+    for _ in range(300):
+        text, _ = grounded_caption(scene, rng)
+        assert "blue stripes" not in text
+    assert "stripes" in grounded_caption(scene, fine={"left": ("pattern",)})[0]
+
+
+def test_a_caption_can_name_each_feature_of_the_reserved_creature_but_not_all():
+    creature = reserved_creature(position="center")
+    text, _ = grounded_caption(Scene((creature,), "sky"), fine={"center": ("hue", "eyes", "ears")})
+    assert text == "a big teal wideeyed pointyeared creature in the center with sky background"
+    assert RESERVED_CREATURE.hue == creature.features.hue
+    other = replace(creature, features=replace(creature.features, marks="none"))
+    assert "spotted" not in grounded_caption(Scene((other,), "sky"),
+                                             fine={"center": ("marks",)})[0]
+
+
+def test_every_word_is_one_token_and_every_caption_fits_the_model(tmp_path):
+    tokenizer = build_tokenizer(tmp_path / "tok")
+    for word in base_vocabulary() + fine_vocabulary():
+        assert len(tokenizer(word).input_ids) == 3, word
+    for _, text, _ in _captions(500, seed=2):
+        assert len(tokenizer(text).input_ids) <= MAX_TOKENS, text
+
+
+def test_fine_words_are_appended_without_moving_the_coarse_ids(tmp_path):
+    write_vocabulary(base_vocabulary(), tmp_path / "old")
+    old = CLIPTokenizer.from_pretrained(tmp_path / "old")
+    new = build_tokenizer(tmp_path / "new")
+    old_vocab = old.get_vocab()
+    assert all(new.get_vocab()[token] == index for token, index in old_vocab.items())
+    assert min(new.convert_tokens_to_ids(w + "</w>") for w in fine_vocabulary()) >= len(old)
