@@ -22,8 +22,8 @@ from engine.config import ConceptSettings
 from engine.model import DiffusionModel
 from engine.sampling import generate
 from engine.textual_inversion import ConceptProgress, LearnResult, learn_concept
-from engine.world.samples import SAMPLES_DIR
-from engine.world.scene import RESERVED
+from world.samples import SAMPLES_DIR
+from world.scene import RESERVED
 
 # The textual-inversion kind (prompt templates) each reserved concept is learned as.
 CONCEPT_KINDS = {"creature": "object", "object": "object", "style": "style"}
@@ -162,7 +162,7 @@ def concept_shown(model: DiffusionModel, checker, concept: Concept, which: str, 
                   steps: int) -> float:
     """Share of `samples` generations of the concept's prompt in which the checker sees it
     (the model card's concept figure, for a given concept rather than a freshly learned one)."""
-    from engine.world.checker import shows_reserved
+    from world.checker import shows_reserved
 
     install_concepts(model, [concept])
     prompt = concept_prompt(model, concept, which)

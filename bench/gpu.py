@@ -28,9 +28,9 @@ from engine.config import ConceptSettings, EditSettings, InversionSettings
 from engine.inversion import invert
 from engine.model import DiffusionModel
 from engine.operations import Editor
-from engine.world.architecture import build_scheduler
-from engine.world.scene import vocabulary
-from engine.world.vocab import write_vocabulary
+from world.architecture import build_scheduler
+from world.scene import vocabulary
+from world.vocab import write_vocabulary
 
 SD15_PARAMETERS = {"unet": 859_520_964, "vae": 83_653_863, "text_encoder": 123_060_480}
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}

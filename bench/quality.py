@@ -34,8 +34,8 @@ from engine.inversion import MODES, reconstruct
 from engine.metrics import psnr
 from engine.model import DiffusionModel
 from engine.operations import Command, Editor
-from engine.world.render import Rendering, render
-from engine.world.scene import (
+from world.render import Rendering, render
+from world.scene import (
     BACKGROUNDS,
     COLOURS,
     POSITIONS,
@@ -237,7 +237,7 @@ def ssim(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray,
 
 def edit_succeeded(edit: BenchEdit, reading) -> bool:
     """Whether the checker's reading of the edited image shows the intended change."""
-    from engine.world.checker import shows_reserved
+    from world.checker import shows_reserved
 
     position = edit.changed[0] if edit.changed else None
     if edit.kind == "replace-word":

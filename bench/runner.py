@@ -27,7 +27,7 @@ def load_bench_model(source: str | None, device: str):
         if not (BUNDLED_MODEL / "model_index.json").is_file():
             raise BenchError(
                 f"no bundled model at {BUNDLED_MODEL}: it is written by "
-                "`python -m engine.world.train` (any exported step will do, even a half-trained "
+                "`python -m world.train` (any exported step will do, even a half-trained "
                 "one), or pass --model DIR with a diffusers Stable Diffusion folder")
         source = str(BUNDLED_MODEL)
     try:
@@ -43,8 +43,8 @@ def load_checker(folder: str | None, model_source: str) -> tuple[object | None, 
     by a newer or older checker training than this code reads: such a checker is reported and
     the run goes on without recognition figures; only an explicit --checker must load.
     """
-    from engine.world.captioner import CAPTIONER_FOLDER
-    from engine.world.checker import CONFIG_FILE, WEIGHTS_FILE, Checker
+    from world.captioner import CAPTIONER_FOLDER
+    from world.checker import CONFIG_FILE, WEIGHTS_FILE, Checker
 
     path = Path(folder) if folder else Path(model_source) / CAPTIONER_FOLDER
     if not ((path / WEIGHTS_FILE).is_file() and (path / CONFIG_FILE).is_file()):

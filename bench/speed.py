@@ -37,9 +37,9 @@ from engine.metrics import psnr
 from engine.model import DiffusionModel
 from engine.operations import Command, Editor
 from engine.stickers import STICKER_SIDE, make_sticker
-from engine.world.render import render
-from engine.world.samples import SAMPLES_DIR, target_scenes
-from engine.world.scene import Scene, caption
+from world.render import render
+from world.samples import SAMPLES_DIR, target_scenes
+from world.scene import Scene, caption
 
 STAGES = ("learn_concept", "ddim_inversion", "null_text_inversion", "fast_inversion",
           "direct_inversion", "edit", "edit_direct", "sticker")
@@ -88,7 +88,7 @@ def speed_photo() -> tuple[Image.Image, str, Scene]:
     scene = target_scenes()[0]
     if caption(scene) != entry["caption"]:
         raise RuntimeError("engine/samples/samples.json is out of date: run "
-                           "python -m engine.world.samples")
+                           "python -m world.samples")
     return Image.open(SAMPLES_DIR / entry["file"]).convert("RGB"), entry["caption"], scene
 
 

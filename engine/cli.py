@@ -76,7 +76,7 @@ def run_edit(args: argparse.Namespace) -> int:
     from engine.images import read_image
     from engine.model import load_model
     from engine.operations import Editor
-    from engine.world.captioner import captioner_for
+    from world.captioner import captioner_for
 
     model = load_model(args.model, args.device)
     concepts = [load_concept(path) for path in args.concept]

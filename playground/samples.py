@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import engine
-from engine.world.scene import SHAPES
+from world.scene import SHAPES
 
 SAMPLES_DIR = Path(engine.__file__).resolve().parent / "samples"
 

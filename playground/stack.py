@@ -53,8 +53,8 @@ def resolve_model(model: str | None) -> str:
     if not (BUNDLED_MODEL / "model_index.json").is_file():
         raise StackError(
             f"the bundled model is missing: {BUNDLED_MODEL} has no model_index.json.\n"
-            "It is written by its training run (python -m engine.world.train, see "
-            "engine/world/train.py); wait for its first export, or pass --model with a "
+            "It is written by its training run (python -m world.train, see "
+            "world/train.py); wait for its first export, or pass --model with a "
             "diffusers Stable Diffusion folder.")
     return str(BUNDLED_MODEL)
 

@@ -28,7 +28,7 @@ from bench.speed import STAGES
 from engine.config import InversionSettings
 from engine.inversion import MODES
 from engine.metrics import psnr
-from engine.world.render import render
+from world.render import render
 
 
 def bench_args(*argv: str) -> argparse.Namespace:
@@ -39,7 +39,7 @@ def bench_args(*argv: str) -> argparse.Namespace:
 
 def untrained_checker():
     """A checker with random weights: its readings are arbitrary but exercise every path."""
-    from engine.world.checker import SCENE_FIELDS, SLOT_FIELDS, Checker, CheckerNet, NetConfig
+    from world.checker import SCENE_FIELDS, SLOT_FIELDS, Checker, CheckerNet, NetConfig
 
     torch.manual_seed(0)
     net = CheckerNet(NetConfig(), {k: len(v) for k, v in SCENE_FIELDS.items()},
@@ -109,7 +109,7 @@ def test_quick_benchmark_writes_every_stage_and_every_kind_by_mode(tiny_model_di
 def test_a_missing_bundled_model_is_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("engine.model.BUNDLED_MODEL", tmp_path / "sticker-world")
     assert run(bench_args("--quick", "--out", str(tmp_path)), Log(quiet=True)) == 2
-    assert "python -m engine.world.train" in capsys.readouterr().err
+    assert "python -m world.train" in capsys.readouterr().err
     assert not (tmp_path / "quick.json").exists()
 
 

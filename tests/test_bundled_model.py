@@ -9,8 +9,8 @@ import pytest
 
 from engine.model import BUNDLED_MODEL, load_model
 from engine.sampling import generate
-from engine.world.captioner import captioner_for
-from engine.world.scene import vocabulary
+from world.captioner import captioner_for
+from world.scene import vocabulary
 
 
 @pytest.fixture(scope="module")

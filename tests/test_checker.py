@@ -14,8 +14,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from engine.world.captioner import caption_from_reading, caption_image, captioner_for
-from engine.world.checker import (
+from world.captioner import caption_from_reading, caption_image, captioner_for
+from world.checker import (
     DEFAULT_FOLDER,
     SLOT_FIELDS,
     SLOTS,
@@ -30,8 +30,8 @@ from engine.world.checker import (
     shows_reserved,
     split_scene,
 )
-from engine.world.render import render
-from engine.world.scene import (
+from world.render import render
+from world.scene import (
     COLOURS,
     RESERVED_CREATURE,
     RESERVED_STYLE,
@@ -147,11 +147,11 @@ def test_captioner_for_needs_a_captioner_folder(tmp_path):
 def checker() -> Checker:
     if not (DEFAULT_FOLDER / WEIGHTS_FILE).exists():
         pytest.skip(f"no trained checker at {DEFAULT_FOLDER}; "
-                    "run python -m engine.world.train_checker")
+                    "run python -m world.train_checker")
     return Checker.load(DEFAULT_FOLDER)
 
 
-# Floors a little under what the shipped weights measure (python -m engine.world.checker --eval
+# Floors a little under what the shipped weights measure (python -m world.checker --eval
 # 2000 gives the figures for the model card). Colours cannot all be told apart under the sepia
 # and duotone styles (only luminance is left); a smile and a flat mouth differ by a faint
 # half-pixel curve, so the checker tells open mouths well and the other two barely.

@@ -14,8 +14,8 @@ from engine.editing import PromptEdit, edit
 from engine.errors import PromptError
 from engine.inversion import invert, reconstruct
 from engine.prompt_alignment import align, token_spans
-from engine.world.render import render
-from engine.world.scene import random_scene
+from world.render import render
+from world.scene import random_scene
 
 CAPTION = "a big red circle on the left with grass background"
 

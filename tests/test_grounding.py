@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine.attention_control import controlled_attention
-from engine.world.grounding import (
+from world.grounding import (
     AttentionRecorder,
     grounding_loss,
     mask_at,
@@ -18,8 +18,8 @@ from engine.world.grounding import (
     share_inside,
     word_masks,
 )
-from engine.world.render import render
-from engine.world.scene import POSITIONS, caption, grounded_caption, random_scene
+from world.render import render
+from world.scene import POSITIONS, caption, grounded_caption, random_scene
 
 
 def test_grounded_words_name_their_own_object():

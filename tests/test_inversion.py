@@ -11,8 +11,8 @@ from engine.config import InversionSettings
 from engine.errors import InversionError
 from engine.inversion import Inversion, invert, reconstruct
 from engine.metrics import psnr
-from engine.world.render import render
-from engine.world.scene import random_scene
+from world.render import render
+from world.scene import random_scene
 
 CAPTION = "a big red circle on the left with grass background"
 SETTINGS = InversionSettings(steps=20)

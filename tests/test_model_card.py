@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.world.evaluate import CARD_END, CARD_START, write_card_figures
+from world.evaluate import CARD_END, CARD_START, write_card_figures
 
 
 def test_card_figures_replace_only_their_section(tmp_path):
@@ -15,7 +15,7 @@ def test_card_figures_replace_only_their_section(tmp_path):
         "concepts": {"concepts": {"creature": {"shown": 0.85, "seconds": 12.0}},
                      "wall_seconds": 30.0},
     }
-    write_card_figures(card, figures, "python -m engine.world.evaluate --count 7")
+    write_card_figures(card, figures, "python -m world.evaluate --count 7")
     text = card.read_text()
     assert text.startswith("# model\n\nbefore\n\n") and text.endswith("\n\nafter\n")
     assert "old figures" not in text and text.count(CARD_START) == 1
@@ -23,4 +23,4 @@ def test_card_figures_replace_only_their_section(tmp_path):
     assert "| checker: mean_field_agreement | 0.970 | >= 0.98 | 0.5 |" in text
     assert "| concepts: creature shown | 0.850 | >= 0.80 | 12 (learning) |" in text
     assert "Checker agreement per field: background 1.000, mouth 0.750." in text
-    assert "`python -m engine.world.evaluate --count 7`" in text
+    assert "`python -m world.evaluate --count 7`" in text

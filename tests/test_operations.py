@@ -11,8 +11,8 @@ from engine.concepts import Concept
 from engine.config import InversionSettings
 from engine.errors import PromptError
 from engine.operations import Command, Editor, parse_command, plan_edit
-from engine.world.render import render
-from engine.world.scene import random_scene
+from world.render import render
+from world.scene import random_scene
 
 WORLD = "a big red circle on the left and a small blue star on the right with grass background"
 

@@ -11,8 +11,8 @@ from PIL import Image
 
 from engine.errors import PromptError
 from engine.stickers import make_sticker, sticker_webp, subject_words
-from engine.world.render import render
-from engine.world.scene import random_scene
+from world.render import render
+from world.scene import random_scene
 
 CAPTION = "a big red circle on the left with grass background"
 

@@ -17,13 +17,13 @@ import pytest
 from PIL import Image
 
 from engine.concepts import load_concept
-from engine.world.render import render
-from engine.world.scene import Scene, random_scene, reserved_creature
 from oneword.settings import load_settings
 from storage import Area, Storage
 from worker import protocol
 from worker.loop import Lane
 from worker.tasks import EngineTasks
+from world.render import render
+from world.scene import Scene, random_scene, reserved_creature
 
 USER, CHAT = 11, 11
 WORLD = "a big red circle on the left with grass background"

@@ -8,8 +8,8 @@ from dataclasses import replace
 
 from transformers import CLIPTokenizer
 
-from engine.world.architecture import MAX_TOKENS, build_tokenizer
-from engine.world.scene import (
+from world.architecture import MAX_TOKENS, build_tokenizer
+from world.scene import (
     CHARACTER_FEATURES,
     EAR_WORDS,
     EYE_WORDS,
@@ -27,7 +27,7 @@ from engine.world.scene import (
     reserved_creature,
     reserved_object,
 )
-from engine.world.vocab import write_vocabulary
+from world.vocab import write_vocabulary
 
 FEATURE_WORDS = {word: feature for feature, table in (
     ("eyes", EYE_WORDS), ("ears", EAR_WORDS), ("mouth", MOUTH_WORDS), ("marks", MARK_WORDS))

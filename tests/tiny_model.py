@@ -14,9 +14,9 @@ from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNe
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from engine.model import image_to_tensor
-from engine.world.render import render
-from engine.world.scene import random_scene, vocabulary
-from engine.world.vocab import write_vocabulary
+from world.render import render
+from world.scene import random_scene, vocabulary
+from world.vocab import write_vocabulary
 
 EXTRA_WORDS = ["photo", "cat", "dog", "man", "tree", "hat", "sitting", "red", "painting"]
 

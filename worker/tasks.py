@@ -20,8 +20,8 @@ from engine.model import DiffusionModel, load_model
 from engine.operations import Editor, EditOutcome
 from engine.stickers import make_sticker, sticker_webp
 from engine.textual_inversion import LearnResult, learn_concept, preview_image
-from engine.world.captioner import captioner_for
 from oneword.settings import Settings
+from world.captioner import captioner_for
 
 log = logging.getLogger(__name__)
 Report = Callable[[float, str], None]  # (fraction done, short text)

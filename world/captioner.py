@@ -14,8 +14,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from engine.world.checker import Checker, Reading
-from engine.world.scene import caption
+from world.checker import Checker, Reading
+from world.scene import caption
 
 CAPTIONER_FOLDER = "captioner"  # subfolder of a model folder holding a checker
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from engine.world.scene import base_vocabulary, fine_vocabulary
-from engine.world.vocab import write_vocabulary
+from world.scene import base_vocabulary, fine_vocabulary
+from world.vocab import write_vocabulary
 
 IMAGE_SIZE = 64
 MAX_TOKENS = 40

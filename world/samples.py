@@ -1,6 +1,6 @@
 """Sample photos shipped for demos, docs and tests: the reserved concepts and target scenes.
 
-    python -m engine.world.samples            # rewrites engine/samples/
+    python -m world.samples            # rewrites engine/samples/
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
-from engine.world.render import render
-from engine.world.scene import (
+from world.render import render
+from world.scene import (
     RESERVED_STYLE,
     Scene,
     caption,
@@ -20,7 +20,7 @@ from engine.world.scene import (
     reserved_object,
 )
 
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "engine" / "samples"
 SIDE = 256
 SCENES = (
     "a big red circle on the left and a small blue star on the right with grass background",
@@ -46,7 +46,7 @@ def concept_scenes(which: str) -> list[Scene]:
 
 def target_scenes() -> list[Scene]:
     """The demo's target photos, built from their captions' words."""
-    from engine.world.scene import COLOURS, WorldObject
+    from world.scene import COLOURS, WorldObject
 
     rng = random.Random("samples-targets")
     scenes = []

@@ -1,7 +1,7 @@
 """Measure the bundled model's figures for its model card, the same way every time.
 
-    python -m engine.world.evaluate                     # all figures, 200 held-out scenes
-    python -m engine.world.evaluate --only vae,attention --count 50 --json out.json
+    python -m world.evaluate                     # all figures, 200 held-out scenes
+    python -m world.evaluate --only vae,attention --count 50 --json out.json
 
 Figures (targets in brackets):
 - vae: reconstruction PSNR on held-out scenes [>= 30 dB];
@@ -34,10 +34,10 @@ from engine.metrics import psnr
 from engine.model import DiffusionModel, load_model
 from engine.sampling import generate
 from engine.stickers import cross_attention_maps
-from engine.world.grounding import mask_at, share_inside
-from engine.world.render import render
-from engine.world.samples import SAMPLES_DIR
-from engine.world.scene import Scene, caption, grounded_caption, random_scene
+from world.grounding import mask_at, share_inside
+from world.render import render
+from world.samples import SAMPLES_DIR
+from world.scene import Scene, caption, grounded_caption, random_scene
 
 FIGURES = ("vae", "text_to_image", "checker", "null_text", "concepts", "attention")
 
@@ -57,7 +57,7 @@ def vae_psnr(model: DiffusionModel, scenes: list[Scene]) -> dict:
 
 
 def text_to_image(model: DiffusionModel, checker, scenes: list[Scene], batch: int = 25) -> dict:
-    from engine.world.checker import matches
+    from world.checker import matches
 
     objects_right, background_right = [], []
     for start in range(0, len(scenes), batch):
@@ -74,7 +74,7 @@ def text_to_image(model: DiffusionModel, checker, scenes: list[Scene], batch: in
 
 
 def checker_agreement(checker, count: int) -> dict:
-    from engine.world.checker import evaluate
+    from world.checker import evaluate
 
     report = evaluate(checker, count)
     fields = {k: v[0] for k, v in report["fields"].items()}
@@ -98,7 +98,7 @@ def null_text_psnr(model: DiffusionModel, scenes: list[Scene]) -> dict:
 def reserved_concepts(model: DiffusionModel, checker, samples: int = 20) -> dict:
     from engine.concept_tokens import expand_prompt, install_concepts
     from engine.textual_inversion import learn_concept
-    from engine.world.checker import shows_reserved
+    from world.checker import shows_reserved
 
     out = {}
     for which, kind in (("creature", "object"), ("object", "object"), ("style", "style")):
@@ -155,7 +155,7 @@ def main() -> None:
     scenes = held_out_scenes(args.count)
     checker = None
     if {"text_to_image", "checker", "concepts"} & set(wanted):
-        from engine.world.checker import Checker
+        from world.checker import Checker
 
         checker = Checker.load(Path(model.source) / "captioner")
     figures: dict[str, dict] = {}
@@ -175,7 +175,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     if args.card:
-        command = "python -m engine.world.evaluate " + " ".join(
+        command = "python -m world.evaluate " + " ".join(
             f"--{k} {v}" for k, v in (("count", args.count), ("only", args.only)))
         write_card_figures(Path(model.source) / "README.md", figures, command)
 

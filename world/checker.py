@@ -7,8 +7,8 @@ slots, the object standing there: kind, colour, size, pattern and, for character
 features. That is enough to caption an image in the grammar (see captioner.py) and to tell
 whether a reserved concept is shown.
 
-    python -m engine.world.checker --eval 1000            # agreement with the renderer
-    python -m engine.world.checker --eval 1000 --degrade  # the same on VAE-like degraded images
+    python -m world.checker --eval 1000            # agreement with the renderer
+    python -m world.checker --eval 1000 --degrade  # the same on VAE-like degraded images
 
 Network: a convolutional trunk to a 16x16 feature map; a global head (background, style) on its
 pooled features; a slot head, shared by the three positions, on a window of the map centred on
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from safetensors.torch import load_file
 
-from engine.world.scene import (
+from world.scene import (
     BACKGROUNDS,
     CHARACTERS,
     COLOURS,
@@ -63,7 +63,8 @@ IMAGE_SIZE = 64
 SLOTS = tuple(POSITIONS)  # left, center, right
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "models" / "sticker-world" / "captioner"
+DEFAULT_FOLDER = (Path(__file__).resolve().parent.parent / "engine" / "models" / "sticker-world"
+                  / "captioner")
 
 # Classification targets and their classes; None means "no object" / "no style" / "no pattern".
 SCENE_FIELDS: dict[str, tuple[str | None, ...]] = {
@@ -508,8 +509,7 @@ def degrade(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0,
 
 def evaluate(checker: Checker, count: int, degraded: bool = False, seed: int = 0) -> dict:
     """Agreement of the checker (and captioner) with the renderer on `count` held-out scenes."""
-    from engine.world.captioner import caption_from_reading
-    from engine.world.render import render
+    from world.render import render
 
     scenes = [split_scene("eval", i) for i in range(count)]
     images = [render(s).image for s in scenes]
@@ -528,7 +528,7 @@ def evaluate(checker: Checker, count: int, degraded: bool = False, seed: int = 0
         for key, ok in agree.items():
             fields[key.split(".")[-1]].append(ok)
         scene_exact.append(all(agree.values()))
-        ok = caption_from_reading(reading) == caption(scene)
+        ok = caption(reading.to_scene()) == caption(scene)
         caption_exact.append(ok)
         by_style[scene.style or "none"].append(ok)
     return {

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from engine.world.scene import POSITIONS, SIZES, Features, Scene, WorldObject, hue_rgb
+from world.scene import POSITIONS, SIZES, Features, Scene, WorldObject, hue_rgb
 
 SUPERSAMPLE = 2
 Colour = tuple[int, int, int]

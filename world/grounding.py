@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from engine.attention_control import AttentionLayer
-from engine.world.scene import POSITIONS
+from world.scene import POSITIONS
 
 INSIDE_COVERAGE = 0.25  # a map cell is inside an object when the object covers this much of it
 

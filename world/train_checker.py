@@ -1,7 +1,7 @@
 """Train the sticker-world checker on rendered scenes, resumably, within a time budget.
 
-    nice -n 10 python -m engine.world.train_checker                   # resumes from the run dir
-    python -m engine.world.train_checker --export-only                # re-export the checkpoint
+    nice -n 10 python -m world.train_checker                   # resumes from the run dir
+    python -m world.train_checker --export-only                # re-export the checkpoint
 
 A pool of random scenes (seeds of the 'train' split, disjoint from the 'eval' split used for
 measurement) is rendered once into memory, with a few reserved concepts mixed in so that the
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from engine.world.checker import (
+from world.checker import (
     CHARACTER_FIELDS,
     CONFIG_FILE,
     DEFAULT_FOLDER,
@@ -47,8 +47,8 @@ from engine.world.checker import (
     split_scene,
     uint8_to_tensor,
 )
-from engine.world.render import render
-from engine.world.scene import Scene, reserved_creature, reserved_object
+from world.render import render
+from world.scene import Scene, reserved_creature, reserved_object
 
 
 @dataclass

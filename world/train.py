@@ -1,7 +1,7 @@
 """Train the bundled sticker-world model from scratch, resumably, on CPU or GPU.
 
-    python -m engine.world.train --minutes 120          # runs until done or out of time
-    python -m engine.world.train --export-only          # re-export the folder from the checkpoint
+    python -m world.train --minutes 120          # runs until done or out of time
+    python -m world.train --export-only          # re-export the folder from the checkpoint
 
 Stages, each resumed from `<run>/state.pt`:
 1. VAE on random 32x32 crops of rendered scenes (convolutional, so it runs on 64x64 after).
@@ -9,7 +9,7 @@ Stages, each resumed from `<run>/state.pt`:
 3. Text encoder + UNet on those latents: a one-object curriculum first, then mixed scenes,
    caption dropout for classifier-free guidance, min-SNR loss weights, EMA of weights, and a
    small grounding loss that moves each object word's cross-attention into the object's mask
-   (`engine.world.grounding`); the text encoder is frozen for the last stretch so textual
+   (`world.grounding`); the text encoder is frozen for the last stretch so textual
    inversion meets a fixed encoder, as it does on SD.
 The EMA weights are exported as a diffusers StableDiffusionPipeline folder.
 """
@@ -32,12 +32,12 @@ from diffusers import DDPMScheduler, StableDiffusionPipeline
 from diffusers.training_utils import EMAModel
 
 from engine.attention_control import controlled_attention, cross_attention_resolutions
-from engine.world import architecture
-from engine.world.grounding import AttentionRecorder, grounding_loss, scene_cells, word_masks
-from engine.world.render import render
-from engine.world.scene import FINE_HUES, grounded_caption, hue_name, random_scene
+from world import architecture
+from world.grounding import AttentionRecorder, grounding_loss, scene_cells, word_masks
+from world.render import render
+from world.scene import FINE_HUES, grounded_caption, hue_name, random_scene
 
-BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "sticker-world"
+BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "engine" / "models" / "sticker-world"
 
 
 @dataclass
