@@ -22,9 +22,8 @@ from typing import Any
 import psycopg
 
 from .errors import FileTooLarge
+from .files import DEFAULT_MAX_BYTES
 from .pg import connect_sync, sql_params
-
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
 
 class BlobStore:

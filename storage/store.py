@@ -19,12 +19,11 @@ import time
 from types import TracebackType
 from typing import Any
 
-from .blobs import DEFAULT_MAX_BYTES
 from .chats import ChatRepo
 from .concepts import ConceptRepo
 from .db import Clock, Database
 from .errors import InvalidArgument, StorageError
-from .files import Area, DataDir
+from .files import DEFAULT_MAX_BYTES, Area, DataDir
 from .inversions import InversionCache
 from .jobs import DEFAULT_LEASE_S, JobQueue
 from .media import MediaRepo

@@ -16,15 +16,18 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from engine.errors import EngineError
-from engine.inversion import Inversion
 from oneword.settings import Settings
 from storage import Area, ConceptExists, Job, JobCancelled, LeaseLost, Storage
 from worker import protocol
-from worker.tasks import EngineTasks
+
+if TYPE_CHECKING:  # the model stack loads with the first model, not with this module, so a
+    # lane can run on a stand-in engine (tests/queue_worker.py, bench/queue.py) in a moment
+    from worker.tasks import EngineTasks
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +205,8 @@ class Lane:
     async def _inversion(self, photo: str, photo_key: str, caption: str | None,
                          progress: Progress):
         """The photo's inversion, from the cache when it was inverted before with this caption."""
+        from engine.inversion import Inversion
+
         mode = self.tasks.editor.mode
         cached = await self.storage.inversions.get(photo_key, self.tasks.model_id, mode)
         if cached is not None and self.storage.files.exists(cached.path):
@@ -240,6 +245,8 @@ def _save_png(image: Image.Image, path: Path, min_side: int = 256) -> None:
 
 async def run_worker(settings: Settings, stopping: asyncio.Event | None = None) -> None:
     """Open storage, load a model per lane and work until `stopping` is set."""
+    from worker.tasks import EngineTasks
+
     stopping = stopping or asyncio.Event()
     storage = await Storage.open(settings.data_path, database_url=settings.database_url,
                                  max_file_bytes=settings.max_file_bytes,

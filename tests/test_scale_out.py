@@ -1,0 +1,114 @@
+"""Workers on several hosts through one PostgreSQL database, and nothing else shared.
+
+Each process gets a data folder of its own, as if on its own machine: photos, concept files,
+inversions and results reach the other processes only through the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from botapi import BotApiServer
+from botapi.client import ControlClient
+from storage import Area, ChatType, JobState, Storage
+from storage.jobs import LEASE_EXPIRED_ERROR
+from tests.test_end_to_end import SCENE, Service, learn, sample
+from worker import protocol
+
+JOBS = 30
+ALICE = 101
+
+
+def start_worker(url: str, data_dir: Path, log: Path, *extra: str) -> subprocess.Popen:
+    log.touch()
+    return subprocess.Popen([sys.executable, "-m", "tests.queue_worker", url, str(data_dir),
+                             str(log), *extra])
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().split()
+
+
+async def test_two_worker_hosts_share_one_queue_and_take_over_a_killed_workers_job(
+    tmp_path: Path, pg_url: str
+):
+    async with await Storage.open(tmp_path / "bot", database_url=pg_url) as bot:
+        await bot.users.upsert(ALICE, "Alice")
+        await bot.chats.upsert(ALICE, ChatType.PRIVATE)
+        photos: dict[str, bytes] = {}
+        job_ids: list[int] = []
+        for number in range(JOBS):
+            data = f"photo {number}".encode()
+            path = await asyncio.to_thread(bot.files.store_bytes, Area.PHOTOS, data, ".png")
+            photos[path] = data
+            payload = protocol.StickerPayload(photo=path, photo_key=f"key-{number}")
+            queued = await bot.jobs.enqueue(protocol.STICKER, chat_id=ALICE, user_id=ALICE,
+                                            payload=protocol.to_json(payload))
+            job_ids.append(queued.job.id)
+
+        log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+        first = start_worker(pg_url, tmp_path / "host-a", log_a, "--stall-at", "3")
+        second = start_worker(pg_url, tmp_path / "host-b", log_b)
+        try:
+            deadline = time.monotonic() + 120
+            while len(lines(log_a)) < 3 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert len(lines(log_a)) == 3, "the first worker never reached its third job"
+            first.send_signal(signal.SIGKILL)  # mid-job: it hangs in its third one
+            first.wait()
+            stalled = lines(log_a)[-1]
+            while time.monotonic() < deadline:
+                jobs = [await bot.jobs.get(job_id) for job_id in job_ids]
+                if all(job.state is JobState.DONE for job in jobs):
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            for process in (first, second):
+                process.kill()
+                process.wait()
+
+        assert [job.state for job in jobs] == [JobState.DONE] * JOBS
+        started = lines(log_a) + lines(log_b)
+        assert sorted(set(started)) == sorted(photos)  # every job ran
+        assert len(started) == JOBS + 1  # once each, plus the killed attempt
+        assert started.count(stalled) == 2 and stalled in lines(log_b)
+        for job in jobs:  # each result came through the database, made from the job's photo
+            photo = job.payload["photo"]
+            result = protocol.from_json(protocol.StickerResult, job.result)
+            sticker = await asyncio.to_thread(bot.files.read_bytes, result.sticker)
+            assert sticker == b"sticker:" + photos[photo]
+            assert job.attempts == (2 if photo == stalled else 1)
+            if photo == stalled:
+                assert job.error is None or job.error == LEASE_EXPIRED_ERROR
+
+
+async def test_bot_and_worker_on_different_hosts_learn_then_edit(
+    tiny_model_dir, tmp_path: Path, pg_url: str
+):
+    async with BotApiServer(privacy_mode=True) as server, ControlClient(server.url) as tg:
+        service = Service(server, tiny_model_dir, tmp_path / "unused")
+        service.start("bot", ONEWORD_DATABASE_URL=pg_url,
+                      ONEWORD_DATA_DIR=str(tmp_path / "bot-host"))
+        service.start("worker", ONEWORD_DATABASE_URL=pg_url,
+                      ONEWORD_DATA_DIR=str(tmp_path / "gpu-host"))
+        try:
+            alice = await tg.user("Alice")
+            learned = await learn(tg, alice)
+            assert learned.photo is not None  # the preview came from the worker's host
+            photo = await alice.send_photo(sample("scenes/scene-1.png"),
+                                           caption=f"replace circle with mochi | {SCENE}")
+            result = await alice.wait_reply(photo=True, timeout=180)
+            assert result.reply_to_message_id == photo.message_id
+        finally:
+            logs = service.stop_all()
+        for log in logs.values():
+            assert server.token not in log
+    # Nothing was shared but the database: each host holds only its own copies.
+    assert not (tmp_path / "unused").exists()
+    assert list((tmp_path / "gpu-host" / "concepts").iterdir())
+    assert not list((tmp_path / "bot-host" / "concepts").iterdir())
