@@ -52,3 +52,22 @@ def test_systemd_units_start_the_two_services():
     assert "ExecStart=/opt/oneword/venv/bin/oneword bot" in units["oneword-bot.service"]
     assert "oneword worker" in units["oneword-worker@.service"]
     assert "CUDA_VISIBLE_DEVICES=%i" in units["oneword-worker@.service"]
+
+
+def test_scaled_out_compose_shares_nothing_but_the_database_url():
+    compose = yaml.safe_load((DEPLOY / "docker-compose.postgres.yml").read_text())
+    services = compose["services"]
+    assert services["db"]["image"].startswith("postgres:")
+    assert set(compose["volumes"]) == {"oneword-postgres"}  # the database's, nobody else's
+    parser = build_parser()
+    for name in ("bot", "worker"):
+        service = services[name]
+        assert "volumes" not in service, f"{name} must not share a folder"
+        url = service["environment"]["ONEWORD_DATABASE_URL"]
+        assert url.startswith("postgresql://") and "@db:5432/" in url
+        assert service["depends_on"]["db"]["condition"] == "service_healthy"
+        assert parser.parse_args(service["command"][1:]).run is not None
+    assert "replicas" in services["worker"]["deploy"]
+    remote = yaml.safe_load((DEPLOY / "docker-compose.worker.yml").read_text())["services"]
+    assert set(remote) == {"worker"} and "volumes" not in remote["worker"]
+    assert "ONEWORD_DATABASE_URL" in remote["worker"]["environment"]
