@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from engine.captioning import load_captioner
 from engine.concept_tokens import expand_prompt, install_concepts
 from engine.concepts import Concept, load_concept, save_concept
 from engine.config import ConceptSettings
@@ -130,7 +131,7 @@ def learn_reserved(model: DiffusionModel, which: str, settings: ConceptSettings,
 
     start = time.perf_counter()
     result = learn_concept(model, photos, concept_name(which), CONCEPT_KINDS[which], settings,
-                           progress=progress)
+                           progress=progress, captioner=load_captioner(model.source))
     seconds = time.perf_counter() - start
     learned = LearnedConcept(which, result.concept, result.steps, final_loss(result.losses),
                              seconds, cached=False)

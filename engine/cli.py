@@ -49,6 +49,7 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_learn(args: argparse.Namespace) -> int:
+    from engine.captioning import load_captioner
     from engine.concepts import save_concept
     from engine.model import load_model
     from engine.textual_inversion import learn_concept_from_files
@@ -62,7 +63,8 @@ def run_learn(args: argparse.Namespace) -> int:
             bar.set_postfix(loss=f"{p.loss:.4f}")
 
         result = learn_concept_from_files(model, args.images, args.name, args.kind, settings,
-                                          initializer=args.init, progress=progress)
+                                          initializer=args.init, progress=progress,
+                                          captioner=load_captioner(model.source))
     for warning in result.warnings:
         print(f"warning: {warning}")
     save_concept(result.concept, args.out)
@@ -72,15 +74,15 @@ def run_learn(args: argparse.Namespace) -> int:
 
 
 def run_edit(args: argparse.Namespace) -> int:
+    from engine.captioning import load_captioner
     from engine.concepts import load_concept
     from engine.images import read_image
     from engine.model import load_model
     from engine.operations import Editor
-    from world.captioner import captioner_for
 
     model = load_model(args.model, args.device)
     concepts = [load_concept(path) for path in args.concept]
-    editor = Editor(model, captioner_for(model), InversionSettings(steps=args.steps),
+    editor = Editor(model, load_captioner(model.source), InversionSettings(steps=args.steps),
                     mode=args.mode)
     image = read_image(args.image)
     with tqdm(total=args.steps, desc=f"inverting ({args.mode})", unit="step") as bar:

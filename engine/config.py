@@ -51,8 +51,9 @@ class ConceptSettings:
     batch_size: int = 4
     vectors: int = 2
     augment: int = 4  # cached latents per image: the image, its mirror and crops
-    early_stop_window: int = 100  # steps over which the loss must still improve
+    early_stop_window: int = 100  # stop when the probe loss has not improved for this many steps
     early_stop_tolerance: float = 0.01  # relative improvement that counts as improving
+    check_every: int = 20  # steps between scorings of the fixed probe (at most the window)
     preview_every: int = 0  # steps between preview images (0: none)
     preview_steps: int = 10  # DDIM steps of a preview image
     seed: int = 0

@@ -1,10 +1,26 @@
-"""Learning a concept from a few photos: textual inversion (Gal et al. 2022).
+"""Learning a concept from a few photos: textual inversion (Gal et al. 2022), focused on the thing.
 
-A new word of n vectors is found by gradient descent on the ordinary denoising loss of the
-frozen model, with captions such as "a photo of a <word>". Only the n vectors are trained: they
-live in their own fp32 parameter, and a forward hook on the text encoder's token embedding puts
-them at the word's positions of each caption. The shared model is never modified (no tokens are
-added, no embedding row is written), so other jobs can keep using it while a concept is learned.
+A new word of n vectors is found by gradient descent on the denoising loss of the frozen model.
+Only the n vectors are trained: they live in their own fp32 parameter, and a forward hook on the
+text encoder's token embedding puts them at the word's positions of each caption. The shared
+model is never modified (no tokens are added, no embedding row is written), so other jobs can
+keep using it while a concept is learned.
+
+Plain textual inversion captions every photo "a photo of a <word>", so the word also has to
+explain whatever else the photos show (their backgrounds, above all). Here the word is made to
+explain only its subject:
+
+- Captions per photo. A model's captioner (engine/captioning.py) words each training view with
+  the new word in the subject's place ("a big <word> in the center with sky background"); a
+  user's description of a photo is added to the generic templates ("a photo of a <word>" + "on a
+  beach"); without either, the generic templates. A style's captions name the content and put
+  the word in the style's place ("a big red circle on the left with grass background in <word>
+  style").
+- A loss focused on the subject, for objects and persons: the denoising error is weighted by the
+  subject's mask from the captioner, else by the word's own cross-attention (`attention_focus`).
+  A style covers the whole picture, so its loss is the plain one.
+- It stops when learned: a fixed probe of draws is scored every few steps, and learning ends when
+  its loss stops improving; the best vectors seen are kept.
 """
 
 from __future__ import annotations
@@ -21,6 +37,8 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from PIL import Image
 
+from engine.attention_control import AttentionStore, controlled_attention, map_resolution
+from engine.captioning import PLACEHOLDER, Captioner
 from engine.concepts import KINDS, Concept, concept_name
 from engine.config import ConceptSettings
 from engine.errors import (
@@ -39,10 +57,6 @@ OBJECT_TEMPLATES = (
     "a close-up photo of a {}",
     "a good photo of a {}",
     "a {}",
-    # the bundled sticker-world model's caption grammar
-    "a big {} in the center",
-    "a {} in the center",
-    "a picture of the {}",
 )
 PERSON_TEMPLATES = (
     "a photo of {}",
@@ -51,8 +65,6 @@ PERSON_TEMPLATES = (
     "a picture of {}",
     "a good photo of {}",
     "{}",
-    "a big {} in the center",
-    "a {} in the center",
 )
 STYLE_TEMPLATES = (
     "a painting in the style of {}",
@@ -66,6 +78,8 @@ ODD_ONE_OUT = 0.35  # a photo this far below the set's typical consistency is th
 TEMPLATES = {"object": OBJECT_TEMPLATES, "person": PERSON_TEMPLATES, "style": STYLE_TEMPLATES}
 PREVIEW_TEMPLATES = {"object": "a {}", "person": "a picture of {}",
                      "style": "a picture in {} style"}
+ATTENTION_FLOOR = 0.2  # attention focus: the least weight any latent pixel gets
+PROBE_DRAWS = 16  # draws in the fixed probe that decides when learning has levelled off
 
 
 @dataclass
@@ -88,24 +102,43 @@ class LearnResult:
     stopped_early: bool
     reason: str  # "done", "levelled off" or "cancelled"
     warnings: list[str] = field(default_factory=list)  # for the user, in plain words
+    preview_caption: str | None = None  # a caption with "{}" that shows the concept well
+    focus: str = "whole picture"  # "subject masks", "word attention" or "whole picture"
+
+
+@dataclass
+class TrainingSet:
+    """The views learning sees: latents, each view's captions, and where its loss looks."""
+
+    latents: torch.Tensor  # (V, C, h, w)
+    captions: list[tuple[str, ...]]  # per view, captions with "{}" for the word
+    masks: torch.Tensor | None  # (V, h, w) subject weights in [0, 1]; None: no view has one
+    has_mask: torch.Tensor  # (V,) bool: which views' masks are real
+    focus: str  # "subject masks", "word attention" or "whole picture"
 
 
 def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "object",
                   settings: ConceptSettings | None = None, initializer: str | None = None,
                   progress: Callable[[ConceptProgress], None] | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> LearnResult:
+                  should_stop: Callable[[], bool] | None = None,
+                  captioner: Captioner | None = None,
+                  descriptions: Sequence[str | None] | None = None) -> LearnResult:
     """Learn a word for the thing (or person, or style) shown in `images`.
 
-    Deterministic for a given `settings.seed` on a given device. The model is left unchanged.
-    Raises NotEnoughImagesError, TooManyImagesError, ConceptNameError, and with
+    `captioner` (the model's, if it has one) captions and masks each photo; `descriptions`, one
+    per photo (or None), say what else a photo shows, e.g. "on a beach" ("a dog on a sofa" for a
+    style). Deterministic for a given `settings.seed` on a given device. The model is left
+    unchanged. Raises NotEnoughImagesError, TooManyImagesError, ConceptNameError, and with
     `settings.strict` InconsistentImagesError; other doubts about the photos become warnings.
     """
     settings = settings or ConceptSettings()
     name = concept_name(name)
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    if descriptions is not None and len(descriptions) != len(images):
+        raise ValueError("give one description (or None) per photo")
     warnings = check_images(images, settings)
-    latents = cache_latents(model, images, settings.augment, settings.seed)
+    data = training_set(model, images, kind, settings, captioner, descriptions)
     generator = torch.Generator().manual_seed(settings.seed)  # on the CPU: same draws anywhere
     start, note = initial_vectors(model, settings.vectors, initializer, generator)
     warnings += [note] if note else []
@@ -114,18 +147,26 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
     # A half-precision UNet passes small gradients back through fp16: scale the loss.
     scaler = torch.amp.GradScaler("cuda", enabled=model.device.type == "cuda"
                                   and model.dtype == torch.float16)
-    ids, slots = template_ids(model, TEMPLATES[kind], settings.vectors)
+    texts = sorted({c for captions in data.captions for c in captions})
+    ids, slots = template_ids(model, texts, settings.vectors)
+    choices = [[texts.index(c) for c in captions] for captions in data.captions]
     scheduler = DDIMScheduler.from_config(model.scheduler.config)
+    probe = Draws.random(data, choices, scheduler, PROBE_DRAWS,
+                         torch.Generator().manual_seed(settings.seed + 1))
+    check_every = max(1, min(settings.check_every, settings.early_stop_window or 1))
 
+    preview_caption = (next((c for captions in data.captions for c in captions), None)
+                       if captioner is not None else None)
     losses: list[float] = []
     smoothed, reason = 0.0, "done"
+    best, best_step = float("inf"), 0  # the last score that improved by the tolerance
+    lowest, kept = float("inf"), vectors.detach().clone()  # the lowest score and its vectors
     for step in range(1, settings.steps + 1):
         if should_stop is not None and should_stop():
             reason = "cancelled"
             break
-        pick = torch.randint(len(ids), (settings.batch_size,), generator=generator)
-        hidden = encode_with_vectors(model, ids[pick], slots[pick], vectors)
-        loss = diffusion_loss(model, scheduler, latents, hidden, generator)
+        draws = Draws.random(data, choices, scheduler, settings.batch_size, generator)
+        loss = focused_loss(model, scheduler, data, draws, ids, slots, vectors)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -135,15 +176,25 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
         if progress is not None:
             show = settings.preview_every > 0 and step % settings.preview_every == 0
             preview = (preview_image(model, vectors.detach(), kind, settings.preview_steps,
-                                     seed=settings.seed) if show else None)
+                                     seed=settings.seed, template=preview_caption)
+                       if show else None)
             progress(ConceptProgress(step, settings.steps, smoothed / (1 - 0.9**step), preview))
-        if levelled_off(losses, settings.early_stop_window, settings.early_stop_tolerance):
-            reason = "levelled off"
-            break
+        if settings.early_stop_window > 0 and step % check_every == 0:
+            with torch.no_grad():
+                score = focused_loss(model, scheduler, data, probe, ids, slots, vectors).item()
+            if best == float("inf") or score < best * (1 - settings.early_stop_tolerance):
+                best, best_step = score, step
+            if score < lowest:
+                lowest, kept = score, vectors.detach().clone()
+            if step - best_step >= settings.early_stop_window:
+                reason = "levelled off"
+                break
 
-    concept = Concept(name, kind, vectors.detach().float().cpu(), steps=len(losses),
+    final = kept if reason == "levelled off" else vectors.detach()
+    concept = Concept(name, kind, final.float().cpu(), steps=len(losses),
                       base_model=model.source)
-    return LearnResult(concept, losses, len(losses), reason != "done", reason, warnings)
+    return LearnResult(concept, losses, len(losses), reason != "done", reason, warnings,
+                       preview_caption, data.focus)
 
 
 def learn_concept_from_files(model, paths: Sequence[str | Path], name: str,
@@ -159,6 +210,65 @@ def learn_concept_from_files(model, paths: Sequence[str | Path], name: str,
         except ImageError as exc:
             raise ImageError(f"{Path(path).name}: {exc}") from exc
     return learn_concept(model, images, name, kind, settings, **kwargs)
+
+
+def training_set(model, images: Sequence[Image.Image], kind: str, settings: ConceptSettings,
+                 captioner: Captioner | None = None,
+                 descriptions: Sequence[str | None] | None = None) -> TrainingSet:
+    """Every training view of every photo with its latent, captions and subject mask.
+
+    Views (the photo, its mirror, crops) are captioned one by one, since a mirror or a crop moves
+    the subject. A view the captioner finds no subject in, or every view without a captioner,
+    gets the kind's templates, with the photo's description if the user gave one.
+    """
+    rng = random.Random(settings.seed)
+    views, captions, masks = [], [], []
+    for index, image in enumerate(images):
+        description = (descriptions[index] if descriptions else None) or ""
+        for view in augmented_views(image, settings.augment, model.image_size, rng):
+            subject = captioner.subject(view, kind) if captioner is not None else None
+            views.append(view)
+            captions.append((subject.caption,) if subject is not None
+                            else described_templates(kind, description))
+            masks.append(subject.mask if subject is not None and kind != "style" else None)
+    latents = encode_views(model, views)
+    side = latents.shape[-1]
+    has_mask = torch.tensor([m is not None for m in masks])
+    stacked = None
+    if has_mask.any():
+        stacked = torch.ones(len(views), side, side)
+        for i, mask in enumerate(masks):
+            if mask is not None:
+                stacked[i] = latent_mask(mask, side)
+        stacked = stacked.to(model.device)
+    if kind == "style":
+        focus = "whole picture"
+    elif has_mask.all():
+        focus = "subject masks"
+    else:
+        focus = "word attention"
+    return TrainingSet(latents, captions, stacked, has_mask.to(model.device), focus)
+
+
+def described_templates(kind: str, description: str = "") -> tuple[str, ...]:
+    """The kind's caption templates; with a user's description of the photo, worded into each.
+
+    An object's or person's description says what else the photo shows ("on a beach"); a
+    style's says what the picture shows ("a dog on a sofa").
+    """
+    description = " ".join(description.replace("{", "").replace("}", "").split())
+    if not description:
+        return TEMPLATES[kind]
+    if kind == "style":
+        return (f"{description} in {PLACEHOLDER} style",
+                f"{description} in the style of {PLACEHOLDER}")
+    return tuple(f"{template} {description}" for template in TEMPLATES[kind])
+
+
+def latent_mask(mask: np.ndarray, side: int) -> torch.Tensor:
+    """A photo-sized (H, W) mask in [0, 1] as the (side, side) share of each latent pixel."""
+    tensor = torch.as_tensor(np.asarray(mask, np.float32))[None, None]
+    return F.adaptive_avg_pool2d(tensor.clamp(0, 1), side)[0, 0]
 
 
 def check_images(images: Sequence[Image.Image], settings: ConceptSettings) -> list[str]:
@@ -239,6 +349,12 @@ def cache_latents(model, images: Sequence[Image.Image], augment: int, seed: int,
     """VAE latents [N, C, h, w] of every view of every image, encoded once before training."""
     rng = random.Random(seed)
     views = [v for image in images for v in augmented_views(image, augment, model.image_size, rng)]
+    return encode_views(model, views, batch)
+
+
+@torch.no_grad()
+def encode_views(model, views: Sequence[Image.Image], batch: int = 8) -> torch.Tensor:
+    """Scaled VAE latents [N, C, h, w] of model-sized views."""
     pixels = torch.cat([image_to_tensor(view) for view in views])
     latents = [model.vae.encode(chunk.to(model.device, model.dtype)).latent_dist.mean
                for chunk in pixels.split(batch)]
@@ -314,17 +430,23 @@ def encode_with_vectors(model, ids: torch.Tensor, slots: torch.Tensor,
 
 def diffusion_loss(model, scheduler: DDIMScheduler, latents: torch.Tensor, hidden: torch.Tensor,
                    generator: torch.Generator) -> torch.Tensor:
-    """Denoising MSE of the frozen UNet for random cached latents, noise and timesteps.
+    """Plain denoising MSE of the frozen UNet for random cached latents, noise and timesteps.
 
     The target follows the model's prediction type: the noise (SD 1.x), the velocity (SD 2.x
     v-prediction) or the clean latent.
     """
     batch = len(hidden)
-    pick = torch.randint(len(latents), (batch,), generator=generator)
-    clean = latents[pick.to(latents.device)]
+    pick = torch.randint(len(latents), (batch,), generator=generator).to(latents.device)
+    clean = latents[pick]
     noise = torch.randn(clean.shape, generator=generator).to(clean.device, clean.dtype)
     steps = torch.randint(scheduler.config.num_train_timesteps, (batch,), generator=generator)
-    steps = steps.to(clean.device)
+    prediction, target = denoise(model, scheduler, clean, noise, steps.to(clean.device), hidden)
+    return F.mse_loss(prediction.float(), target.float())
+
+
+def denoise(model, scheduler: DDIMScheduler, clean: torch.Tensor, noise: torch.Tensor,
+            steps: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The UNet's prediction for `clean` noised at `steps`, and what it should have predicted."""
     noisy = scheduler.add_noise(clean, noise, steps)
     kind = scheduler.config.prediction_type
     if kind == "epsilon":
@@ -334,7 +456,78 @@ def diffusion_loss(model, scheduler: DDIMScheduler, latents: torch.Tensor, hidde
     else:
         target = clean
     prediction = model.unet(noisy, steps, encoder_hidden_states=hidden.to(model.dtype)).sample
-    return F.mse_loss(prediction.float(), target.float())
+    return prediction, target
+
+
+@dataclass(frozen=True)
+class Draws:
+    """One batch of training draws: which view, which of its captions, timestep and noise."""
+
+    views: torch.Tensor  # (B,) view indices
+    captions: torch.Tensor  # (B,) caption indices (into the encoded captions)
+    steps: torch.Tensor  # (B,) timesteps
+    noise: torch.Tensor  # (B, C, h, w)
+
+    @classmethod
+    def random(cls, data: TrainingSet, choices: Sequence[Sequence[int]],
+               scheduler: DDIMScheduler, batch: int, generator: torch.Generator) -> Draws:
+        """Random draws; `choices[v]` are the caption indices view v may be paired with."""
+        views = torch.randint(len(data.latents), (batch,), generator=generator)
+        which = torch.randint(1 << 30, (batch,), generator=generator)
+        captions = torch.tensor([choices[v][w % len(choices[v])]
+                                 for v, w in zip(views.tolist(), which.tolist(), strict=True)])
+        steps = torch.randint(scheduler.config.num_train_timesteps, (batch,), generator=generator)
+        noise = torch.randn((batch, *data.latents.shape[1:]), generator=generator)
+        return cls(views, captions, steps, noise)
+
+
+def focused_loss(model, scheduler: DDIMScheduler, data: TrainingSet, draws: Draws,
+                 ids: torch.Tensor, slots: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """The denoising error of `draws`, each view under its own caption, where its subject is.
+
+    Each draw's squared error is averaged over its weights: the view's subject mask, else (an
+    object or person without a mask) the word's own attention (`attention_focus`), else (a
+    style) the whole latent.
+    """
+    device = data.latents.device
+    views = draws.views.to(device)
+    clean = data.latents[views]
+    captions = draws.captions.to(ids.device)
+    hidden = encode_with_vectors(model, ids[captions], slots[captions], vectors)
+    noise = draws.noise.to(device, clean.dtype)
+    steps = draws.steps.to(device)
+    attend = data.focus == "word attention" and not bool(data.has_mask[views].all())
+    if attend:
+        store = AttentionStore(map_resolution(model.unet))
+        with controlled_attention(model.unet, store):
+            prediction, target = denoise(model, scheduler, clean, noise, steps, hidden)
+        focus = attention_focus(store, slots[captions], clean.shape[-1])
+    else:
+        prediction, target = denoise(model, scheduler, clean, noise, steps, hidden)
+        focus = torch.ones(clean.shape[0], *clean.shape[-2:], device=device)
+    if data.masks is not None:
+        focus = torch.where(data.has_mask[views][:, None, None], data.masks[views], focus)
+    error = (prediction.float() - target.float()).pow(2).mean(1)  # (B, h, w)
+    weights = focus.to(error.device, error.dtype)
+    return ((error * weights).sum((1, 2)) / weights.sum((1, 2)).clamp_min(1e-6)).mean()
+
+
+def attention_focus(store: AttentionStore, slots: torch.Tensor, side: int) -> torch.Tensor:
+    """Where each draw's word looks: (B, side, side) weights in [ATTENTION_FLOOR, 1].
+
+    The model-agnostic stand-in for a subject mask. The word's cross-attention (summed over its
+    vectors, averaged over heads and the layers at the map resolution) is detached, so the
+    weighting is not itself optimised, and scaled to a maximum of 1. Why this and not, say, a
+    saliency or segmentation model: it needs nothing but the diffusion model itself, works for
+    any subject the word comes to mean, and sharpens as the word does, which keeps the
+    background out of the loss once the word has found its subject. The floor keeps every
+    pixel in play early on, while the maps are still vague.
+    """
+    maps = store.maps().detach()  # (B, s, s, tokens)
+    heat = (maps * slots[:, None, None, :].to(maps.dtype)).sum(-1)[:, None]
+    heat = F.interpolate(heat, size=(side, side), mode="bilinear", align_corners=False)[:, 0]
+    heat = heat / heat.flatten(1).amax(1).clamp_min(1e-8)[:, None, None]
+    return ATTENTION_FLOOR + (1 - ATTENTION_FLOOR) * heat
 
 
 def levelled_off(losses: Sequence[float], window: int, tolerance: float) -> bool:
@@ -349,9 +542,11 @@ def levelled_off(losses: Sequence[float], window: int, tolerance: float) -> bool
 
 @torch.no_grad()
 def preview_image(model, vectors: torch.Tensor, kind: str = "object", steps: int = 10,
-                  guidance: float = 7.5, seed: int = 0) -> Image.Image:
-    """A quick DDIM sample of the word so far, e.g. of "a <word>", with classifier-free guidance."""
-    ids, slots = template_ids(model, [PREVIEW_TEMPLATES[kind]], len(vectors))
+                  guidance: float = 7.5, seed: int = 0, template: str | None = None
+                  ) -> Image.Image:
+    """A quick DDIM sample of the word so far, with classifier-free guidance: of `template`
+    (e.g. a sample photo's caption, LearnResult.preview_caption), else of e.g. "a <word>"."""
+    ids, slots = template_ids(model, [template or PREVIEW_TEMPLATES[kind]], len(vectors))
     text = torch.cat([model.encode_text([""]),
                       encode_with_vectors(model, ids, slots, vectors).to(model.dtype)])
     scheduler = model.fresh_scheduler(steps)

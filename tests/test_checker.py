@@ -206,3 +206,29 @@ def test_captioner_for_a_model_folder_with_a_captioner(checker, tmp_path):
                    world("circle", "white", "small", "right")), "night", "outline")
     image = render(scene).image
     assert captioner(image) == caption(scene) == caption_image(checker, image)
+
+
+def test_the_model_folder_names_the_world_captioner():
+    from engine.captioning import load_captioner
+    from engine.model import BUNDLED_MODEL
+
+    captioner = load_captioner(BUNDLED_MODEL)
+    scene = Scene((world("star", "blue", "big", "right"),), "sand")
+    assert captioner.caption(render(scene).image) == caption(scene)
+
+
+def test_the_world_captioner_words_and_boxes_a_photos_subject(checker):
+    from world.captioner import WorldCaptioner
+
+    captioner = WorldCaptioner(checker)
+    scene = Scene((world("circle", "red", "small", "left"), world("heart", "blue", "big", "right")),
+                  "grass")
+    rendering = render(scene, 64)
+    subject = captioner.subject(rendering.image, "object")
+    assert subject.caption == ("a small red circle on the left and a big {} on the right "
+                               "with grass background")
+    heart = rendering.masks["right"]
+    assert (subject.mask * heart).sum() >= 0.98 * heart.sum()  # the whole object is inside
+    assert subject.mask.mean() < 0.35 and (subject.mask * rendering.masks["left"]).sum() == 0
+    style = captioner.subject(rendering.image, "style")
+    assert style.mask is None and style.caption == f"{caption(scene)} in {{}} style"

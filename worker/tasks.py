@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from engine.captioning import load_captioner
 from engine.concepts import Concept, load_concept, save_concept
 from engine.config import ConceptSettings, InversionSettings
 from engine.images import read_image
@@ -21,7 +22,6 @@ from engine.operations import Editor, EditOutcome
 from engine.stickers import make_sticker, sticker_webp
 from engine.textual_inversion import LearnResult, learn_concept, preview_image
 from oneword.settings import Settings
-from world.captioner import captioner_for
 
 log = logging.getLogger(__name__)
 Report = Callable[[float, str], None]  # (fraction done, short text)
@@ -34,7 +34,8 @@ class EngineTasks:
     def __init__(self, settings: Settings, model: DiffusionModel | None = None):
         self.settings = settings
         self.model = model or load_model(settings.model or None, settings.device or None)
-        self.editor = Editor(self.model, captioner_for(self.model),
+        self.captioner = load_captioner(self.model.source)
+        self.editor = Editor(self.model, self.captioner,
                              InversionSettings(steps=settings.inversion_steps),
                              mode=settings.inversion_mode)
         log.info("lane ready: model %s on %s", self.model.source, self.model.device)
@@ -53,11 +54,12 @@ class EngineTasks:
             report(0.95 * p.step / p.total, f"learning: step {p.step} of {p.total}")
 
         result = learn_concept(self.model, images, name, kind, settings, progress=progress,
-                               should_stop=should_stop)
+                               should_stop=should_stop, captioner=self.captioner)
         if result.reason == "cancelled":
             raise InterruptedError("learning cancelled")
         report(0.97, "drawing a preview")
-        preview = preview_image(self.model, result.concept.vectors, kind, seed=0)
+        preview = preview_image(self.model, result.concept.vectors, kind, seed=0,
+                                template=result.preview_caption)
         return result, preview
 
     def invert(self, photo: Path, caption: str | None, report: Report,

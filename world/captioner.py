@@ -1,21 +1,25 @@
-"""Captions for sticker-world images, and the engine's captioner hook.
+"""Captions for sticker-world images: the bundled model's captioner (engine/captioning.py).
 
 A caption is the canonical sentence of the grammar (`scene.caption` without an rng): objects
 left to right, each with size, colour, kind and position, then the background, then the style
 only when it is one captions name. It is built from the checker's Reading of the image, so the
 bundled model can caption its own pictures: the engine uses that to pre-fill the source prompt
-of an edit. Real Stable Diffusion models ship no captioner; there the user types the caption.
+of an edit, and learning uses `WorldCaptioner.subject` to caption each sample photo with the
+new word in its subject's place and to mask the subject. The model folder names `load` in its
+captioner.json. Real Stable Diffusion models ship no captioner; there the user types the caption.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
-from world.checker import Checker, Reading
-from world.scene import caption
+from engine.captioning import PLACEHOLDER, Subject
+from world.checker import Checker, ObjectReading, Reading
+from world.scene import POSITIONS, SIZES, caption
 
 CAPTIONER_FOLDER = "captioner"  # subfolder of a model folder holding a checker
 
@@ -30,19 +34,69 @@ def caption_image(checker: Checker, image: Image.Image) -> str:
     return caption_from_reading(checker.read([image])[0])
 
 
-def captioner_for(model: object) -> Callable[[Image.Image], str] | None:
-    """A function image -> caption for a model whose folder has a `captioner/` subfolder, else None.
+# How far a subject's box reaches beyond its nominal radius: the renderer jitters objects by up
+# to 3% of the width sideways, 6% of the height up or down and 10% in scale.
+BOX_MARGIN = (0.05, 0.08)
+BOX_SCALE = 1.2
+
+
+class WorldCaptioner:
+    """The bundled model's captioner: the checker reads a picture, the grammar words it."""
+
+    def __init__(self, checker: Checker):
+        self.checker = checker
+
+    def caption(self, image: Image.Image) -> str:
+        """The picture's canonical caption."""
+        return caption_image(self.checker, image)
+
+    __call__ = caption
+
+    def subject(self, image: Image.Image, kind: str) -> Subject | None:
+        """The photo's caption with the new word in the subject's place and the subject's box.
+
+        object / person: the biggest object read (the centre one among equals) becomes the
+        placeholder, e.g. "a big {} in the center with sky background"; its mask is the box the
+        renderer can draw it in. style: the content is named and the style is the placeholder,
+        "a big red circle on the left with grass background in {} style", over the whole picture.
+        """
+        reading = self.checker.read([image])[0]
+        if kind == "style":
+            scene = replace(reading.to_scene(), style=None)
+            return Subject(f"{caption(scene)} in {PLACEHOLDER} style") if scene.objects else None
+        if not reading.objects:
+            return None
+        subject = max(reading.objects, key=lambda o: (SIZES[o.size], -abs(POSITIONS[o.position]
+                                                                           - 0.5)))
+        text = caption(reading.to_scene(), words={subject.position: PLACEHOLDER})
+        return Subject(text, subject_box(subject, image.size))
+
+
+def subject_box(obj: ObjectReading, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) mask, 1 inside the box where the renderer draws an object read at its position."""
+    width, height = size
+    radius = SIZES[obj.size] / 2 * BOX_SCALE
+    cx, cy = POSITIONS[obj.position], 0.55
+    x = (np.arange(width) + 0.5) / width
+    y = (np.arange(height) + 0.5) / height
+    inside_x = np.abs(x - cx) <= radius + BOX_MARGIN[0]
+    inside_y = np.abs(y - cy) <= radius + BOX_MARGIN[1]
+    return (inside_y[:, None] & inside_x[None, :]).astype(np.float32)
+
+
+def load(folder: str | Path) -> WorldCaptioner:
+    """The factory captioner.json names: a captioner over the checker in `folder`."""
+    return WorldCaptioner(Checker.load(folder))
+
+
+def captioner_for(model: object) -> WorldCaptioner | None:
+    """A captioner for a model whose folder has a `captioner/` subfolder, else None.
 
     `model` is anything with a `source` (the engine's DiffusionModel): a local folder or a hub id.
-    The checker is loaded on each call of this function and kept only by the returned closure.
+    The checker is loaded on each call of this function and kept only by the returned captioner.
     """
     source = getattr(model, "source", None)
     folder = Path(str(source)) / CAPTIONER_FOLDER if source else None
     if folder is None or not folder.is_dir():
         return None
-    checker = Checker.load(folder)
-
-    def captioner(image: Image.Image) -> str:
-        return caption_image(checker, image)
-
-    return captioner
+    return load(folder)

@@ -96,6 +96,7 @@ def null_text_psnr(model: DiffusionModel, scenes: list[Scene]) -> dict:
 
 
 def reserved_concepts(model: DiffusionModel, checker, samples: int = 20) -> dict:
+    from engine.captioning import load_captioner
     from engine.concept_tokens import expand_prompt, install_concepts
     from engine.textual_inversion import learn_concept
     from world.checker import shows_reserved
@@ -105,7 +106,8 @@ def reserved_concepts(model: DiffusionModel, checker, samples: int = 20) -> dict
         photos = [Image.open(p).convert("RGB")
                   for p in sorted((SAMPLES_DIR / which).glob("*.png"))]
         start = time.perf_counter()
-        learned = learn_concept(model, photos, f"reserved-{which}", kind, ConceptSettings())
+        learned = learn_concept(model, photos, f"reserved-{which}", kind, ConceptSettings(),
+                                captioner=load_captioner(model.source))
         seconds = time.perf_counter() - start
         install_concepts(model, [learned.concept])
         token = expand_prompt(model, learned.concept.token)
