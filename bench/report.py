@@ -236,13 +236,20 @@ def markdown(report: dict) -> str:
     """The report as markdown: what ran where, then one section per part."""
     lines = ["# OneWord benchmark", ""] + meta_lines(report)
     plan = report["meta"]["plan"]
-    lines += ["", plan_text(plan), ""]
+    if "speed" in report or "quality" in report:
+        lines += ["", plan_text(plan), ""]
+    else:
+        lines += [""]
     if "speed" in report:
         lines += speed_section(report["speed"], plan) + [""]
     if "quality" in report:
         lines += quality_section(report["quality"]) + [""]
     if "gpu" in report:
         lines += gpu_section(report["gpu"]) + [""]
+    if "queue" in report:
+        from bench.queue import markdown_section
+
+        lines += markdown_section(report["queue"]) + [""]
     lines += ["Regenerate with `make bench` (or `python -m bench --quick` for a smoke run); "
               "every number is in the JSON beside this file.", ""]
     return "\n".join(lines)

@@ -143,13 +143,20 @@ def run_plan(args: argparse.Namespace, plan: Plan, parts: list[str], log: Log,
         from bench.gpu import run_gpu
 
         report["gpu"] = run_gpu(plan, args.gpu_dtype, log)
+    if "queue" in parts:
+        from bench.queue import run_queue
+
+        report["queue"] = run_queue(plan.queue_jobs, log)
     report["meta"] = {"date": started.isoformat(timespec="minutes"), "plan": asdict(plan),
                       "parts": parts, "machine": machine_info(), "versions": versions(),
                       "wall_seconds": round(log.elapsed, 1)}
     report = {"meta": report.pop("meta"), **report}
     from bench.report import write_report
 
-    paths = write_report(report, args.out, plan.name)
+    # The queue alone goes to queue.md/json, leaving the full results in place.
+    name = plan.name if parts != ["queue"] else "queue" + ("" if plan.name == "full" else
+                                                             "-quick")
+    paths = write_report(report, args.out, name)
     log(f"done in {log.elapsed / 60:.1f} min; wrote " + ", ".join(str(p) for p in paths))
     return 0
 

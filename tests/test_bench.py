@@ -223,3 +223,23 @@ def test_gpu_mode_is_skipped_with_a_message_without_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     result = run_gpu(Plan.quick(), log=lambda message: None)
     assert "no CUDA GPU" in result["skipped"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The job queue
+
+
+def test_queue_measure_drains_every_job_once_on_both_backends(pg_url):
+    from bench.queue import markdown_section, measure
+
+    sqlite = measure(None, 2, 10)
+    postgres = measure(pg_url, 2, 10)
+    for result in (sqlite, postgres):
+        assert sum(result["claimed_per_worker"]) == 10 and len(result["claimed_per_worker"]) == 2
+        assert is_finite_number(result["jobs_per_second"]) and result["jobs_per_second"] > 0
+    queue = {"jobs": 10, "workers": [2], "load_average": [1.0, 1.0, 1.0],
+             "backends": {"sqlite": {"runs": {"2": sqlite}},
+                          "postgresql": {"missing": "PostgreSQL not found"}}}
+    text = "\n".join(markdown_section(queue))
+    assert f"| sqlite | {sqlite['jobs_per_second']:.0f} jobs/s |" in text
+    assert "| postgresql | not measured |" in text and "- postgresql: PostgreSQL not found." in text

@@ -1,0 +1,186 @@
+"""The job queue's throughput: jobs per second that 1, 2 and 4 worker processes claim and
+complete, with a no-op engine, on SQLite and on PostgreSQL (a measure of the queue, not the
+model).
+
+Each measurement fills a fresh database with jobs, starts the worker processes, lets them
+open their storage, then starts them together; each claims the next job (``claim_next``, the
+short lane's kinds) and completes it at once, until the queue is empty. Throughput = jobs /
+(last completion - start). PostgreSQL is the server named by ``ONEWORD_BENCH_DATABASE_URL``
+(or ``ONEWORD_TEST_DATABASE_URL``), else a throwaway local one (:mod:`storage.pg_cluster`);
+without PostgreSQL its rows say why they are missing.
+
+    python -m bench --only queue          # writes bench/results/queue.md and queue.json
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+WORKER_COUNTS = (1, 2, 4)
+KINDS = ("edit", "sticker")  # the short lane's kinds, in its priority order
+USER = 1
+
+
+def run_queue(jobs: int, log: Callable[[str], None]) -> dict:
+    """Measure every backend and worker count; returns the figures for the report."""
+    results: dict = {"jobs": jobs, "workers": list(WORKER_COUNTS), "backends": {},
+                     "load_average": [round(v, 1) for v in os.getloadavg()]}
+    for backend in ("sqlite", "postgresql"):
+        with _database(backend) as make_url:
+            if isinstance(make_url, str):  # why this backend cannot be measured
+                results["backends"][backend] = {"missing": make_url}
+                log(f"queue: {backend} not measured: {make_url}")
+                continue
+            rows = {}
+            for count in WORKER_COUNTS:
+                rows[str(count)] = measure(make_url(), count, jobs)
+                log(f"queue: {backend}, {count} worker(s): "
+                    f"{rows[str(count)]['jobs_per_second']:.0f} jobs/s")
+            results["backends"][backend] = {"runs": rows}
+    return results
+
+
+def measure(url: str | None, workers: int, jobs: int) -> dict:
+    """Fill a fresh database (``url``; None: SQLite) with ``jobs`` jobs and time ``workers``
+    processes draining it."""
+    with tempfile.TemporaryDirectory(prefix="oneword-queue-") as folder:
+        shared = Path(folder) / "shared"  # SQLite: the one data folder of the machine
+        asyncio.run(_fill(url, shared, jobs))
+        processes = []
+        for number in range(workers):
+            data_dir = shared if url is None else Path(folder) / f"host-{number}"
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "bench.queue", url or "", str(data_dir), f"w{number}"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+        try:
+            for process in processes:  # each has opened its storage
+                assert process.stdout is not None and process.stdout.readline() == "ready\n"
+            started = time.time()
+            for process in processes:
+                assert process.stdin is not None
+                process.stdin.write("go\n")
+                process.stdin.flush()
+            reports = [json.loads(p.communicate(timeout=600)[0]) for p in processes]
+        finally:
+            for process in processes:
+                process.kill()
+                process.wait()
+        claimed = sum(r["claimed"] for r in reports)
+        if claimed != jobs:
+            raise RuntimeError(f"{claimed} jobs claimed of {jobs}")
+        seconds = max(r["finished"] for r in reports) - started
+        return {"seconds": round(seconds, 3), "jobs_per_second": round(jobs / seconds, 1),
+                "claimed_per_worker": [r["claimed"] for r in reports]}
+
+
+async def _fill(url: str | None, data_dir: Path, jobs: int) -> None:
+    from storage import ChatType, Storage
+
+    async with await Storage.open(data_dir, database_url=url) as store:
+        await store.users.upsert(USER, "bench")
+        await store.chats.upsert(USER, ChatType.PRIVATE)
+        for number in range(jobs):
+            await store.jobs.enqueue(KINDS[number % 2], chat_id=USER, user_id=USER,
+                                     payload={"n": number})
+
+
+async def _work(url: str | None, data_dir: Path, name: str) -> dict:
+    """One worker process: claim and complete until the queue is empty."""
+    from storage import Storage
+
+    worker_id = f"{name}-{os.getpid()}"
+    async with await Storage.open(data_dir, database_url=url) as store:
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        claimed = 0
+        while True:
+            job = await store.jobs.claim_next(worker_id, KINDS)
+            if job is None:
+                if await store.jobs.queue_length(KINDS) == 0:
+                    break
+                continue  # the rest are being claimed by others right now
+            await store.jobs.complete(job.id, worker_id, {"ok": True})  # the no-op engine
+            claimed += 1
+        return {"claimed": claimed, "finished": time.time()}
+
+
+@contextmanager
+def _database(backend: str) -> Iterator[Callable[[], str | None] | str]:
+    """Yield a function giving a fresh database URL per measurement (None: SQLite), or a
+    string saying why the backend cannot be measured."""
+    if backend == "sqlite":
+        yield lambda: None
+        return
+    try:
+        import psycopg
+
+        from storage.pg_cluster import ThrowawayCluster, find_bin_dir, url_with_schema
+    except ImportError as exc:
+        yield f"psycopg is not installed ({exc})"
+        return
+    given = os.environ.get("ONEWORD_BENCH_DATABASE_URL") or os.environ.get(
+        "ONEWORD_TEST_DATABASE_URL")
+    cluster = None
+    if not given:
+        if find_bin_dir() is None:
+            yield "PostgreSQL not found (install Debian's postgresql package)"
+            return
+        cluster = ThrowawayCluster()
+        given = cluster.start()
+    schemas: list[str] = []
+
+    def fresh() -> str:
+        schema = f"bench_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(given, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        schemas.append(schema)
+        return url_with_schema(given, schema)
+
+    try:
+        yield fresh
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        else:
+            with psycopg.connect(given, autocommit=True) as conn:
+                for schema in schemas:
+                    conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def markdown_section(queue: dict) -> list[str]:
+    """The report's section: jobs per second by backend and worker count."""
+    lines = ["## Job queue", "",
+             f"Jobs per second claimed and completed by 1, 2 and 4 worker processes with a "
+             f"no-op engine, {queue['jobs']} jobs per run (half edits, half stickers, claimed "
+             "in the short lane's priority order), each run on a fresh database. SQLite: one "
+             "file on this machine; PostgreSQL: a local server, each worker with a data folder "
+             "of its own. A measure of the queue, not of the model. Every process shares the "
+             f"machine's cores (load average {queue['load_average'][0]} when it began): "
+             "read the columns as how the queue scales, not as the database's ceiling.", ""]
+    header = ["database", *(f"{n} worker{'s' if n > 1 else ''}" for n in queue["workers"])]
+    rows = []
+    for backend, result in queue["backends"].items():
+        if "missing" in result:
+            rows.append([backend, *(["not measured"] * len(queue["workers"]))])
+            continue
+        rows.append([backend, *(f"{result['runs'][str(n)]['jobs_per_second']:.0f} jobs/s"
+                                for n in queue["workers"])])
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    missing = [f"- {b}: {r['missing']}." for b, r in queue["backends"].items() if "missing" in r]
+    return lines + (["", *missing] if missing else [])
+
+
+if __name__ == "__main__":  # one worker process of a measurement
+    url_arg, data_arg, name_arg = sys.argv[1:4]
+    print(json.dumps(asyncio.run(_work(url_arg or None, Path(data_arg), name_arg))), flush=True)
