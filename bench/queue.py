@@ -5,8 +5,9 @@ model).
 Each measurement fills a fresh database with jobs, starts the worker processes, lets them
 open their storage, then starts them together; each claims the next job (``claim_next``, the
 short lane's kinds) and completes it at once, until the queue is empty. Throughput = jobs /
-(last completion - start). PostgreSQL is the server named by ``ONEWORD_BENCH_DATABASE_URL``
-(or ``ONEWORD_TEST_DATABASE_URL``), else a throwaway local one (:mod:`storage.pg_cluster`);
+(last completion - start); the report gives the median of ``repeats`` measurements.
+PostgreSQL is the server named by ``ONEWORD_BENCH_DATABASE_URL`` (or
+``ONEWORD_TEST_DATABASE_URL``), else a throwaway local one (:mod:`storage.pg_cluster`);
 without PostgreSQL its rows say why they are missing.
 
     python -m bench --only queue          # writes bench/results/queue.md and queue.json
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,9 +33,11 @@ KINDS = ("edit", "sticker")  # the short lane's kinds, in its priority order
 USER = 1
 
 
-def run_queue(jobs: int, log: Callable[[str], None]) -> dict:
-    """Measure every backend and worker count; returns the figures for the report."""
-    results: dict = {"jobs": jobs, "workers": list(WORKER_COUNTS), "backends": {},
+def run_queue(jobs: int, repeats: int, log: Callable[[str], None]) -> dict:
+    """Measure every backend and worker count ``repeats`` times; returns the figures for the
+    report (each run's, and their median)."""
+    results: dict = {"jobs": jobs, "repeats": repeats, "workers": list(WORKER_COUNTS),
+                     "backends": {},
                      "load_average": [round(v, 1) for v in os.getloadavg()]}
     for backend in ("sqlite", "postgresql"):
         with _database(backend) as make_url:
@@ -43,9 +47,11 @@ def run_queue(jobs: int, log: Callable[[str], None]) -> dict:
                 continue
             rows = {}
             for count in WORKER_COUNTS:
-                rows[str(count)] = measure(make_url(), count, jobs)
-                log(f"queue: {backend}, {count} worker(s): "
-                    f"{rows[str(count)]['jobs_per_second']:.0f} jobs/s")
+                runs = [measure(make_url(), count, jobs) for _ in range(max(1, repeats))]
+                rates = [run["jobs_per_second"] for run in runs]
+                rows[str(count)] = {"jobs_per_second": statistics.median(rates), "runs": runs}
+                log(f"queue: {backend}, {count} worker(s): {statistics.median(rates):.0f} "
+                    f"jobs/s (runs: {', '.join(f'{r:.0f}' for r in rates)})")
             results["backends"][backend] = {"runs": rows}
     return results
 
@@ -162,7 +168,8 @@ def markdown_section(queue: dict) -> list[str]:
     lines = ["## Job queue", "",
              f"Jobs per second claimed and completed by 1, 2 and 4 worker processes with a "
              f"no-op engine, {queue['jobs']} jobs per run (half edits, half stickers, claimed "
-             "in the short lane's priority order), each run on a fresh database. SQLite: one "
+             "in the short lane's priority order), each run on a fresh database; the median "
+             f"of {queue.get('repeats', 1)} runs. SQLite: one "
              "file on this machine; PostgreSQL: a local server, each worker with a data folder "
              "of its own. A measure of the queue, not of the model. Every process shares the "
              f"machine's cores (load average {queue['load_average'][0]} when it began): "

@@ -250,6 +250,7 @@ def markdown(report: dict) -> str:
         from bench.queue import markdown_section
 
         lines += markdown_section(report["queue"]) + [""]
-    lines += ["Regenerate with `make bench` (or `python -m bench --quick` for a smoke run); "
-              "every number is in the JSON beside this file.", ""]
+    how = ("`python -m bench --only queue`" if set(report) == {"meta", "queue"} else
+           "`make bench` (or `python -m bench --quick` for a smoke run)")
+    lines += [f"Regenerate with {how}; every number is in the JSON beside this file.", ""]
     return "\n".join(lines)

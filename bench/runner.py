@@ -146,7 +146,7 @@ def run_plan(args: argparse.Namespace, plan: Plan, parts: list[str], log: Log,
     if "queue" in parts:
         from bench.queue import run_queue
 
-        report["queue"] = run_queue(plan.queue_jobs, log)
+        report["queue"] = run_queue(plan.queue_jobs, plan.repeats, log)
     report["meta"] = {"date": started.isoformat(timespec="minutes"), "plan": asdict(plan),
                       "parts": parts, "machine": machine_info(), "versions": versions(),
                       "wall_seconds": round(log.elapsed, 1)}

@@ -64,7 +64,7 @@ from .errors import (
     NotAllowed,
     UserNotFound,
 )
-from .files import DataDir
+from .files import DataDir, stored_paths
 from .models import Enqueued, Job, JobKind, JobState
 
 DEFAULT_LEASE_S = 120.0
@@ -536,7 +536,10 @@ class JobQueue:
     # ----------------------------------------------------------------------- internals
 
     async def _publish(self, value: Mapping[str, Any] | None) -> None:
-        if self._files is not None and self._files.blobs is not None and value:
+        """Send the files a payload or result names to the shared database (if any)."""
+        if self._files is None or self._files.blobs is None or not value:
+            return
+        if next(stored_paths(dict(value)), None) is not None:
             await asyncio.to_thread(self._files.publish_referenced, dict(value))
 
     @staticmethod
