@@ -284,10 +284,10 @@ class PgDatabase:
         pool = AsyncConnectionPool(
             conninfo, min_size=1, max_size=pool_size, open=False, name="oneword",
             kwargs={"autocommit": True, "row_factory": _row_factory},
-            timeout=max(busy_timeout_s, 5.0),
+            timeout=max(busy_timeout_s, 1.0),
         )
         try:
-            await pool.open(wait=True, timeout=max(busy_timeout_s, 5.0))
+            await pool.open(wait=True, timeout=max(busy_timeout_s, 1.0))
         except PoolTimeout as exc:
             await pool.close()
             raise DatabaseUnavailable(f"Cannot connect to {redact(url)}: {exc}") from exc

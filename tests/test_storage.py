@@ -23,6 +23,7 @@ from storage import (
     ConceptKind,
     ConceptNotFound,
     DatabaseBusy,
+    DatabaseUnavailable,
     DataDir,
     FileTooLarge,
     InvalidArgument,
@@ -835,3 +836,40 @@ async def test_idle_worker_is_woken_by_a_notice_not_a_timeout(two_hosts):
     await bot.jobs.enqueue("edit", chat_id=ALICE_DM, user_id=ALICE)
     assert await asyncio.wait_for(waiting, 30)  # True: a notice woke it
     assert (await worker.jobs.claim_next("w1")) is not None
+
+
+async def test_postgres_writers_wait_for_each_other_then_say_busy(
+    data_dir: Path, pg_url: str, clock: FakeClock
+):
+    import psycopg
+
+    from storage.pg import WRITER_LOCK
+
+    async with await Storage.open(data_dir, database_url=pg_url, clock=clock,
+                                  busy_timeout_s=0.3) as store:
+        await seed(store)
+        with psycopg.connect(pg_url, autocommit=False) as other_process:
+            other_process.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
+            with pytest.raises(DatabaseBusy):  # waited busy_timeout_s, then a typed error
+                await store.usage.increment(ALICE)
+            waiting = asyncio.create_task(store.usage.increment(ALICE))
+            await asyncio.sleep(0.05)
+            waiting.cancel()  # e.g. the bot shutting down while a write waits for the lock
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            # Claims do not wait for the writer lock: workers keep going meanwhile.
+            queued = await store.jobs.claim_next("w1")
+            assert queued is None
+            other_process.rollback()
+        assert await store.usage.increment(ALICE) == 1
+    async with await Storage.open(data_dir, database_url=pg_url, clock=clock) as reopened:
+        assert await reopened.usage.count(ALICE) == 1
+
+
+async def test_unreachable_or_malformed_database_urls_are_clear_errors(tmp_path: Path):
+    missing = f"postgresql://oneword:s3cret@/postgres?host={tmp_path / 'no-server'}"
+    with pytest.raises(DatabaseUnavailable) as raised:
+        await Storage.open(tmp_path / "d", database_url=missing, busy_timeout_s=0.5)
+    assert "s3cret" not in str(raised.value)
+    with pytest.raises(InvalidArgument, match="postgresql://"):
+        await Storage.open(tmp_path / "d", database_url="mysql://localhost/oneword")
