@@ -11,6 +11,7 @@ The Application gets:
   group; a 429 is waited out and retried by its chat alone) and an update processor that
   handles different chats side by side (:mod:`bot.chatorder`);
 * a JobQueue for album gathering and the delivery loop (:mod:`bot.delivery`);
+* a persistence in our database (:mod:`bot.persistence`) for the /learn conversation;
 * the handlers (:func:`add_handlers`) and the error handler (:mod:`bot.errors`);
 * start-up work (:func:`on_startup`): open the storage, set the command menus, start delivery.
 """
@@ -42,6 +43,7 @@ from . import buttons, commands, editing, errors, inbox, learning, seen, sticker
 from .chatorder import ChatOrderedProcessor
 from .delivery import Delivery
 from .logs import install_redaction, quiet_noisy_loggers
+from .persistence import DatabasePersistence
 from .ratelimit import ChatRateLimiter
 from .services import BOT_DATA_KEY, Services, Tuning, get_services
 
@@ -63,6 +65,7 @@ def build_application(settings: Settings, tuning: Tuning | None = None) -> Appli
         raise ValueError("no bot token: set TELEGRAM_TOKEN (or token in the settings file)")
     install_redaction(settings.token)
     quiet_noisy_loggers()
+    services = Services(settings, tuning or Tuning())
     application = (
         ApplicationBuilder()
         .token(settings.token)
@@ -71,12 +74,13 @@ def build_application(settings: Settings, tuning: Tuning | None = None) -> Appli
         .rate_limiter(ChatRateLimiter(max_retries=RATE_LIMIT_RETRIES))
         .concurrent_updates(ChatOrderedProcessor())
         .defaults(Defaults(do_quote=True, allow_sending_without_reply=True))
+        .persistence(DatabasePersistence(services))
         .post_init(on_startup)
         .post_stop(on_stop)
         .post_shutdown(on_shutdown)
         .build()
     )
-    application.bot_data[BOT_DATA_KEY] = Services(settings, tuning or Tuning())
+    application.bot_data[BOT_DATA_KEY] = services
     add_handlers(application)
     return application
 
@@ -86,6 +90,7 @@ def add_handlers(application: Application) -> None:
     new = filters.UpdateType.MESSAGE  # edited messages are not re-run
     application.add_handler(TypeHandler(TgUpdate, seen.remember), group=-1)
     on = application.add_handler
+    on(learning.conversation(filters.CaptionRegex(_CAPTION_COMMAND)))
     on(CommandHandler("start", commands.start, filters=new))
     on(CommandHandler("help", commands.help_command, filters=new))
     on(CommandHandler("concepts", commands.concepts_command, filters=new))
@@ -93,7 +98,6 @@ def add_handlers(application: Application) -> None:
     on(CommandHandler("share", commands.share_command, filters=new))
     on(CommandHandler("cancel", commands.cancel_command, filters=new))
     on(CommandHandler("status", commands.status_command, filters=new))
-    on(CommandHandler("learn", learning.learn_command, filters=new))
     on(CommandHandler("done", learning.done_command, filters=new))
     on(CommandHandler(list(EDIT_COMMANDS), editing.edit_command, filters=new, block=False))
     on(CommandHandler("sticker", stickers.sticker_command, filters=new, block=False))

@@ -24,7 +24,7 @@ from storage import (
     UserNotFound,
 )
 
-from . import learning, queueing, texts
+from . import queueing, sessions, texts
 from .editing import unknown_concept
 from .services import get_services
 
@@ -145,10 +145,12 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     message, chat, user = update.effective_message, update.effective_chat, update.effective_user
     if message is None or chat is None or user is None:
         return
-    if learning.cancel_session(context, chat.id, user.id):
+    services = get_services(context)
+    session = sessions.drop(context, chat.id)
+    if session is not None:
+        await services.store.media.delete([photo.media_id for photo in session.stored])
         await message.reply_text(texts.LEARN_CANCELLED)
         return
-    services = get_services(context)
     jobs = await services.store.jobs.list_active(user_id=user.id, chat_id=chat.id)
     if not jobs:
         await message.reply_text(texts.NOTHING_TO_CANCEL)
@@ -178,7 +180,7 @@ async def status_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     services = get_services(context)
     chat_filter = None if chat.type == ChatType.PRIVATE else chat.id
     lines: list[str] = []
-    session = services.sessions.get(chat.id, user.id)
+    session = sessions.current(context, chat.id)
     if session is not None:
         lines.append(f"Collecting photos for \"{session.name}\": {session.count} so far.")
     for job in await services.store.jobs.list_active(user_id=user.id, chat_id=chat_filter):

@@ -4,9 +4,7 @@ In order:
 
 1. private chat, text or caption reading as an edit ("add mochi ...") -> :mod:`bot.editing`
    (the picture is the message's own, or the one it replies to);
-2. a picture (or other file) from someone collecting /learn photos in this chat ->
-   :mod:`bot.learning`;
-3. private chat, anything else -> a short hint. Groups: silence (people talk among
+2. private chat, anything else -> a short hint. Groups: silence (people talk among
    themselves; with privacy mode on the bot mostly doesn't see these anyway).
 
 Slash commands in captions (``/replace ...`` on a photo) are routed by :func:`caption_command`,
@@ -19,9 +17,8 @@ from telegram import Message, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from . import editing, learning, photos, stickers, texts
+from . import editing, photos, sessions, stickers, texts
 from .parsing import ACTIONS, CommandError, command_addressee, parse_edit
-from .services import get_services
 
 
 async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -37,10 +34,6 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         routed = await _try_edit(update, context, text, source)
         if routed:
             return
-    session = get_services(context).sessions.get(chat.id, user.id)
-    if session is not None and (with_media or private):
-        await learning.take_photo(update, context, session)
-        return
     if not private:
         return
     if with_media:
@@ -94,6 +87,5 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     message, chat = update.effective_message, update.effective_chat
     if message is None or chat is None or chat.type != ChatType.PRIVATE:
         return
-    user = update.effective_user
-    session = get_services(context).sessions.get(chat.id, user.id) if user else None
+    session = sessions.current(context, chat.id) if update.effective_user else None
     await message.reply_text(texts.SESSION_NEEDS_PHOTOS if session else texts.UNKNOWN_COMMAND)

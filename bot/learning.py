@@ -1,15 +1,22 @@
 """/learn: name a new word, collect 3-5 photos of it, queue the learning job.
 
-Flow::
+A python-telegram-bot ConversationHandler, persisted in our database (:mod:`bot.persistence`)
+so a restart loses neither the conversation nor the photos collected::
 
-    /learn mochi [object|person|style]   -> name and kind checked, free in this chat's scope
-    photos (album, one by one, or files) -> collected in a LearnSession (bot/services.py)
+    /learn mochi [object|person|style]   -> name and kind checked, free in this chat's scope;
+                                            COLLECTING
+    each photo (album, one by one, file) -> downloaded, checked and stored as it arrives; a file
+                                            that cannot be used is refused at once, saying why
     album complete (quiet for album_wait s) with >= 3, the 5th single photo, or /done
-                                         -> photos downloaded, checked, stored; learn job queued
+                                         -> learn job queued; the conversation ends
+    /cancel                              -> the photos are dropped; the conversation ends
 
-An album arrives as separate updates sharing a ``media_group_id``: every photo (re)schedules a
-JobQueue job that fires once the album has been quiet for ``Tuning.album_wait`` seconds, so
-the whole album is answered once. Photos sent one by one are acknowledged one by one.
+The session (name, kind, the stored photos) lives in the user's ``user_data``
+(:mod:`bot.sessions`). An album arrives as separate updates sharing a ``media_group_id``:
+every photo (re)schedules a JobQueue job that fires once the album has been quiet for
+``Tuning.album_wait`` seconds, so the whole album is answered once. That job runs outside the
+conversation, so it only closes the session; the conversation notices at the user's next
+message in this chat and hands that message on as if no /learn were open.
 
 The worker creates the concept when learning succeeds: owner = the user, scope = this chat (a
 private chat makes a personal word, a group a word of the group).
@@ -19,20 +26,67 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 
 from telegram import ForceReply, Message, ReplyParameters, Update
 from telegram.constants import ChatAction, ChatType
-from telegram.ext import ContextTypes
+from telegram.ext import (
+    BaseHandler,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
 
 from storage import ConceptKind, InvalidConceptName, concept_name_key, normalize_concept_name
 from worker import protocol
 
-from . import photos, queueing, texts
-from .services import LearnSession, Services, StoredPhoto, get_services
+from . import commands, inbox, photos, queueing, sessions, texts
+from .parsing import CommandError, parse_edit
+from .persistence import save_now
+from .services import LearnSession, Services, get_services
 
 log = logging.getLogger(__name__)
 
 KINDS = tuple(kind.value for kind in ConceptKind)
+CONVERSATION = "learn"
+COLLECTING = 1
+END = ConversationHandler.END
+
+
+class _EditRequest(filters.MessageFilter):
+    """A private message whose text or caption reads as an edit ("add mochi"): those go to
+    the editor even while photos are being collected."""
+
+    def filter(self, message: Message) -> bool:
+        text = message.text or message.caption
+        if message.chat.type != ChatType.PRIVATE or not text:
+            return False
+        try:
+            return parse_edit(text) is not None
+        except CommandError:
+            return True
+
+
+def conversation(caption_command: filters.BaseFilter) -> ConversationHandler:
+    """The /learn conversation; ``caption_command`` matches pictures captioned with a slash
+    command, which are left to their own handler."""
+    new = filters.UpdateType.MESSAGE  # edited messages are not re-run
+    media = (filters.PHOTO | filters.Document.ALL | filters.ANIMATION | filters.Sticker.ALL
+             | filters.VIDEO | filters.VIDEO_NOTE | filters.AUDIO | filters.VOICE)
+    not_edit = ~_EditRequest() & ~caption_command
+    collecting: list[BaseHandler] = [
+        MessageHandler(new & media & not_edit, photo_arrived),
+        CommandHandler("done", done_command, filters=new),
+        CommandHandler("cancel", cancel_command, filters=new),
+        MessageHandler(new & filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND
+                       & not_edit, text_arrived),
+    ]
+    return ConversationHandler(
+        entry_points=[CommandHandler("learn", learn_command, filters=new)],
+        states={COLLECTING: collecting}, fallbacks=[], allow_reentry=True,
+        name=CONVERSATION, persistent=True)
 
 
 def _album_job_name(chat_id: int, user_id: int) -> str:
@@ -55,110 +109,143 @@ async def name_problem(services: Services, chat_id: int, name: str, group: bool)
     return None
 
 
-async def learn_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def learn_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
     """``/learn <name> [kind]``: validate, then ask for photos."""
     message, chat, user = update.effective_message, update.effective_chat, update.effective_user
     if message is None or chat is None or user is None:
-        return
+        return None
     services = get_services(context)
     args = context.args or []
     if not args or len(args) > 2:
         await message.reply_text(texts.LEARN_USAGE)
-        return
+        return None
     try:
         name = normalize_concept_name(args[0])
     except InvalidConceptName as exc:
         await message.reply_text(texts.bad_name(str(exc)))
-        return
+        return None
     if not name.isascii():  # the engine makes a token of it: a-z, 0-9, '_' and '-' only
         await message.reply_text(texts.bad_name(texts.LATIN_ONLY))
-        return
+        return None
     kind = args[1].lower() if len(args) == 2 else ConceptKind.OBJECT.value
     if kind not in KINDS:
         await message.reply_text(texts.bad_kind(args[1]))
-        return
+        return None
     group = chat.type != ChatType.PRIVATE
     refusal = (await name_problem(services, chat.id, name, group)
                or await queueing.check_concepts(services, user.id)
                or await queueing.check_active(services, user.id))
     if refusal:
         await message.reply_text(refusal)
-        return
+        return None
     _drop_album_timer(context, chat.id, user.id)
-    services.sessions.put(LearnSession(chat.id, user.id, name, kind, message.message_id,
-                                       services.sessions.now()))
+    earlier = sessions.drop(context, chat.id)
+    if earlier is not None:
+        await services.store.media.delete([photo.media_id for photo in earlier.stored])
+    sessions.keep(context, LearnSession(chat.id, user.id, name, kind, message.message_id,
+                                        time.time()))
+    await save_now(context, user.id, CONVERSATION, (chat.id, user.id), COLLECTING)
     markup = ForceReply(selective=True, input_field_placeholder="Send photos") if group else None
     await message.reply_text(texts.send_photos(name, kind, group), reply_markup=markup)
+    return COLLECTING
 
 
-async def take_photo(update: Update, context: ContextTypes.DEFAULT_TYPE,
-                     session: LearnSession) -> None:
-    """A picture (or something else) sent while ``session`` collects photos."""
-    message = update.effective_message
-    assert message is not None
+async def photo_arrived(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
+    """A picture (or another file) while collecting: check and store it now, or say at once
+    why it cannot be used."""
+    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+    assert message is not None and chat is not None and user is not None
+    session = sessions.current(context, chat.id)
+    if session is None:  # the album went to learning meanwhile, or the session expired
+        await inbox.on_message(update, context)
+        return END
     services = get_services(context)
     try:
         ref = photos.image_in(message)
+        if ref is None:
+            raise photos.PhotoRefused(texts.NOT_AN_IMAGE)
+        stored = await photos.fetch(context.bot, services.store, ref, user_id=user.id,
+                                    chat_id=chat.id, reuse=False)
     except photos.PhotoRefused as exc:
-        await message.reply_text(str(exc))
-        return
-    if ref is None:
-        await message.reply_text(texts.SESSION_NEEDS_PHOTOS)
-        return
-    session.photos.append(ref)
+        await message.reply_text(texts.photo_refused(str(exc), session.count))
+        return None
+    session.stored.append(stored)
     if message.media_group_id:
         session.album_count += 1
-        _drop_album_timer(context, session.chat_id, session.user_id)
+        sessions.keep(context, session)
+        await save_now(context, user.id)
+        _drop_album_timer(context, chat.id, user.id)
         assert context.job_queue is not None
-        context.job_queue.run_once(
-            album_complete, services.tuning.album_wait,
-            data=(session.chat_id, session.user_id),
-            name=_album_job_name(session.chat_id, session.user_id))
-        return
+        context.job_queue.run_once(album_complete, services.tuning.album_wait,
+                                   chat_id=chat.id, user_id=user.id,
+                                   name=_album_job_name(chat.id, user.id))
+        return None
     if session.count >= texts.MAX_PHOTOS:
-        services.sessions.pop(session.chat_id, session.user_id)
+        sessions.drop(context, chat.id)
+        await save_now(context, user.id)
         context.application.create_task(finish(services, context, session), update=update)
-        return
+        return END
+    sessions.keep(context, session)
+    await save_now(context, user.id)
     await message.reply_text(texts.photos_so_far(session.count))
+    return None
+
+
+async def text_arrived(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
+    """Private text that is no command and no edit while collecting: a reminder."""
+    message, chat = update.effective_message, update.effective_chat
+    assert message is not None and chat is not None
+    if sessions.current(context, chat.id) is None:
+        await inbox.on_message(update, context)
+        return END
+    await message.reply_text(texts.SESSION_NEEDS_PHOTOS)
+    return None
 
 
 async def album_complete(context: ContextTypes.DEFAULT_TYPE) -> None:
     """JobQueue callback: an album went quiet; learn if there are enough photos."""
-    assert context.job is not None
-    chat_id, user_id = context.job.data  # type: ignore[misc]
-    services = get_services(context)
-    session = services.sessions.get(chat_id, user_id)
+    assert context.job is not None and context.job.chat_id is not None
+    chat_id = context.job.chat_id
+    session = sessions.current(context, chat_id)
     if session is None:
         return
     if session.count >= texts.MIN_PHOTOS:
-        services.sessions.pop(chat_id, user_id)
-        await finish(services, context, session)
+        sessions.drop(context, chat_id)
+        await save_now(context, session.user_id)
+        await finish(get_services(context), context, session)
         return
     await context.bot.send_message(chat_id, texts.photos_so_far(session.count))
 
 
-async def done_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def done_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
     """``/done``: learn from the photos collected so far (at least three)."""
     message, chat, user = update.effective_message, update.effective_chat, update.effective_user
     if message is None or chat is None or user is None:
-        return
-    services = get_services(context)
-    session = services.sessions.get(chat.id, user.id)
+        return END
+    session = sessions.current(context, chat.id)
     if session is None:
         await message.reply_text(texts.DONE_WITHOUT_SESSION)
-        return
+        return END
     if session.count < texts.MIN_PHOTOS:
         await message.reply_text(texts.photos_so_far(session.count))
-        return
-    services.sessions.pop(chat.id, user.id)
+        return None
+    sessions.drop(context, chat.id)
+    await save_now(context, user.id)
     _drop_album_timer(context, chat.id, user.id)
-    context.application.create_task(finish(services, context, session), update=update)
+    context.application.create_task(finish(get_services(context), context, session),
+                                    update=update)
+    return END
 
 
-def cancel_session(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int) -> bool:
-    """Drop the user's photo collection in this chat; True if there was one."""
-    _drop_album_timer(context, chat_id, user_id)
-    return get_services(context).sessions.pop(chat_id, user_id) is not None
+async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """``/cancel`` while collecting: drop the photos (without a session: cancel a job)."""
+    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+    if message is None or chat is None or user is None:
+        return END
+    _drop_album_timer(context, chat.id, user.id)
+    await commands.cancel_command(update, context)
+    await save_now(context, user.id)
+    return END
 
 
 def _drop_album_timer(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int) -> None:
@@ -170,12 +257,8 @@ def _drop_album_timer(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id:
 
 async def finish(services: Services, context: ContextTypes.DEFAULT_TYPE,
                  session: LearnSession) -> None:
-    """Download and check the session's photos, then queue the learning job.
-
-    Photos that fail the checks are skipped; with fewer than three left, the session is put
-    back (keeping the good photos) and the user is asked for more. Runs outside the update
-    that triggered it (a task or a JobQueue job), so it reports its own failures.
-    """
+    """Queue the learning job from the session's stored photos. Runs outside the update that
+    triggered it (a task or a JobQueue job), so it reports its own failures."""
     try:
         await _finish(services, context, session)
     except Exception:
@@ -187,30 +270,13 @@ async def finish(services: Services, context: ContextTypes.DEFAULT_TYPE,
 
 async def _finish(services: Services, context: ContextTypes.DEFAULT_TYPE,
                   session: LearnSession) -> None:
-    bot = context.bot
     chat_id = session.chat_id
     notes: list[str] = []
-    if session.count > texts.MAX_PHOTOS:
+    stored, extra = session.stored[:texts.MAX_PHOTOS], session.stored[texts.MAX_PHOTOS:]
+    if extra:
         notes.append(texts.using_first(session.count))
+        await services.store.media.delete([photo.media_id for photo in extra])
     await _typing(context, chat_id)
-    stored: list[StoredPhoto] = list(session.stored)
-    problems: list[str] = []
-    for ref in session.photos:
-        if len(stored) >= texts.MAX_PHOTOS:
-            break
-        try:
-            stored.append(await photos.fetch(bot, services.store, ref, user_id=session.user_id,
-                                             chat_id=chat_id, reuse=False))
-        except photos.PhotoRefused as exc:
-            problems.append(str(exc))
-    if problems:
-        notes.append(texts.some_photos_refused(problems, len(stored)))
-    if len(stored) < texts.MIN_PHOTOS:
-        session.photos, session.stored = [], stored
-        session.started = services.sessions.now()
-        services.sessions.put(session)
-        await _say(context, session, "\n".join(notes))
-        return
     group = chat_id < 0
     refusal = (await name_problem(services, chat_id, session.name, group)
                or await queueing.check_active(services, session.user_id))
@@ -224,7 +290,7 @@ async def _finish(services: Services, context: ContextTypes.DEFAULT_TYPE,
                                     photos=[photo.path for photo in stored],
                                     scope_chat_id=chat_id,
                                     media_ids=[photo.media_id for photo in stored])
-    job = await queueing.submit(services, bot, kind=protocol.LEARN, chat_id=chat_id,
+    job = await queueing.submit(services, context.bot, kind=protocol.LEARN, chat_id=chat_id,
                                 user_id=session.user_id, payload=protocol.to_json(payload),
                                 reply_to=session.request_message_id)
     await services.store.media.link_job([photo.media_id for photo in stored], job.id)

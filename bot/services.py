@@ -1,15 +1,16 @@
 """The bot's state, kept in one object in ``application.bot_data`` (no module globals).
 
 :class:`Services` holds the settings, the storage (opened at start-up, closed at shutdown), the
-photo-collecting sessions of /learn, the progress-edit throttle and the jobs whose status
-message is still being sent. Handlers reach it with :func:`get_services`.
+progress-edit throttle and the jobs whose status message is still being sent. (/learn's
+photo-collecting sessions live in python-telegram-bot's persisted user data, see
+:mod:`bot.learning`.) Handlers reach it with :func:`get_services`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from telegram.ext import Application, CallbackContext
@@ -49,51 +50,32 @@ class ImageRef:
 
 @dataclass
 class LearnSession:
-    """One person's /learn in one chat, collecting photos."""
+    """One person's /learn in one chat, collecting photos (each checked and stored as it
+    arrives). Kept as JSON in the user's persisted data, so it survives a restart."""
 
     chat_id: int
     user_id: int
     name: str
     kind: str
     request_message_id: int  # the /learn message (results reply to it)
-    started: float
-    photos: list[ImageRef] = field(default_factory=list)
-    stored: list[StoredPhoto] = field(default_factory=list)  # kept from an earlier attempt
+    started: float  # epoch seconds
+    stored: list[StoredPhoto] = field(default_factory=list)
     album_count: int = 0  # photos that arrived as part of albums
 
     @property
     def count(self) -> int:
-        """Photos collected so far (already stored ones included)."""
-        return len(self.photos) + len(self.stored)
+        """Photos collected so far."""
+        return len(self.stored)
 
+    def to_json(self) -> dict[str, Any]:
+        """The session as plain JSON data."""
+        return asdict(self)
 
-class LearnSessions:
-    """Open /learn sessions by (chat, user); they expire after ``ttl`` seconds."""
-
-    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl = ttl
-        self._clock = clock
-        self._sessions: dict[tuple[int, int], LearnSession] = {}
-
-    def now(self) -> float:
-        """The clock sessions are dated with."""
-        return self._clock()
-
-    def get(self, chat_id: int, user_id: int) -> LearnSession | None:
-        """The open session, or None (an expired one is dropped)."""
-        session = self._sessions.get((chat_id, user_id))
-        if session is not None and self._clock() - session.started > self._ttl:
-            del self._sessions[(chat_id, user_id)]
-            return None
-        return session
-
-    def put(self, session: LearnSession) -> None:
-        """Open (or replace) the session of its chat and user."""
-        self._sessions[(session.chat_id, session.user_id)] = session
-
-    def pop(self, chat_id: int, user_id: int) -> LearnSession | None:
-        """Close and return the session, if any (even expired: it is being finished)."""
-        return self._sessions.pop((chat_id, user_id), None)
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LearnSession:
+        """Rebuild a session written by :meth:`to_json`."""
+        photos = [StoredPhoto(**photo) for photo in data.get("stored", [])]
+        return cls(**{**data, "stored": photos})
 
 
 class EditThrottle:
@@ -129,7 +111,6 @@ class Services:
     def __init__(self, settings: Settings, tuning: Tuning) -> None:
         self.settings = settings
         self.tuning = tuning
-        self.sessions = LearnSessions(tuning.session_ttl)
         self.throttle = EditThrottle()
         self.announcing: set[int] = set()  # jobs whose status message is being sent
         self._store: Storage | None = None

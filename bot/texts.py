@@ -176,6 +176,11 @@ def photos_so_far(count: int) -> str:
             f"learning.")
 
 
+def photo_refused(reason: str, count: int) -> str:
+    """A file sent for /learn that cannot be used, said as soon as it arrives."""
+    return f"{reason} I didn't keep it. {photos_so_far(count)}"
+
+
 def using_first(count: int) -> str:
     """More photos than needed arrived."""
     return f"You sent {count} photos; I'll learn from the first {MAX_PHOTOS}."

@@ -182,6 +182,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX files_created ON files(created_at)",
         ),
     ),
+    Migration(
+        5,
+        "the bot's conversation states and per-user data, kept across restarts",
+        (
+            """
+            CREATE TABLE bot_state (
+                kind        TEXT    NOT NULL,              -- what the entry is (see botstate)
+                key         TEXT    NOT NULL,
+                value       TEXT    NOT NULL,              -- a JSON object
+                updated_at  REAL    NOT NULL,
+                PRIMARY KEY (kind, key)
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION: int = MIGRATIONS[-1].version

@@ -19,6 +19,7 @@ import time
 from types import TracebackType
 from typing import Any
 
+from .botstate import BotStateRepo
 from .chats import ChatRepo
 from .concepts import ConceptRepo
 from .db import Clock, Database
@@ -47,6 +48,7 @@ class Storage:
     * ``usage`` -- :class:`storage.usage.UsageCounter`
     * ``inversions`` -- :class:`storage.inversions.InversionCache`
     * ``media`` -- :class:`storage.media.MediaRepo`
+    * ``bot_state`` -- :class:`storage.botstate.BotStateRepo` (the bot's persistence)
     """
 
     def __init__(self, db: Database, files: DataDir, *, lease_s: float) -> None:
@@ -60,6 +62,7 @@ class Storage:
         self.usage = UsageCounter(db)
         self.inversions = InversionCache(db, files)
         self.media = MediaRepo(db, files)
+        self.bot_state = BotStateRepo(db)
         self._closed = False
 
     @classmethod

@@ -4,11 +4,13 @@ the tiny model, our Bot API server, and ``kill -9`` where a case needs a crash."
 from __future__ import annotations
 
 import asyncio
+import io
 import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from botapi import BotApiServer
 from botapi.client import ControlClient
@@ -103,3 +105,50 @@ async def test_a_retried_learning_job_finds_the_word_it_saved_before_the_crash(s
         assert await store.concepts.count_owned(alice.id) == 1
         job = await store.jobs.get(1)  # the only job
         assert job.state.value == "done" and job.attempts == 2
+
+
+async def test_photos_collected_for_learn_survive_a_bot_crash(stack):
+    """Issue 12.4: /learn, two photos, kill -9 of the bot; after the restart the third photo
+    counts as the third."""
+    service, tg = stack
+    alice = await tg.user("Alice")
+    await alice.say("/learn pudding")
+    await alice.wait_reply(contains="photos", timeout=60)
+    for i in (1, 2):
+        await alice.send_photo(sample(f"creature/creature-{i}.png"))
+        await alice.wait_reply(contains=f"Got {i} photo", timeout=60)
+    service.kill("bot")
+    service.start("bot")
+    await alice.send_photo(sample("creature/creature-3.png"))
+    assert "Got 3 photos" in (await alice.wait_reply(timeout=60)).text
+    await alice.say("/done")
+    assert "I learned" in (await alice.wait_reply(contains="pudding", photo=True,
+                                                  timeout=180)).text
+
+
+def png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+async def test_unusable_files_are_refused_the_moment_they_arrive(stack):
+    """Issue 12.5: a text file named .png, a truncated PNG and a 144-megapixel picture sent
+    while collecting are each refused at once, saying why; the good photos still count."""
+    service, tg = stack
+    alice = await tg.user("Alice")
+    await alice.say("/learn pudding")
+    await alice.wait_reply(contains="photos", timeout=60)
+    good = sample("creature/creature-1.png")
+    files = [
+        (b"these are my notes, not a picture\n" * 20, "notes.png", "isn't a picture"),
+        (good[: len(good) // 2], "cut.png", "damaged"),
+        (png(Image.new("1", (12_000, 12_000))), "huge.png", "megapixels"),
+        (png(Image.new("RGB", (40, 40))), "tiny.png", "too small"),
+    ]
+    for data, name, reason in files:
+        await alice.send_document(data, name, "image/png")
+        answer = await alice.wait_reply(timeout=60)
+        assert reason in answer.text and "Got 0 photos" in answer.text, answer.text
+    await alice.send_photo(good)
+    assert "Got 1 photo" in (await alice.wait_reply(timeout=60)).text

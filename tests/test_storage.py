@@ -873,3 +873,15 @@ async def test_unreachable_or_malformed_database_urls_are_clear_errors(tmp_path:
     assert "s3cret" not in str(raised.value)
     with pytest.raises(InvalidArgument, match="postgresql://"):
         await Storage.open(tmp_path / "d", database_url="mysql://localhost/oneword")
+
+
+async def test_bot_state_entries_are_written_replaced_and_dropped(store: Storage) -> None:
+    assert await store.bot_state.load("conversation:learn") == {}
+    await store.bot_state.put("conversation:learn", "12:34", {"state": 1})
+    await store.bot_state.put("conversation:learn", "12:34", {"state": 2})
+    await store.bot_state.put("user_data", "34", {"learn": {"12": {"name": "crumb"}}})
+    assert await store.bot_state.load("conversation:learn") == {"12:34": {"state": 2}}
+    assert await store.bot_state.load("user_data") == {"34": {"learn": {"12": {"name": "crumb"}}}}
+    await store.bot_state.drop("conversation:learn", "12:34")
+    await store.bot_state.drop("conversation:learn", "12:34")
+    assert await store.bot_state.load("conversation:learn") == {}
