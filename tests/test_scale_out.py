@@ -52,16 +52,22 @@ async def test_two_worker_hosts_share_one_queue_and_take_over_a_killed_workers_j
             job_ids.append(queued.job.id)
 
         log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+        # The first worker runs two jobs and hangs in its third; the second then works
+        # beside it; the first is killed mid-job.
         first = start_worker(pg_url, tmp_path / "host-a", log_a, "--stall-at", "3")
-        second = start_worker(pg_url, tmp_path / "host-b", log_b)
+        second = None
         try:
             deadline = time.monotonic() + 120
             while len(lines(log_a)) < 3 and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
             assert len(lines(log_a)) == 3, "the first worker never reached its third job"
-            first.send_signal(signal.SIGKILL)  # mid-job: it hangs in its third one
+            second = start_worker(pg_url, tmp_path / "host-b", log_b)
+            while not lines(log_b) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            first.send_signal(signal.SIGKILL)
             first.wait()
             stalled = lines(log_a)[-1]
+            assert (await bot.jobs.get(job_ids[2])).state is JobState.RUNNING  # it held it
             while time.monotonic() < deadline:
                 jobs = [await bot.jobs.get(job_id) for job_id in job_ids]
                 if all(job.state is JobState.DONE for job in jobs):
@@ -69,8 +75,9 @@ async def test_two_worker_hosts_share_one_queue_and_take_over_a_killed_workers_j
                 await asyncio.sleep(0.2)
         finally:
             for process in (first, second):
-                process.kill()
-                process.wait()
+                if process is not None:
+                    process.kill()
+                    process.wait()
 
         assert [job.state for job in jobs] == [JobState.DONE] * JOBS
         started = lines(log_a) + lines(log_b)
