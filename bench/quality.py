@@ -33,7 +33,7 @@ from engine.errors import PromptError
 from engine.inversion import MODES, reconstruct
 from engine.metrics import psnr
 from engine.model import DiffusionModel
-from engine.operations import Command, Editor
+from engine.operations import Editor, EditRequest
 from world.render import Rendering, render
 from world.scene import (
     BACKGROUNDS,
@@ -73,7 +73,7 @@ class BenchEdit:
     scene_index: int
     source: Scene
     target: Scene
-    command: Command
+    command: EditRequest
     changed: tuple[str, ...]  # positions whose object changes; empty: the whole picture
     concept: str | None = None  # the reserved concept it puts in: creature, object or style
 
@@ -130,30 +130,31 @@ def scene_edits(index: int) -> list[BenchEdit]:
     new_kind = rng.choice([k for k in SHAPES if k not in {o.kind for o in objects}])
     edits.append(BenchEdit(first, "replace-word", index, scene,
                            with_object(scene, old.position, replace(old, kind=new_kind)),
-                           Command("replace", subject=old.kind, value=new_kind),
+                           EditRequest("replace", subject=old.kind, concept=new_kind),
                            (old.position,)))
 
     old = objects[(index + 1) % n]
     new = replace(reserved_at(swapped_in, old.size, old.position), jitter=old.jitter)
     edits.append(BenchEdit(first + 1, "replace-concept", index, scene,
                            with_object(scene, old.position, new),
-                           Command("replace", subject=old.kind, value=concept_name(swapped_in)),
+                           EditRequest("replace", subject=old.kind,
+                                       concept=concept_name(swapped_in)),
                            (old.position,), swapped_in))
 
     free = rng.choice([p for p in POSITIONS if scene.object_at(p) is None])
     edits.append(BenchEdit(first + 2, "add", index, scene,
                            with_object(scene, free, reserved_at(added, "big", free)),
-                           Command("add", value=concept_name(added), position=free),
+                           EditRequest("add", concept=concept_name(added), position=free),
                            (free,), added))
 
     old = rng.choice(objects)
     edits.append(BenchEdit(first + 3, "remove", index, scene,
                            with_object(scene, old.position, None),
-                           Command("remove", subject=old.kind), (old.position,)))
+                           EditRequest("remove", subject=old.kind), (old.position,)))
 
     edits.append(BenchEdit(first + 4, "restyle", index, scene,
                            replace(scene, style=RESERVED_STYLE),
-                           Command("restyle", value=concept_name("style")), (), "style"))
+                           EditRequest("restyle", concept=concept_name("style")), (), "style"))
     return edits
 
 

@@ -35,7 +35,7 @@ from engine.config import ConceptSettings, EditSettings, InversionSettings
 from engine.inversion import Inversion, invert, reconstruct
 from engine.metrics import psnr
 from engine.model import DiffusionModel
-from engine.operations import Command, Editor
+from engine.operations import Editor, EditRequest
 from engine.stickers import STICKER_SIDE, make_sticker
 from world.render import render
 from world.samples import SAMPLES_DIR, target_scenes
@@ -53,7 +53,7 @@ STAGE_TITLES = {
     "edit_direct": "one edit on the direct inversion",
     "sticker": "one sticker",
 }
-EDIT_COMMAND = Command("replace", subject="circle", value="square")
+EDIT_COMMAND = EditRequest("replace", subject="circle", concept="square")
 
 
 @dataclass

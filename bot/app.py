@@ -37,6 +37,7 @@ from telegram.ext import (
     filters,
 )
 
+from oneword.grammar import VERBS
 from oneword.settings import Settings
 
 from . import buttons, commands, editing, errors, inbox, learning, seen, stickers, texts
@@ -52,8 +53,7 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = [TgUpdate.MESSAGE, TgUpdate.CALLBACK_QUERY]
 RATE_LIMIT_RETRIES = 5
 DELIVERY_KEY = "oneword.delivery"
-EDIT_COMMANDS = ("add", "replace", "restyle", "remove")
-_CAPTION_COMMAND = r"(?i)^\s*/(add|replace|restyle|remove|sticker)(@\w+)?(\s|$)"
+_CAPTION_COMMAND = rf"(?i)^\s*/({'|'.join((*VERBS, 'sticker'))})(@\w+)?(\s|$)"
 
 
 def build_application(settings: Settings, tuning: Tuning | None = None) -> Application:
@@ -99,7 +99,7 @@ def add_handlers(application: Application) -> None:
     on(CommandHandler("cancel", commands.cancel_command, filters=new))
     on(CommandHandler("status", commands.status_command, filters=new))
     on(CommandHandler("done", learning.done_command, filters=new))
-    on(CommandHandler(list(EDIT_COMMANDS), editing.edit_command, filters=new, block=False))
+    on(CommandHandler(list(VERBS), editing.edit_command, filters=new, block=False))
     on(CommandHandler("sticker", stickers.sticker_command, filters=new, block=False))
     on(MessageHandler(new & filters.CaptionRegex(_CAPTION_COMMAND), inbox.caption_command,
                       block=False))

@@ -37,11 +37,10 @@ from telegram import Bot, ReplyParameters
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ContextTypes, JobQueue
 
+from oneword import jobs
 from storage import Job, JobState, StorageError
-from worker import protocol
 
 from . import buttons, texts
-from .queueing import lane
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -191,22 +190,22 @@ class Delivery:
     async def _send_outcome(self, bot: Bot, job: Job) -> None:
         if job.state is JobState.FAILED:
             await self._send_text(bot, job, texts.job_failed(job))
-        elif job.kind == protocol.EDIT:
-            result = _result(protocol.EditResult, job)
+        elif job.kind == jobs.JobKind.EDIT:
+            result = _result(jobs.EditResult, job)
             image = await self._read(result.image)
-            command = str(job.payload.get("command", ""))
-            await bot.send_photo(job.chat_id, image, caption=texts.edit_done(command),
+            command = _payload(jobs.EditPayload, job).command
+            await bot.send_photo(job.chat_id, image, caption=texts.edit_done(command.text),
                                  reply_markup=buttons.result_keyboard(job.id),
                                  reply_parameters=_reply(job))
-        elif job.kind == protocol.STICKER:
-            result = _result(protocol.StickerResult, job)
+        elif job.kind == jobs.JobKind.STICKER:
+            result = _result(jobs.StickerResult, job)
             sticker = await self._read(result.sticker)
             await bot.send_sticker(job.chat_id, sticker,
                                    reply_markup=buttons.sticker_keyboard(job.id),
                                    reply_parameters=_reply(job))
-        elif job.kind == protocol.LEARN:
-            result = _result(protocol.LearnResult, job)
-            name = str(job.payload.get("name", "?"))
+        elif job.kind == jobs.JobKind.LEARN:
+            result = _result(jobs.LearnResult, job)
+            name = _payload(jobs.LearnPayload, job).name
             caption = texts.learned(name, result.steps, result.warnings)
             if result.preview:
                 preview = await self._read(result.preview)
@@ -251,18 +250,25 @@ def _reply(job: Job) -> ReplyParameters | None:
 
 def _result(cls: type[T], job: Job) -> T:
     try:
-        return protocol.from_json(cls, job.result)
+        return jobs.from_json(cls, job.result)
     except TypeError as exc:
         raise ResultMissing(f"malformed {job.kind} result: {exc}") from exc
+
+
+def _payload(cls: type[T], job: Job) -> T:
+    try:
+        return jobs.from_json(cls, job.payload)
+    except (TypeError, ValueError) as exc:  # ValueError: a command that no longer reads
+        raise ResultMissing(f"malformed {job.kind} payload: {exc}") from exc
 
 
 def _positions(active: list[Job]) -> dict[int, int]:
     """Queue positions (1 = next) of queued jobs within their worker lane, as
     :meth:`storage.jobs.JobQueue.position` counts them."""
-    counts: defaultdict[tuple[str, ...], int] = defaultdict(int)
+    counts: defaultdict[jobs.Lane, int] = defaultdict(int)
     positions: dict[int, int] = {}
     for job in sorted(active, key=lambda j: j.id):
         if job.state is JobState.QUEUED:
-            counts[lane(job.kind)] += 1
-            positions[job.id] = counts[lane(job.kind)]
+            counts[jobs.Lane.of(job.kind)] += 1
+            positions[job.id] = counts[jobs.Lane.of(job.kind)]
     return positions

@@ -11,7 +11,7 @@ Where they come from:
 A request is checked before anything is downloaded: the command reads, its concept name is one
 this user may use in this chat (storage privacy rules), and the user is under the job limit.
 Then the photo is downloaded and stored and an ``edit`` job is queued with an
-:class:`worker.protocol.EditPayload`. The buttons under a result are answered here too: "Why?"
+:class:`oneword.jobs.EditPayload`. The buttons under a result are answered here too: "Why?"
 (the attention maps) and "Another take" (the same edit, a new seed).
 """
 
@@ -24,11 +24,11 @@ import secrets
 from telegram import CallbackQuery, Message, ReplyParameters, Update
 from telegram.ext import ContextTypes
 
+from oneword import jobs
+from oneword.grammar import CommandError, EditCommand, parse_edit
 from storage import InvalidConceptName, Job, StorageError
-from worker import protocol
 
 from . import buttons, photos, queueing, texts
-from .parsing import CommandError, EditCommand, parse_edit
 from .services import Services, get_services
 
 log = logging.getLogger(__name__)
@@ -87,10 +87,10 @@ async def request_edit(update: Update, context: ContextTypes.DEFAULT_TYPE,
         if old is not None and old.id not in concept_ids:
             concept_ids.append(old.id)
     await queueing.submit_photo_job(
-        services, context.bot, message, ref, kind=protocol.EDIT, user_id=user.id,
-        chat_id=chat.id, payload_for=lambda stored: protocol.EditPayload(
-            photo=stored.path, photo_key=ref.file_unique_id, command=command.text,
-            caption=command.caption, concept_ids=concept_ids, seed=0))
+        services, context.bot, message, ref, kind=jobs.JobKind.EDIT, user_id=user.id,
+        chat_id=chat.id, payload_for=lambda stored: jobs.EditPayload(
+            photo=stored.path, photo_key=ref.file_unique_id, command=command,
+            concept_ids=concept_ids, seed=0))
 
 
 async def unknown_concept(services: Services, name: str, user_id: int, chat_id: int) -> str:
@@ -99,13 +99,13 @@ async def unknown_concept(services: Services, name: str, user_id: int, chat_id: 
     return texts.unknown_concept(name, [c.name for c in visible])
 
 
-@buttons.job_button(protocol.EDIT)
+@buttons.job_button(jobs.JobKind.EDIT)
 async def why_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
                      services: Services, job: Job) -> None:
     """"Why?": send the attention maps of an edit as a reply to its result."""
     assert query.message is not None
     try:
-        result = protocol.from_json(protocol.EditResult, job.result)
+        result = jobs.from_json(jobs.EditResult, job.result)
         data = await asyncio.to_thread(services.store.files.read_bytes, result.maps)
     except (OSError, StorageError, TypeError):
         await query.answer(texts.MAPS_GONE, show_alert=True)
@@ -118,13 +118,13 @@ async def why_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
                                          allow_sending_without_reply=True))
 
 
-@buttons.job_button(protocol.EDIT)
+@buttons.job_button(jobs.JobKind.EDIT)
 async def again_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
                        services: Services, job: Job) -> None:
     """"Another take": queue the same edit with a new seed, for whoever pressed it."""
     assert query.message is not None
     chat_id, presser = query.message.chat.id, query.from_user.id
-    payload = protocol.from_json(protocol.EditPayload, job.payload)
+    payload = jobs.from_json(jobs.EditPayload, job.payload)
     if not await asyncio.to_thread(photos.still_stored, services.store, payload.photo):
         await query.answer(texts.PHOTO_GONE, show_alert=True)
         return
@@ -134,12 +134,12 @@ async def again_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
         await query.answer(texts.CONCEPT_GONE, show_alert=True)
         return
     refusal = (await queueing.check_active(services, presser)
-               or await queueing.take_daily(services, presser, protocol.EDIT))
+               or await queueing.take_daily(services, presser, jobs.JobKind.EDIT))
     if refusal:
         await query.answer(refusal, show_alert=True)
         return
     payload.seed = secrets.randbelow(MAX_SEED) + 1
     await query.answer(texts.ANOTHER_TAKE)
-    await queueing.submit(services, context.bot, kind=protocol.EDIT, chat_id=chat_id,
-                          user_id=presser, payload=protocol.to_json(payload),
+    await queueing.submit(services, context.bot, kind=jobs.JobKind.EDIT, chat_id=chat_id,
+                          user_id=presser, payload=jobs.to_json(payload),
                           reply_to=query.message.message_id)

@@ -17,8 +17,9 @@ from telegram import Message, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
+from oneword.grammar import VERBS, CommandError, command_addressee, parse_edit
+
 from . import editing, photos, sessions, stickers, texts
-from .parsing import ACTIONS, CommandError, command_addressee, parse_edit
 
 
 async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -76,7 +77,7 @@ async def caption_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     verb, addressee = found
     if addressee is not None and addressee.lower() != (context.bot.username or "").lower():
         return  # meant for another bot
-    if verb in ACTIONS:
+    if verb in VERBS:
         await editing.edit_command(update, context)
     elif verb == "sticker":
         await stickers.sticker_command(update, context)

@@ -39,11 +39,11 @@ from telegram.ext import (
     filters,
 )
 
+from oneword import jobs
+from oneword.grammar import CommandError, parse_edit
 from storage import ConceptKind, InvalidConceptName, concept_name_key, normalize_concept_name
-from worker import protocol
 
 from . import commands, inbox, photos, queueing, sessions, texts
-from .parsing import CommandError, parse_edit
 from .persistence import save_now
 from .services import LearnSession, Services, get_services
 
@@ -99,12 +99,11 @@ async def name_problem(services: Services, chat_id: int, name: str, group: bool)
     if await store.concepts.name_taken(name, chat_id=chat_id):
         return texts.name_taken(name, group)
     key = concept_name_key(name)
-    for job in await store.jobs.list_active(chat_id=chat_id, kinds=[protocol.LEARN]):
-        other = str(job.payload.get("name", ""))
+    for job in await store.jobs.list_active(chat_id=chat_id, kinds=[jobs.JobKind.LEARN]):
         try:
-            if concept_name_key(other) == key:
+            if concept_name_key(jobs.from_json(jobs.LearnPayload, job.payload).name) == key:
                 return texts.already_learning(name)
-        except InvalidConceptName:
+        except (InvalidConceptName, TypeError):
             continue
     return None
 
@@ -123,9 +122,6 @@ async def learn_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
         name = normalize_concept_name(args[0])
     except InvalidConceptName as exc:
         await message.reply_text(texts.bad_name(str(exc)))
-        return None
-    if not name.isascii():  # the engine makes a token of it: a-z, 0-9, '_' and '-' only
-        await message.reply_text(texts.bad_name(texts.LATIN_ONLY))
         return None
     kind = args[1].lower() if len(args) == 2 else ConceptKind.OBJECT.value
     if kind not in KINDS:
@@ -286,12 +282,12 @@ async def _finish(services: Services, context: ContextTypes.DEFAULT_TYPE,
         return
     if notes:
         await _say(context, session, "\n".join(notes))
-    payload = protocol.LearnPayload(name=session.name, kind=session.kind,
-                                    photos=[photo.path for photo in stored],
-                                    scope_chat_id=chat_id,
-                                    media_ids=[photo.media_id for photo in stored])
-    job = await queueing.submit(services, context.bot, kind=protocol.LEARN, chat_id=chat_id,
-                                user_id=session.user_id, payload=protocol.to_json(payload),
+    payload = jobs.LearnPayload(name=session.name, kind=session.kind,
+                                photos=[photo.path for photo in stored],
+                                scope_chat_id=chat_id,
+                                media_ids=[photo.media_id for photo in stored])
+    job = await queueing.submit(services, context.bot, kind=jobs.JobKind.LEARN, chat_id=chat_id,
+                                user_id=session.user_id, payload=jobs.to_json(payload),
                                 reply_to=session.request_message_id)
     await services.store.media.link_job([photo.media_id for photo in stored], job.id)
     log.info("learn job %d queued: %d photos", job.id, len(stored))

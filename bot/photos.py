@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from telegram import Bot, Message
 from telegram.error import BadRequest
 
+from oneword.limits import IMAGE_LIMITS
 from storage import Area, MediaKind, Storage, StorageError
 
 from . import texts
@@ -24,9 +25,6 @@ from .services import ImageRef, StoredPhoto
 
 log = logging.getLogger(__name__)
 
-MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # Telegram's getFile limit for bots
-MAX_PIXELS = 40_000_000
-MIN_SIDE = 64
 SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tiff"}
 
 
@@ -60,8 +58,8 @@ def image_in(message: Message | None) -> ImageRef | None:
         raise PhotoRefused(texts.NOT_AN_IMAGE)
     else:
         return None
-    if ref.file_size is not None and ref.file_size > MAX_DOWNLOAD_BYTES:
-        raise PhotoRefused(texts.too_big(MAX_DOWNLOAD_BYTES // 2**20))
+    if ref.file_size is not None and ref.file_size > IMAGE_LIMITS.max_bytes:
+        raise PhotoRefused(texts.too_big(IMAGE_LIMITS.max_bytes // 2**20))
     return ref
 
 
@@ -77,13 +75,13 @@ async def download(bot: Bot, ref: ImageRef) -> bytes:
         file = await bot.get_file(ref.file_id)
     except BadRequest as exc:
         if "too big" in exc.message.lower():
-            raise PhotoRefused(texts.too_big(MAX_DOWNLOAD_BYTES // 2**20)) from None
+            raise PhotoRefused(texts.too_big(IMAGE_LIMITS.max_bytes // 2**20)) from None
         raise
-    if file.file_size is not None and file.file_size > MAX_DOWNLOAD_BYTES:
-        raise PhotoRefused(texts.too_big(MAX_DOWNLOAD_BYTES // 2**20))
+    if file.file_size is not None and file.file_size > IMAGE_LIMITS.max_bytes:
+        raise PhotoRefused(texts.too_big(IMAGE_LIMITS.max_bytes // 2**20))
     data = bytes(await file.download_as_bytearray())
-    if len(data) > MAX_DOWNLOAD_BYTES:
-        raise PhotoRefused(texts.too_big(MAX_DOWNLOAD_BYTES // 2**20))
+    if len(data) > IMAGE_LIMITS.max_bytes:
+        raise PhotoRefused(texts.too_big(IMAGE_LIMITS.max_bytes // 2**20))
     return data
 
 
@@ -101,15 +99,15 @@ def inspect(data: bytes) -> str:
                 raise PhotoRefused(texts.NO_ANIMATIONS)
             if fmt not in SUFFIXES:
                 raise PhotoRefused(texts.NOT_AN_IMAGE)
-            if width * height > MAX_PIXELS:
-                raise PhotoRefused(texts.too_many_pixels(MAX_PIXELS // 1_000_000))
-            if min(width, height) < MIN_SIDE:
-                raise PhotoRefused(texts.too_small(MIN_SIDE))
+            if width * height > IMAGE_LIMITS.max_pixels:
+                raise PhotoRefused(texts.too_many_pixels(IMAGE_LIMITS.max_pixels // 1_000_000))
+            if min(width, height) < IMAGE_LIMITS.min_side:
+                raise PhotoRefused(texts.too_small(IMAGE_LIMITS.min_side))
             image.load()
     except PhotoRefused:
         raise
     except Image.DecompressionBombError:
-        raise PhotoRefused(texts.too_many_pixels(MAX_PIXELS // 1_000_000)) from None
+        raise PhotoRefused(texts.too_many_pixels(IMAGE_LIMITS.max_pixels // 1_000_000)) from None
     except UnidentifiedImageError:
         raise PhotoRefused(texts.NOT_AN_IMAGE) from None
     except (OSError, ValueError, SyntaxError):

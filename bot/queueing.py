@@ -18,22 +18,14 @@ from typing import Any
 from telegram import Bot, Message, ReplyParameters
 from telegram.error import TelegramError
 
+from oneword import jobs
 from storage import Job
-from worker import protocol
 
 from . import photos, texts
 from .photos import ImageRef, StoredPhoto
 from .services import Services
 
 log = logging.getLogger(__name__)
-
-DAILY_KIND = {protocol.EDIT: "edit", protocol.STICKER: "sticker"}
-
-
-def lane(kind: str) -> tuple[str, ...]:
-    """The job kinds served by the same worker lane as ``kind`` (for queue positions)."""
-    return protocol.LONG_KINDS if kind in protocol.LONG_KINDS else protocol.SHORT_KINDS
-
 
 async def check_active(services: Services, user_id: int) -> str | None:
     """Refusal if the user already has the most jobs queued or running."""
@@ -48,7 +40,7 @@ async def check_concepts(services: Services, user_id: int) -> str | None:
     limit = services.settings.max_concepts
     store = services.store
     owned = await store.concepts.count_owned(user_id)
-    learning = await store.jobs.count_active(user_id, [protocol.LEARN])
+    learning = await store.jobs.count_active(user_id, [jobs.JobKind.LEARN])
     if owned + learning >= limit:
         return texts.concept_limit(limit)
     return None
@@ -57,14 +49,14 @@ async def check_concepts(services: Services, user_id: int) -> str | None:
 async def take_daily(services: Services, user_id: int, kind: str) -> str | None:
     """Count one edit (or sticker) for today; refusal if the daily limit is reached."""
     limit = services.settings.edits_per_day
-    if not await services.store.usage.try_increment(user_id, limit, DAILY_KIND.get(kind, kind)):
+    if not await services.store.usage.try_increment(user_id, limit, kind):
         return texts.daily_limit(limit)
     return None
 
 
 async def position(services: Services, job: Job) -> int | None:
     """The job's place among queued jobs of its worker lane (1 = next), None if not queued."""
-    return await services.store.jobs.position(job.id, lane(job.kind))
+    return await services.store.jobs.position(job.id, jobs.Lane.of(job.kind).kinds)
 
 
 async def submit(services: Services, bot: Bot, *, kind: str, chat_id: int, user_id: int,
@@ -114,7 +106,7 @@ async def submit_photo_job(services: Services, bot: Bot, message: Message, ref: 
         await message.reply_text(refusal)
         return None
     job = await submit(services, bot, kind=kind, chat_id=chat_id, user_id=user_id,
-                       payload=protocol.to_json(payload_for(stored)),
+                       payload=jobs.to_json(payload_for(stored)),
                        reply_to=message.message_id)
     await services.store.media.link_job([stored.media_id], job.id)
     return job

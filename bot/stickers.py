@@ -1,7 +1,7 @@
 """Stickers: /sticker on a photo, "Sticker" under an edit result, "Add to my set".
 
 The worker cuts the photo's subject out as a 512 px WEBP (a ``sticker`` job with a
-:class:`worker.protocol.StickerPayload`); the delivery loop sends it with an "Add to my set"
+:class:`oneword.jobs.StickerPayload`); the delivery loop sends it with an "Add to my set"
 button. Pressing it uploads the sticker (uploadStickerFile) and creates the presser's own set
 ``oneword_<user id>_by_<bot username>`` the first time (createNewStickerSet), or adds to it
 (addStickerToSet) afterwards.
@@ -17,8 +17,8 @@ from telegram.constants import StickerFormat
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
+from oneword import jobs
 from storage import Job, StorageError
-from worker import protocol
 
 from . import buttons, photos, queueing, texts
 from .services import Services, get_services
@@ -58,23 +58,26 @@ async def sticker_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     words = (message.text or message.caption or "").split()[1:]
     caption = " ".join(words)[:300] or None
     await queueing.submit_photo_job(
-        services, context.bot, message, ref, kind=protocol.STICKER, user_id=user.id,
-        chat_id=chat.id, payload_for=lambda stored: protocol.StickerPayload(
+        services, context.bot, message, ref, kind=jobs.JobKind.STICKER, user_id=user.id,
+        chat_id=chat.id, payload_for=lambda stored: jobs.StickerPayload(
             photo=stored.path, photo_key=ref.file_unique_id, caption=caption))
 
 
-@buttons.job_button(protocol.EDIT)
+@buttons.job_button(jobs.JobKind.EDIT)
 async def sticker_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
                          services: Services, job: Job) -> None:
     """"Sticker" under an edit result: a sticker job on the result picture."""
     assert query.message is not None
     chat_id, presser = query.message.chat.id, query.from_user.id
-    image = str((job.result or {}).get("image", ""))
+    try:
+        image = jobs.from_json(jobs.EditResult, job.result).image
+    except TypeError:  # no result: nothing to make a sticker of
+        image = ""
     if not await asyncio.to_thread(photos.still_stored, services.store, image):
         await query.answer(texts.RESULT_GONE, show_alert=True)
         return
     refusal = (await queueing.check_active(services, presser)
-               or await queueing.take_daily(services, presser, protocol.STICKER))
+               or await queueing.take_daily(services, presser, jobs.JobKind.STICKER))
     if refusal:
         await query.answer(refusal, show_alert=True)
         return
@@ -83,20 +86,20 @@ async def sticker_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYP
     if getattr(message, "photo", None):
         key = message.photo[-1].file_unique_id  # type: ignore[union-attr]
     await query.answer()
-    payload = protocol.StickerPayload(photo=image, photo_key=key, caption=None)
-    await queueing.submit(services, context.bot, kind=protocol.STICKER, chat_id=chat_id,
-                          user_id=presser, payload=protocol.to_json(payload),
+    payload = jobs.StickerPayload(photo=image, photo_key=key, caption=None)
+    await queueing.submit(services, context.bot, kind=jobs.JobKind.STICKER, chat_id=chat_id,
+                          user_id=presser, payload=jobs.to_json(payload),
                           reply_to=message.message_id)
 
 
-@buttons.job_button(protocol.STICKER)
+@buttons.job_button(jobs.JobKind.STICKER)
 async def add_to_set_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
                             services: Services, job: Job) -> None:
     """"Add to my set": put the sticker into the presser's own set (made on first use)."""
     assert query.message is not None
     user, bot = query.from_user, context.bot
     try:
-        result = protocol.from_json(protocol.StickerResult, job.result)
+        result = jobs.from_json(jobs.StickerResult, job.result)
         data = await asyncio.to_thread(services.store.files.read_bytes, result.sticker)
     except (OSError, StorageError, TypeError):
         await query.answer(texts.RESULT_GONE, show_alert=True)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from oneword.grammar import CommandError, EditCommand
+from oneword.jobs import JobKind
+from oneword.names import NAME_RULE
 from storage import Concept, Job, JobState
 
 MIN_PHOTOS = 3
@@ -51,7 +54,7 @@ HELP = (
     "/share mochi - in a group: let everyone here use your word\n"
     "/status - your jobs in the queue\n"
     "/cancel - stop your learning or your newest job\n\n"
-    "Names are one word: letters, digits, _ and -, any case."
+    f"Names are one word: {NAME_RULE}, any case."
 )
 
 COMMANDS_PRIVATE = (
@@ -135,9 +138,6 @@ SESSION_NEEDS_PHOTOS = "I'm waiting for photos: send 3-5 pictures, /done to star
 def bad_name(reason: str) -> str:
     """A concept name that breaks the naming rules (``reason`` comes from the storage)."""
     return f"That name won't work: {reason} Try something like mochi or my_mug."
-
-
-LATIN_ONLY = "please use Latin letters (a-z), digits, '_' or '-'."
 
 
 def bad_kind(kind: str) -> str:
@@ -342,11 +342,14 @@ def already_finished(what: str) -> str:
 def job_title(job: Job) -> str:
     """A short description of a job, for status lines."""
     payload = job.payload or {}
-    if job.kind == "learn":
+    if job.kind == JobKind.LEARN:
         return f"learning \"{payload.get('name', '?')}\""
-    if job.kind == "edit":
-        return f"edit \"{payload.get('command', '?')}\""
-    if job.kind == "sticker":
+    if job.kind == JobKind.EDIT:
+        try:
+            return f"edit \"{EditCommand.from_json(payload.get('command', '')).text}\""
+        except (CommandError, TypeError, ValueError):
+            return "edit"
+    if job.kind == JobKind.STICKER:
         return "sticker"
     return job.kind
 

@@ -22,11 +22,11 @@ import safetensors.torch
 import torch
 
 from engine.errors import ConceptFileError, ConceptNameError, ConceptWidthError
+from oneword import names
 
 KINDS = ("object", "person", "style")
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 16 * 1024 * 1024  # a 75-vector SD 2.x concept is 0.3 MB
-NAME_PATTERN = re.compile(r"[a-z0-9_-]{1,32}")
 _RESERVED_KEYS = ("format", "oneword_format", "name", "kind", "vectors", "width", "steps",
                   "base_model")
 
@@ -69,16 +69,12 @@ class Concept:
 
 
 def concept_name(name: str) -> str:
-    """A user's concept name, lowercased, or ConceptNameError if it cannot be a token.
-
-    Names become `<name>` in prompts, so they are limited to letters, digits, '_' and '-'.
-    """
-    cleaned = name.strip().strip("<>").lower() if isinstance(name, str) else ""
-    if not NAME_PATTERN.fullmatch(cleaned):
-        raise ConceptNameError(
-            f"{name!r} can't be a concept name: use 1-32 letters, digits, '_' or '-', "
-            "e.g. 'teddy' or 'my_mug'")
-    return cleaned
+    """A concept name, lowercased, or ConceptNameError if it cannot be a token (the rule is
+    :mod:`oneword.names`: names become `<name>` in prompts)."""
+    try:
+        return names.concept_name(name)
+    except names.InvalidName as exc:
+        raise ConceptNameError(f"{name!r} can't be a concept name. {exc}") from None
 
 
 def as_vectors(tensor: object) -> torch.Tensor:
@@ -212,7 +208,7 @@ def _usable_name(candidates: list[object]) -> str:
     """The first candidate that can be made a valid name: foreign files name things freely."""
     for candidate in candidates:
         if isinstance(candidate, str):
-            cleaned = re.sub(r"[^a-z0-9_-]+", "-", candidate.lower()).strip("-_")[:32]
-            if NAME_PATTERN.fullmatch(cleaned):
-                return cleaned
+            cleaned = re.sub(r"[^a-z0-9_-]+", "-", candidate.lower()).strip("-_")
+            if names.is_concept_name(cleaned[:names.MAX_NAME_LENGTH]):
+                return cleaned[:names.MAX_NAME_LENGTH]
     return "concept"

@@ -67,11 +67,3 @@ class ConceptSettings:
         """The reference recipe: 3000 steps, no early stop, no latent caching."""
         return cls(steps=3000, learning_rate=5e-3, vectors=1, augment=0, early_stop_window=0)
 
-
-@dataclass(frozen=True)
-class ImageLimits:
-    """What an input image may be."""
-
-    max_bytes: int = 20 * 1024 * 1024  # Telegram's bot download limit
-    max_pixels: int = 40_000_000
-    min_side: int = 32

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from engine.config import ImageLimits
 from engine.errors import ImageError
+from oneword.limits import IMAGE_LIMITS, ImageLimits
 
 
-def read_image(source: str | Path | bytes, limits: ImageLimits = ImageLimits()) -> Image.Image:
+def read_image(source: str | Path | bytes, limits: ImageLimits = IMAGE_LIMITS) -> Image.Image:
     """Decode one still image to RGB, refusing oversize, animated or non-image input."""
     data = source if isinstance(source, bytes) else _read_bytes(Path(source), limits)
     if len(data) > limits.max_bytes:

@@ -1,6 +1,6 @@
-"""The edits the bot offers, as one-line commands: add, replace, restyle, remove.
+"""The four edits: add, replace, restyle, remove, each asked for by a typed `EditRequest`.
 
-Each command turns the photo's caption into a source and a target prompt (see `plan_edit`) and
+Each request turns the photo's caption into a source and a target prompt (see `plan_edit`) and
 runs one prompt-to-prompt edit on the photo's inversion. Captions in the sticker world's grammar
 ("a big red circle on the left with grass background") are edited phrase by phrase; any other
 caption (a real photo's) word by word.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from PIL import Image
 
@@ -24,69 +25,61 @@ from engine.inversion import Inversion, InversionProgress, invert
 from engine.model import DiffusionModel
 
 Captioner = Callable[[Image.Image], str]
-ACTIONS = ("add", "replace", "restyle", "remove")
-USAGE = ("Commands: 'add <name>', 'replace <word> with <name>', 'restyle as <name>', "
-         "'remove <word>'.")
-_POSITIONS = {"left": "on the left", "right": "on the right", "center": "in the center"}
+Action = Literal["add", "replace", "restyle", "remove"]
+Place = Literal["left", "center", "right"]
+_PLACES: dict[str, str] = {"left": "on the left", "right": "on the right",
+                           "center": "in the center"}
 _PHRASE = re.compile(r"a (?:(?:small|big) )?(?:[\w<>_-]+ )?(?P<kind>[\w<>_-]+) "
                      r"(?P<where>on the left|in the center|on the right)")
 _STYLE = re.compile(r" in [\w<>_-]+ style$")
 
 
 @dataclass(frozen=True)
-class Command:
-    """A parsed edit command."""
+class EditRequest:
+    """One edit, already understood: the engine reads no command text.
 
-    action: str
-    subject: str | None = None  # the word to replace or remove
-    value: str | None = None  # the concept or word to add, put in, or restyle as
-    position: str | None = None  # add: left / right / center
+    add: put `concept` in (at `position`, if given); replace: `subject` becomes `concept`;
+    restyle: repaint as `concept`; remove: take `subject` out. `concept` is a learned concept's
+    name or a word the model knows; `subject` a word of the photo's caption.
+    """
 
+    action: Action
+    subject: str | None = None
+    concept: str | None = None
+    position: Place | None = None
 
-def parse_command(text: str) -> Command:
-    """Read 'add mochi [on the left]', 'replace dog with mochi', 'restyle as inkwash',
-    'remove the man' (a leading '/' and '@botname' are ignored)."""
-    words = re.sub(r"^/(\w+)(@\w+)?", r"\1", text.strip()).replace("<", "").replace(">", "")
-    words = words.lower().split()
-    if not words or words[0] not in ACTIONS:
-        raise PromptError(f"I don't know that command. {USAGE}")
-    action, rest = words[0], [w for w in words[1:] if w not in ("the", "a", "an")]
-    if action == "add" and rest:
-        position = next((p for p in _POSITIONS if p in rest[1:]), None)
-        return Command("add", value=rest[0], position=position)
-    if action == "replace" and "with" in rest:
-        i = rest.index("with")
-        if i == 1 and len(rest) == 3:
-            return Command("replace", subject=rest[0], value=rest[2])
-    if action == "restyle":
-        rest = [w for w in rest if w not in ("as", "in", "style")]
-        if len(rest) == 1:
-            return Command("restyle", value=rest[0])
-    if action == "remove" and len(rest) == 1:
-        return Command("remove", subject=rest[0])
-    raise PromptError(f"I couldn't read '{text.strip()}'. {USAGE}")
+    def __post_init__(self) -> None:
+        needs = {"add": ("concept",), "replace": ("subject", "concept"),
+                 "restyle": ("concept",), "remove": ("subject",)}.get(self.action)
+        if needs is None:
+            raise PromptError(f"unknown edit action {self.action!r}")
+        missing = [name for name in needs if not getattr(self, name)]
+        if missing:
+            raise PromptError(f"a '{self.action}' edit needs a {' and a '.join(missing)}")
+        if self.position is not None and self.position not in _PLACES:
+            raise PromptError(f"unknown position {self.position!r}")
 
 
-def plan_edit(model: DiffusionModel, caption: str, command: Command,
+def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
               concepts: dict[str, Concept]) -> PromptEdit:
-    """Source and target prompts (and where to confine the change) for a command on a caption."""
+    """Source and target prompts (and where to confine the change) for a request on a caption."""
     caption = " ".join(caption.strip().lower().split())
-    value = _token_text(model, command.value, concepts) if command.value else None
+    value = _token_text(model, request.concept, concepts) if request.concept else None
     value_words = tuple(value.split()) if value else ()
-    if command.action == "add":
-        return PromptEdit(caption, _with_added(caption, value, command.position),
+    if request.action == "add":
+        return PromptEdit(caption, _with_added(caption, value, request.position),
                           blend_target_words=value_words)
-    if command.action == "restyle":
+    if request.action == "restyle":
         return PromptEdit(caption, _STYLE.sub("", caption) + f" in {value} style")
-    subject = command.subject
+    subject = request.subject
     if subject not in caption.split():
         raise PromptError(f"'{subject}' is not in the photo's caption '{caption}'; "
                           "name something the caption mentions")
     phrase = _phrase_of(caption, subject)
-    if command.action == "replace":
+    if request.action == "replace":
         if phrase is None:
             return PromptEdit(caption, _swap_word(caption, subject, value), (subject,), value_words)
-        new_phrase = _phrase_with_kind(phrase, value, drop_colour=command.value in concepts)
+        new_phrase = _phrase_with_kind(phrase, value, drop_colour=request.concept in concepts)
         replaced = tuple(w for w in phrase.split() if w not in new_phrase.split())
         return PromptEdit(caption, caption.replace(phrase, new_phrase, 1), replaced, value_words)
     if phrase is None:  # a free-form caption: turn the word's attention negative where it is
@@ -98,7 +91,7 @@ def _token_text(model: DiffusionModel, value: str, concepts: dict[str, Concept])
     if value in concepts:
         return expand_prompt(model, concepts[value].token)
     if not re.fullmatch(r"[a-z]+", value) or len(model.tokens(value)) != 3:  # start, word, end
-        raise PromptError(f"I don't know '{value}': teach it to me first with /learn {value}")
+        raise PromptError(f"'{value}' is neither a learned concept nor a word the model knows")
     return value
 
 
@@ -131,19 +124,19 @@ def _with_added(caption: str, value: str, position: str | None) -> str:
     taken = {m.group("where") for m in _PHRASE.finditer(caption)}
     if " with " in caption and taken:  # the world's grammar: put it on a free spot
         order = [position] if position else ["right", "left", "center"]
-        free = [_POSITIONS[p] for p in order if _POSITIONS[p] not in taken]
+        free = [_PLACES[p] for p in order if _PLACES[p] not in taken]
         if not free:
             raise PromptError("there is no free spot in this picture"
                               + (f" on the {position}" if position else ""))
         head, tail = caption.split(" with ", 1)
         return f"{head} and a {value} {free[0]} with {tail}"
-    where = f" {_POSITIONS[position]}" if position else ""
+    where = f" {_PLACES[position]}" if position else ""
     return f"{caption} and a {value}{where}"
 
 
 @dataclass
 class EditOutcome:
-    """What a command produced: the edited image and a picture of the attention behind it."""
+    """What an edit produced: the edited image and a picture of the attention behind it."""
 
     image: Image.Image
     maps: Image.Image
@@ -152,7 +145,7 @@ class EditOutcome:
 
 
 class Editor:
-    """Runs commands on photos with one model: inverts once per photo, edits many times."""
+    """Runs edits on photos with one model: inverts once per photo, edits many times."""
 
     def __init__(self, model: DiffusionModel, captioner: Captioner | None = None,
                  inversion_settings: InversionSettings = InversionSettings(),
@@ -179,29 +172,14 @@ class Editor:
         return invert(self.model, image, self.caption(image, caption), self.mode,
                       self.inversion_settings, progress, should_stop)
 
-    def run(self, inversion: Inversion, command: str | Command,
+    def run(self, inversion: Inversion, request: EditRequest,
             concepts: Iterable[Concept] = (), progress: Callable[[int, int], None] | None = None,
             seed: int | None = None) -> EditOutcome:
-        """Carry out one command on an inverted photo with the given learned concepts."""
-        command = parse_command(command) if isinstance(command, str) else command
+        """Carry out one edit on an inverted photo with the given learned concepts."""
         by_name = {c.name: c for c in concepts}
         install_concepts(self.model, by_name.values())
-        prompt_edit = plan_edit(self.model, inversion.prompt, command, by_name)
+        prompt_edit = plan_edit(self.model, inversion.prompt, request, by_name)
         settings = self.edit_settings if seed is None else replace(self.edit_settings, seed=seed)
         result = edit(self.model, inversion, prompt_edit, settings, progress)
         maps = attention_grid(result.image, result.maps[1], result.target_tokens)
         return EditOutcome(result.image, maps, result, prompt_edit)
-
-    def add(self, inversion: Inversion, concept: Concept, position: str | None = None
-            ) -> EditOutcome:
-        return self.run(inversion, Command("add", value=concept.name, position=position),
-                        [concept])
-
-    def replace(self, inversion: Inversion, word: str, concept: Concept) -> EditOutcome:
-        return self.run(inversion, Command("replace", subject=word, value=concept.name), [concept])
-
-    def restyle(self, inversion: Inversion, style: Concept) -> EditOutcome:
-        return self.run(inversion, Command("restyle", value=style.name), [style])
-
-    def remove(self, inversion: Inversion, word: str) -> EditOutcome:
-        return self.run(inversion, Command("remove", subject=word))

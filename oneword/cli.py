@@ -6,14 +6,13 @@ import argparse
 import logging
 import sys
 
-from engine import cli as engine_cli
-from engine.errors import EngineError
+from oneword import learn_edit
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oneword", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
-    engine_cli.add_commands(subparsers)
+    learn_edit.add_commands(subparsers)
     for name, help_text in (("bot", "run the Telegram bot (token from TELEGRAM_TOKEN)"),
                             ("worker", "run the worker that carries out the bot's jobs")):
         service = subparsers.add_parser(name, help=help_text)
@@ -87,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except EngineError as exc:
+    except Exception as exc:
+        errors = sys.modules.get("engine.errors")  # loaded only by commands that use the engine
+        if errors is None or not isinstance(exc, errors.EngineError):
+            raise
         print(f"oneword: {exc}", file=sys.stderr)
         return 2

@@ -25,15 +25,16 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot import buttons, parsing
+from bot import buttons
 from bot.app import running
 from bot.services import Tuning
 from botapi import BotApiServer, ControlClient
 from botapi.persona import Persona
 from botapi.records import MessageRecord
+from oneword import jobs
+from oneword.grammar import EditAction, EditCommand
 from oneword.settings import Settings
 from storage import Area, Concept, Job, JobState, Storage
-from worker import protocol
 
 BOT_USERNAME = "oneword_test_bot"
 TUNING = Tuning(delivery_interval=0.1, album_wait=0.4)
@@ -105,26 +106,26 @@ class StandInWorker:
 
     async def finish_edit(self, job: Job) -> tuple[Job, bytes, bytes]:
         image, maps = picture(256, 256, "PNG", (10, 200, 10)), picture(512, 128, "PNG")
-        result = protocol.EditResult(self._result_file(image, ".png"),
-                                     self._result_file(maps, ".png"),
-                                     "a photo of a dog", "a photo of a mochi")
-        done = await self.store.jobs.complete(job.id, self.worker_id, protocol.to_json(result))
+        result = jobs.EditResult(self._result_file(image, ".png"),
+                                 self._result_file(maps, ".png"),
+                                 "a photo of a dog", "a photo of a mochi")
+        done = await self.store.jobs.complete(job.id, self.worker_id, jobs.to_json(result))
         return done, image, maps
 
     async def finish_sticker(self, job: Job) -> Job:
         webp = picture(512, 512, "WEBP", (250, 250, 0))
-        result = protocol.StickerResult(self._result_file(webp, ".webp"))
-        return await self.store.jobs.complete(job.id, self.worker_id, protocol.to_json(result))
+        result = jobs.StickerResult(self._result_file(webp, ".webp"))
+        return await self.store.jobs.complete(job.id, self.worker_id, jobs.to_json(result))
 
     async def finish_learn(self, job: Job) -> Job:
-        payload = protocol.from_json(protocol.LearnPayload, job.payload)
+        payload = jobs.from_json(jobs.LearnPayload, job.payload)
         file_path = self.store.files.store_bytes(Area.CONCEPTS, b"embedding", ".safetensors")
         concept = await self.store.concepts.create(
             owner_id=job.user_id, chat_id=payload.scope_chat_id, name=payload.name,
             kind=payload.kind, file_path=file_path, base_model="stand-in")
         preview = self._result_file(picture(256, 256, "PNG", (0, 0, 200)), ".png")
-        result = protocol.LearnResult(concept.id, file_path, preview, steps=12)
-        return await self.store.jobs.complete(job.id, self.worker_id, protocol.to_json(result))
+        result = jobs.LearnResult(concept.id, file_path, preview, steps=12)
+        return await self.store.jobs.complete(job.id, self.worker_id, jobs.to_json(result))
 
     async def fail(self, job: Job, error: str, retry: bool = False) -> Job:
         return await self.store.jobs.fail(job.id, self.worker_id, error, retry=retry)
@@ -222,26 +223,10 @@ async def group_with(tg: ControlClient, *people: Persona, privacy: bool = True) 
     return group["id"]
 
 
-# ------------------------------------------------------------------------- pure parsing
+# -------------------------------------------------------------------------- pure buttons
 
 
-def test_parse_edit_commands() -> None:
-    parse = parsing.parse_edit
-    assert parse("hello there") is None and parse("") is None
-    cmd = parse("Replace the dog with Mochi | a photo of a dog on a sofa")
-    assert cmd is not None and cmd.text == "replace dog with Mochi"
-    assert (cmd.concept, cmd.subject, cmd.caption) == ("Mochi", "dog", "a photo of a dog on a sofa")
-    add = parse("/add@oneword_test_bot mochi on the left")
-    assert add is not None and add.text == "add mochi on the left" and add.caption is None
-    restyle = parse("restyle in inkwash style")
-    assert restyle is not None and restyle.text == "restyle as inkwash"
-    remove = parse("remove the man")
-    assert remove is not None and remove.text == "remove man" and remove.concept is None
-    for bad in ("replace dog", "replace big dog with mochi", "add", "add mo/chi",
-                "remove the big man", "restyle as"):
-        with pytest.raises(parsing.CommandError):
-            parse(bad)
-    assert parsing.command_addressee("/replace@Other_bot x") == ("replace", "Other_bot")
+def test_button_data_round_trips() -> None:
     assert buttons.parse(buttons.data(buttons.WHY, 2**40)) == ("why", 2**40)
     assert buttons.parse("evil:1") is None and len(buttons.data(buttons.AGAIN, 10**17)) < 64
 
@@ -277,7 +262,7 @@ async def test_learn_album_of_four_queues_job(bot: Any, tg: ControlClient,
     status = await alice.wait_reply(contains="queue")
     assert "you're next" in status.text and status.reply_to_message_id == learn.message_id
     job = await worker.claim("learn")
-    payload = protocol.from_json(protocol.LearnPayload, job.payload)
+    payload = jobs.from_json(jobs.LearnPayload, job.payload)
     assert (payload.name, payload.kind, payload.scope_chat_id) == ("Mochi", "object", alice.id)
     assert len(payload.photos) == 4 and len(set(payload.photos)) == 4
     for path in payload.photos:
@@ -341,15 +326,18 @@ async def test_learn_refuses_bad_and_taken_names(bot: Any, tg: ControlClient,
     await add_concept(worker.store, owner=alice.id, chat_id=alice.id, name="mochi")
     cases = {
         "/learn": "Tell me the new word",
-        "/learn bad/name": "may only contain letters",
+        "/learn bad/name": "letters a-z, digits",
         f"/learn {'x' * 40}": "at most 32 characters",
         "/learn rex animal": "isn't a kind I know",
-        "/learn мочи": "Latin letters",
+        "/learn мочи": "letters a-z, digits",
         "/learn MOCHI": "There's already a \"MOCHI\"",
     }
     for command, expected in cases.items():
         await alice.say(command)
         assert expected in (await alice.wait_reply()).text, command
+    await alice.send_photo(picture(), caption="add 猫咪")  # the same rule, not "/learn 猫咪"
+    refusal = (await alice.wait_reply()).text
+    assert "letters a-z, digits" in refusal and "/learn" not in refusal
     await alice.send_photo(picture())  # no session was opened
     assert "Nice photo" in (await alice.wait_reply()).text
     assert await worker.store.jobs.queue_length() == 0
@@ -417,6 +405,11 @@ async def test_group_learn_progress_and_preview(bot: Any, tg: ControlClient,
 # ------------------------------------------------------------------------------- editing
 
 
+def edit_of(job: Job) -> jobs.EditPayload:
+    """The typed payload of an edit job, as the worker reads it."""
+    return jobs.from_json(jobs.EditPayload, job.payload)
+
+
 async def test_private_caption_and_reply_edits(bot: Any, tg: ControlClient,
                                                worker: StandInWorker) -> None:
     alice = await tg.user("Alice")
@@ -426,9 +419,9 @@ async def test_private_caption_and_reply_edits(bot: Any, tg: ControlClient,
     status = await alice.wait_reply(contains="you're next")
     assert status.reply_to_message_id == sent.message_id
     job = await worker.claim("edit")
-    payload = protocol.from_json(protocol.EditPayload, job.payload)
-    assert payload.command == "replace dog with Mochi"
-    assert payload.caption == "a photo of a dog on a sofa"
+    payload = jobs.from_json(jobs.EditPayload, job.payload)
+    assert payload.command == EditCommand(EditAction.REPLACE, concept="mochi", subject="dog",
+                                          caption="a photo of a dog on a sofa")
     assert payload.concept_ids == [mochi.id] and payload.seed == 0
     assert payload.photo_key == sent.photo[-1]["file_unique_id"]
     assert worker.store.files.read_bytes(payload.photo) == await tg.download(sent.photo_file_id)
@@ -440,8 +433,8 @@ async def test_private_caption_and_reply_edits(bot: Any, tg: ControlClient,
     await alice.say("add mochi on the left", reply_to=photo)
     await alice.wait_reply(contains="queue")
     second = await worker.claim("edit")
-    assert second.payload["command"] == "add mochi on the left"
-    assert second.payload["caption"] is None and second.payload["concept_ids"] == [mochi.id]
+    assert edit_of(second).command.text == "add mochi on the left"
+    assert edit_of(second).command.caption is None and edit_of(second).concept_ids == [mochi.id]
     await alice.say("add mochi")  # not a reply: which photo?
     assert "Which photo?" in (await alice.wait_reply()).text
     await alice.say("replace dog", reply_to=photo)
@@ -461,14 +454,14 @@ async def test_group_replace_command_reply_with_botname(bot: Any, tg: ControlCli
     await in_group.wait_reply(contains="you're next")
     job = await worker.claim("edit")
     assert job.chat_id == group_id and job.user_id == alice.id
-    assert job.payload["command"] == "replace cat with rex"
-    assert job.payload["caption"] == "a cat on a mat" and job.payload["concept_ids"] == [rex.id]
+    assert edit_of(job).command.text == "replace cat with rex"
+    assert edit_of(job).command.caption == "a cat on a mat" and edit_of(job).concept_ids == [rex.id]
     assert job.payload["photo_key"] == photo.photo[-1]["file_unique_id"]
 
     await in_group.send_photo(picture(color=(0, 0, 0)), caption="/add rex")
     await in_group.wait_reply(contains="queue")
     captioned = await worker.claim("edit")
-    assert captioned.payload["command"] == "add rex"
+    assert edit_of(captioned).command.text == "add rex"
     await in_group.say("/replace@some_other_bot cat with rex", reply_to=photo)
     await in_group.say("/status")
     assert (await in_group.wait_reply()).text.count("Edit") == 2
@@ -591,7 +584,7 @@ async def test_edit_result_buttons_why_sticker_and_another_take(
 
     await alice.press(result, text="Another take")
     again = await worker.claim("edit")
-    assert again.payload["command"] == "add mochi" and again.payload["seed"] != 0
+    assert edit_of(again).command.text == "add mochi" and edit_of(again).seed != 0
     assert again.payload["photo"] == job.payload["photo"]
     assert again.reply_to_message_id == result.message_id
 

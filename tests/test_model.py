@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.config import ImageLimits
 from engine.errors import ImageError, ModelLoadError
 from engine.images import fit_square, read_image
 from engine.model import load_model
+from oneword.limits import ImageLimits
 
 
 def test_tiny_model_loads_with_its_own_sizes(tiny_model, tiny_vpred_model):

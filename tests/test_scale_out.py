@@ -15,10 +15,10 @@ from pathlib import Path
 
 from botapi import BotApiServer
 from botapi.client import ControlClient
+from oneword import jobs
 from storage import Area, ChatType, JobState, Storage
 from storage.jobs import LEASE_EXPIRED_ERROR
 from tests.test_end_to_end import SCENE, Service, learn, sample
-from worker import protocol
 
 JOBS = 30
 ALICE = 101
@@ -46,9 +46,9 @@ async def test_two_worker_hosts_share_one_queue_and_take_over_a_killed_workers_j
             data = f"photo {number}".encode()
             path = await asyncio.to_thread(bot.files.store_bytes, Area.PHOTOS, data, ".png")
             photos[path] = data
-            payload = protocol.StickerPayload(photo=path, photo_key=f"key-{number}")
-            queued = await bot.jobs.enqueue(protocol.STICKER, chat_id=ALICE, user_id=ALICE,
-                                            payload=protocol.to_json(payload))
+            payload = jobs.StickerPayload(photo=path, photo_key=f"key-{number}")
+            queued = await bot.jobs.enqueue(jobs.JobKind.STICKER, chat_id=ALICE, user_id=ALICE,
+                                            payload=jobs.to_json(payload))
             job_ids.append(queued.job.id)
 
         log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
@@ -69,8 +69,8 @@ async def test_two_worker_hosts_share_one_queue_and_take_over_a_killed_workers_j
             stalled = lines(log_a)[-1]
             assert (await bot.jobs.get(job_ids[2])).state is JobState.RUNNING  # it held it
             while time.monotonic() < deadline:
-                jobs = [await bot.jobs.get(job_id) for job_id in job_ids]
-                if all(job.state is JobState.DONE for job in jobs):
+                stored = [await bot.jobs.get(job_id) for job_id in job_ids]
+                if all(job.state is JobState.DONE for job in stored):
                     break
                 await asyncio.sleep(0.2)
         finally:
@@ -79,14 +79,14 @@ async def test_two_worker_hosts_share_one_queue_and_take_over_a_killed_workers_j
                     process.kill()
                     process.wait()
 
-        assert [job.state for job in jobs] == [JobState.DONE] * JOBS
+        assert [job.state for job in stored] == [JobState.DONE] * JOBS
         started = lines(log_a) + lines(log_b)
         assert sorted(set(started)) == sorted(photos)  # every job ran
         assert len(started) == JOBS + 1  # once each, plus the killed attempt
         assert started.count(stalled) == 2 and stalled in lines(log_b)
-        for job in jobs:  # each result came through the database, made from the job's photo
+        for job in stored:  # each result came through the database, made from the job's photo
             photo = job.payload["photo"]
-            result = protocol.from_json(protocol.StickerResult, job.result)
+            result = jobs.from_json(jobs.StickerResult, job.result)
             sticker = await asyncio.to_thread(bot.files.read_bytes, result.sticker)
             assert sticker == b"sticker:" + photos[photo]
             assert job.attempts == (2 if photo == stalled else 1)

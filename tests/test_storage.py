@@ -279,13 +279,14 @@ def test_atomic_writes_leave_no_partial_files(tmp_path: Path):
 # --------------------------------------------------------------------------- concept names
 
 
-@pytest.mark.parametrize("name", ["rex", "Rex_2", "my-dog", "Мурка", "猫", "x", "a" * 32])
+@pytest.mark.parametrize("name", ["rex", "Rex_2", "my-dog", "x", "a" * 32])
 def test_valid_concept_names(name: str):
     assert normalize_concept_name(f" {name} ") == name
 
 
 @pytest.mark.parametrize(
-    "name", ["", "   ", "a" * 33, "two words", "a/b", "..", "a.b", "rex!", "dog🐶", "<rex>", 7]
+    "name", ["", "   ", "a" * 33, "two words", "a/b", "..", "a.b", "rex!", "dog🐶", "<rex>", 7,
+             "Мурка", "猫", "café"]
 )
 def test_invalid_concept_names(name: object):
     with pytest.raises(InvalidConceptName):
@@ -309,10 +310,9 @@ async def test_names_unique_case_insensitively_per_scope(store: Storage):
     # Other scopes are independent: Alice's group and Bob's private chat.
     assert not (await make_concept(store, ALICE, GROUP, "rex")).is_personal
     await make_concept(store, BOB, BOB_DM, "REX")
-    # Unicode case folding: "Straße" and "STRASSE" are the same word.
-    await make_concept(store, ALICE, ALICE_DM, "Straße")
+    await make_concept(store, ALICE, ALICE_DM, "My-Dog")
     with pytest.raises(ConceptExists):
-        await make_concept(store, ALICE, ALICE_DM, "STRASSE")
+        await make_concept(store, ALICE, ALICE_DM, "my-DOG")
     assert await store.concepts.count_owned(ALICE) == 3
     assert await store.concepts.count_in_chat(GROUP) == 1
 

@@ -17,9 +17,10 @@ import pytest
 from PIL import Image
 
 from engine.concepts import load_concept
+from oneword import jobs
+from oneword.grammar import parse_edit
 from oneword.settings import load_settings
 from storage import Area, Storage
-from worker import protocol
 from worker.loop import Lane
 from worker.tasks import EngineTasks
 from world.render import render
@@ -51,18 +52,19 @@ async def enqueue_learn(storage: Storage, name: str = "mochi") -> int:
     photos = [storage.files.store_bytes(Area.PHOTOS, png(render(Scene(
         (reserved_creature(position=p),), "sky"), size=32).image), ".png")
         for p in ("left", "center", "right", "center")]
-    payload = protocol.LearnPayload(name, "object", photos, CHAT)
-    queued = await storage.jobs.enqueue(protocol.LEARN, chat_id=CHAT, user_id=USER,
-                                        payload=protocol.to_json(payload))
+    payload = jobs.LearnPayload(name, "object", photos, CHAT)
+    queued = await storage.jobs.enqueue(jobs.JobKind.LEARN, chat_id=CHAT, user_id=USER,
+                                        payload=jobs.to_json(payload))
     return queued.job.id
 
 
 async def enqueue_edit(storage: Storage, command: str, concept_ids=(), seed=0) -> int:
     photo = storage.files.store_bytes(
         Area.PHOTOS, png(render(random_scene(random.Random(2)), size=32).image), ".png")
-    payload = protocol.EditPayload(photo, "photo-1", command, WORLD, list(concept_ids), seed)
-    queued = await storage.jobs.enqueue(protocol.EDIT, chat_id=CHAT, user_id=USER,
-                                        payload=protocol.to_json(payload))
+    payload = jobs.EditPayload(photo, "photo-1", parse_edit(f"{command} | {WORLD}"),
+                               list(concept_ids), seed)
+    queued = await storage.jobs.enqueue(jobs.JobKind.EDIT, chat_id=CHAT, user_id=USER,
+                                        payload=jobs.to_json(payload))
     return queued.job.id
 
 
@@ -77,8 +79,7 @@ async def world(tiny_model, tiny_model_dir, tmp_path):
     settings = settings_for(tiny_model_dir, tmp_path / "data")
     storage = await open_storage(settings.data_path)
     tasks = EngineTasks(settings, tiny_model)
-    lanes = {"short": Lane("short", protocol.SHORT_KINDS, storage, settings, tasks),
-             "long": Lane("long", protocol.LONG_KINDS, storage, settings, tasks)}
+    lanes = {lane.value: Lane(lane, lane.kinds, storage, settings, tasks) for lane in jobs.Lane}
     yield storage, lanes
     await storage.close()
 
@@ -89,7 +90,7 @@ async def test_learn_then_edit_with_the_concept_then_sticker(world):
     await run_next(lanes["long"])
     job = await storage.jobs.get(learn_id)
     assert job.state == "done", job.error
-    result = protocol.from_json(protocol.LearnResult, job.result)
+    result = jobs.from_json(jobs.LearnResult, job.result)
     concept = await storage.concepts.get_visible("MOCHI", user_id=USER, chat_id=CHAT)
     assert concept is not None and concept.id == result.concept_id
     assert load_concept(storage.files.resolve(result.concept_file)).name == "mochi"
@@ -99,7 +100,7 @@ async def test_learn_then_edit_with_the_concept_then_sticker(world):
     await run_next(lanes["short"])
     job = await storage.jobs.get(edit_id)
     assert job.state == "done", job.error
-    edited = protocol.from_json(protocol.EditResult, job.result)
+    edited = jobs.from_json(jobs.EditResult, job.result)
     assert "<mochi>" in edited.target_prompt and edited.source_prompt == WORLD
     assert Image.open(storage.files.resolve(edited.image)).size == (256, 256)
     assert Image.open(storage.files.resolve(edited.maps)).width > 32
@@ -110,9 +111,9 @@ async def test_learn_then_edit_with_the_concept_then_sticker(world):
     assert (await storage.jobs.get(again)).state == "done"
     assert await storage.inversions.count() == 1  # the photo was not inverted twice
 
-    sticker = protocol.StickerPayload(edited.image, "result-1", WORLD)
-    queued = await storage.jobs.enqueue(protocol.STICKER, chat_id=CHAT, user_id=USER,
-                                        payload=protocol.to_json(sticker))
+    sticker = jobs.StickerPayload(edited.image, "result-1", WORLD)
+    queued = await storage.jobs.enqueue(jobs.JobKind.STICKER, chat_id=CHAT, user_id=USER,
+                                        payload=jobs.to_json(sticker))
     await run_next(lanes["short"])
     job = await storage.jobs.get(queued.job.id)
     assert job.state == "done", job.error

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from engine.errors import EngineError
+from oneword import jobs
 from oneword.settings import Settings
 from storage import Area, ConceptExists, Job, JobCancelled, LeaseLost, Storage
-from worker import protocol
 
 if TYPE_CHECKING:  # the model stack loads with the first model, not with this module, so a
     # lane can run on a stand-in engine (tests/queue_worker.py, bench/queue.py) in a moment
@@ -86,7 +86,7 @@ class Lane:
         heartbeat = asyncio.create_task(self._heartbeat(job, progress, stopping))
         try:
             result = await self._dispatch(job, progress)
-            await self.storage.jobs.complete(job.id, self.worker_id, protocol.to_json(result))
+            await self.storage.jobs.complete(job.id, self.worker_id, jobs.to_json(result))
             log.info("%s: job %d done", self.name, job.id)
         except (JobCancelled, InterruptedError):
             if stopping is not None and stopping.is_set():
@@ -127,19 +127,19 @@ class Lane:
             await asyncio.sleep(min(interval, 1.0))
 
     async def _dispatch(self, job: Job, progress: Progress):
-        if job.kind == protocol.LEARN:
-            return await self._learn(job, protocol.from_json(protocol.LearnPayload, job.payload),
+        if job.kind == jobs.JobKind.LEARN:
+            return await self._learn(job, jobs.from_json(jobs.LearnPayload, job.payload),
                                      progress)
-        if job.kind == protocol.EDIT:
-            return await self._edit(protocol.from_json(protocol.EditPayload, job.payload),
+        if job.kind == jobs.JobKind.EDIT:
+            return await self._edit(jobs.from_json(jobs.EditPayload, job.payload),
                                     progress)
-        if job.kind == protocol.STICKER:
-            return await self._sticker(protocol.from_json(protocol.StickerPayload, job.payload),
+        if job.kind == jobs.JobKind.STICKER:
+            return await self._sticker(jobs.from_json(jobs.StickerPayload, job.payload),
                                        progress)
         raise UserFacingError(f"unknown job kind {job.kind!r}")
 
-    async def _learn(self, job: Job, payload: protocol.LearnPayload,
-                     progress: Progress) -> protocol.LearnResult:
+    async def _learn(self, job: Job, payload: jobs.LearnPayload,
+                     progress: Progress) -> jobs.LearnResult:
         if job.attempts > 1 and (earlier := await self._learned_before(job, payload)):
             log.info("%s: job %d had saved concept %d before it was interrupted", self.name,
                      job.id, earlier.concept_id)
@@ -167,11 +167,11 @@ class Lane:
             if earlier is not None:  # an earlier attempt of this very job saved it
                 return earlier
             raise UserFacingError(f"the name '{payload.name}' was taken meanwhile") from exc
-        return protocol.LearnResult(concept.id, concept_path, preview_path, learned.steps,
-                                    learned.warnings)
+        return jobs.LearnResult(concept.id, concept_path, preview_path, learned.steps,
+                                learned.warnings)
 
-    async def _learned_before(self, job: Job, payload: protocol.LearnPayload
-                              ) -> protocol.LearnResult | None:
+    async def _learned_before(self, job: Job, payload: jobs.LearnPayload
+                              ) -> jobs.LearnResult | None:
         """The concept an earlier attempt of this job saved (the worker died before marking
         the job done), as that attempt's result; None if there is none. A retried job must
         find its own word instead of failing on its name."""
@@ -180,14 +180,15 @@ class Lane:
         for concept in concepts:
             meta = concept.meta
             if concept.scope_chat_id == payload.scope_chat_id and meta.get("job_id") == job.id:
-                return protocol.LearnResult(concept.id, concept.file_path, meta.get("preview"),
-                                            int(meta.get("steps", 0)),
-                                            list(meta.get("warnings", [])))
+                return jobs.LearnResult(concept.id, concept.file_path, meta.get("preview"),
+                                        int(meta.get("steps", 0)),
+                                        list(meta.get("warnings", [])))
         return None
 
-    async def _edit(self, payload: protocol.EditPayload,
-                    progress: Progress) -> protocol.EditResult:
-        inversion = await self._inversion(payload.photo, payload.photo_key, payload.caption,
+    async def _edit(self, payload: jobs.EditPayload,
+                    progress: Progress) -> jobs.EditResult:
+        inversion = await self._inversion(payload.photo, payload.photo_key,
+                                          payload.command.caption,
                                           progress)
         concept_files = []
         for concept_id in payload.concept_ids:
@@ -199,8 +200,8 @@ class Lane:
         maps_path = self.storage.files.new_path(Area.RESULTS, ".png")
         await asyncio.to_thread(_save_png, outcome.image, self.storage.files.resolve(image_path))
         await asyncio.to_thread(_save_png, outcome.maps, self.storage.files.resolve(maps_path))
-        return protocol.EditResult(image_path, maps_path, outcome.prompt_edit.source,
-                                   outcome.prompt_edit.target)
+        return jobs.EditResult(image_path, maps_path, outcome.prompt_edit.source,
+                               outcome.prompt_edit.target)
 
     async def _inversion(self, photo: str, photo_key: str, caption: str | None,
                          progress: Progress):
@@ -225,12 +226,12 @@ class Lane:
         await self.storage.inversions.put(photo_key, self.tasks.model_id, mode, path)
         return inversion
 
-    async def _sticker(self, payload: protocol.StickerPayload,
-                       progress: Progress) -> protocol.StickerResult:
+    async def _sticker(self, payload: jobs.StickerPayload,
+                       progress: Progress) -> jobs.StickerResult:
         webp = await asyncio.to_thread(self.tasks.sticker, self.storage.files.resolve(
             payload.photo), payload.caption, progress.report)
         path = self.storage.files.store_bytes(Area.RESULTS, webp, ".webp")
-        return protocol.StickerResult(path)
+        return jobs.StickerResult(path)
 
 
 def _save_png(image: Image.Image, path: Path, min_side: int = 256) -> None:
@@ -257,8 +258,8 @@ async def run_worker(settings: Settings, stopping: asyncio.Event | None = None) 
             log.info("recovered %d interrupted job(s)", len(recovered))
         short = await asyncio.to_thread(EngineTasks, settings)
         long = await asyncio.to_thread(EngineTasks, settings)
-        lanes = [Lane("short", protocol.SHORT_KINDS, storage, settings, short),
-                 Lane("long", protocol.LONG_KINDS, storage, settings, long)]
+        lanes = [Lane(jobs.Lane.SHORT, jobs.Lane.SHORT.kinds, storage, settings, short),
+                 Lane(jobs.Lane.LONG, jobs.Lane.LONG.kinds, storage, settings, long)]
         log.info("worker ready")
         await asyncio.gather(*(lane.run_forever(stopping) for lane in lanes),
                              _keep_tidy(storage, settings, stopping))

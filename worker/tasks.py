@@ -18,14 +18,21 @@ from engine.config import ConceptSettings, InversionSettings
 from engine.images import read_image
 from engine.inversion import Inversion
 from engine.model import DiffusionModel, load_model
-from engine.operations import Editor, EditOutcome
+from engine.operations import Editor, EditOutcome, EditRequest
 from engine.stickers import make_sticker, sticker_webp
 from engine.textual_inversion import LearnResult, learn_concept, preview_image
+from oneword.grammar import EditCommand
 from oneword.settings import Settings
 
 log = logging.getLogger(__name__)
 Report = Callable[[float, str], None]  # (fraction done, short text)
 StopCheck = Callable[[], bool]
+
+
+def edit_request(command: EditCommand) -> EditRequest:
+    """The engine's request for a command people typed (the grammar stays out of the engine)."""
+    return EditRequest(command.action.value, subject=command.subject, concept=command.concept,
+                       position=command.position.value if command.position else None)
 
 
 class EngineTasks:
@@ -70,12 +77,12 @@ class EngineTasks:
             image, caption, should_stop=should_stop,
             progress=lambda i, n, _loss: report(0.7 * i / n, f"reading the photo: {i}/{n}"))
 
-    def edit(self, inversion: Inversion, command: str, concept_files: list[Path], seed: int,
-             report: Report) -> EditOutcome:
+    def edit(self, inversion: Inversion, command: EditCommand, concept_files: list[Path],
+             seed: int, report: Report) -> EditOutcome:
         """Run one edit command on an inverted photo."""
         concepts = [load_concept(path) for path in concept_files]
         return self.editor.run(
-            inversion, command, concepts, seed=seed,
+            inversion, edit_request(command), concepts, seed=seed,
             progress=lambda i, n: report(0.7 + 0.3 * (i + 1) / n, f"editing: {i + 1}/{n}"))
 
     def sticker(self, photo: Path, caption: str | None, report: Report) -> bytes:

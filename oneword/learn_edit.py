@@ -1,24 +1,29 @@
-"""`oneword learn` and `oneword edit`: the engine from the command line, with progress bars."""
+"""`oneword learn` and `oneword edit`: the engine from the command line, with progress bars.
+
+Registering the commands imports nothing heavy; the engine loads when one of them runs, so
+`oneword bot` never pays for torch.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
-from engine.config import INVERSION_MODES, ConceptSettings, InversionSettings
+from oneword.grammar import USAGE, CommandError, parse_edit
+from oneword.limits import IMAGE_LIMITS
+from oneword.names import NAME_RULE
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register the engine's subcommands on the top-level parser."""
     learn = subparsers.add_parser("learn", help="learn a new word from 3-20 photos")
     learn.add_argument("images", nargs="+", type=Path, help="photos of the thing")
-    learn.add_argument("--name", required=True, help="the new word (letters, digits, _ and -)")
+    learn.add_argument("--name", required=True, help=f"the new word: {NAME_RULE}")
     learn.add_argument("--kind", choices=("object", "person", "style"), default="object")
     learn.add_argument("--out", required=True, type=Path, help="concept file to write")
-    learn.add_argument("--steps", type=int, default=ConceptSettings.steps)
-    learn.add_argument("--vectors", type=int, default=ConceptSettings.vectors)
+    learn.add_argument("--steps", type=int, default=None, help="at most (default: 600)")
+    learn.add_argument("--vectors", type=int, default=None, help="tokens per word (default: 2)")
     learn.add_argument("--init", default=None, help="a word to start from, e.g. 'cat'")
     learn.add_argument("--seed", type=int, default=0)
     _model_options(learn)
@@ -26,16 +31,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     edit = subparsers.add_parser("edit", help="edit a photo with a one-line command")
     edit.add_argument("image", type=Path)
-    edit.add_argument("command", help="e.g. 'replace circle with <name>', 'restyle as <name>'")
+    edit.add_argument("command", help=f"one of: {USAGE}")
     edit.add_argument("--caption", default=None, help="what the photo shows (else captioned)")
     edit.add_argument("--concept", action="append", type=Path, default=[],
                       help="a learned concept file (repeatable)")
     edit.add_argument("--out", required=True, type=Path)
     edit.add_argument("--maps", type=Path, default=None, help="also write the attention maps")
-    edit.add_argument("--mode", choices=INVERSION_MODES, default="null-text",
+    edit.add_argument("--mode", default="null-text",
                       help="inversion: null-text (faithful, slow), direct (faithful, fast), "
                            "fast (negative prompt), ddim")
-    edit.add_argument("--steps", type=int, default=InversionSettings.steps)
+    edit.add_argument("--steps", type=int, default=None, help="inversion steps (default: 50)")
     edit.add_argument("--seed", type=int, default=0)
     _model_options(edit)
     edit.set_defaults(run=run_edit)
@@ -48,15 +53,24 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best)")
 
 
+def _given(**values: object) -> dict[str, object]:
+    """The options the user set, so the engine's own defaults apply to the rest."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def run_learn(args: argparse.Namespace) -> int:
+    """Learn a concept from photo files and write it."""
+    from tqdm import tqdm
+
     from engine.captioning import load_captioner
     from engine.concepts import save_concept
+    from engine.config import ConceptSettings
     from engine.model import load_model
     from engine.textual_inversion import learn_concept_from_files
 
     model = load_model(args.model, args.device)
-    settings = ConceptSettings(steps=args.steps, vectors=args.vectors, seed=args.seed)
-    with tqdm(total=args.steps, desc=f"learning {args.name}", unit="step") as bar:
+    settings = ConceptSettings(**_given(steps=args.steps, vectors=args.vectors, seed=args.seed))
+    with tqdm(total=settings.steps, desc=f"learning {args.name}", unit="step") as bar:
         def progress(p) -> None:
             bar.total = p.total
             bar.update(p.step - bar.n)
@@ -74,23 +88,35 @@ def run_learn(args: argparse.Namespace) -> int:
 
 
 def run_edit(args: argparse.Namespace) -> int:
+    """Edit one photo with a command in the bot's grammar."""
+    try:
+        command = parse_edit(args.command)
+    except CommandError as exc:
+        return _refuse(str(exc))
+    if command is None:
+        return _refuse(f"'{args.command}' is not an edit command; use one of: {USAGE}")
+    from tqdm import tqdm
+
     from engine.captioning import load_captioner
     from engine.concepts import load_concept
+    from engine.config import InversionSettings
     from engine.images import read_image
     from engine.model import load_model
     from engine.operations import Editor
+    from worker.tasks import edit_request
 
     model = load_model(args.model, args.device)
     concepts = [load_concept(path) for path in args.concept]
-    editor = Editor(model, load_captioner(model.source), InversionSettings(steps=args.steps),
-                    mode=args.mode)
-    image = read_image(args.image)
-    with tqdm(total=args.steps, desc=f"inverting ({args.mode})", unit="step") as bar:
-        inversion = editor.prepare(image, args.caption,
+    inversion_settings = InversionSettings(**_given(steps=args.steps))
+    editor = Editor(model, load_captioner(model.source), inversion_settings, mode=args.mode)
+    image = read_image(args.image, IMAGE_LIMITS)
+    steps = inversion_settings.steps
+    with tqdm(total=steps, desc=f"inverting ({args.mode})", unit="step") as bar:
+        inversion = editor.prepare(image, args.caption or command.caption,
                                    progress=lambda i, n, loss: bar.update(i - bar.n))
     print(f"caption: {inversion.prompt}")
-    with tqdm(total=args.steps, desc="editing", unit="step") as bar:
-        outcome = editor.run(inversion, args.command, concepts, seed=args.seed,
+    with tqdm(total=steps, desc="editing", unit="step") as bar:
+        outcome = editor.run(inversion, edit_request(command), concepts, seed=args.seed,
                              progress=lambda i, n: bar.update(i + 1 - bar.n))
     print(f"edit: '{outcome.prompt_edit.source}' -> '{outcome.prompt_edit.target}'")
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -99,3 +125,8 @@ def run_edit(args: argparse.Namespace) -> int:
         outcome.maps.save(args.maps)
     print(f"wrote {args.out}" + (f" and {args.maps}" if args.maps else ""))
     return 0
+
+
+def _refuse(reason: str) -> int:
+    print(f"oneword: {reason}", file=sys.stderr)
+    return 2

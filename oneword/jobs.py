@@ -1,25 +1,51 @@
-"""What a stored job asks of the worker and what the worker leaves as its result.
+"""The contract between the bot and the worker: job kinds, their lanes, payloads and results.
 
-The bot writes payloads and reads results; the worker reads payloads and writes results. This
-module is their only shared vocabulary: plain JSON-able dataclasses, no engine, no Telegram.
-Paths are relative to the data directory and always made by `storage.DataDir`.
+The bot writes payloads and reads results; the worker reads payloads and writes results; the
+storage keeps both as JSON in the job row. Everything here is plain data (no engine, no
+Telegram, no database), so the bot's process stays light. Paths are relative to the data
+directory and always made by ``storage.DataDir``.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from typing import Any, TypeVar
+
+from oneword.grammar import EditCommand
 
 T = TypeVar("T")
 
-LEARN, EDIT, STICKER = "learn", "edit", "sticker"
-SHORT_KINDS = (EDIT, STICKER)  # run on their own lane, never behind a learning job
-LONG_KINDS = (LEARN,)
+
+class JobKind(StrEnum):
+    """What a job asks of the worker."""
+
+    LEARN = "learn"
+    EDIT = "edit"
+    STICKER = "sticker"
+
+
+class Lane(StrEnum):
+    """A worker lane: each has its own model, so short jobs never wait behind learning."""
+
+    SHORT = "short"
+    LONG = "long"
+
+    @property
+    def kinds(self) -> tuple[JobKind, ...]:
+        """The job kinds this lane runs."""
+        return (JobKind.LEARN,) if self is Lane.LONG else (JobKind.EDIT, JobKind.STICKER)
+
+    @classmethod
+    def of(cls, kind: JobKind | str) -> Lane:
+        """The lane that runs ``kind``."""
+        return cls.LONG if kind == JobKind.LEARN else cls.SHORT
 
 
 def to_json(value: Any) -> dict[str, Any]:
-    """A payload or result as the dict stored in the job row."""
-    return asdict(value)
+    """A payload or result as the dict stored in the job row (enums become their values)."""
+    return asdict(value, dict_factory=lambda items: {
+        k: v.value if isinstance(v, StrEnum) else v for k, v in items})
 
 
 def from_json(cls: type[T], data: dict[str, Any] | None) -> T:
@@ -54,10 +80,13 @@ class EditPayload:
 
     photo: str  # data-dir path
     photo_key: str  # stable id of the photo (Telegram's file_unique_id), for the inversion cache
-    command: str  # e.g. "replace circle with mochi"
-    caption: str | None = None  # what the photo shows, if the user said
+    command: EditCommand  # parsed once, by the bot; its caption says what the photo shows
     concept_ids: list[int] = field(default_factory=list)  # concepts the command may use
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.command, EditCommand):  # from JSON
+            self.command = EditCommand.from_json(self.command)
 
 
 @dataclass

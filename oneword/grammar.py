@@ -1,0 +1,179 @@
+"""The one grammar of edit commands, for the bot, the job payloads and ``oneword edit``.
+
+Case-insensitive; "the", "a" and "an" are ignored; a leading ``/`` and ``@botname`` are
+allowed, so captions, replies and group commands read the same::
+
+    add <name> [on the left|on the right|in the center]
+    replace <word> with <name>
+    restyle [as] <name>
+    remove <word>
+    ... | <what the photo shows>          optional description of the photo
+
+``<name>`` is a concept name (:mod:`oneword.names`, ``<name>`` with brackets too); ``<word>``
+is a word of the photo's description. Parsing yields a typed :class:`EditCommand`, which a job
+payload carries as is: nothing downstream reads the text again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from oneword.names import InvalidName, concept_name
+
+
+class EditAction(StrEnum):
+    """What an edit does."""
+
+    ADD = "add"
+    REPLACE = "replace"
+    RESTYLE = "restyle"
+    REMOVE = "remove"
+
+
+class Position(StrEnum):
+    """Where ``add`` puts the new thing."""
+
+    LEFT = "left"
+    CENTER = "center"
+    RIGHT = "right"
+
+    @property
+    def phrase(self) -> str:
+        """How people say it: "on the left", "in the center"."""
+        return "in the center" if self is Position.CENTER else f"on the {self.value}"
+
+
+VERBS = tuple(action.value for action in EditAction)
+USAGE = ("add <name> [on the left], replace <word> with <name>, restyle as <name>, "
+         "remove <word>")
+MAX_CAPTION_CHARS = 300
+_POSITION_WORDS = {"left": Position.LEFT, "right": Position.RIGHT, "center": Position.CENTER,
+                   "centre": Position.CENTER, "middle": Position.CENTER}
+_ARTICLES = frozenset({"the", "a", "an"})
+_LEADING = re.compile(r"^\s*/?(?P<verb>[A-Za-z]+)(?:@(?P<bot>\w+))?(?=\s|$)")
+_WORD = re.compile(r"[\w-]+")
+
+
+class CommandError(ValueError):
+    """An edit command that starts with a verb but cannot be read; the message is for people."""
+
+
+@dataclass(frozen=True)
+class EditCommand:
+    """A parsed edit command: what to do, to which word of the photo, with which concept."""
+
+    action: EditAction
+    concept: str | None = None  # the concept it puts in (add, replace, restyle)
+    subject: str | None = None  # the word of the photo it changes (replace, remove)
+    position: Position | None = None  # add only
+    caption: str | None = None  # what the photo shows, if the user said
+
+    def __post_init__(self) -> None:  # rebuilt from JSON, the enums arrive as their values
+        object.__setattr__(self, "action", EditAction(self.action))
+        if self.position is not None:
+            object.__setattr__(self, "position", Position(self.position))
+
+    @property
+    def text(self) -> str:
+        """The command in canonical words (without the description), for people and logs."""
+        if self.action is EditAction.ADD:
+            return f"add {self.concept}" + (f" {self.position.phrase}" if self.position else "")
+        if self.action is EditAction.REPLACE:
+            return f"replace {self.subject} with {self.concept}"
+        if self.action is EditAction.RESTYLE:
+            return f"restyle as {self.concept}"
+        return f"remove {self.subject}"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | str) -> EditCommand:
+        """The command stored in a job payload (older payloads stored its text)."""
+        if isinstance(data, str):
+            command = parse_edit(data)
+            if command is None:
+                raise CommandError(f"'{data}' is not an edit command. Commands: {USAGE}.")
+            return command
+        return cls(**{k: data[k] for k in ("action", "concept", "subject", "position",
+                                           "caption") if k in data})
+
+
+def command_addressee(text: str | None) -> tuple[str, str | None] | None:
+    """``("replace", "somebot")`` for ``"/replace@somebot ..."``; None if not a slash command."""
+    if not text or not text.lstrip().startswith("/"):
+        return None
+    match = _LEADING.match(text)
+    if match is None:
+        return None
+    return match["verb"].lower(), match["bot"]
+
+
+def parse_edit(text: str | None) -> EditCommand | None:
+    """The edit command in ``text``, None if it does not start with an edit verb, or raise
+    :class:`CommandError` (with a reason for people) if it does but cannot be read."""
+    if not text:
+        return None
+    match = _LEADING.match(text)
+    if match is None or match["verb"].lower() not in VERBS:
+        return None
+    action = EditAction(match["verb"].lower())
+    body, _, description = text[match.end():].partition("|")
+    caption = " ".join(description.split()) or None
+    if caption is not None and len(caption) > MAX_CAPTION_CHARS:
+        raise CommandError(f"The description after '|' is too long (at most "
+                           f"{MAX_CAPTION_CHARS} characters).")
+    words = [w for w in body.split() if w.lower() not in _ARTICLES]
+    read = {EditAction.ADD: _add, EditAction.REPLACE: _replace, EditAction.RESTYLE: _restyle,
+            EditAction.REMOVE: _remove}[action]
+    return read(words, caption)
+
+
+def _name(word: str) -> str:
+    try:
+        return concept_name(word)
+    except InvalidName as exc:
+        raise CommandError(f"\"{word}\" can't be a name. {exc}") from None
+
+
+def _subject(word: str) -> str:
+    word = word.removeprefix("<").removesuffix(">")
+    if not _WORD.fullmatch(word):
+        raise CommandError(f"\"{word}\" should be a single word of what the photo shows.")
+    return word.lower()
+
+
+def _add(words: list[str], caption: str | None) -> EditCommand:
+    if not words:
+        raise CommandError("Add what? Say \"add mochi\".")
+    position = None
+    rest = [w.lower() for w in words[1:] if w.lower() not in ("on", "in", "at")]
+    if rest:
+        if len(rest) != 1 or rest[0] not in _POSITION_WORDS:
+            raise CommandError("After the name I only understand a place like \"on the left\".")
+        position = _POSITION_WORDS[rest[0]]
+    return EditCommand(EditAction.ADD, concept=_name(words[0]), position=position,
+                       caption=caption)
+
+
+def _replace(words: list[str], caption: str | None) -> EditCommand:
+    lowered = [w.lower() for w in words]
+    if "with" not in lowered:
+        raise CommandError("Replace what with what? Say \"replace dog with mochi\".")
+    if lowered.index("with") != 1 or len(words) != 3:
+        raise CommandError("Say one word to replace and one name: \"replace dog with mochi\".")
+    return EditCommand(EditAction.REPLACE, concept=_name(words[2]), subject=_subject(words[0]),
+                       caption=caption)
+
+
+def _restyle(words: list[str], caption: str | None) -> EditCommand:
+    rest = [w for w in words if w.lower() not in ("as", "in", "style")]
+    if len(rest) != 1:
+        raise CommandError("Restyle as what? Say \"restyle as inkwash\".")
+    return EditCommand(EditAction.RESTYLE, concept=_name(rest[0]), caption=caption)
+
+
+def _remove(words: list[str], caption: str | None) -> EditCommand:
+    if len(words) != 1:
+        raise CommandError("Say one word to remove: \"remove the man\".")
+    return EditCommand(EditAction.REMOVE, subject=_subject(words[0]), caption=caption)

@@ -1,0 +1,53 @@
+"""The one rule for concept names, shared by the bot, the storage, the engine and the CLI.
+
+A concept name is what people type in commands ("add rex", "restyle as inkwash") and becomes the
+placeholder token ``<rex>`` in the model's prompts. Text encoders' tokenizers lowercase and
+split non-ASCII text unpredictably, so a name is 1 to 32 characters from ``a-z``, ``0-9``, ``_``
+and ``-``, compared without case: "Rex" may be shown as typed, and is the word ``rex``.
+(Standard library only, so the bot, the storage and the engine share it.)
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_NAME_LENGTH = 32
+NAME_RULE = f"1-{MAX_NAME_LENGTH} letters a-z, digits, '_' or '-'"
+_NAME = re.compile(rf"[a-z0-9_-]{{1,{MAX_NAME_LENGTH}}}")
+
+
+class InvalidName(ValueError):
+    """Text that cannot be a concept name; the message says why, for people."""
+
+
+def display_name(text: object) -> str:
+    """``text`` stripped, as typed (for showing), if it is a valid name, else
+    :class:`InvalidName`."""
+    if not isinstance(text, str):
+        raise InvalidName("A name must be text.")
+    name = text.strip()
+    if not name:
+        raise InvalidName("A name cannot be empty.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidName(f"A name can have at most {MAX_NAME_LENGTH} characters "
+                          f"({len(name)} given).")
+    if not _NAME.fullmatch(name.lower()):
+        raise InvalidName(f"A name may only use {NAME_RULE}.")
+    return name
+
+
+def concept_name(text: object) -> str:
+    """The canonical (lowercase) concept name in ``text``, which may be written ``<name>``;
+    :class:`InvalidName` if it cannot be one."""
+    if isinstance(text, str):
+        text = text.strip().removeprefix("<").removesuffix(">")
+    return display_name(text).lower()
+
+
+def is_concept_name(text: object) -> bool:
+    """Whether ``text`` is a valid concept name as typed."""
+    try:
+        concept_name(text)
+    except InvalidName:
+        return False
+    return True
