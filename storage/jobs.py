@@ -292,10 +292,12 @@ class JobQueue:
                 """
                 UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_until = NULL,
                                 delivered = 1
-                WHERE id = ? RETURNING *
+                WHERE id = ? AND state IN ('queued', 'running') RETURNING *
                 """,
                 (now, job_id),
             )
+            if not rows:  # finished meanwhile (PostgreSQL: a worker's completion)
+                raise JobNotActive(f"Job {job_id} already {(await self._get(tx, job_id)).state}.")
         return row_to_job(rows[0])
 
     async def undelivered(self, limit: int = 100) -> list[Job]:
@@ -461,18 +463,21 @@ class JobQueue:
                 sql = """
                     UPDATE jobs SET state = 'queued', error = ?, run_after = ?,
                                     worker_id = NULL, lease_until = NULL
-                    WHERE id = ? RETURNING *
+                    WHERE id = ? AND state = 'running' AND worker_id = ? RETURNING *
                 """
-                params: tuple[Any, ...] = (message, now + delay, job_id)
+                params: tuple[Any, ...] = (message, now + delay, job_id, worker_id)
                 await tx.notify(JOBS_CHANNEL, row["kind"])
             else:
                 sql = """
                     UPDATE jobs SET state = 'failed', error = ?, finished_at = ?,
                                     lease_until = NULL
-                    WHERE id = ? RETURNING *
+                    WHERE id = ? AND state = 'running' AND worker_id = ? RETURNING *
                 """
-                params = (message, now, job_id)
+                params = (message, now, job_id, worker_id)
+            # Still conditional: on PostgreSQL a claim may expire the lease meanwhile.
             rows = await tx.all(sql, params)
+            if not rows:
+                await self._raise_not_held(tx, job_id, worker_id)
         return row_to_job(rows[0])
 
     async def release(self, job_id: int, worker_id: str) -> Job:
