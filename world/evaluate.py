@@ -12,7 +12,10 @@ Figures (targets in brackets):
 - concepts: textual inversion of each reserved concept from its sample photos, then
   "a <concept> on the left with sky background", judged by the checker [>= 80%];
 - attention: share of an object word's cross-attention inside its ground-truth mask, at the
-  resolution LocalBlend uses [>= 60%].
+  resolution LocalBlend uses [>= 60%];
+- fine_features: one-object held-out scenes whose captions name one to three fine features
+  (a character's hue band, eyes, ears, mouth, marks; a shape's pattern and its colour),
+  generated and read by the checker: the share of named features drawn right [>= 80%].
 """
 
 from __future__ import annotations
@@ -37,9 +40,19 @@ from engine.stickers import cross_attention_maps
 from world.grounding import mask_at, share_inside
 from world.render import render
 from world.samples import SAMPLES_DIR
-from world.scene import Scene, caption, grounded_caption, random_scene
+from world.scene import (
+    COLOURS,
+    FINE_HUES,
+    Scene,
+    caption,
+    fine_hue_name,
+    grounded_caption,
+    nameable_features,
+    random_scene,
+)
 
-FIGURES = ("vae", "text_to_image", "checker", "null_text", "concepts", "attention")
+FIGURES = ("vae", "text_to_image", "checker", "null_text", "concepts", "attention",
+           "fine_features")
 
 
 def held_out_scenes(count: int, max_objects: int = 3) -> list[Scene]:
@@ -143,6 +156,59 @@ def attention_in_mask(model: DiffusionModel, scenes: list[Scene]) -> dict:
             "n_words": len(shares)}
 
 
+def fine_feature_scenes(count: int) -> list[tuple[Scene, tuple[str, ...]]]:
+    """Held-out one-object scenes with fine features, and which of them a caption names."""
+    rng = random.Random("held-out-fine-features")
+    out = []
+    while len(out) < count:
+        scene = random_scene(rng, max_objects=1, style_probability=0.0)
+        options = nameable_features(scene.objects[0])
+        if options:
+            chosen = rng.sample(options, rng.randint(1, min(3, len(options))))
+            out.append((scene, tuple(sorted(chosen, key=options.index))))
+    return out
+
+
+def named_feature_right(reading, obj, feature: str) -> bool:
+    """Whether the checker's reading shows a named fine feature of `obj` as the caption says."""
+    from world.checker import hue_distance
+
+    got = reading.object_at(obj.position)
+    if got is None or got.kind != obj.kind:
+        return False
+    if feature == "pattern":
+        return (got.pattern, got.pattern_colour) == (
+            obj.pattern, next(n for n, v in COLOURS.items() if v == obj.pattern_rgb))
+    if got.features is None:
+        return False
+    if feature == "hue":  # inside the named band, or within the checker's own hue tolerance
+        starts = [start for start, _ in FINE_HUES] + [1.0]
+        word = fine_hue_name(obj.features.hue)
+        index = [name for _, name in FINE_HUES].index(word)
+        inside = starts[index] <= got.features.hue % 1.0 < starts[index + 1]
+        return inside or hue_distance(got.features.hue, obj.features.hue) < 0.03
+    return getattr(got.features, feature) == getattr(obj.features, feature)
+
+
+def fine_features(model: DiffusionModel, checker, count: int, batch: int = 25) -> dict:
+    """Share of fine features named in a caption that the generated picture shows."""
+    cases = fine_feature_scenes(count)
+    per_feature: dict[str, list[bool]] = {}
+    for start in range(0, len(cases), batch):
+        chunk = cases[start:start + batch]
+        prompts = [grounded_caption(scene, fine={scene.objects[0].position: chosen})[0]
+                   for scene, chosen in chunk]
+        images = model.decode(generate(model, prompts, seed=start))
+        for (scene, chosen), reading in zip(chunk, checker.read(images), strict=True):
+            for feature in chosen:
+                per_feature.setdefault(feature, []).append(
+                    named_feature_right(reading, scene.objects[0], feature))
+    every = [hit for hits in per_feature.values() for hit in hits]
+    return {"right": float(np.mean(every)), "target": 0.8, "n_features": len(every),
+            "per_feature": {k: float(np.mean(v)) for k, v in per_feature.items()},
+            "n": len(cases)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="default: the bundled model")
@@ -156,7 +222,7 @@ def main() -> None:
     wanted = args.only.split(",")
     scenes = held_out_scenes(args.count)
     checker = None
-    if {"text_to_image", "checker", "concepts"} & set(wanted):
+    if {"text_to_image", "checker", "concepts", "fine_features"} & set(wanted):
         from world.checker import Checker
 
         checker = Checker.load(Path(model.source) / "captioner")
@@ -168,6 +234,7 @@ def main() -> None:
         "null_text": lambda: null_text_psnr(model, scenes[: max(1, args.count // 10)]),
         "concepts": lambda: reserved_concepts(model, checker),
         "attention": lambda: attention_in_mask(model, scenes[: max(1, args.count // 4)]),
+        "fine_features": lambda: fine_features(model, checker, args.count),
     }
     for name in wanted:
         start = time.perf_counter()
@@ -188,6 +255,7 @@ CARD_TARGETS = {
     ("text_to_image", "background_right"): ">= 0.90",
     ("checker", "mean_field_agreement"): ">= 0.98", ("checker", "caption_exact"): ">= 0.90",
     ("null_text", "psnr_db"): ">= 28 dB", ("attention", "share_inside"): ">= 0.60",
+    ("fine_features", "right"): ">= 0.80",
 }
 
 
@@ -208,6 +276,10 @@ def write_card_figures(card: Path, figures: dict, command: str) -> None:
         per_field = ", ".join(f"{name} {value:.3f}"
                               for name, value in figures["checker"]["fields"].items())
         notes = ["", f"Checker agreement per field: {per_field}."]
+    if "per_feature" in figures.get("fine_features", {}):
+        named = ", ".join(f"{name} {value:.2f}"
+                          for name, value in figures["fine_features"]["per_feature"].items())
+        notes += ["", f"Named fine features drawn right, per feature: {named}."]
     machine = f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
     section = "\n".join([CARD_START, f"Measured {time.strftime('%Y-%m-%d')} on {machine} with "
                           f"`{command}`:", "", *rows, *notes, CARD_END])
