@@ -9,6 +9,7 @@ on how it arrived. :class:`Params` hides that: handlers ask for the type they ex
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -103,9 +104,12 @@ class Params:
         if value is None or value == "":
             return default
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError) as exc:
             raise bad_request(f"invalid {name} specified") from exc
+        if not math.isfinite(number):
+            raise bad_request(f"invalid {name} specified")
+        return number
 
     def flag(self, name: str, default: bool = False) -> bool:
         """A boolean given as JSON ``true``/``false`` or as the usual strings."""

@@ -237,3 +237,38 @@ async def test_force_429_rules_stack_and_accept_one_chat_id(
                               json={"chat_id": alice.id, "action": "typing"})
     assert status == 429 and body["parameters"]["retry_after"] == 2
     assert [r["methods"] for r in (await tg.stats())["forced"]] == [["sendphoto"]]
+
+
+# --------------------------------------------------------------------------- junk input
+
+
+@pytest.mark.parametrize(("method", "params", "description"), [
+    ("deleteMessages", {"message_ids": [{}]}, "can't parse message_ids JSON array"),
+    ("sendMessage", {"text": "x", "reply_parameters": {"message_id": "x"}},
+     "can't parse reply parameters JSON object"),
+    ("sendMessage", {"text": "x", "reply_parameters": {"message_id": 1, "chat_id": {}}},
+     "can't parse reply parameters JSON object"),
+    ("sendMessage", {"text": "x", "reply_parameters": [1]},
+     "can't parse reply parameters JSON object"),
+    ("getUpdates", {"timeout": "nan"}, "invalid timeout specified"),
+])
+async def test_junk_parameters_are_refused_not_crashed_on(
+    method: str, params: dict[str, Any], description: str, server: BotApiServer,
+    tg: ControlClient, http: aiohttp.ClientSession,
+) -> None:
+    alice = await tg.user("Alice")
+    status, body = await call(http, server, "POST", method,
+                              json={"chat_id": alice.id, **params})
+    assert (status, body["description"]) == (400, f"Bad Request: {description}")
+
+
+async def test_long_poll_timeout_is_bounded(
+    server: BotApiServer, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A huge ``timeout`` waits at most Telegram's bound (50 s; shortened here)."""
+    from botapi.methods import core
+
+    monkeypatch.setattr(core, "MAX_POLL_TIMEOUT_S", 0.3)
+    status, body = await asyncio.wait_for(
+        call(http, server, "POST", "getUpdates", json={"timeout": 1e30}), 10)
+    assert (status, body["result"]) == (200, [])

@@ -46,12 +46,16 @@ def reply_target(call: Call, chat: Chat) -> dict[str, Any] | None:
     """The ``reply_to_message`` snapshot from ``reply_parameters`` / ``reply_to_message_id``."""
     params = call.params
     reply = params.obj("reply_parameters")
+    if reply is not None and not isinstance(reply, dict):
+        raise bad_request("can't parse reply parameters JSON object")
     if isinstance(reply, dict):
         message_id = reply.get("message_id")
         allow_missing = bool(reply.get("allow_sending_without_reply"))
         other_chat = reply.get("chat_id")
+        if not isinstance(message_id, int | None) or not isinstance(other_chat, int | str | None):
+            raise bad_request("can't parse reply parameters JSON object")
         if other_chat is not None:
-            chat = call.world.find_chat(other_chat)
+            chat = call.world.find_chat(Params({"chat_id": other_chat}).chat_id())
     else:
         message_id = params.integer("reply_to_message_id")
         allow_missing = params.flag("allow_sending_without_reply")

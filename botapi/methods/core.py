@@ -10,6 +10,8 @@ from ..errors import bad_request, conflict
 from .common import Call, Handler
 
 _COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
+# Telegram's Bot API server bounds a long poll to 50 s whatever timeout is asked for.
+MAX_POLL_TIMEOUT_S = 50.0
 
 
 async def get_me(call: Call) -> dict[str, Any]:
@@ -33,7 +35,7 @@ async def get_updates(call: Call) -> list[dict[str, Any]]:
     return await call.world.updates.get(
         offset=params.integer("offset", 0) or 0,
         limit=params.integer("limit", 100) or 100,
-        timeout=params.number("timeout", 0.0) or 0.0,
+        timeout=min(max(params.number("timeout", 0.0) or 0.0, 0.0), MAX_POLL_TIMEOUT_S),
     )
 
 

@@ -110,6 +110,8 @@ async def delete_messages(call: Call) -> bool:
     ids = call.params.obj("message_ids") or []
     if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
         raise bad_request("message_ids is empty")
+    if not all(isinstance(i, int | str) and str(i).lstrip("-").isdigit() for i in ids):
+        raise bad_request("can't parse message_ids JSON array")
     for message_id in ids:
         message = world.messages.live(chat.id, int(message_id))
         if message is not None:
