@@ -18,7 +18,7 @@ from telegram import Bot, Message
 from telegram.error import BadRequest
 
 from oneword.limits import IMAGE_LIMITS
-from storage import Area, MediaKind, Storage, StorageError
+from storage import Area, FileTooLarge, MediaKind, Storage, StorageError
 
 from . import texts
 from .services import ImageRef, StoredPhoto
@@ -128,7 +128,11 @@ async def fetch(bot: Bot, store: Storage, ref: ImageRef, *, user_id: int, chat_i
             return StoredPhoto(known.path, known.id, ref.file_unique_id)
     data = await download(bot, ref)
     suffix = await asyncio.to_thread(inspect, data)
-    path = await asyncio.to_thread(store.files.store_bytes, Area.PHOTOS, data, suffix)
+    try:
+        path = await asyncio.to_thread(store.files.store_bytes, Area.PHOTOS, data, suffix)
+    except FileTooLarge:  # the shared database takes smaller files than Telegram sends
+        limit = store.files.blobs.max_bytes if store.files.blobs else IMAGE_LIMITS.max_bytes
+        raise PhotoRefused(texts.too_big(limit // 2**20)) from None
     try:
         media = await store.media.add(path, MediaKind.PHOTO, user_id=user_id, chat_id=chat_id,
                                       file_unique_id=ref.file_unique_id)

@@ -7,17 +7,24 @@ inversions and results reach the other processes only through the database.
 from __future__ import annotations
 
 import asyncio
+import io
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
+from bot.app import running
 from botapi import BotApiServer
 from botapi.client import ControlClient
 from oneword import jobs
+from oneword.settings import Settings
 from storage import Area, ChatType, JobState, Storage
 from storage.jobs import LEASE_EXPIRED_ERROR
+from tests.test_bot import BOT_USERNAME, TUNING
 from tests.test_end_to_end import SCENE, Service, learn, sample
 
 JOBS = 30
@@ -119,3 +126,25 @@ async def test_bot_and_worker_on_different_hosts_learn_then_edit(
     assert not (tmp_path / "unused").exists()
     assert list((tmp_path / "gpu-host" / "concepts").iterdir())
     assert not list((tmp_path / "bot-host" / "concepts").iterdir())
+
+
+async def test_a_photo_over_the_databases_file_limit_is_refused_politely(
+    tmp_path: Path, pg_url: str
+):
+    noise = np.random.default_rng(0).integers(0, 256, (800, 800, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, "PNG")
+    assert 2**20 < len(buffer.getvalue()) < 20 * 2**20  # fine for Telegram, not for us
+    async with BotApiServer(bot_username=BOT_USERNAME) as server, \
+            ControlClient(server.url) as tg:
+        settings = Settings(token=server.token, data_dir=str(tmp_path / "bot"),
+                            base_url=server.base_url, base_file_url=server.base_file_url,
+                            database_url=pg_url, max_file_mb=1.0)
+        async with running(settings, TUNING, poll_timeout=1):
+            alice = await tg.user("Alice")
+            await alice.say("/learn mochi")
+            await alice.wait_reply(contains="Send me")
+            await alice.send_document(buffer.getvalue(), "noise.png", "image/png")
+            refusal = (await alice.wait_reply()).text
+    assert "too big" in refusal and "1 MB" in refusal
+    assert not list((tmp_path / "bot" / "photos").iterdir())  # nothing kept
