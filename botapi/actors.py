@@ -113,8 +113,8 @@ class UserActions:
             return self.world.files.add_photo(data)
         except ImageProblem as exc:
             raise ValueError(
-                f"can't send this as a photo ({exc.detail}); a Telegram app sends it as a file:"
-                " use the document route"
+                f"can't send this as a photo ({exc.detail}); a Telegram app would send it as a"
+                " file: send it as a document instead"
             ) from exc
 
     def _post_photo(
