@@ -36,6 +36,8 @@ class EditSettings:
     self_replace: float = 0.4  # fraction of steps whose self-attention comes from the source
     blend_threshold: float = 0.3  # LocalBlend: mask where normalised attention exceeds this
     blend_start: float = 0.2  # LocalBlend: applied after this fraction of steps
+    restyle_self_replace: float = 0.6  # restyle: keep the layout longer, repaint everything
+    remove_self_replace: float = 0.0  # remove: the source's self-attention would redraw it
     seed: int = 0  # 0: the edit as planned; others: variations of it
     variation: float = 0.3  # how far a non-zero seed moves the edited branch's start
     # direct inversion: also add the source branch's per-step correction to the edited branch

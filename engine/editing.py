@@ -1,12 +1,19 @@
-"""Edit an inverted photo with prompt-to-prompt: one source -> target prompt edit."""
+"""Edit an inverted photo with prompt-to-prompt: one source -> target prompt edit.
+
+An edit confined by LocalBlend can also keep the photo itself outside its mask
+(`PromptEdit.keep_outside`): the decoder spreads a latent change a few pixels beyond where it
+was made and regenerating the unmasked part only approximates the photo, so there the photo's
+own pixels are put back, and what the edit did not touch is exactly what it was.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from engine.attention_control import AttentionStore, controlled_attention, map_resolution
@@ -29,6 +36,9 @@ class PromptEdit:
     blend_target_words: tuple[str, ...] = ()  # ... and these target words
     reweight: dict[str, float] = field(default_factory=dict)  # target word -> attention scale
     user_mask: np.ndarray | None = None  # (h, w) in [0, 1]: edit only here (overrides words)
+    keep_outside: bool = False  # outside the blend mask the result is the photo, pixel for pixel
+    cross_replace: float | None = None  # this edit's schedule, where it differs from the settings
+    self_replace: float | None = None
 
     @property
     def blends(self) -> bool:
@@ -46,6 +56,7 @@ class EditResult:
     source_tokens: list[str]
     target_tokens: list[str]
     mask: np.ndarray | None  # the LocalBlend mask at latent resolution, if any
+    pixel_mask: np.ndarray | None = None  # (H, W) in [0, 1]: the edit's share of each pixel
 
 
 def edit(model: DiffusionModel, inversion: Inversion, prompt_edit: PromptEdit,
@@ -57,6 +68,10 @@ def edit(model: DiffusionModel, inversion: Inversion, prompt_edit: PromptEdit,
     if inversion.prompt != prompt_edit.source:
         raise PromptError("the edit's source prompt is not the caption the photo was inverted with")
     steps = inversion.settings.steps
+    if prompt_edit.cross_replace is not None:
+        settings = replace(settings, cross_replace=prompt_edit.cross_replace)
+    if prompt_edit.self_replace is not None:
+        settings = replace(settings, self_replace=prompt_edit.self_replace)
     source_spans = token_spans(model.tokenizer, prompt_edit.source)
     target_spans = token_spans(model.tokenizer, prompt_edit.target)
     alignment = align(source_spans, target_spans, model.max_tokens)
@@ -107,6 +122,28 @@ def edit(model: DiffusionModel, inversion: Inversion, prompt_edit: PromptEdit,
         latents = sample(model, start, cond, inversion.uncond, inversion.settings.guidance, steps,
                          on_step=after_step, before_step=before_step)
     reconstruction, image = model.decode(latents)
-    mask = blend.mask.cpu().numpy() if blend is not None and blend.mask is not None else None
+    mask = blend.mask.cpu() if blend is not None and blend.mask is not None else None
+    pixel_mask = None
+    if prompt_edit.keep_outside and mask is not None:
+        pixel_mask = pixel_share(mask, image.size[::-1])
+        image = composite(inversion.image.convert("RGB").resize(image.size), image, pixel_mask)
     return EditResult(image, reconstruction, store.maps().cpu(),
-                      model.tokens(prompt_edit.source), model.tokens(prompt_edit.target), mask)
+                      model.tokens(prompt_edit.source), model.tokens(prompt_edit.target),
+                      None if mask is None else mask.numpy(), pixel_mask)
+
+
+def pixel_share(mask: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """A latent-resolution binary mask as each pixel's share (H, W) in [0, 1] of the edit.
+
+    Grown by one latent pixel first, as the decoder spreads a latent's change about that far,
+    then upsampled bilinearly so the seam between edit and photo is soft, not a staircase.
+    """
+    grown = F.max_pool2d(mask.float()[None, None], 3, stride=1, padding=1)
+    return F.interpolate(grown, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def composite(photo: Image.Image, edited: Image.Image, share: np.ndarray) -> Image.Image:
+    """`edited` where `share` is 1, `photo` where it is 0, mixed in between."""
+    a = share[..., None]
+    mixed = (np.asarray(edited, np.float32) * a + np.asarray(photo, np.float32) * (1 - a))
+    return Image.fromarray(mixed.round().clip(0, 255).astype(np.uint8))

@@ -61,16 +61,25 @@ class EditRequest:
 
 
 def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
-              concepts: dict[str, Concept]) -> PromptEdit:
-    """Source and target prompts (and where to confine the change) for a request on a caption."""
+              concepts: dict[str, Concept],
+              settings: EditSettings = EditSettings()) -> PromptEdit:
+    """Source and target prompts, and how to confine the change, for a request on a caption.
+
+    Each edit keeps what its name promises to keep. add, replace and remove are confined by
+    LocalBlend to the edited words' attention and keep the photo's own pixels elsewhere; add
+    puts the new thing at a place the caption leaves free. remove also drops the source's
+    self-attention, which would redraw the object's shape. restyle changes every pixel: no
+    blend, and the source's self-attention is kept longer so the layout stays.
+    """
     caption = " ".join(caption.strip().lower().split())
     value = _token_text(model, request.concept, concepts) if request.concept else None
     value_words = tuple(value.split()) if value else ()
     if request.action == "add":
         return PromptEdit(caption, _with_added(caption, value, request.position),
-                          blend_target_words=value_words)
+                          blend_target_words=value_words, keep_outside=True)
     if request.action == "restyle":
-        return PromptEdit(caption, _STYLE.sub("", caption) + f" in {value} style")
+        return PromptEdit(caption, _STYLE.sub("", caption) + f" in {value} style",
+                          self_replace=settings.restyle_self_replace)
     subject = request.subject
     if subject not in caption.split():
         raise PromptError(f"'{subject}' is not in the photo's caption '{caption}'; "
@@ -78,13 +87,17 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     phrase = _phrase_of(caption, subject)
     if request.action == "replace":
         if phrase is None:
-            return PromptEdit(caption, _swap_word(caption, subject, value), (subject,), value_words)
+            return PromptEdit(caption, _swap_word(caption, subject, value), (subject,), value_words,
+                              keep_outside=True)
         new_phrase = _phrase_with_kind(phrase, value, drop_colour=request.concept in concepts)
         replaced = tuple(w for w in phrase.split() if w not in new_phrase.split())
-        return PromptEdit(caption, caption.replace(phrase, new_phrase, 1), replaced, value_words)
+        return PromptEdit(caption, caption.replace(phrase, new_phrase, 1), replaced, value_words,
+                          keep_outside=True)
     if phrase is None:  # a free-form caption: turn the word's attention negative where it is
-        return PromptEdit(caption, caption, (subject,), (subject,), reweight={subject: -1.0})
-    return PromptEdit(caption, _without_phrase(caption, phrase), (subject,), ())
+        return PromptEdit(caption, caption, (subject,), (subject,), reweight={subject: -1.0},
+                          keep_outside=True, self_replace=settings.remove_self_replace)
+    return PromptEdit(caption, _without_phrase(caption, phrase), (subject,), (),
+                      keep_outside=True, self_replace=settings.remove_self_replace)
 
 
 def _token_text(model: DiffusionModel, value: str, concepts: dict[str, Concept]) -> str:
@@ -178,7 +191,8 @@ class Editor:
         """Carry out one edit on an inverted photo with the given learned concepts."""
         by_name = {c.name: c for c in concepts}
         install_concepts(self.model, by_name.values())
-        prompt_edit = plan_edit(self.model, inversion.prompt, request, by_name)
+        prompt_edit = plan_edit(self.model, inversion.prompt, request, by_name,
+                                self.edit_settings)
         settings = self.edit_settings if seed is None else replace(self.edit_settings, seed=seed)
         result = edit(self.model, inversion, prompt_edit, settings, progress)
         maps = attention_grid(result.image, result.maps[1], result.target_tokens)
