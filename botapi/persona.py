@@ -66,10 +66,12 @@ class Persona:
         return records
 
     async def send_sticker(
-        self, data: bytes | None = None, file_id: str | None = None
+        self, data: bytes | None = None, file_id: str | None = None, emoji: str | None = None
     ) -> MessageRecord:
-        """Send a sticker."""
-        return self._sent(await self.client.send_sticker(self.chat_id, self.id, data, file_id))
+        """Send a sticker (new WEBP/PNG bytes or a known sticker's ``file_id``)."""
+        return self._sent(
+            await self.client.send_sticker(self.chat_id, self.id, data, file_id, emoji)
+        )
 
     async def press(
         self, message: int | MessageRecord, callback_data: str | None = None,

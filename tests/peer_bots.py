@@ -12,7 +12,9 @@ What both bots do:
 - any other text: echoed back inside ``<code>``;
 - a photo: the largest size is downloaded, mirrored and sent back as a photo captioned
   ``mirrored <b>{w}x{h}</b>``;
-- a document: downloaded and sent back as ``echo-{name}`` captioned ``{size} bytes``.
+- a document: downloaded and sent back as ``echo-{name}`` captioned ``{size} bytes``;
+- a sticker: sent back by its ``file_id``;
+- ``/album``: an album of two new photos (red, blue), the first captioned ``<i>album</i>``.
 
 Each peer runs in polling mode (``async with peer.polling()``) or behind a webhook served
 on 127.0.0.1 (``async with peer.webhook()``); aiogram answers webhook updates with the
@@ -56,6 +58,17 @@ def echo(text: str) -> str:
 
 
 CHOICES = ("yes", "no")
+ALBUM_COLOURS = ((220, 20, 20), (20, 20, 220))
+
+
+def album_photos() -> list[bytes]:
+    """Two small PNGs in the album's colours."""
+    photos = []
+    for colour in ALBUM_COLOURS:
+        out = io.BytesIO()
+        Image.new("RGB", (80, 60), colour).save(out, "PNG")
+        photos.append(out.getvalue())
+    return photos
 
 
 @contextlib.asynccontextmanager
@@ -89,6 +102,7 @@ class AiogramPeer:
             CallbackQuery,
             InlineKeyboardButton,
             InlineKeyboardMarkup,
+            InputMediaPhoto,
             Message,
         )
 
@@ -115,6 +129,18 @@ class AiogramPeer:
         async def count(message: Message) -> Any:
             counts[message.chat.id] += 1
             return message.reply(f"count: {counts[message.chat.id]}")
+
+        @dp.message(Command("album"))
+        async def album(message: Message) -> Any:
+            return message.answer_media_group([
+                InputMediaPhoto(media=BufferedInputFile(data, f"{i}.png"),
+                                caption="<i>album</i>" if i == 0 else None)
+                for i, data in enumerate(album_photos())
+            ])
+
+        @dp.message(F.sticker)
+        async def sticker(message: Message) -> Any:
+            return message.answer_sticker(message.sticker.file_id)
 
         @dp.message(F.photo)
         async def photo(message: Message) -> Any:
@@ -209,6 +235,19 @@ class TelebotPeer:
         async def count(message: Any) -> None:
             counts[message.chat.id] += 1
             await bot.reply_to(message, f"count: {counts[message.chat.id]}")
+
+        @bot.message_handler(commands=["album"])
+        async def album(message: Any) -> None:
+            await bot.send_media_group(message.chat.id, [
+                types.InputMediaPhoto(types.InputFile(io.BytesIO(data), f"{i}.png"),
+                                      caption="<i>album</i>" if i == 0 else None,
+                                      parse_mode="HTML")
+                for i, data in enumerate(album_photos())
+            ])
+
+        @bot.message_handler(content_types=["sticker"])
+        async def sticker(message: Any) -> None:
+            await bot.send_sticker(message.chat.id, message.sticker.file_id)
 
         @bot.message_handler(content_types=["photo"])
         async def photo(message: Any) -> None:

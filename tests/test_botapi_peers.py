@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from botapi import BotApiServer, ControlClient, MessageRecord
+from tests import bad_images
 from tests.peer_bots import PEERS
 
 TIMEOUT = 20.0
@@ -140,6 +141,30 @@ async def test_documents_round_trip(peer: Any, tg: ControlClient) -> None:
     assert back.document["file_name"] == "echo-data.bin"
     assert back.text == f"{len(payload)} bytes"
     assert await tg.download(back.document["file_id"]) == payload
+
+
+async def test_albums_and_stickers_both_ways(peer: Any, tg: ControlClient) -> None:
+    alice = await tg.user("Alice")
+    async with peer.polling():
+        sent = await alice.send_album([picture(96, 64), picture(64, 96)])
+        for message in sent:  # each photo of a user's album is one update, one reply
+            await tg.wait_for(alice.id, lambda m, i=message.message_id: m.reply_to_message_id == i,
+                              photo=True, timeout=TIMEOUT)
+        sticker = await alice.send_sticker(bad_images.image(512, 512, "WEBP"), emoji="🙂")
+        back = await alice.wait_reply(sticker=True, timeout=TIMEOUT)
+        assert back.sticker["file_id"] == sticker.sticker["file_id"]
+        last = back.message_id
+        await alice.say("/album")
+        await tg.wait_for(alice.id, after=last + 1, photo=True, timeout=TIMEOUT)
+    album = [m for m in await replies(tg, alice.id) if m.message_id > last]
+    assert len(album) == 2 and album[0].media_group_id == album[1].media_group_id is not None
+    assert album[0].text == "album" and album[0].entities == [
+        {"type": "italic", "offset": 0, "length": 5}]
+    colours = []
+    for message in album:
+        with Image.open(io.BytesIO(await tg.download(message.photo_file_id))) as image:
+            colours.append(image.convert("RGB").getpixel((40, 30)))
+    assert colours[0][0] > 150 > colours[0][2] and colours[1][2] > 150 > colours[1][0]
 
 
 async def test_group_commands_under_privacy_mode(peer: Any, tg: ControlClient) -> None:
