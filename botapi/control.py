@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .actors import UserActions
 from .errors import ApiError
@@ -71,7 +72,10 @@ class _Body:
             return cls(data, [])
         fields: dict[str, Any] = {}
         files: list[tuple[str, bytes, str | None]] = []
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (ValueError, HttpProcessingError) as exc:  # a broken multipart body
+            raise ControlError(f"can't parse the request body: {exc}") from exc
         for key, value in form.items():
             if isinstance(value, web.FileField):
                 files.append((value.filename, value.file.read(), value.content_type))

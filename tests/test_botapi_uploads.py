@@ -142,3 +142,15 @@ async def test_bad_image_from_a_user(name: str, tg: ControlClient) -> None:
     updates = (await tg.updates())["pending"]
     assert [u["message"]["message_id"] for u in updates] == [sent.message_id]
 
+
+
+async def test_broken_multipart_bodies_are_400s(server: BotApiServer, tg: ControlClient,
+                                                bot: Bot) -> None:
+    alice = await tg.user("Alice")
+    broken = {"data": b"--b\r\nno headers here", "headers": {
+        "Content-Type": "multipart/form-data; boundary=b"}}
+    async with bot.http.post(f"{server.url}/control/chats/{alice.id}/photo", **broken) as resp:
+        assert resp.status == 400 and "can't parse" in (await resp.json())["error"]
+    async with bot.http.post(f"{bot.base}/sendPhoto", **broken) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["description"] == "Bad Request: can't parse multipart form data"
