@@ -6,6 +6,10 @@ Each measurement fills a fresh database with jobs, starts the worker processes, 
 open their storage, then starts them together; each claims the next job (``claim_next``, the
 short lane's kinds) and completes it at once, until the queue is empty. Throughput = jobs /
 (last completion - start); the report gives the median of ``repeats`` measurements.
+
+Also the wake-up delay: one idle worker waits for work as the real worker does
+(``JobQueue.wait_for_work``: polling every ``worker_poll`` on SQLite, ``NOTIFY`` on
+PostgreSQL) while jobs arrive one by one; delay = claim time - enqueue time.
 PostgreSQL is the server named by ``ONEWORD_BENCH_DATABASE_URL`` (or
 ``ONEWORD_TEST_DATABASE_URL``), else a throwaway local one (:mod:`storage.pg_cluster`);
 without PostgreSQL its rows say why they are missing.
@@ -31,6 +35,7 @@ from pathlib import Path
 WORKER_COUNTS = (1, 2, 4)
 KINDS = ("edit", "sticker")  # the short lane's kinds, in its priority order
 USER = 1
+WAKE_JOBS = 12  # jobs enqueued one by one for the wake-up delay
 
 
 def run_queue(jobs: int, repeats: int, log: Callable[[str], None]) -> dict:
@@ -52,8 +57,55 @@ def run_queue(jobs: int, repeats: int, log: Callable[[str], None]) -> dict:
                 rows[str(count)] = {"jobs_per_second": statistics.median(rates), "runs": runs}
                 log(f"queue: {backend}, {count} worker(s): {statistics.median(rates):.0f} "
                     f"jobs/s (runs: {', '.join(f'{r:.0f}' for r in rates)})")
-            results["backends"][backend] = {"runs": rows}
+            wake = measure_wake(make_url(), WAKE_JOBS)
+            log(f"queue: {backend}, wake-up delay {1000 * wake['median_s']:.0f} ms")
+            results["backends"][backend] = {"runs": rows, "wake": wake}
     return results
+
+
+def measure_wake(url: str | None, jobs: int) -> dict:
+    """One idle worker; ``jobs`` jobs enqueued one at a time at irregular moments; how long
+    each waited before the worker claimed it (median and worst, seconds)."""
+    from oneword.settings import Settings
+
+    poll_s = Settings().worker_poll
+    with tempfile.TemporaryDirectory(prefix="oneword-wake-") as folder:
+        bot_dir = Path(folder) / "shared"
+        asyncio.run(_fill(url, bot_dir, 0))
+        worker_dir = bot_dir if url is None else Path(folder) / "worker"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.queue", url or "", str(worker_dir), "idle",
+             str(jobs), str(poll_s)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout is not None and process.stdout.readline() == "ready\n"
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+            delays = asyncio.run(_trickle(url, bot_dir, jobs, poll_s))
+            process.communicate(timeout=120)
+        finally:
+            process.kill()
+            process.wait()
+    return {"poll_s": poll_s if url is None else None, "jobs": jobs,
+            "median_s": round(statistics.median(delays), 4), "max_s": round(max(delays), 4)}
+
+
+async def _trickle(url: str | None, data_dir: Path, jobs: int, poll_s: float) -> list[float]:
+    """Enqueue ``jobs`` jobs, each once the worker took the previous one and a pause out of
+    step with its polling has passed; return each job's wait until it was claimed."""
+    from storage import JobState, Storage
+
+    async with await Storage.open(data_dir, database_url=url) as store:
+        await asyncio.sleep(1.0)  # the worker is idle now
+        delays = []
+        for number in range(jobs):
+            await asyncio.sleep(poll_s * (0.3 + 0.61 * (number % 5) / 4))
+            job = (await store.jobs.enqueue(KINDS[0], chat_id=USER, user_id=USER)).job
+            while (current := await store.jobs.get(job.id)).state is JobState.QUEUED:
+                await asyncio.sleep(0.005)
+            assert current.started_at is not None
+            delays.append(current.started_at - job.created_at)
+        return delays
 
 
 def measure(url: str | None, workers: int, jobs: int) -> dict:
@@ -98,6 +150,25 @@ async def _fill(url: str | None, data_dir: Path, jobs: int) -> None:
         for number in range(jobs):
             await store.jobs.enqueue(KINDS[number % 2], chat_id=USER, user_id=USER,
                                      payload={"n": number})
+
+
+async def _idle_worker(url: str | None, data_dir: Path, jobs: int, poll_s: float) -> dict:
+    """The wake-up measurement's worker: wait for work like the real one, ``jobs`` times."""
+    from storage import Storage
+
+    worker_id = f"idle-{os.getpid()}"
+    async with await Storage.open(data_dir, database_url=url) as store:
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        claimed = 0
+        while claimed < jobs:
+            job = await store.jobs.claim_next(worker_id, KINDS)
+            if job is None:
+                await store.jobs.wait_for_work(worker_id, poll_s)
+                continue
+            await store.jobs.complete(job.id, worker_id, {"ok": True})
+            claimed += 1
+        return {"claimed": claimed}
 
 
 async def _work(url: str | None, data_dir: Path, name: str) -> dict:
@@ -173,15 +244,22 @@ def markdown_section(queue: dict) -> list[str]:
              "file on this machine; PostgreSQL: a local server, each worker with a data folder "
              "of its own. A measure of the queue, not of the model. Every process shares the "
              f"machine's cores (load average {queue['load_average'][0]} when it began): "
-             "read the columns as how the queue scales, not as the database's ceiling.", ""]
-    header = ["database", *(f"{n} worker{'s' if n > 1 else ''}" for n in queue["workers"])]
+             "read the columns as how the queue scales, not as the database's ceiling. Wake-up "
+             "delay: from enqueueing a job to an idle worker claiming it (median of "
+             f"{WAKE_JOBS} jobs); on SQLite the worker polls (`ONEWORD_WORKER_POLL`), on "
+             "PostgreSQL a `NOTIFY` wakes it.", ""]
+    header = ["database", *(f"{n} worker{'s' if n > 1 else ''}" for n in queue["workers"]),
+              "idle worker's wake-up delay"]
     rows = []
     for backend, result in queue["backends"].items():
         if "missing" in result:
-            rows.append([backend, *(["not measured"] * len(queue["workers"]))])
+            rows.append([backend, *(["not measured"] * (len(queue["workers"]) + 1))])
             continue
+        wake = result.get("wake")
         rows.append([backend, *(f"{result['runs'][str(n)]['jobs_per_second']:.0f} jobs/s"
-                                for n in queue["workers"])])
+                                for n in queue["workers"]),
+                     f"{1000 * wake['median_s']:.0f} ms (worst {1000 * wake['max_s']:.0f})"
+                     if wake else "—"])
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     missing = [f"- {b}: {r['missing']}." for b, r in queue["backends"].items() if "missing" in r]
@@ -190,4 +268,9 @@ def markdown_section(queue: dict) -> list[str]:
 
 if __name__ == "__main__":  # one worker process of a measurement
     url_arg, data_arg, name_arg = sys.argv[1:4]
-    print(json.dumps(asyncio.run(_work(url_arg or None, Path(data_arg), name_arg))), flush=True)
+    if name_arg == "idle":
+        report = asyncio.run(_idle_worker(url_arg or None, Path(data_arg), int(sys.argv[4]),
+                                          float(sys.argv[5])))
+    else:
+        report = asyncio.run(_work(url_arg or None, Path(data_arg), name_arg))
+    print(json.dumps(report), flush=True)

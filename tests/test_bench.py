@@ -230,16 +230,21 @@ def test_gpu_mode_is_skipped_with_a_message_without_cuda(monkeypatch):
 
 
 def test_queue_measure_drains_every_job_once_on_both_backends(pg_url):
-    from bench.queue import markdown_section, measure
+    from bench.queue import markdown_section, measure, measure_wake
 
     sqlite = measure(None, 2, 10)
     postgres = measure(pg_url, 2, 10)
     for result in (sqlite, postgres):
         assert sum(result["claimed_per_worker"]) == 10 and len(result["claimed_per_worker"]) == 2
         assert is_finite_number(result["jobs_per_second"]) and result["jobs_per_second"] > 0
+    for url in (None, pg_url):  # an idle worker takes each job as it arrives
+        wake = measure_wake(url, 2)
+        assert wake["jobs"] == 2 and 0 <= wake["median_s"] <= wake["max_s"]
     queue = {"jobs": 10, "workers": [2], "load_average": [1.0, 1.0, 1.0],
-             "backends": {"sqlite": {"runs": {"2": sqlite}},
+             "backends": {"sqlite": {"runs": {"2": sqlite},
+                                     "wake": {"median_s": 0.25, "max_s": 0.5}},
                           "postgresql": {"missing": "PostgreSQL not found"}}}
     text = "\n".join(markdown_section(queue))
-    assert f"| sqlite | {sqlite['jobs_per_second']:.0f} jobs/s |" in text
-    assert "| postgresql | not measured |" in text and "- postgresql: PostgreSQL not found." in text
+    assert f"| sqlite | {sqlite['jobs_per_second']:.0f} jobs/s | 250 ms (worst 500) |" in text
+    assert "| postgresql | not measured | not measured |" in text
+    assert "- postgresql: PostgreSQL not found." in text
