@@ -260,7 +260,7 @@ async def run_worker(settings: Settings, stopping: asyncio.Event | None = None) 
         long = await asyncio.to_thread(EngineTasks, settings)
         lanes = [Lane(jobs.Lane.SHORT, jobs.Lane.SHORT.kinds, storage, settings, short),
                  Lane(jobs.Lane.LONG, jobs.Lane.LONG.kinds, storage, settings, long)]
-        log.info("worker ready")
+        log.info("worker ready (%s database)", storage.backend)
         await asyncio.gather(*(lane.run_forever(stopping) for lane in lanes),
                              _keep_tidy(storage, settings, stopping))
     finally:
