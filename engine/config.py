@@ -38,6 +38,7 @@ class EditSettings:
     blend_start: float = 0.2  # LocalBlend: applied after this fraction of steps
     restyle_self_replace: float = 0.6  # restyle: keep the layout longer, repaint everything
     remove_self_replace: float = 0.0  # remove: the source's self-attention would redraw it
+    remove_cross_replace: float = 0.3  # remove: the other words' source maps, only early on
     seed: int = 0  # 0: the edit as planned; others: variations of it
     variation: float = 0.3  # how far a non-zero seed moves the edited branch's start
     # direct inversion: also add the source branch's per-step correction to the edited branch

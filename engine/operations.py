@@ -95,9 +95,11 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
                           keep_outside=True)
     if phrase is None:  # a free-form caption: turn the word's attention negative where it is
         return PromptEdit(caption, caption, (subject,), (subject,), reweight={subject: -1.0},
-                          keep_outside=True, self_replace=settings.remove_self_replace)
+                          keep_outside=True, self_replace=settings.remove_self_replace,
+                      cross_replace=settings.remove_cross_replace)
     return PromptEdit(caption, _without_phrase(caption, phrase), (subject,), (),
-                      keep_outside=True, self_replace=settings.remove_self_replace)
+                      keep_outside=True, self_replace=settings.remove_self_replace,
+                      cross_replace=settings.remove_cross_replace)
 
 
 def _token_text(model: DiffusionModel, value: str, concepts: dict[str, Concept]) -> str:

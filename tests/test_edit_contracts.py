@@ -119,6 +119,7 @@ def test_remove_takes_the_phrase_out_without_the_sources_self_attention(tiny_mod
     assert prompt_edit.target == "a picture with grass background"
     assert prompt_edit.blend_source_words == ("circle",)
     assert schedules[-1].self_replace == EditSettings().remove_self_replace == 0.0
+    assert schedules[-1].cross_replace == EditSettings().remove_cross_replace < 0.8
     assert_kept_outside(result, inversion)
 
 
