@@ -22,8 +22,9 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from bench.concepts import learn_reserved
-from bench.measure import PeakMemory, time_runs
+from bench.measure import PeakMemory, UNetCounter, time_runs
 from bench.options import Plan
+from engine.acceleration import accelerate
 from engine.config import ConceptSettings, EditSettings, InversionSettings
 from engine.inversion import invert
 from engine.model import DiffusionModel
@@ -114,37 +115,50 @@ def parameter_counts(model: DiffusionModel) -> dict[str, int]:
 
 def run_gpu_stages(model: DiffusionModel, settings: InversionSettings, ti_steps: int,
                    repeats: int, log: Callable[[str], None] = print) -> dict:
-    """Time null-text inversion, one edit and textual-inversion steps on `model`, with memory."""
+    """Time the inversions (null-text, direct, fast), an edit on each of the first two and
+    textual-inversion steps on `model`, with their memory and UNet evaluations."""
     from bench.speed import EDIT_COMMAND, describe_inversion, speed_photo
 
     image, text, _ = speed_photo()
     stages: dict[str, dict] = {}
-    log(f"gpu: null-text inversion ({describe_inversion('null-text', settings)})")
-    timing, inversion = time_runs(
-        lambda: invert(model, image, text, "null-text", settings), repeats, model.device,
-        warmup=lambda: invert(model, image, text, "null-text", replace(settings, steps=2)))
-    stages["null_text_inversion"] = {"label": describe_inversion("null-text", settings),
-                                     **timing.as_dict()}
-    log("gpu: one edit")
+    inversions = {}
+    for mode in ("null-text", "direct", "fast"):
+        log(f"gpu: {mode} inversion ({describe_inversion(mode, settings)})")
+        timing, inversions[mode] = time_runs(
+            lambda mode=mode: invert(model, image, text, mode, settings), repeats, model.device,
+            warmup=lambda mode=mode: invert(model, image, text, mode, replace(settings, steps=2)),
+            unet=model.unet)
+        stages[f"{mode.replace('-', '_')}_inversion"] = {
+            "label": describe_inversion(mode, settings), **timing.as_dict()}
     editor = Editor(model, None, settings, EditSettings(), "null-text")
-    timing, _ = time_runs(lambda: editor.run(inversion, EDIT_COMMAND), repeats, model.device)
-    stages["edit"] = {"label": f"prompt-to-prompt, {settings.steps} steps", **timing.as_dict()}
+    for mode in ("null-text", "direct"):
+        log(f"gpu: one edit on the {mode} inversion")
+        timing, _ = time_runs(lambda mode=mode: editor.run(inversions[mode], EDIT_COMMAND),
+                              repeats, model.device, unet=model.unet)
+        stages["edit" if mode == "null-text" else "edit_direct"] = {
+            "label": f"prompt-to-prompt on the {mode} inversion, {settings.steps} steps",
+            **timing.as_dict()}
 
     log(f"gpu: {ti_steps} textual-inversion steps")
     concept = replace(ConceptSettings(), steps=ti_steps + 1, early_stop_window=0)
     stamps: list[float] = []
-    with PeakMemory(model.device) as memory:
+    with PeakMemory(model.device) as memory, UNetCounter(model.unet) as counter:
         learn_reserved(model, "creature", concept, stamps)
     steps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]  # the first warms up
     per_step = sorted(steps)[len(steps) // 2] if steps else float("nan")
     stages["textual_inversion_step"] = {
         "label": f"batch {concept.batch_size}, {concept.vectors} vectors",
-        "seconds": round(per_step, 4), "runs": [round(s, 4) for s in steps], **memory.as_dict()}
+        "seconds": round(per_step, 4), "runs": [round(s, 4) for s in steps], **memory.as_dict(),
+        **counter.per_run(concept.steps)}
     return stages
 
 
-def run_gpu(plan: Plan, dtype_name: str = "fp16", log: Callable[[str], None] = print) -> dict:
-    """The GPU section of the report; {'skipped': why} when there is no CUDA device."""
+def run_gpu(plan: Plan, dtype_name: str = "fp16", log: Callable[[str], None] = print,
+            compile_unet: bool = False) -> dict:
+    """The GPU section of the report; {'skipped': why} when there is no CUDA device.
+
+    The model gets the worker's GPU speed-ups (`engine.acceleration.accelerate`: channels-last,
+    and torch.compile of the UNet with `compile_unet`)."""
     if not torch.cuda.is_available():
         message = ("skipped: no CUDA GPU here (torch.cuda.is_available() is False); run "
                    "`python -m bench --gpu --only gpu` on a machine with one")
@@ -154,14 +168,18 @@ def run_gpu(plan: Plan, dtype_name: str = "fp16", log: Callable[[str], None] = p
     dtype = DTYPES[dtype_name]
     log(f"gpu: building a random SD 1.5-sized model on {torch.cuda.get_device_name(device)}")
     start = time.perf_counter()
-    model = build_sd15(1.0, 512, device, dtype)
+    model = accelerate(build_sd15(1.0, 512, device, dtype), compile_unet)
     built = time.perf_counter() - start
     settings = InversionSettings()
     if plan.speed_steps:
         settings = replace(settings, steps=plan.speed_steps)
     stages = run_gpu_stages(model, settings, ti_steps=3 if plan.name == "quick" else 10,
                             repeats=plan.slow_repeats, log=log)
+    properties = torch.cuda.get_device_properties(device)
     return {"device": torch.cuda.get_device_name(device), "dtype": dtype_name,
+            "device_memory_gb": round(properties.total_memory / 2**30, 1),
+            "compute_capability": f"{properties.major}.{properties.minor}",
+            "cuda": torch.version.cuda, "compiled": compile_unet, "channels_last": True,
             "image_size": model.image_size, "parameters": parameter_counts(model),
             "build_seconds": round(built, 2), "inversion_settings": asdict(settings),
             "stages": stages}

@@ -1,12 +1,16 @@
-"""Measuring: wall time (median of runs after a warm-up), peak memory, the machine and versions.
+"""Measuring: wall time (median of runs after a warm-up), peak memory, UNet evaluations, the
+machine and versions.
 
 Time is `time.perf_counter` around each run, with the GPU synchronised on both sides. Memory is
 the process's resident set, sampled by a background thread during the stage (tracemalloc does
-not see torch's allocations), and on CUDA `torch.cuda.max_memory_allocated`.
+not see torch's allocations), and on CUDA `torch.cuda.max_memory_allocated`. UNet evaluations
+(forward per batch item, and backward passes through the UNet) are counted by hooks, so a saving
+in work shows on any machine, however noisy its clock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -90,12 +94,53 @@ class PeakMemory:
                                 if self.peak_cuda_bytes is not None else None)}
 
 
+class UNetCounter:
+    """Context manager: how often a UNet is evaluated while the block runs.
+
+    `forward` counts images (a batch of four is four evaluations), `calls` the UNet calls, and
+    `backward` the images whose output a backward pass went through (textual and null-text
+    inversion). A forward hook counts, and on outputs that need a gradient leaves a tensor hook
+    that counts when the gradient arrives.
+    """
+
+    def __init__(self, unet: torch.nn.Module):
+        self.unet = unet
+        self.forward = self.calls = self.backward = 0
+        self._handle = None
+
+    def _on_forward(self, _module: torch.nn.Module, _args: tuple, output: Any) -> None:
+        sample = output.sample if hasattr(output, "sample") else output[0]
+        self.calls += 1
+        self.forward += int(sample.shape[0])
+        if sample.requires_grad:
+            sample.register_hook(self._on_backward)
+
+    def _on_backward(self, grad: torch.Tensor) -> None:
+        self.backward += int(grad.shape[0])
+
+    def __enter__(self) -> UNetCounter:
+        self._handle = self.unet.register_forward_hook(self._on_forward)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+
+    def per_run(self, runs: int) -> dict[str, float]:
+        """Evaluations per run of a stage that ran `runs` times inside the block."""
+        runs = max(1, runs)
+        return {"unet_forward": round(self.forward / runs, 1),
+                "unet_backward": round(self.backward / runs, 1),
+                "unet_calls": round(self.calls / runs, 1)}
+
+
 @dataclass
 class Timing:
-    """Wall times of the timed runs of one stage, and the memory they used."""
+    """Wall times of the timed runs of one stage, the memory and UNet evaluations they used."""
 
     runs: list[float]
     memory: dict[str, float | None] = field(default_factory=dict)
+    evaluations: dict[str, float] = field(default_factory=dict)  # per run; empty: not counted
 
     @property
     def median(self) -> float:
@@ -103,7 +148,7 @@ class Timing:
 
     def as_dict(self) -> dict[str, Any]:
         return {"seconds": round(self.median, 4), "runs": [round(r, 4) for r in self.runs],
-                **self.memory}
+                **self.memory, **self.evaluations}
 
 
 def synchronize(device: torch.device | str) -> None:
@@ -114,23 +159,26 @@ def synchronize(device: torch.device | str) -> None:
 
 
 def time_runs(run: Callable[[], T], repeats: int, device: torch.device | str = "cpu",
-              warmup: Callable[[], object] | None = None) -> tuple[Timing, T]:
+              warmup: Callable[[], object] | None = None,
+              unet: torch.nn.Module | None = None) -> tuple[Timing, T]:
     """Call `warmup` (default: `run` itself) once untimed, then time `repeats` calls of `run`.
 
-    Returns the timing (median, every run, peak memory over the timed runs) and the last
-    run's result. The warm-up pays for first-call costs (kernel selection, allocator growth,
-    lazy imports) that a long-running worker pays once.
+    Returns the timing (median, every run, peak memory over the timed runs, and with `unet`
+    its evaluations per run) and the last run's result. The warm-up pays for first-call costs
+    (kernel selection, allocator growth, lazy imports) that a long-running worker pays once.
     """
     (warmup or run)()
     synchronize(device)
     runs, result = [], None
-    with PeakMemory(device) as memory:
+    counter = UNetCounter(unet) if unet is not None else contextlib.nullcontext()
+    with PeakMemory(device) as memory, counter:
         for _ in range(max(1, repeats)):
             start = time.perf_counter()
             result = run()
             synchronize(device)
             runs.append(time.perf_counter() - start)
-    return Timing(runs, memory.as_dict()), result
+    evaluations = counter.per_run(len(runs)) if isinstance(counter, UNetCounter) else {}
+    return Timing(runs, memory.as_dict(), evaluations), result
 
 
 def cpu_model() -> str:

@@ -75,6 +75,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                              "immune to oversubscription on a shared CPU)")
     parser.add_argument("--gpu-dtype", choices=("fp16", "bf16"), default="fp16",
                         help="precision of the GPU benchmark")
+    parser.add_argument("--gpu-compile", action="store_true",
+                        help="torch.compile the UNet in the GPU benchmark (slow first calls)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR,
                         help="results folder (default: bench/results)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per cheap stage")

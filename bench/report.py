@@ -134,13 +134,24 @@ def meta_lines(report: dict) -> list[str]:
     return lines
 
 
+def evaluations_text(side: dict) -> str:
+    """'forward / backward' UNet evaluations of one side of a stage, or a dash."""
+    counted = side.get("evaluations", side)
+    if "unet_forward" not in counted:
+        return "—"
+    star = " *" if side.get("extrapolated") else ""
+    return f"{counted['unet_forward']:g} / {counted['unet_backward']:g}{star}"
+
+
 def speed_section(speed: dict, plan: dict) -> list[str]:
     lines = ["## Speed", "",
              f"Device: {speed['device']}. Photo: the first sample photo, \"{speed['photo']}\". "
              f"Times are the median of {plan['repeats']} timed runs ({plan['slow_repeats']} for "
              "null-text inversion) after an untimed warm-up run; memory is the process's peak "
              "resident set during the timed runs (growth over the stage's start in brackets). "
-             "Ratio = reference time / our time: how many times faster ours is.", ""]
+             "Ratio = reference time / our time: how many times faster ours is. UNet "
+             "evaluations per run: images through the UNet forward / backward (a batch of four "
+             "is four), counted by hooks, so savings show whatever the clock.", ""]
     rows, notes = [], []
     for name in STAGES:
         row = speed["stages"][name]
@@ -156,9 +167,12 @@ def speed_section(speed: dict, plan: dict) -> list[str]:
                      f"{ref_time} ({ref['label']})" if ref else "—",
                      f"{row['ratio']:.1f}×" if row["ratio"] else "—",
                      quality_text(ours["quality"]),
-                     quality_text(ref["quality"]) if ref else "—", megabytes(ours)])
+                     quality_text(ref["quality"]) if ref else "—",
+                     evaluations_text(ours), evaluations_text(ref) if ref else "—",
+                     megabytes(ours)])
     lines += table(["stage", "ours", "reference", "ratio (ref / ours)", "quality ours",
-                    "quality reference", "peak memory ours"], rows)
+                    "quality reference", "UNet evals ours (fwd / bwd)", "UNet evals reference",
+                    "peak memory ours"], rows)
     if notes:
         lines += ["", "Notes (\\* = extrapolated):", "", *notes]
     return lines
@@ -207,12 +221,16 @@ def gpu_section(gpu: dict) -> list[str]:
     if "skipped" in gpu:
         return lines + [gpu["skipped"].capitalize() + "."]
     params = gpu["parameters"]
-    lines += [f"{gpu['device']}, {gpu['dtype']}, {gpu['image_size']} px; UNet "
+    speedups = ", ".join(name for name, on in (("channels-last", gpu.get("channels_last")),
+                                               ("torch.compile", gpu.get("compiled"))) if on)
+    lines += [f"{gpu['device']} ({gpu.get('device_memory_gb', '?')} GB, compute capability "
+              f"{gpu.get('compute_capability', '?')}, CUDA {gpu.get('cuda', '?')}; "
+              f"{speedups or 'no speed-ups'}), {gpu['dtype']}, {gpu['image_size']} px; UNet "
               f"{params['unet'] / 1e6:.0f}M, VAE {params['vae'] / 1e6:.0f}M, text encoder "
               f"{params['text_encoder'] / 1e6:.0f}M parameters.", ""]
-    lines += table(["stage", "time", "peak GPU memory", "settings"],
+    lines += table(["stage", "time", "peak GPU memory", "UNet evals (fwd / bwd)", "settings"],
                    [[name.replace("_", " "), seconds(s["seconds"]),
-                     number(s.get("peak_gpu_mb"), 0, " MB"), s["label"]]
+                     number(s.get("peak_gpu_mb"), 0, " MB"), evaluations_text(s), s["label"]]
                     for name, s in gpu["stages"].items()])
     return lines
 

@@ -142,7 +142,7 @@ def run_plan(args: argparse.Namespace, plan: Plan, parts: list[str], log: Log,
     if "gpu" in parts:
         from bench.gpu import run_gpu
 
-        report["gpu"] = run_gpu(plan, args.gpu_dtype, log)
+        report["gpu"] = run_gpu(plan, args.gpu_dtype, log, getattr(args, "gpu_compile", False))
     if "queue" in parts:
         from bench.queue import run_queue
 

@@ -28,7 +28,7 @@ from bench.concepts import (
     concept_shown,
     learn_reserved,
 )
-from bench.measure import PeakMemory, time_runs
+from bench.measure import PeakMemory, UNetCounter, time_runs
 from bench.options import Plan
 from bench.quality import with_object
 from engine.config import ConceptSettings, EditSettings, InversionSettings
@@ -67,11 +67,13 @@ class Side:
     quality: dict[str, float | int | bool | None] = field(default_factory=dict)
     extrapolated: bool = False
     note: str = ""
+    evaluations: dict[str, float] = field(default_factory=dict)  # UNet evaluations per run
 
     def as_dict(self) -> dict:
         return {"label": self.label, "seconds": round(self.seconds, 4),
                 "runs": [round(r, 4) for r in self.runs], **self.memory,
-                "quality": self.quality, "extrapolated": self.extrapolated, "note": self.note}
+                "quality": self.quality, "extrapolated": self.extrapolated, "note": self.note,
+                "evaluations": self.evaluations}
 
 
 def stage(ours: Side, reference: Side | None) -> dict:
@@ -128,9 +130,10 @@ def time_inversion(model: DiffusionModel, image: Image.Image, text: str, mode: s
         def warmup() -> Inversion:
             return invert(model, image, text, mode, replace(settings, steps=2))
     timing, inversion = time_runs(lambda: invert(model, image, text, mode, settings), repeats,
-                                  model.device, warmup)
+                                  model.device, warmup, unet=model.unet)
     side = Side(describe_inversion(mode, settings), timing.median, timing.runs, timing.memory,
-                {"reconstruction_psnr_db": reconstruction_psnr(model, inversion)})
+                {"reconstruction_psnr_db": reconstruction_psnr(model, inversion)},
+                evaluations=timing.evaluations)
     return side, inversion
 
 
@@ -158,13 +161,19 @@ def extrapolate(start: float, stamps: list[float], total_steps: int) -> tuple[fl
     return setup + per_step * total_steps, per_step
 
 
+def extrapolated_evaluations(counter: UNetCounter, ran: int, total: int) -> dict[str, float]:
+    """UNet evaluations of a `total`-step run from a counted run of its first `ran` steps."""
+    return {key: round(value * total / max(ran, 1), 1)
+            for key, value in counter.per_run(1).items()}
+
+
 def learn_stage(model: DiffusionModel, checker, plan: Plan, cache: ConceptCache | None,
                 log: Callable[[str], None]) -> dict:
     """Textual inversion of the reserved creature: ours run fully, the reference extrapolated."""
     ours_settings, reference_settings = concept_settings(plan)
     learn_reserved(model, "creature", replace(ours_settings, steps=2))  # warm-up
     log(f"speed: learning the creature with our settings (up to {ours_settings.steps} steps)")
-    with PeakMemory(model.device) as memory:
+    with PeakMemory(model.device) as memory, UNetCounter(model.unet) as ours_count:
         learned, result = learn_reserved(model, "creature", ours_settings)
     if cache is not None:
         cache.put(learned, ours_settings)
@@ -183,12 +192,13 @@ def learn_stage(model: DiffusionModel, checker, plan: Plan, cache: ConceptCache 
                  "seconds_per_step": round(learned.seconds / max(learned.steps, 1), 5)},
                 note="one run (learning is long), after a 2-step warm-up run"
                 + (f"; capped at {plan.ti_steps} steps by the {plan.name} plan"
-                   if plan.ti_steps and plan.ti_steps < ConceptSettings().steps else ""))
+                   if plan.ti_steps and plan.ti_steps < ConceptSettings().steps else ""),
+                evaluations=ours_count.per_run(1))
 
     steps = min(plan.ti_reference_steps, reference_settings.steps)
     log(f"speed: timing {steps} of the reference's {reference_settings.steps} steps")
     stamps: list[float] = []
-    with PeakMemory(model.device) as memory:
+    with PeakMemory(model.device) as memory, UNetCounter(model.unet) as reference_count:
         start = time.perf_counter()
         partial, _ = learn_reserved(model, "creature", replace(reference_settings, steps=steps),
                                     stamps)
@@ -206,7 +216,9 @@ def learn_stage(model: DiffusionModel, checker, plan: Plan, cache: ConceptCache 
                      memory.as_dict(),
                      {"steps": steps, "final_loss": round(partial.final_loss, 5),
                       "shown": None, "seconds_per_step": round(per_step, 5)},
-                     extrapolated=not complete, note=note)
+                     extrapolated=not complete, note=note,
+                     evaluations=extrapolated_evaluations(reference_count, steps,
+                                                          reference_settings.steps))
     if complete and checker is not None:
         reference.quality["shown"] = concept_shown(model, checker, partial.concept, "creature",
                                                    plan.concept_samples, plan.sample_steps)
@@ -245,17 +257,18 @@ def run_speed(model: DiffusionModel, checker, plan: Plan, cache: ConceptCache | 
     truth = render(with_object(scene, "left", replace(circle, kind="square")), model.image_size)
     for name, inversion in (("edit", nti_inversion), ("edit_direct", direct_inversion)):
         timing, outcome = time_runs(lambda inv=inversion: editor.run(inv, EDIT_COMMAND),
-                                    plan.repeats, model.device)
+                                    plan.repeats, model.device, unet=model.unet)
         stages[name] = stage(Side(f"prompt-to-prompt on the {inversion.mode} inversion, "
                                   f"{ours_inv.steps} steps", timing.median, timing.runs,
                                   timing.memory,
-                                  {"edit_psnr_db": round(psnr(outcome.image, truth.image), 3)}),
-                             None)
+                                  {"edit_psnr_db": round(psnr(outcome.image, truth.image), 3)},
+                                  evaluations=timing.evaluations), None)
     timing, sticker = time_runs(lambda: make_sticker(model, image, text), plan.repeats,
-                                model.device)
+                                model.device, unet=model.unet)
     stages["sticker"] = stage(Side(f"attention cut-out, {STICKER_SIDE} px", timing.median,
                                    timing.runs, timing.memory,
-                                   {"mask_iou": sticker_iou(sticker, scene)}), None)
+                                   {"mask_iou": sticker_iou(sticker, scene)},
+                                   evaluations=timing.evaluations), None)
 
     stages["learn_concept"] = learn_stage(model, checker, plan, cache, log)
     return {"device": str(model.device), "photo": text,

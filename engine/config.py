@@ -20,12 +20,15 @@ class InversionSettings:
     guidance: float = 7.5
     inner_steps: int = 10  # null-text: Adam steps per timestep, at most
     learning_rate: float = 1e-2  # null-text: decays linearly to half over the trajectory
-    early_stop: float = 1e-5  # null-text: stop a timestep's optimisation below this loss
+    early_stop: float = 1e-5  # null-text: stop a timestep's optimisation below this loss ...
+    early_stop_growth: float = 1e-3  # ... plus this times the fraction of the trajectory done
 
     @classmethod
     def reference(cls) -> InversionSettings:
-        """Null-text inversion as published: 50 steps, guidance 7.5, 10 inner steps."""
-        return cls()
+        """Null-text inversion as published: 50 steps, guidance 7.5, 10 inner steps, lr 1e-2,
+        stop under 1e-5 + 2e-5 per step."""
+        return cls(steps=50, guidance=7.5, inner_steps=10, learning_rate=1e-2, early_stop=1e-5,
+                   early_stop_growth=50 * 2e-5)
 
 
 @dataclass(frozen=True)

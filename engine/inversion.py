@@ -157,39 +157,57 @@ def invert(model: DiffusionModel, image: Image.Image, prompt: str, mode: str = "
 def optimise_null_text(model: DiffusionModel, trajectory: list[torch.Tensor], cond: torch.Tensor,
                        settings: InversionSettings, progress: InversionProgress | None = None,
                        should_stop: Callable[[], bool] | None = None) -> list[torch.Tensor]:
-    """Per-step unconditional embeddings that make guided DDIM retrace `trajectory`."""
+    """Per-step unconditional embeddings that make guided DDIM retrace `trajectory`.
+
+    Per timestep: the conditional prediction once; then, at most `inner_steps` times, the
+    unconditional prediction, the guided step, its distance to the trajectory and, unless that
+    distance is already under the step's threshold (`early_stop_threshold`), an Adam step on
+    the embedding. The guided step of the last evaluation is the next starting latent, so the
+    embedding the search ends with is never evaluated twice.
+    """
     scheduler = model.fresh_scheduler(settings.steps)
     null = model.encode_text([""]).float()
     latent = trajectory[-1]
     result = []
+    total = len(scheduler.timesteps)
     for i, t in enumerate(scheduler.timesteps):
         if should_stop is not None and should_stop():
             raise InterruptedError("inversion cancelled")
         target = trajectory[-2 - i]
+        threshold = early_stop_threshold(settings, i)
         with torch.no_grad():
             out_cond = model.unet(latent.to(model.dtype), t, cond.to(model.dtype)).sample.float()
         null = null.detach().clone().requires_grad_(True)
-        optimiser = torch.optim.Adam([null], lr=settings.learning_rate * (1 - i / (2 * len(
-            scheduler.timesteps))))
-        loss_value = None
-        for _ in range(settings.inner_steps):
-            out_uncond = model.unet(latent.to(model.dtype), t, null.to(model.dtype)).sample.float()
-            guided = out_uncond + settings.guidance * (out_cond - out_uncond)
-            loss = F.mse_loss(scheduler.step(guided, t, latent).prev_sample, target)
+        optimiser = torch.optim.Adam([null], lr=settings.learning_rate * (1 - i / (2 * total)))
+        for inner in range(settings.inner_steps + 1):
+            last = inner == settings.inner_steps
+            with torch.set_grad_enabled(not last):
+                out_uncond = model.unet(latent.to(model.dtype), t,
+                                        null.to(model.dtype)).sample.float()
+                guided = out_uncond + settings.guidance * (out_cond - out_uncond)
+                stepped = scheduler.step(guided, t, latent).prev_sample
+                loss = F.mse_loss(stepped, target)
+            loss_value = loss.item()  # the one host sync per evaluation: the stop test needs it
+            if last or loss_value < threshold:
+                break
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            loss_value = loss.item()
-            if loss_value < settings.early_stop:
-                break
-        null = null.detach()
-        result.append(null)
-        with torch.no_grad():
-            guided = guided_noise(model, latent, t, null, cond, settings.guidance)
-            latent = scheduler.step(guided, t, latent).prev_sample
+        result.append(null.detach())
+        latent = stepped.detach()
         if progress is not None:
-            progress(i + 1, len(scheduler.timesteps), loss_value)
+            progress(i + 1, total, loss_value)
     return result
+
+
+def early_stop_threshold(settings: InversionSettings, step: int) -> float:
+    """The distance under which step `step`'s search stops: it grows along the trajectory.
+
+    Later (less noisy) steps start closer and matter less to the final image, so, as in the
+    published method, they accept a larger error: `early_stop` at the first step, plus
+    `early_stop_growth` spread linearly over the trajectory.
+    """
+    return settings.early_stop + settings.early_stop_growth * step / settings.steps
 
 
 def reconstruct(model: DiffusionModel, inversion: Inversion) -> Image.Image:

@@ -45,6 +45,18 @@ class PromptToPrompt:
         self.reweight = reweight  # (target tokens,) attention scale per token, or None
         self.store = store
         self.step = 0
+        self._on_device: dict[tuple, tuple[torch.Tensor, ...]] = {}
+
+    def _tensors(self, like: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """The alignment's mapper and mask and the reweighting on `like`'s device and dtype,
+        copied there once per edit rather than at every layer of every step."""
+        key = (like.device, like.dtype)
+        if key not in self._on_device:
+            a = self.alignment
+            self._on_device[key] = (
+                a.mapper.to(like.device, like.dtype), a.from_source.to(like.device, like.dtype),
+                None if self.reweight is None else self.reweight.to(like.device, like.dtype))
+        return self._on_device[key]
 
     def begin_step(self, step: int) -> None:
         self.step = step
@@ -66,13 +78,11 @@ class PromptToPrompt:
         return probs
 
     def _edit_cross(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        mapper, keep, reweight = self._tensors(source)
         if self.schedule.cross_active(self.step):
-            a = self.alignment
-            mapped = source @ a.mapper.to(source.device, source.dtype)
-            keep = a.from_source.to(source.device, source.dtype)
-            target = mapped * keep + target * (1 - keep)
-        if self.reweight is not None:
-            target = target * self.reweight.to(target.device, target.dtype)
+            target = (source @ mapper) * keep + target * (1 - keep)
+        if reweight is not None:
+            target = target * reweight
         return target
 
 

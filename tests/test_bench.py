@@ -215,8 +215,14 @@ def test_the_gpu_stages_run_on_a_tiny_sd15_on_the_cpu():
     assert model.image_size == 64 and model.max_tokens == 77
     stages = run_gpu_stages(model, InversionSettings(steps=2, inner_steps=1), ti_steps=2,
                             repeats=1, log=lambda message: None)
-    assert set(stages) == {"null_text_inversion", "edit", "textual_inversion_step"}
+    assert set(stages) == {"null_text_inversion", "direct_inversion", "fast_inversion", "edit",
+                           "edit_direct", "textual_inversion_step"}
     assert all(is_finite_number(s["seconds"]) and s["seconds"] > 0 for s in stages.values())
+    # Direct inversion is DDIM inversion: one conditional evaluation per step, no backward.
+    assert (stages["direct_inversion"]["unet_forward"],
+            stages["direct_inversion"]["unet_backward"]) == (2, 0)
+    assert stages["null_text_inversion"]["unet_backward"] >= 1
+    assert stages["edit"]["unet_forward"] == 2 * 4  # two steps of [uncond, cond] x 2 prompts
 
 
 def test_gpu_mode_is_skipped_with_a_message_without_cuda(monkeypatch):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 import torch
 
 from engine.config import InversionSettings
 from engine.errors import InversionError
-from engine.inversion import Inversion, invert, reconstruct
+from engine.inversion import Inversion, early_stop_threshold, invert, reconstruct
 from engine.metrics import psnr
 from world.render import render
 from world.scene import random_scene
@@ -117,3 +118,27 @@ def test_progress_reports_every_step(tiny_model, photo):
     invert(tiny_model, photo, CAPTION, "null-text", InversionSettings(steps=5, inner_steps=2),
            progress=lambda i, n, loss: seen.append((i, n)))
     assert seen == [(i, 5) for i in range(1, 6)]
+
+
+def test_null_text_work_per_step_is_counted_and_stops_early(tiny_model, photo):
+    """Per step: one conditional evaluation, then at most inner + 1 unconditional ones and
+    `inner` backward passes; a threshold that is met at once costs no backward pass at all."""
+    from bench.measure import UNetCounter
+
+    steps, inner = 4, 3
+    never = InversionSettings(steps=steps, inner_steps=inner, early_stop=0.0,
+                              early_stop_growth=0.0)
+    with UNetCounter(tiny_model.unet) as full:
+        invert(tiny_model, photo, CAPTION, "null-text", never)
+    assert full.forward == steps + steps * (1 + inner + 1)  # DDIM inversion, then per step
+    assert full.backward == steps * inner
+    met = replace(never, early_stop=1.0)
+    with UNetCounter(tiny_model.unet) as early:
+        invert(tiny_model, photo, CAPTION, "null-text", met)
+    assert (early.forward, early.backward) == (steps + steps * 2, 0)
+
+
+def test_the_early_stop_threshold_grows_along_the_trajectory():
+    settings = InversionSettings.reference()
+    assert early_stop_threshold(settings, 0) == settings.early_stop
+    assert early_stop_threshold(settings, 49) == pytest.approx(1e-5 + 49 * 2e-5)
