@@ -38,7 +38,7 @@ def attention_grid(image: Image.Image, maps: torch.Tensor, tokens: list[str],
     font = ImageFont.load_default()
     draw.text((4, cell + 2), "photo", fill="black", font=font)
     for column, (index, token) in enumerate(picked, start=1):
-        overlay = Image.blend(base, heatmap(maps[..., index].numpy(), cell), 0.6)
+        overlay = Image.blend(base, heatmap(maps[..., index].float().cpu().numpy(), cell), 0.6)
         grid.paste(overlay, (column * cell, 0))
         draw.text((column * cell + 4, cell + 2), token_label(token), fill="black", font=font)
     return grid
@@ -47,7 +47,7 @@ def attention_grid(image: Image.Image, maps: torch.Tensor, tokens: list[str],
 def word_mask(maps: torch.Tensor, positions: list[int], size: int,
               threshold: float = 0.3) -> np.ndarray:
     """A soft (size, size) mask of where the given tokens attend, for cut-outs like stickers."""
-    heat = maps[..., positions].sum(-1).numpy()
+    heat = maps[..., positions].sum(-1).float().cpu().numpy()
     heat = (heat - heat.min()) / max(float(heat.max() - heat.min()), 1e-8)
     soft = np.asarray(Image.fromarray((heat * 255).astype(np.uint8)).resize(
         (size, size), Image.BICUBIC), dtype=np.float32) / 255

@@ -33,13 +33,13 @@ def subject_words(caption: str) -> list[str]:
 def cross_attention_maps(model: DiffusionModel, image: Image.Image, caption: str,
                          steps: int = 20):
     """Cross-attention maps (side, side, tokens) of the caption over the photo, averaged over
-    the steps of its DDIM inversion."""
+    the steps of its DDIM inversion, on the CPU whatever the model's device."""
     store = AttentionStore(map_resolution(model.unet))
     image = fit_square(image, model.image_size)
     cond = model.encode_text([caption]).float()
     with controlled_attention(model.unet, store):
         ddim_trajectory(model, model.encode_image(image), cond, steps)
-    return store.maps()[0]
+    return store.maps()[0].cpu()
 
 
 def make_sticker(model: DiffusionModel, image: Image.Image, caption: str,
