@@ -95,11 +95,23 @@ class ControlledAttnProcessor:
         return out / attn.rescale_output_factor
 
 
+class UncompiledAttnProcessor(ControlledAttnProcessor):
+    """The processor for a UNet compiled with torch.compile: the compiler leaves it out of its
+    graphs (a graph break at each attention layer), so a controller whose choices change from
+    step to step does not make it compile a graph per step."""
+
+    @torch.compiler.disable
+    def __call__(self, *args, **kwargs) -> torch.Tensor:
+        return super().__call__(*args, **kwargs)
+
+
 @contextlib.contextmanager
 def controlled_attention(unet: torch.nn.Module, controller: AttentionController) -> Iterator[None]:
     """Route every attention layer of `unet` through `controller` inside the block."""
     original = unet.attn_processors
-    unet.set_attn_processor({name: ControlledAttnProcessor(controller, name.replace(".", "_"))
+    compiled = getattr(unet, "_compiled_call_impl", None) is not None  # set by Module.compile
+    processor = UncompiledAttnProcessor if compiled else ControlledAttnProcessor
+    unet.set_attn_processor({name: processor(controller, name.replace(".", "_"))
                              for name in original})
     try:
         yield

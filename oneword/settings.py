@@ -40,9 +40,10 @@ class Settings:
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = 8443
     webhook_secret: str = ""
-    inversion_mode: str = "null-text"  # null-text | fast | ddim
+    inversion_mode: str = "null-text"  # null-text | direct | fast | ddim
     inversion_steps: int = 50
     learn_steps: int = 600
+    compile_unet: int = 0  # 1: torch.compile the UNet on a CUDA GPU (slow first edits, then faster)
     max_concurrent_jobs: int = 2  # per user, queued or running
     max_concepts: int = 20  # per user
     edits_per_day: int = 100  # per user

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from engine.acceleration import accelerate
 from engine.captioning import load_captioner
 from engine.concepts import Concept, load_concept, save_concept
 from engine.config import ConceptSettings, InversionSettings
@@ -40,7 +41,9 @@ class EngineTasks:
 
     def __init__(self, settings: Settings, model: DiffusionModel | None = None):
         self.settings = settings
-        self.model = model or load_model(settings.model or None, settings.device or None)
+        self.model = accelerate(model or load_model(settings.model or None,
+                                                    settings.device or None),
+                                bool(settings.compile_unet))
         self.captioner = load_captioner(self.model.source)
         self.editor = Editor(self.model, self.captioner,
                              InversionSettings(steps=settings.inversion_steps),
