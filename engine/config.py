@@ -45,7 +45,8 @@ class EditSettings:
     seed: int = 0  # 0: the edit as planned; others: variations of it
     variation: float = 0.3  # how far a non-zero seed moves the edited branch's start
     # direct inversion: also add the source branch's per-step correction to the edited branch
-    anchor_edited: bool = True
+    # (off, as published: on the bundled model it cost 1.4 dB of background, bench/README.md)
+    anchor_edited: bool = False
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,9 @@ def test_local_blend_keeps_pixels_outside_the_mask(tiny_model, inversion, recons
     unmasked = edit(tiny_model, inversion, PromptEdit(CAPTION, target)).image
     unmasked_outside = np.abs(np.asarray(unmasked, np.float32)[:, right]
                               - reconstruction[:, right]).mean()
-    assert outside < 3.0 and outside < inside / 2 and outside < unmasked_outside / 2
+    # Outside the mask the latents are the source's; the decoder's group norms still carry a
+    # little of the edit there (how much depends on the random weights), so compare.
+    assert outside < inside / 2 and outside < unmasked_outside / 2
     assert result.mask is not None and result.mask[:, : side // 2].all()
 
 
