@@ -83,7 +83,7 @@ def edit(model: DiffusionModel, inversion: Inversion, prompt_edit: PromptEdit,
             if not positions:
                 raise PromptError(f"'{word}' is not in the edited prompt")
             reweight[positions] = scale
-    store = AttentionStore(map_resolution(model.unet), items=slice(2, 4))
+    store = AttentionStore(map_resolution(model.unet), items=slice(-2, None))  # the cond pair
     schedule = Schedule(steps, settings.cross_replace, settings.self_replace,
                         self_max_resolution=max(int(model.unet.config.sample_size) // 4,
                                                 store.resolution // 2))
@@ -118,9 +118,12 @@ def edit(model: DiffusionModel, inversion: Inversion, prompt_edit: PromptEdit,
         blended = blend(i, latents) if blend is not None else None
         return latents if blended is None else blended
 
+    # Direct inversion replaces the source branch's every step, so it needs no guidance: only
+    # its conditional pass, for the attention the edit takes from it.
+    unguided = 1 if anchor is not None and not anchor.all_items else 0
     with controlled_attention(model.unet, controller):
         latents = sample(model, start, cond, inversion.uncond, inversion.settings.guidance, steps,
-                         on_step=after_step, before_step=before_step)
+                         on_step=after_step, before_step=before_step, unguided=unguided)
     reconstruction, image = model.decode(latents)
     mask = blend.mask.cpu() if blend is not None and blend.mask is not None else None
     pixel_mask = None

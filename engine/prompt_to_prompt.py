@@ -1,7 +1,8 @@
 """Prompt-to-prompt (Hertz et al.): edit by injecting the source prompt's attention.
 
-The sampling batch is [uncond source, uncond target, cond source, cond target]. In the
-conditional half the target's cross-attention is replaced by the source's (through a token
+The sampling batch ends with the conditional pair [cond source, cond target] (before it come
+the unconditional items: both, or only the target's when the source branch is not guided). In
+the conditional pair the target's cross-attention is replaced by the source's (through a token
 alignment) for the first `cross_replace` of the steps, its self-attention for the first
 `self_replace` at the coarser layers, and chosen words are reweighted. LocalBlend keeps the
 target's latents equal to the source's outside the region the edited words attend to.
@@ -68,11 +69,10 @@ class PromptToPrompt:
         return self.schedule.self_active(self.step, layer)
 
     def __call__(self, probs: torch.Tensor, layer: AttentionLayer) -> torch.Tensor:
-        half = probs.shape[0] // 2
-        source, target = probs[half], probs[half + 1]
+        source, target = probs[-2], probs[-1]
         target = self._edit_cross(source, target) if layer.is_cross else source
         probs = probs.clone()
-        probs[half + 1] = target
+        probs[-1] = target
         if self.store.wants(layer):
             self.store.add(probs)
         return probs

@@ -37,8 +37,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                       help="a learned concept file (repeatable)")
     edit.add_argument("--out", required=True, type=Path)
     edit.add_argument("--maps", type=Path, default=None, help="also write the attention maps")
-    edit.add_argument("--mode", default="null-text",
-                      help="inversion: null-text (faithful, slow), direct (faithful, fast), "
+    edit.add_argument("--mode", default="direct",
+                      help="inversion: direct (faithful, fast), null-text (faithful, slow), "
                            "fast (negative prompt), ddim")
     edit.add_argument("--steps", type=int, default=None, help="inversion steps (default: 50)")
     edit.add_argument("--seed", type=int, default=0)

@@ -40,7 +40,7 @@ class Settings:
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = 8443
     webhook_secret: str = ""
-    inversion_mode: str = "null-text"  # null-text | direct | fast | ddim
+    inversion_mode: str = "direct"  # direct | null-text | fast | ddim (engine/inversion.py)
     inversion_steps: int = 50
     learn_steps: int = 600
     compile_unet: int = 0  # 1: torch.compile the UNet on a CUDA GPU (slow first edits, then faster)

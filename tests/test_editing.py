@@ -54,6 +54,25 @@ def test_an_empty_edit_of_a_direct_inversion_is_the_photo(tiny_model):
     assert np.abs(np.asarray(swapped.image, np.float32) - round_trip).mean() > 0.5
 
 
+def test_an_edit_of_a_direct_inversion_skips_the_source_branch_guidance(tiny_model, inversion):
+    """The source branch is put back on the trajectory after every step, so its unconditional
+    evaluation would be thrown away: three UNet evaluations per step instead of four."""
+    from bench.measure import UNetCounter
+
+    photo = render(random_scene(random.Random(2)), size=32).image
+    direct = invert(tiny_model, photo, CAPTION, "direct", InversionSettings(steps=4))
+    swap = PromptEdit(CAPTION, CAPTION.replace("circle", "star"))
+    with UNetCounter(tiny_model.unet) as counted:
+        edit(tiny_model, direct, swap)
+    assert (counted.calls, counted.forward) == (4, 4 * 3)
+    with UNetCounter(tiny_model.unet) as counted:  # anchoring both branches needs all four
+        edit(tiny_model, direct, swap, EditSettings(anchor_edited=True))
+    assert counted.forward == 4 * 4
+    with UNetCounter(tiny_model.unet) as counted:
+        edit(tiny_model, inversion, swap)
+    assert counted.forward == inversion.settings.steps * 4
+
+
 def test_word_swap_changes_the_image(tiny_model, inversion, reconstruction):
     result = edit(tiny_model, inversion, PromptEdit(CAPTION, CAPTION.replace("circle", "star")))
     assert np.abs(np.asarray(result.image, np.float32) - reconstruction).mean() > 0.5
