@@ -62,6 +62,7 @@ from .errors import (
     JobNotFound,
     LeaseLost,
     NotAllowed,
+    StorageError,
     UserNotFound,
 )
 from .files import DataDir, stored_paths
@@ -525,7 +526,17 @@ class JobQueue:
             await asyncio.sleep(poll_s)
             return False
         now = self._db.now()
-        due = await self._db.value(
+        try:
+            due = await self._next_deadline(now)
+        except StorageError:  # unreachable for now: the caller's next claim will say so
+            await asyncio.sleep(poll_s)
+            return False
+        timeout = MAX_IDLE_S if due is None else min(MAX_IDLE_S, max(due - now, 0.0) + 0.05)
+        return await self._db.wait_for_notice(JOBS_CHANNEL, worker_id, max(timeout, 0.01))
+
+    async def _next_deadline(self, now: float) -> float | None:
+        """When a delayed retry becomes runnable or a lease runs out next, if ever."""
+        return await self._db.value(
             """
             SELECT MIN(due) FROM (
                 SELECT MIN(run_after) AS due FROM jobs WHERE state = 'queued' AND run_after > ?
@@ -535,8 +546,6 @@ class JobQueue:
             """,
             (now,),
         )
-        timeout = MAX_IDLE_S if due is None else min(MAX_IDLE_S, max(due - now, 0.0) + 0.05)
-        return await self._db.wait_for_notice(JOBS_CHANNEL, worker_id, max(timeout, 0.01))
 
     # ----------------------------------------------------------------------- internals
 

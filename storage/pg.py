@@ -278,6 +278,9 @@ class PgDatabase:
         pool = AsyncConnectionPool(
             conninfo, min_size=1, max_size=pool_size, open=False, name="oneword",
             kwargs={"autocommit": True, "row_factory": _row_factory},
+            # One cheap round trip per checkout finds connections a server restart broke,
+            # so the first requests after it do not fail.
+            check=AsyncConnectionPool.check_connection,
             timeout=max(busy_timeout_s, 1.0),
         )
         try:

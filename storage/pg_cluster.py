@@ -71,12 +71,21 @@ class ThrowawayCluster:
         data = self.folder / "data"
         self._run("initdb", "-D", str(data), "-U", ROLE, "--auth=trust", "-E", "UTF8",
                   "--no-sync", "--no-instructions")
-        options = (f"-k {self.folder} -c listen_addresses='' -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
         self._run("pg_ctl", "-D", str(data), "-l", str(self.folder / "log"), "-w",
-                  "-o", options, "start")
+                  "-o", self._options(), "start")
         self.url = f"postgresql://{ROLE}@/postgres?host={quote(str(self.folder), safe='/')}"
         return self.url
+
+    def restart(self) -> None:
+        """Stop the server (dropping every connection, as a crash or an upgrade would) and
+        start it again on the same socket."""
+        assert self.folder is not None, "start() first"
+        self._run("pg_ctl", "-D", str(self.folder / "data"), "-l", str(self.folder / "log"),
+                  "-m", "fast", "-w", "-o", self._options(), "restart")
+
+    def _options(self) -> str:
+        return (f"-k {self.folder} -c listen_addresses='' -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
 
     def stop(self) -> None:
         """Stop the server and delete its folder (idempotent)."""

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from bot.app import running
@@ -148,3 +149,37 @@ async def test_a_photo_over_the_databases_file_limit_is_refused_politely(
             refusal = (await alice.wait_reply()).text
     assert "too big" in refusal and "1 MB" in refusal
     assert not list((tmp_path / "bot" / "photos").iterdir())  # nothing kept
+
+
+async def test_a_worker_rides_out_a_database_restart(tmp_path: Path, postgres_url: str):
+    from storage.pg_cluster import ThrowawayCluster, find_bin_dir
+
+    if find_bin_dir() is None:  # a server of our own, to restart without disturbing others
+        pytest.skip("restarting PostgreSQL needs its programs on this machine")
+    with ThrowawayCluster() as cluster:
+        async with await Storage.open(tmp_path / "bot", database_url=cluster.url) as bot:
+            await bot.users.upsert(ALICE, "Alice")
+            await bot.chats.upsert(ALICE, ChatType.PRIVATE)
+
+            async def sticker_done(number: int) -> bool:
+                path = await asyncio.to_thread(bot.files.store_bytes, Area.PHOTOS,
+                                               f"photo {number}".encode(), ".png")
+                payload = jobs.StickerPayload(photo=path, photo_key=f"key-{number}")
+                queued = await bot.jobs.enqueue(jobs.JobKind.STICKER, chat_id=ALICE,
+                                                user_id=ALICE, payload=jobs.to_json(payload))
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    if (await bot.jobs.get(queued.job.id)).state is JobState.DONE:
+                        return True
+                    await asyncio.sleep(0.1)
+                return False
+
+            worker = start_worker(cluster.url, tmp_path / "host-a", tmp_path / "a.log")
+            try:
+                assert await sticker_done(1)
+                await asyncio.to_thread(cluster.restart)  # every connection drops
+                assert await sticker_done(2)  # the bot's next request and the worker go on
+                assert worker.poll() is None
+            finally:
+                worker.kill()
+                worker.wait()

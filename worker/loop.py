@@ -23,13 +23,23 @@ from PIL import Image
 from engine.errors import EngineError
 from oneword import jobs
 from oneword.settings import Settings
-from storage import Area, ConceptExists, Job, JobCancelled, LeaseLost, Storage
+from storage import (
+    Area,
+    ConceptExists,
+    DatabaseBusy,
+    DatabaseUnavailable,
+    Job,
+    JobCancelled,
+    LeaseLost,
+    Storage,
+)
 
 if TYPE_CHECKING:  # the model stack loads with the first model, not with this module, so a
     # lane can run on a stand-in engine (tests/queue_worker.py, bench/queue.py) in a moment
     from worker.tasks import EngineTasks
 
 log = logging.getLogger(__name__)
+RETRY_S = 2.0  # pause before looking at an unreachable queue again
 
 
 @dataclass
@@ -59,8 +69,14 @@ class Lane:
 
     async def run_forever(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
-            job = await self.storage.jobs.claim_next(self.worker_id, self.kinds,
-                                                     lease_s=self.settings.worker_lease)
+            try:
+                job = await self.storage.jobs.claim_next(self.worker_id, self.kinds,
+                                                         lease_s=self.settings.worker_lease)
+            except (DatabaseUnavailable, DatabaseBusy) as exc:  # e.g. PostgreSQL restarting
+                log.warning("%s: cannot reach the queue (%s); trying again", self.name, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), RETRY_S)
+                continue
             if job is None:
                 await self._idle(stopping)
                 continue
