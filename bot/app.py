@@ -135,6 +135,7 @@ async def on_startup(application: Application) -> None:
     application.bot_data[DELIVERY_KEY] = delivery
     assert application.job_queue is not None, "install python-telegram-bot[job-queue]"
     delivery.start(application.job_queue)
+    learning.resume_albums(application)
     log.info("bot @%s ready; data in %s", bot.username, services.settings.data_path)
 
 

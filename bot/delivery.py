@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -50,6 +51,7 @@ JOB_NAME = "delivery"
 MAX_DELIVERY_TRIES = 5  # unexpected errors while delivering one job before giving up on it
 BATCH = 20  # finished jobs delivered per pass
 STOP_GRACE = 5.0  # seconds a stopping bot lets deliveries in flight finish
+STALLED_AFTER_S = 10.0  # a running job without a heartbeat this long: its worker is gone
 
 
 class ResultMissing(Exception):
@@ -131,7 +133,7 @@ class Delivery:
     async def _show_progress(self, bot: Bot, job: Job, position: int | None) -> None:
         assert job.status_message_id is not None
         chat_id, message_id = job.chat_id, job.status_message_id
-        text = texts.job_status(job, position)
+        text = texts.job_status(job, position, stalled=self._stalled(job))
         throttle = self.services.throttle
         if throttle.shows(chat_id, message_id, text):
             return
@@ -152,6 +154,13 @@ class Delivery:
             log.info("job %d: progress edit failed: %s", job.id, exc)
             return
         throttle.wrote(chat_id, message_id, text)
+
+    def _stalled(self, job: Job) -> bool:
+        """A running job whose worker has missed several heartbeats (it beats every second
+        or so): it probably died, and the job goes back to the queue when its lease ends."""
+        if job.state is not JobState.RUNNING or job.heartbeat_at is None:
+            return False
+        return time.time() - job.heartbeat_at > STALLED_AFTER_S
 
     # ----------------------------------------------------------------------- delivery
 

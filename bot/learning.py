@@ -45,7 +45,7 @@ from storage import ConceptKind, InvalidConceptName, concept_name_key, normalize
 
 from . import commands, inbox, photos, queueing, sessions, texts
 from .persistence import save_now
-from .services import LearnSession, Services, get_services
+from .services import AnyApplication, LearnSession, Services, get_services
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +242,19 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     await commands.cancel_command(update, context)
     await save_now(context, user.id)
     return END
+
+
+def resume_albums(application: AnyApplication) -> None:
+    """After a restart: answer the albums whose quiet-time timer died with the last process
+    (their photos were kept; the timer was not)."""
+    assert application.job_queue is not None
+    wait = get_services(application).tuning.album_wait
+    for user_id, data in application.user_data.items():
+        for chat, session in (data.get(sessions.LEARN_KEY) or {}).items():
+            if session.get("album_count"):
+                application.job_queue.run_once(album_complete, wait, chat_id=int(chat),
+                                               user_id=user_id,
+                                               name=_album_job_name(int(chat), user_id))
 
 
 def _drop_album_timer(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int) -> None:

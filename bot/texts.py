@@ -12,6 +12,7 @@ from oneword.grammar import CommandError, EditCommand
 from oneword.jobs import JobKind
 from oneword.names import NAME_RULE
 from storage import Concept, Job, JobState
+from storage.jobs import LEASE_EXPIRED_ERROR
 
 MIN_PHOTOS = 3
 MAX_PHOTOS = 5
@@ -360,13 +361,22 @@ def progress_bar(fraction: float, width: int = 10) -> str:
     return "▓" * filled + "░" * (width - filled)
 
 
-def job_status(job: Job, position: int | None) -> str:
-    """The one status line kept up to date while a job waits or runs."""
+WORKER_RESTARTED = "the worker restarted, your job continues"
+WORKER_SILENT = "the worker stopped answering; your job will continue when it is back"
+
+
+def job_status(job: Job, position: int | None, *, stalled: bool = False) -> str:
+    """The one status line kept up to date while a job waits or runs. ``stalled``: the
+    worker running it has missed its heartbeats (it may have crashed)."""
     title = job_title(job)
     title = title[0].upper() + title[1:]
+    restarted = job.attempts > 0 and job.error == LEASE_EXPIRED_ERROR
     if job.state is JobState.QUEUED:
+        attempt = f"(attempt {job.attempts + 1} of {job.max_attempts})"
+        if restarted:
+            return f"⏳ {title}: {WORKER_RESTARTED} {attempt}."
         if job.attempts and job.error:
-            return f"⏳ {title}: trying again (attempt {job.attempts + 1} of {job.max_attempts})."
+            return f"⏳ {title}: trying again {attempt}."
         if position is None:
             return f"⏳ {title}: waiting in the queue."
         ahead = "you're next in the queue" if position == 1 else f"#{position} in the queue"
@@ -374,6 +384,10 @@ def job_status(job: Job, position: int | None) -> str:
     if job.state is JobState.RUNNING:
         percent = round(100 * job.progress)
         detail = f" - {job.progress_text}" if job.progress_text else ""
+        if stalled:
+            detail = f" - {WORKER_SILENT}"
+        elif restarted:
+            detail += f" ({WORKER_RESTARTED})"
         return f"⚙️ {title}: {progress_bar(job.progress)} {percent}%{detail}"
     if job.state is JobState.CANCELLED:
         return f"🚫 {title}: {CANCELLED_STATUS.lower()}"

@@ -60,6 +60,15 @@ class EditRequest:
             raise PromptError(f"unknown position {self.position!r}")
 
 
+def require_subject(caption: str, request: EditRequest) -> None:
+    """Raise :class:`PromptError` when the request replaces or removes something the caption
+    does not mention. Cheap: callers check before the slow inversion."""
+    caption = " ".join(caption.strip().lower().split())
+    if request.subject is not None and request.subject not in caption.split():
+        raise PromptError(f"'{request.subject}' is not in the photo's caption '{caption}'; "
+                          "name something the caption mentions")
+
+
 def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
               concepts: dict[str, Concept],
               settings: EditSettings = EditSettings()) -> PromptEdit:
@@ -80,10 +89,8 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     if request.action == "restyle":
         return PromptEdit(caption, _STYLE.sub("", caption) + f" in {value} style",
                           self_replace=settings.restyle_self_replace)
+    require_subject(caption, request)
     subject = request.subject
-    if subject not in caption.split():
-        raise PromptError(f"'{subject}' is not in the photo's caption '{caption}'; "
-                          "name something the caption mentions")
     phrase = _phrase_of(caption, subject)
     if request.action == "replace":
         if phrase is None:

@@ -201,6 +201,18 @@ class DataDir:
         """Delete several stored files, skipping missing ones; return how many were deleted."""
         return sum(1 for rel_path in rel_paths if self.delete(rel_path))
 
+    def prune_area(self, area: Area, older_than_s: float) -> int:
+        """Delete this directory's files of ``area`` not modified for ``older_than_s`` seconds
+        (results: only job rows name them, and those keep no file alive); return the count."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for path in (self.root / area.value).glob("*"):
+            with contextlib.suppress(FileNotFoundError):
+                if not path.name.startswith(_TEMP_PREFIX) and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
+
     def prune_cache(self, unused_for_s: float) -> int:
         """With a shared database, drop local copies not modified or read for ``unused_for_s``
         seconds (the database keeps the file); return the count. Does nothing otherwise."""

@@ -142,6 +142,8 @@ class Storage:
             await asyncio.to_thread(self.files.delete_many, old)
             gone += len(old)
             gone += await asyncio.to_thread(self.files.prune_cache, retention_s)
+        else:
+            gone += await asyncio.to_thread(self.files.prune_area, Area.RESULTS, retention_s)
         return gone
 
     async def __aenter__(self) -> Storage:

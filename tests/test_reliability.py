@@ -152,3 +152,48 @@ async def test_unusable_files_are_refused_the_moment_they_arrive(stack):
         assert reason in answer.text and "Got 0 photos" in answer.text, answer.text
     await alice.send_photo(good)
     assert "Got 1 photo" in (await alice.wait_reply(timeout=60)).text
+
+
+async def test_after_a_worker_crash_the_user_hears_the_job_continues(stack):
+    """Issue 12.7: kill -9 of the worker mid-learning; the status message says so instead of
+    freezing and silently starting over."""
+    service, tg = stack
+    service.kill("worker")
+    service.start("worker", ONEWORD_LEARN_STEPS="3000")
+    alice = await tg.user("Alice")
+    await learn_in_album(alice, "crumb")
+    await alice.wait_reply(contains="learning: step", timeout=120)  # running
+    service.kill("worker")
+    service.start("worker", ONEWORD_LEARN_STEPS="3000")
+    await alice.wait_reply(contains="the worker restarted, your job continues", timeout=120)
+
+
+async def test_an_edit_naming_what_the_photo_lacks_is_refused_before_inverting(stack, tmp_path):
+    """Issue 12.7: "remove horse" on a photo whose caption has no horse is refused before the
+    photo is inverted (no inversion is computed or cached)."""
+    service, tg = stack
+    alice = await tg.user("Alice")
+    await alice.send_photo(sample("scenes/scene-1.png"), caption=f"remove horse | {SCENE}")
+    refusal = await alice.wait_reply(contains="not in the photo's caption", timeout=120)
+    assert refusal.photo is None and "horse" in refusal.text
+    assert not list((tmp_path / "data" / "inversions").glob("*"))
+
+
+async def test_old_photos_and_results_are_purged_by_the_retention_setting(stack, tmp_path):
+    """Issue 12.7: files of users and results go once older than the retention period (the
+    worker applies it when it starts and hourly)."""
+    service, tg = stack
+    alice = await tg.user("Alice")
+    await alice.send_photo(sample("scenes/scene-1.png"), caption=f"remove the star | {SCENE}")
+    await alice.wait_reply(photo=True, timeout=180)
+    data = tmp_path / "data"
+    kept = [p for area in ("photos", "results") for p in (data / area).glob("*")]
+    assert kept
+    await asyncio.sleep(2)
+    service.kill("worker")
+    service.start("worker", ONEWORD_RETENTION_DAYS=str(1 / 86400))  # one second
+    for _ in range(600):
+        if not any(p.exists() for p in kept):
+            break
+        await asyncio.sleep(0.1)
+    assert not any(p.exists() for p in kept)

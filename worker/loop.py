@@ -203,6 +203,8 @@ class Lane:
 
     async def _edit(self, payload: jobs.EditPayload,
                     progress: Progress) -> jobs.EditResult:
+        await asyncio.to_thread(self.tasks.check_edit, self.storage.files.resolve(payload.photo),
+                                payload.command)
         inversion = await self._inversion(payload.photo, payload.photo_key,
                                           payload.command.caption,
                                           progress)

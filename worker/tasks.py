@@ -19,7 +19,7 @@ from engine.config import ConceptSettings, InversionSettings
 from engine.images import read_image
 from engine.inversion import Inversion
 from engine.model import DiffusionModel, load_model
-from engine.operations import Editor, EditOutcome, EditRequest
+from engine.operations import Editor, EditOutcome, EditRequest, require_subject
 from engine.stickers import make_sticker, sticker_webp
 from engine.textual_inversion import LearnResult, learn_concept, preview_image
 from oneword.grammar import EditCommand
@@ -79,6 +79,13 @@ class EngineTasks:
         return self.editor.prepare(
             image, caption, should_stop=should_stop,
             progress=lambda i, n, _loss: report(0.7 * i / n, f"reading the photo: {i}/{n}"))
+
+    def check_edit(self, photo: Path, command: EditCommand) -> None:
+        """Refuse, before any inversion, a command the photo cannot take: unreadable, or
+        replacing or removing something its caption (given, or the captioner's) lacks."""
+        request = edit_request(command)
+        if request.subject is not None:
+            require_subject(self.editor.caption(read_image(photo), command.caption), request)
 
     def edit(self, inversion: Inversion, command: EditCommand, concept_files: list[Path],
              seed: int, report: Report) -> EditOutcome:
