@@ -144,7 +144,7 @@ async def test_unusable_files_are_refused_the_moment_they_arrive(stack):
         (b"these are my notes, not a picture\n" * 20, "notes.png", "isn't a picture"),
         (good[: len(good) // 2], "cut.png", "damaged"),
         (png(Image.new("1", (12_000, 12_000))), "huge.png", "megapixels"),
-        (png(Image.new("RGB", (40, 40))), "tiny.png", "too small"),
+        (png(Image.new("RGB", (16, 16))), "tiny.png", "too small"),
     ]
     for data, name, reason in files:
         await alice.send_document(data, name, "image/png")
