@@ -20,14 +20,20 @@ from engine.model import DiffusionModel
 from engine.prompt_alignment import token_spans
 
 STICKER_SIDE = 512
+# English words that never name the thing to cut out: articles, prepositions, places, sizes.
 NOT_SUBJECTS = {"a", "an", "the", "of", "on", "in", "with", "and", "at", "to", "photo",
                 "picture", "image", "background", "style", "left", "right", "center", "big",
-                "small", "grass", "sky", "sand", "night", "snow", "brick", "is", "are"}
+                "small", "is", "are"}
+# A word just before one of these describes the setting or the look, not a subject
+# ("with grass background", "in pixel style"), whatever the model's vocabulary.
+SETTING_NOUNS = ("background", "style")
 
 
 def subject_words(caption: str) -> list[str]:
-    """Caption words that name things rather than places, sizes or backgrounds."""
-    return [w for w in caption.lower().split() if w not in NOT_SUBJECTS]
+    """Caption words that name things rather than places, sizes, backgrounds or styles."""
+    words = caption.lower().split()
+    setting = {i for i, w in enumerate(words[1:]) if w in SETTING_NOUNS}
+    return [w for i, w in enumerate(words) if w not in NOT_SUBJECTS and i not in setting]
 
 
 def cross_attention_maps(model: DiffusionModel, image: Image.Image, caption: str,

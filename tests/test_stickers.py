@@ -19,6 +19,8 @@ CAPTION = "a big red circle on the left with grass background"
 
 def test_subject_words_skip_places_and_backgrounds():
     assert subject_words(CAPTION) == ["red", "circle"]
+    assert subject_words("a man with a dog on the beach with mountains background in oil "
+                         "style") == ["man", "dog", "beach"]
 
 
 def test_sticker_is_a_512_webp_with_transparency(tiny_model):
