@@ -4,9 +4,9 @@ PYTHON ?= python3
 
 install:
 	$(PYTHON) -m pip install -q torch==2.13.0
-	$(PYTHON) -m pip install -q -e ".[dev]"
+	$(PYTHON) -m pip install -q -e ".[worker,dev]"
 
-test:
+test: install
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q
 

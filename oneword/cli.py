@@ -8,6 +8,10 @@ import sys
 
 from oneword import learn_edit
 
+# What `pip install oneword[worker]` adds to the bot's light install (see pyproject.toml).
+WORKER_MODULES = frozenset({"torch", "diffusers", "transformers", "accelerate", "safetensors",
+                            "numpy", "tqdm", "engine", "world", "worker"})
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oneword", description=__doc__)
@@ -21,14 +25,22 @@ def build_parser() -> argparse.ArgumentParser:
         service.add_argument("--model", default=None)
         service.add_argument("--device", default=None)
         service.set_defaults(run=run_service)
-    from playground.options import add_options as add_playground_options  # argparse only
-
-    playground = subparsers.add_parser(
-        "playground", help="try OneWord locally: a chat page, or --script to play the story")
-    add_playground_options(playground)
-    playground.set_defaults(run=run_playground)
+    add_playground_command(subparsers)
     add_bench_command(subparsers)
     return parser
+
+
+def add_playground_command(subparsers: argparse._SubParsersAction) -> None:
+    """`oneword playground`, where the playground is installed (not in the bot's image)."""
+    playground = subparsers.add_parser(
+        "playground", help="try OneWord locally: a chat page, or --script to play the story")
+    try:
+        from playground.options import add_options  # argparse only
+    except ImportError:
+        playground.set_defaults(run=lambda args: _missing("the playground", "worker,dev"))
+        return
+    add_options(playground)
+    playground.set_defaults(run=run_playground)
 
 
 def add_bench_command(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +54,12 @@ def add_bench_command(subparsers: argparse._SubParsersAction) -> None:
         return
     add_options(bench)
     bench.set_defaults(run=run_bench)
+
+
+def _missing(what: str, extras: str) -> int:
+    print(f"oneword: {what} is not installed here; install the project with "
+          f"pip install -e '.[{extras}]' (make install)", file=sys.stderr)
+    return 2
 
 
 def _no_bench() -> int:
@@ -86,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except ModuleNotFoundError as exc:  # the bot's install has no model stack
+        if exc.name and exc.name.split(".")[0] in WORKER_MODULES:
+            return _missing(f"'oneword {args.command}' needs {exc.name}, which", "worker")
+        raise
     except Exception as exc:
         errors = sys.modules.get("engine.errors")  # loaded only by commands that use the engine
         if errors is None or not isinstance(exc, errors.EngineError):

@@ -4,6 +4,7 @@ service's command exists, and the env example names every setting the code reads
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -36,6 +37,30 @@ def test_dockerfiles_copy_only_what_exists():
             if line.startswith("COPY "):
                 for source in line.split()[1:-1]:
                     assert (ROOT / source).exists(), f"{dockerfile.name}: {source}"
+
+
+def test_the_bot_installs_no_model_stack():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[\[<>=~ ;]", r, maxsplit=1)[0].lower() for r in requirements}
+
+    stack = {"torch", "diffusers", "transformers", "accelerate", "safetensors"}
+    assert not names(project["dependencies"]) & stack
+    assert stack <= names(project["optional-dependencies"]["worker"])
+    bot = (DEPLOY / "Dockerfile.bot").read_text()
+    assert "torch" not in bot and "RUN pip install .\n" in bot
+    for image in ("Dockerfile.bot", "Dockerfile.worker"):  # test and demo tools stay out
+        text = (DEPLOY / image).read_text()
+        assert "COPY botapi" not in text and "COPY playground" not in text, image
+    worker = (DEPLOY / "Dockerfile.worker").read_text()
+    assert 'pip install ".[worker]"' in worker and "COPY bot " not in worker
+
+
+def test_make_test_installs_what_it_needs_first():
+    make = (ROOT / "Makefile").read_text()
+    assert re.search(r"^test: install$", make, re.MULTILINE)
+    assert '-e ".[worker,dev]"' in make
 
 
 def test_env_example_names_every_setting_and_loads():
