@@ -36,7 +36,3 @@ class CallbackBook:
             "date": time.time(),
             **answer,
         })
-
-    def answer_for(self, query_id: str) -> dict[str, Any] | None:
-        """The answer given to ``query_id``, if any."""
-        return next((a for a in self.answers if a["callback_query_id"] == query_id), None)

@@ -1,17 +1,30 @@
 """Using learned concepts in a loaded model: placeholder tokens and their embedding rows.
 
-A concept of n vectors becomes n added tokens, `<name> <name>_1 ... <name>_{n-1}`, named as
-diffusers names them, whose rows of the text encoder's input embedding hold the vectors. A
-prompt says `<name>` once; `expand_prompt` spells out the n tokens before tokenizing.
+A concept of n vectors becomes n tokens, `<name> <name>_1 ... <name>_{n-1}`, named as
+diffusers names them. A prompt says `<name>` once; `expand_prompt` spells out the n tokens
+before tokenizing.
 
-This is the only module that mutates a model. Installing into a model shared by several jobs
-is not thread-safe: the caller serialises model use, as it must for the GPU anyway.
+Two ways to make a model read them:
+
+- `concepts_in_use(model, concepts)`, for a long-lived model that serves many jobs (the
+  worker's): for the duration of one job the tokens live in a copy of the tokenizer and a
+  forward hook on the text encoder's token embedding puts the vectors at their positions, as
+  learning does (engine/textual_inversion.py). Afterwards the model is exactly as before: no
+  token, no embedding row and no hook of the job remains.
+- `install_concepts(model, concepts)`, for a model owned by one run of a tool (evaluation,
+  benchmarks): the tokens are added to the tokenizer and the vectors written into new rows of
+  the embedding, for good.
+
+Neither is thread-safe on a shared model: the caller serialises model use, as it must for the
+GPU anyway.
 """
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -28,17 +41,68 @@ _COUNTS_ATTR = "_oneword_concept_vectors"
 _PLACEHOLDER = re.compile(r"<([^<>\s|]+)>(?!_\d)(?!\s*<\1>_1)")
 
 
+@contextmanager
+def concepts_in_use(model, concepts: Iterable[Concept]) -> Iterator[None]:
+    """Let the model read the concepts' tokens inside the `with` block, and leave no trace.
+
+    Within the block `model.tokenizer` is a copy that knows the tokens (so `expand_prompt`,
+    token positions and attention-map labels work as with installed concepts) and the text
+    encoder sees each token's vector through a hook; the encoder's weights are never written.
+    """
+    concepts = list(concepts)
+    _check_fits(model, concepts)
+    if not concepts:
+        yield
+        return
+    shared = model.tokenizer
+    embedding = model.text_encoder.get_input_embeddings()
+    tokenizer = copy.deepcopy(shared)
+    vocab = tokenizer.get_vocab()
+    tokenizer.add_tokens([t for c in concepts for t in c.tokens if t not in vocab])
+    counts = _installed_counts(tokenizer)
+    rows: dict[int, torch.Tensor] = {}
+    for concept in concepts:
+        ids = tokenizer.convert_tokens_to_ids(concept.tokens)
+        rows.update(zip(ids, concept.vectors.to(embedding.weight.device), strict=True))
+        counts[concept.name] = concept.num_vectors
+    setattr(tokenizer, _COUNTS_ATTR, counts)
+    ids = torch.tensor(sorted(rows), dtype=torch.long, device=embedding.weight.device)
+    vectors = torch.stack([rows[i] for i in sorted(rows)])
+    slots: list[torch.Tensor] = []  # where the last call's input had a concept token
+
+    def swap_ids(module, inputs):
+        (input_ids, *rest) = inputs
+        which = torch.searchsorted(ids, input_ids).clamp(max=len(ids) - 1)
+        hit = ids[which] == input_ids
+        slots[:] = [hit, which]
+        return (input_ids.masked_fill(hit, 0), *rest)  # any real row; overwritten below
+
+    def put_vectors(module, inputs, output):
+        hit, which = slots
+        if not hit.any():
+            return None
+        output = output.clone()
+        output[hit] = vectors[which[hit]].to(output.dtype)
+        return output
+
+    handles = [embedding.register_forward_pre_hook(swap_ids),
+               embedding.register_forward_hook(put_vectors)]
+    model.tokenizer = tokenizer
+    try:
+        yield
+    finally:
+        model.tokenizer = shared
+        for handle in handles:
+            handle.remove()
+
+
 def install_concepts(model, concepts: Iterable[Concept]) -> None:
     """Add each concept's tokens to the model's tokenizer and write its vectors into their rows.
 
     Installing a concept again (same name) overwrites its rows rather than adding tokens.
     """
     concepts = list(concepts)
-    for concept in concepts:
-        check_width(concept, model)
-        if concept.num_vectors > model.max_tokens - 2:
-            raise ConceptFileError(f"{concept.token} has {concept.num_vectors} vectors; a prompt "
-                                   f"holds at most {model.max_tokens - 2} tokens")
+    _check_fits(model, concepts)
     tokenizer, encoder = model.tokenizer, model.text_encoder
     vocab = tokenizer.get_vocab()
     new_tokens = [t for c in concepts for t in c.tokens if t not in vocab]
@@ -87,6 +151,14 @@ def concept_token_ids(model, name: str) -> list[int]:
         raise PromptError(f"the concept <{name}> is not installed")
     tokens = [f"<{name}>"] + [f"<{name}>_{i}" for i in range(1, count)]
     return model.tokenizer.convert_tokens_to_ids(tokens)
+
+
+def _check_fits(model, concepts: list[Concept]) -> None:
+    for concept in concepts:
+        check_width(concept, model)
+        if concept.num_vectors > model.max_tokens - 2:
+            raise ConceptFileError(f"{concept.token} has {concept.num_vectors} vectors; a prompt "
+                                   f"holds at most {model.max_tokens - 2} tokens")
 
 
 def _tokenizer(model_or_tokenizer):

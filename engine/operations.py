@@ -16,7 +16,7 @@ from typing import Literal
 from PIL import Image
 
 from engine.attention_maps import attention_grid
-from engine.concept_tokens import expand_prompt, install_concepts
+from engine.concept_tokens import concepts_in_use, expand_prompt
 from engine.concepts import Concept
 from engine.config import EditSettings, InversionSettings
 from engine.editing import EditResult, PromptEdit, edit
@@ -199,10 +199,10 @@ class Editor:
             seed: int | None = None) -> EditOutcome:
         """Carry out one edit on an inverted photo with the given learned concepts."""
         by_name = {c.name: c for c in concepts}
-        install_concepts(self.model, by_name.values())
-        prompt_edit = plan_edit(self.model, inversion.prompt, request, by_name,
-                                self.edit_settings)
         settings = self.edit_settings if seed is None else replace(self.edit_settings, seed=seed)
-        result = edit(self.model, inversion, prompt_edit, settings, progress)
+        with concepts_in_use(self.model, by_name.values()):  # this edit's words, then none
+            prompt_edit = plan_edit(self.model, inversion.prompt, request, by_name,
+                                    self.edit_settings)
+            result = edit(self.model, inversion, prompt_edit, settings, progress)
         maps = attention_grid(result.image, result.maps[1], result.target_tokens)
         return EditOutcome(result.image, maps, result, prompt_edit)

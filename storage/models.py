@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from oneword.jobs import JobKind as JobKind  # the contract's kinds; storage takes any identifier
+
 
 class ChatType(StrEnum):
     """Telegram chat types the bot works in (channels are not supported)."""
@@ -47,20 +49,6 @@ class JobState(StrEnum):
         """True while the job still waits or runs."""
         return self in (JobState.QUEUED, JobState.RUNNING)
 
-    @property
-    def is_final(self) -> bool:
-        """True once the job can no longer change state."""
-        return not self.is_active
-
-
-class JobKind(StrEnum):
-    """Well-known job kinds. Any lowercase identifier is accepted as a kind; these are the ones
-    the bot and worker agree on today."""
-
-    LEARN = "learn"
-    EDIT = "edit"
-    STICKER = "sticker"
-
 
 class MediaKind(StrEnum):
     """What a stored media file is: a photo a user sent, or an image the bot produced."""
@@ -89,11 +77,6 @@ class Chat:
     title: str
     created_at: float
     updated_at: float
-
-    @property
-    def is_group(self) -> bool:
-        """True for groups and supergroups."""
-        return self.type is not ChatType.PRIVATE
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from safetensors import safe_open
 
 from engine.concept_tokens import (
     concept_token_ids,
+    concepts_in_use,
     expand_prompt,
     install_concepts,
     installed_concepts,
@@ -262,3 +263,26 @@ def test_concept_vectors_drive_the_text_encoding(fresh_model):
     as_word = fresh_model.encode_text(["a photo of a cat"])
     as_concept = fresh_model.encode_text([expand_prompt(fresh_model, "a photo of a <kitty>")])
     torch.testing.assert_close(as_concept, as_word)
+
+
+def test_concepts_in_use_encode_as_installed_ones_and_leave_no_trace(fresh_model, tiny_model_dir):
+    cat_row = embedding_rows(fresh_model, ["cat</w>"])
+    concepts = [Concept("kitty", "object", cat_row), Concept("teddy", "object", vectors(2))]
+    tokenizer = fresh_model.tokenizer
+    weight = fresh_model.text_encoder.get_input_embeddings().weight.detach().clone()
+    prompts = ["a photo of a <kitty>", "a <teddy> and a <kitty> on grass"]
+    with concepts_in_use(fresh_model, concepts):
+        assert installed_concepts(fresh_model) == {"kitty": 1, "teddy": 2}
+        in_use = fresh_model.encode_text([expand_prompt(fresh_model, p) for p in prompts])
+        assert fresh_model.tokens("<kitty>")[1] == "<kitty>"
+    torch.testing.assert_close(in_use[0:1], fresh_model.encode_text(["a photo of a cat"]))
+    assert fresh_model.tokenizer is tokenizer and installed_concepts(fresh_model) == {}
+    embedding = fresh_model.text_encoder.get_input_embeddings()
+    assert torch.equal(embedding.weight, weight)
+    assert not embedding._forward_hooks and not embedding._forward_pre_hooks
+    with pytest.raises(PromptError, match="<teddy>"):
+        expand_prompt(fresh_model, "a <teddy>")
+    installed = load_model(str(tiny_model_dir), device="cpu")  # the lasting way, for comparison
+    install_concepts(installed, concepts)
+    torch.testing.assert_close(
+        in_use, installed.encode_text([expand_prompt(installed, p) for p in prompts]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 
 import pytest
@@ -71,6 +72,37 @@ def test_edits_that_cannot_be_planned_say_why(tiny_model):
             "heart on the right with sky background")
     with pytest.raises(PromptError, match="no free spot"):
         plan(tiny_model, full, "add", concept="star")
+
+
+def live_tensor_bytes() -> int:
+    gc.collect()
+    return sum(t.numel() * t.element_size() for t in gc.get_objects()
+               if isinstance(t, torch.Tensor))
+
+
+def test_a_long_lived_model_is_the_same_after_every_edit(tiny_model):
+    """A worker's model serves everyone's words, one edit at a time: 50 edits with 50
+    different concepts leave its vocabulary, its embedding and its memory as they were."""
+    editor = Editor(tiny_model, inversion_settings=InversionSettings(steps=2), mode="ddim")
+    inversion = editor.prepare(render(random_scene(random.Random(2)), size=32).image,
+                               "a big red circle on the left with grass background")
+    embedding = tiny_model.text_encoder.get_input_embeddings()
+    tokens, weight = len(tiny_model.tokenizer), embedding.weight.detach().clone()
+    requests = [lambda name: EditRequest("add", concept=name),
+                lambda name: EditRequest("replace", subject="circle", concept=name),
+                lambda name: EditRequest("restyle", concept=name)]
+    memory = []
+    for i in range(50):
+        concept = Concept(f"word{i}", "object", torch.randn(1 + i % 2, tiny_model.text_width))
+        outcome = editor.run(inversion, requests[i % 3](concept.name), [concept], seed=i)
+        assert concept.token in outcome.result.target_tokens  # the edit did read the word
+        del outcome, concept  # what the test itself holds
+        assert len(tiny_model.tokenizer) == tokens and embedding.weight.shape == weight.shape
+        if i in (4, 49):
+            memory.append(live_tensor_bytes())
+    assert torch.equal(embedding.weight, weight)
+    assert not embedding._forward_hooks and not embedding._forward_pre_hooks
+    assert memory[1] <= memory[0], f"{memory[1] - memory[0]} bytes of tensors more"
 
 
 def test_editor_runs_a_command_with_a_concept(tiny_model, mochi):
