@@ -30,6 +30,7 @@ import contextlib
 import functools
 import logging
 import re
+import select
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -118,6 +119,17 @@ def _row_type(names: tuple[str, ...]) -> type[PgRow]:
 def _row_factory(cursor: Any) -> Any:
     row_type = _row_type(tuple(column.name for column in cursor.description or ()))
     return lambda values: row_type(values)
+
+
+async def _check_if_closed(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's check of a connection it hands out, so the first requests after a server
+    restart do not fail. A connection idle in the pool has nothing to read unless the server
+    said goodbye (a restart sends an error and closes the socket): only then is it checked
+    with a round trip (which raises, and the pool replaces it), so the usual case costs none.
+    """
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        await AsyncConnectionPool.check_connection(conn)
 
 
 def _storage_error(exc: psycopg.Error) -> Exception:
@@ -278,9 +290,7 @@ class PgDatabase:
         pool = AsyncConnectionPool(
             conninfo, min_size=1, max_size=pool_size, open=False, name="oneword",
             kwargs={"autocommit": True, "row_factory": _row_factory},
-            # One cheap round trip per checkout finds connections a server restart broke,
-            # so the first requests after it do not fail.
-            check=AsyncConnectionPool.check_connection,
+            check=_check_if_closed,
             timeout=max(busy_timeout_s, 1.0),
         )
         try:
