@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from oneword.grammar import CommandError, EditCommand
-from oneword.jobs import JobKind
+from oneword.jobs import EditPayload, JobKind, LearnPayload, from_json
 from oneword.names import NAME_RULE
 from storage import Concept, Job, JobState
 from storage.jobs import LEASE_EXPIRED_ERROR
@@ -342,14 +341,13 @@ def already_finished(what: str) -> str:
 
 def job_title(job: Job) -> str:
     """A short description of a job, for status lines."""
-    payload = job.payload or {}
-    if job.kind == JobKind.LEARN:
-        return f"learning \"{payload.get('name', '?')}\""
-    if job.kind == JobKind.EDIT:
-        try:
-            return f"edit \"{EditCommand.from_json(payload.get('command', '')).text}\""
-        except (CommandError, TypeError, ValueError):
-            return "edit"
+    try:
+        if job.kind == JobKind.LEARN:
+            return f"learning \"{from_json(LearnPayload, job.payload).name}\""
+        if job.kind == JobKind.EDIT:
+            return f"edit \"{from_json(EditPayload, job.payload).command.text}\""
+    except (TypeError, ValueError):  # a payload this version cannot read
+        return str(job.kind)
     if job.kind == JobKind.STICKER:
         return "sticker"
     return job.kind

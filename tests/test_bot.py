@@ -464,7 +464,8 @@ async def test_group_replace_command_reply_with_botname(bot: Any, tg: ControlCli
     assert edit_of(captioned).command.text == "add rex"
     await in_group.say("/replace@some_other_bot cat with rex", reply_to=photo)
     await in_group.say("/status")
-    assert (await in_group.wait_reply()).text.count("Edit") == 2
+    status = (await in_group.wait_reply()).text
+    assert status.count("Edit") == 2 and 'Edit "replace cat with rex"' in status
     assert await worker.store.jobs.queue_length() == 0  # the other bot's command was ignored
 
 
