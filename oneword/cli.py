@@ -57,8 +57,8 @@ def add_bench_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _missing(what: str, extras: str) -> int:
-    print(f"oneword: {what} is not installed here; install the project with "
-          f"pip install -e '.[{extras}]' (make install)", file=sys.stderr)
+    print(f"oneword: {what} is not installed here; in the project's folder run "
+          f"pip install \".[{extras}]\" (make install installs everything)", file=sys.stderr)
     return 2
 
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except ModuleNotFoundError as exc:  # the bot's install has no model stack
         if exc.name and exc.name.split(".")[0] in WORKER_MODULES:
-            return _missing(f"'oneword {args.command}' needs {exc.name}, which", "worker")
+            return _missing(f"this command needs {exc.name}, which", "worker")
         raise
     except Exception as exc:
         errors = sys.modules.get("engine.errors")  # loaded only by commands that use the engine
