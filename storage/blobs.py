@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-from .errors import FileTooLarge
+from .errors import DatabaseUnavailable, FileTooLarge
 from .files import DEFAULT_MAX_BYTES
 from .pg import connect_sync, sql_params
 
@@ -44,11 +44,11 @@ class BlobStore:
                 self._conn = connect_sync(self._url)
             try:
                 return self._conn.execute(*sql_params(sql, list(params)))
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as exc:
                 self._conn.close()
                 self._conn = None
                 if attempt == 2:
-                    raise
+                    raise DatabaseUnavailable(f"Database unavailable: {exc}") from exc
         raise AssertionError("unreachable")
 
     def has(self, path: str) -> bool:
