@@ -65,7 +65,9 @@ class ThrowawayCluster:
 
     def start(self) -> str:
         """Create and start the server; return its URL."""
-        self.folder = Path(tempfile.mkdtemp(prefix="oneword-pg-"))
+        # /tmp rather than a long TMPDIR: a socket path may only have about 100 characters.
+        self.folder = Path(tempfile.mkdtemp(prefix="oneword-pg-",
+                                            dir="/tmp" if Path("/tmp").is_dir() else None))
         if os.geteuid() == 0:
             shutil.chown(self.folder, UNPRIVILEGED_USER)
         data = self.folder / "data"
