@@ -113,7 +113,8 @@ def concept_settings(plan: Plan) -> tuple[ConceptSettings, ConceptSettings]:
 def describe_inversion(mode: str, settings: InversionSettings) -> str:
     if mode == "null-text":
         return (f"null-text, {settings.steps} steps x {settings.inner_steps} inner, "
-                f"lr {settings.learning_rate:g}, stop {settings.early_stop:g}")
+                f"lr {settings.learning_rate:g}, stop under {settings.early_stop:g} + "
+                f"{settings.early_stop_growth:g} x the share of steps done")
     return f"{mode}, {settings.steps} steps"
 
 
