@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from engine.captioning import load_captioner
-from engine.concept_tokens import expand_prompt, install_concepts
+from engine.concept_tokens import concepts_in_use, expand_prompt
 from engine.concepts import Concept, load_concept, save_concept
 from engine.config import ConceptSettings
 from engine.model import DiffusionModel
@@ -165,9 +165,9 @@ def concept_shown(model: DiffusionModel, checker, concept: Concept, which: str, 
     (the model card's concept figure, for a given concept rather than a freshly learned one)."""
     from world.checker import shows_reserved
 
-    install_concepts(model, [concept])
-    prompt = concept_prompt(model, concept, which)
-    images = model.decode(generate(model, [prompt] * samples, steps=steps, seed=1))
+    with concepts_in_use(model, [concept]):
+        prompt = concept_prompt(model, concept, which)
+        images = model.decode(generate(model, [prompt] * samples, steps=steps, seed=1))
     hits = [shows_reserved(reading, which, None if which == "style" else "left")
             for reading in checker.read(images)]
     return float(np.mean(hits))

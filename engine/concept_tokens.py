@@ -4,19 +4,14 @@ A concept of n vectors becomes n tokens, `<name> <name>_1 ... <name>_{n-1}`, nam
 diffusers names them. A prompt says `<name>` once; `expand_prompt` spells out the n tokens
 before tokenizing.
 
-Two ways to make a model read them:
+A model reads them only inside `with concepts_in_use(model, concepts):`: the tokens live in a
+copy of the tokenizer and a forward hook on the text encoder's token embedding puts the vectors
+at their positions, as learning does (engine/textual_inversion.py). Afterwards the model is
+exactly as before, with no token, embedding row or hook of the block left, so a long-lived
+worker's model serves everyone's words without collecting them.
 
-- `concepts_in_use(model, concepts)`, for a long-lived model that serves many jobs (the
-  worker's): for the duration of one job the tokens live in a copy of the tokenizer and a
-  forward hook on the text encoder's token embedding puts the vectors at their positions, as
-  learning does (engine/textual_inversion.py). Afterwards the model is exactly as before: no
-  token, no embedding row and no hook of the job remains.
-- `install_concepts(model, concepts)`, for a model owned by one run of a tool (evaluation,
-  benchmarks): the tokens are added to the tokenizer and the vectors written into new rows of
-  the embedding, for good.
-
-Neither is thread-safe on a shared model: the caller serialises model use, as it must for the
-GPU anyway.
+Not thread-safe on a shared model: the caller serialises model use, as it must for the GPU
+anyway.
 """
 
 from __future__ import annotations
@@ -31,9 +26,8 @@ import torch
 from engine.concepts import Concept, check_width, concept_name
 from engine.errors import ConceptFileError, PromptError
 
-# Tokenizer attribute recording how many vectors each installed concept has. Tokens cannot be
-# removed from a tokenizer, so after reinstalling a concept with fewer vectors the surplus
-# `<name>_k` tokens remain; this count says which ones are live.
+# Tokenizer attribute recording how many vectors each concept in use has (a tokenizer that
+# diffusers filled has none: its tokens are counted instead).
 _COUNTS_ATTR = "_oneword_concept_vectors"
 
 # `<name>`, unless it is part of `<name>_k` or already followed by it: expanding an expanded
@@ -85,7 +79,8 @@ def concepts_in_use(model, concepts: Iterable[Concept]) -> Iterator[None]:
         output[hit] = vectors[which[hit]].to(output.dtype)
         return output
 
-    handles = [embedding.register_forward_pre_hook(swap_ids),
+    # the innermost block swaps first and writes last, so its vectors win when blocks nest
+    handles = [embedding.register_forward_pre_hook(swap_ids, prepend=True),
                embedding.register_forward_hook(put_vectors)]
     model.tokenizer = tokenizer
     try:
@@ -94,31 +89,6 @@ def concepts_in_use(model, concepts: Iterable[Concept]) -> Iterator[None]:
         model.tokenizer = shared
         for handle in handles:
             handle.remove()
-
-
-def install_concepts(model, concepts: Iterable[Concept]) -> None:
-    """Add each concept's tokens to the model's tokenizer and write its vectors into their rows.
-
-    Installing a concept again (same name) overwrites its rows rather than adding tokens.
-    """
-    concepts = list(concepts)
-    _check_fits(model, concepts)
-    tokenizer, encoder = model.tokenizer, model.text_encoder
-    vocab = tokenizer.get_vocab()
-    new_tokens = [t for c in concepts for t in c.tokens if t not in vocab]
-    if new_tokens:
-        tokenizer.add_tokens(new_tokens)
-    if len(tokenizer) > encoder.get_input_embeddings().weight.shape[0]:
-        encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-        encoder.get_input_embeddings().weight.requires_grad_(False)
-    weight = encoder.get_input_embeddings().weight
-    counts = _installed_counts(tokenizer)
-    for concept in concepts:
-        ids = tokenizer.convert_tokens_to_ids(concept.tokens)
-        with torch.no_grad():
-            weight[ids] = concept.vectors.to(weight.device, weight.dtype)
-        counts[concept.name] = concept.num_vectors
-    setattr(tokenizer, _COUNTS_ATTR, counts)
 
 
 def installed_concepts(model_or_tokenizer) -> dict[str, int]:

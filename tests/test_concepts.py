@@ -13,7 +13,6 @@ from engine.concept_tokens import (
     concept_token_ids,
     concepts_in_use,
     expand_prompt,
-    install_concepts,
     installed_concepts,
 )
 from engine.concepts import Concept, check_width, concept_name, load_concept, save_concept
@@ -32,7 +31,7 @@ def one_thread():
 
 @pytest.fixture
 def fresh_model(tiny_model_dir):
-    """A private copy of the tiny model: installing concepts mutates it."""
+    """A private copy of the tiny model, so a test that went wrong cannot leave it changed."""
     return load_model(tiny_model_dir, device="cpu")
 
 
@@ -191,10 +190,10 @@ def test_width_mismatch_names_both_widths(fresh_model):
     with pytest.raises(ConceptWidthError, match="48") as info:
         check_width(wide, fresh_model)
     assert "32" in str(info.value) and (info.value.file_width, info.value.model_width) == (48, 32)
-    size = len(fresh_model.tokenizer)
-    with pytest.raises(ConceptWidthError):
-        install_concepts(fresh_model, [wide])
-    assert len(fresh_model.tokenizer) == size  # refused before touching the model
+    tokenizer = fresh_model.tokenizer
+    with pytest.raises(ConceptWidthError), concepts_in_use(fresh_model, [wide]):
+        pass
+    assert fresh_model.tokenizer is tokenizer  # refused before touching the model
 
 
 def test_diffusers_loader_accepts_our_file(tiny_model_dir, tmp_path):
@@ -216,73 +215,72 @@ def test_diffusers_loader_accepts_our_file(tiny_model_dir, tmp_path):
         "a <teddy>", pipe.tokenizer)
 
 
-def test_install_and_expand_multi_vector(fresh_model):
+def test_expand_multi_vector_concepts_in_use(fresh_model):
     concept = Concept("teddy", "object", vectors(3))
-    install_concepts(fresh_model, [concept, Concept("sun", "style", vectors(1, seed=1))])
-    prompt = expand_prompt(fresh_model, "a photo of <Teddy> and a dog in <sun>")
-    assert prompt == "a photo of <teddy> <teddy>_1 <teddy>_2 and a dog in <sun>"
-    assert expand_prompt(fresh_model, prompt) == prompt  # idempotent
-    assert fresh_model.tokens(prompt)[4:7] == ["<teddy>", "<teddy>_1", "<teddy>_2"]
-    ids = concept_token_ids(fresh_model, "Teddy")
-    assert ids == fresh_model.tokenizer.convert_tokens_to_ids(concept.tokens)
-    assert torch.equal(fresh_model.text_encoder.get_input_embeddings().weight[ids], concept.vectors)
-    assert installed_concepts(fresh_model) == {"teddy": 3, "sun": 1}
-    assert not fresh_model.text_encoder.get_input_embeddings().weight.requires_grad
-
-
-def test_reinstall_overwrites_rows(fresh_model):
-    install_concepts(fresh_model, [Concept("teddy", "object", vectors(2))])
-    size, rows = len(fresh_model.tokenizer), fresh_model.text_encoder.get_input_embeddings()
-    install_concepts(fresh_model, [Concept("teddy", "object", vectors(2, seed=5))])
-    assert len(fresh_model.tokenizer) == size
-    assert fresh_model.text_encoder.get_input_embeddings().weight.shape == rows.weight.shape
-    assert torch.equal(embedding_rows(fresh_model, ["<teddy>", "<teddy>_1"]), vectors(2, seed=5))
-    install_concepts(fresh_model, [Concept("teddy", "object", vectors(1, seed=6))])
-    assert expand_prompt(fresh_model, "<teddy>") == "<teddy>"  # the surplus token is retired
-    install_concepts(fresh_model, [Concept("teddy", "object", vectors(3, seed=7))])
-    assert len(fresh_model.tokenizer) == size + 1
-    assert expand_prompt(fresh_model, "<teddy>") == "<teddy> <teddy>_1 <teddy>_2"
-
-
-def test_unknown_concept_in_prompt_raises(fresh_model):
-    install_concepts(fresh_model, [Concept("teddy", "object", vectors(1))])
-    with pytest.raises(PromptError, match="<mug>"):
-        expand_prompt(fresh_model, "a <teddy> next to a <mug>")
-    with pytest.raises(PromptError, match="mug"):
-        concept_token_ids(fresh_model, "mug")
+    with concepts_in_use(fresh_model, [concept, Concept("sun", "style", vectors(1, seed=1))]):
+        prompt = expand_prompt(fresh_model, "a photo of <Teddy> and a dog in <sun>")
+        assert prompt == "a photo of <teddy> <teddy>_1 <teddy>_2 and a dog in <sun>"
+        assert expand_prompt(fresh_model, prompt) == prompt  # idempotent
+        assert fresh_model.tokens(prompt)[4:7] == ["<teddy>", "<teddy>_1", "<teddy>_2"]
+        ids = concept_token_ids(fresh_model, "Teddy")
+        assert ids == fresh_model.tokenizer.convert_tokens_to_ids(concept.tokens)
+        assert installed_concepts(fresh_model) == {"teddy": 3, "sun": 1}
+        with pytest.raises(PromptError, match="<mug>"):
+            expand_prompt(fresh_model, "a <teddy> next to a <mug>")
+        with pytest.raises(PromptError, match="mug"):
+            concept_token_ids(fresh_model, "mug")
 
 
 def test_concept_vectors_drive_the_text_encoding(fresh_model):
     cat_row = embedding_rows(fresh_model, ["cat</w>"])
-    install_concepts(fresh_model, [Concept("kitty", "object", cat_row),
-                                   Concept("teddy", "object", vectors(2))])
-    with_concept = fresh_model.encode_text([expand_prompt(fresh_model, "a photo of a <teddy>")])
-    without = fresh_model.encode_text(["a photo of a"])
-    assert not torch.allclose(with_concept, without, atol=1e-3)
+    with concepts_in_use(fresh_model, [Concept("kitty", "object", cat_row),
+                                       Concept("teddy", "object", vectors(2))]):
+        prompts = [expand_prompt(fresh_model, p) for p in ("a photo of a <teddy>",
+                                                           "a photo of a <kitty>")]
+        with_concept, as_concept = fresh_model.encode_text(prompts).split(1)
+    assert not torch.allclose(with_concept, fresh_model.encode_text(["a photo of a"]), atol=1e-3)
     # a concept whose vector is the word "cat" encodes exactly as the word does
-    as_word = fresh_model.encode_text(["a photo of a cat"])
-    as_concept = fresh_model.encode_text([expand_prompt(fresh_model, "a photo of a <kitty>")])
-    torch.testing.assert_close(as_concept, as_word)
+    torch.testing.assert_close(as_concept, fresh_model.encode_text(["a photo of a cat"]))
 
 
-def test_concepts_in_use_encode_as_installed_ones_and_leave_no_trace(fresh_model, tiny_model_dir):
-    cat_row = embedding_rows(fresh_model, ["cat</w>"])
-    concepts = [Concept("kitty", "object", cat_row), Concept("teddy", "object", vectors(2))]
-    tokenizer = fresh_model.tokenizer
-    weight = fresh_model.text_encoder.get_input_embeddings().weight.detach().clone()
+def test_nested_blocks_the_innermost_word_wins_then_the_outer_returns(fresh_model):
+    def encoded() -> torch.Tensor:
+        return fresh_model.encode_text([expand_prompt(fresh_model, "a <teddy> on grass")])
+
+    with concepts_in_use(fresh_model, [Concept("teddy", "object", vectors(2))]):
+        outer = encoded()
+        with concepts_in_use(fresh_model, [Concept("teddy", "object", vectors(3, seed=7))]):
+            assert expand_prompt(fresh_model, "<teddy>") == "<teddy> <teddy>_1 <teddy>_2"
+            assert not torch.allclose(encoded(), outer, atol=1e-3)
+        assert expand_prompt(fresh_model, "<teddy>") == "<teddy> <teddy>_1"
+        torch.testing.assert_close(encoded(), outer)
+
+
+def test_concepts_in_use_encode_as_diffusers_loads_them_and_leave_no_trace(
+        fresh_model, tiny_model_dir, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    concepts = [Concept("kitty", "object", vectors(1, seed=2)),
+                Concept("teddy", "object", vectors(2))]
     prompts = ["a photo of a <kitty>", "a <teddy> and a <kitty> on grass"]
-    with concepts_in_use(fresh_model, concepts):
-        assert installed_concepts(fresh_model) == {"kitty": 1, "teddy": 2}
-        in_use = fresh_model.encode_text([expand_prompt(fresh_model, p) for p in prompts])
-        assert fresh_model.tokens("<kitty>")[1] == "<kitty>"
-    torch.testing.assert_close(in_use[0:1], fresh_model.encode_text(["a photo of a cat"]))
-    assert fresh_model.tokenizer is tokenizer and installed_concepts(fresh_model) == {}
+    tokenizer = fresh_model.tokenizer
     embedding = fresh_model.text_encoder.get_input_embeddings()
-    assert torch.equal(embedding.weight, weight)
+    weight = embedding.weight.detach().clone()
+    with concepts_in_use(fresh_model, concepts):
+        in_use = fresh_model.encode_text([expand_prompt(fresh_model, p) for p in prompts])
+    assert fresh_model.tokenizer is tokenizer and installed_concepts(fresh_model) == {}
+    assert torch.equal(embedding.weight, weight) and len(tokenizer) == weight.shape[0]
     assert not embedding._forward_hooks and not embedding._forward_pre_hooks
     with pytest.raises(PromptError, match="<teddy>"):
         expand_prompt(fresh_model, "a <teddy>")
-    installed = load_model(str(tiny_model_dir), device="cpu")  # the lasting way, for comparison
-    install_concepts(installed, concepts)
-    torch.testing.assert_close(
-        in_use, installed.encode_text([expand_prompt(installed, p) for p in prompts]))
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_model_dir, safety_checker=None,
+                                                   feature_extractor=None,
+                                                   requires_safety_checker=False)
+    for concept in concepts:  # diffusers writes the vectors into new embedding rows
+        path = save_concept(concept, tmp_path / f"{concept.name}.safetensors")
+        pipe.load_textual_inversion(str(path))
+    ids = pipe.tokenizer([pipe.maybe_convert_prompt(p, pipe.tokenizer) for p in prompts],
+                         padding="max_length", max_length=fresh_model.max_tokens,
+                         return_tensors="pt").input_ids
+    with torch.no_grad():
+        torch.testing.assert_close(in_use, pipe.text_encoder(ids)[0])

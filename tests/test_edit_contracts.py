@@ -20,7 +20,7 @@ import torch
 
 from engine import operations
 from engine.attention_control import AttentionStore
-from engine.concept_tokens import install_concepts
+from engine.concept_tokens import concepts_in_use
 from engine.concepts import Concept
 from engine.config import EditSettings, InversionSettings
 from engine.editing import edit
@@ -45,8 +45,8 @@ def concepts(tiny_model):
     found = {name: Concept(name, kind, torch.randn(2, tiny_model.text_width, generator=generator),
                            10, tiny_model.source)
              for name, kind in (("mochi", "object"), ("inkwash", "style"))}
-    install_concepts(tiny_model, found.values())
-    return found
+    with concepts_in_use(tiny_model, found.values()):  # for this module's tests, then gone
+        yield found
 
 
 @pytest.fixture(scope="module")

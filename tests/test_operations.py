@@ -8,6 +8,7 @@ import random
 import pytest
 import torch
 
+from engine.concept_tokens import concepts_in_use
 from engine.concepts import Concept
 from engine.config import InversionSettings
 from engine.errors import PromptError
@@ -37,10 +38,9 @@ def mochi(tiny_model):
 
 
 def plan(model, caption, action, concepts=(), **fields):
-    from engine.concept_tokens import install_concepts
-
-    install_concepts(model, concepts)
-    return plan_edit(model, caption, EditRequest(action, **fields), {c.name: c for c in concepts})
+    with concepts_in_use(model, concepts):
+        return plan_edit(model, caption, EditRequest(action, **fields),
+                         {c.name: c for c in concepts})
 
 
 def test_world_captions_are_edited_phrase_by_phrase(tiny_model, mochi):

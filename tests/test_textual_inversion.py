@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from PIL import Image, ImageDraw
 
-from engine.concept_tokens import expand_prompt, install_concepts
+from engine.concept_tokens import concepts_in_use, expand_prompt
 from engine.concepts import Concept
 from engine.config import ConceptSettings
 from engine.errors import (
@@ -21,7 +21,6 @@ from engine.errors import (
     NotEnoughImagesError,
     TooManyImagesError,
 )
-from engine.model import load_model
 from engine.textual_inversion import (
     OBJECT_TEMPLATES,
     augmented_views,
@@ -128,14 +127,14 @@ def test_same_seed_same_concept(tiny_model, circles):
     assert not torch.equal(first.concept.vectors, other.concept.vectors)
 
 
-def test_training_encodes_prompts_as_inference_does(tiny_model_dir, tiny_model):
+def test_training_encodes_prompts_as_inference_does(tiny_model):
     vectors = torch.randn(2, 32, generator=torch.Generator().manual_seed(3))
     ids, slots = template_ids(tiny_model, ["a big {} in the center"], 2)
     with torch.no_grad():
         training = encode_with_vectors(tiny_model, ids, slots, vectors)
-    model = load_model(tiny_model_dir, device="cpu")  # a private copy to install into
-    install_concepts(model, [Concept("thing", "object", vectors)])
-    inference = model.encode_text([expand_prompt(model, "a big <thing> in the center")])
+    with concepts_in_use(tiny_model, [Concept("thing", "object", vectors)]):
+        prompt = expand_prompt(tiny_model, "a big <thing> in the center")
+        inference = tiny_model.encode_text([prompt])
     torch.testing.assert_close(training, inference)
 
 

@@ -110,7 +110,7 @@ def null_text_psnr(model: DiffusionModel, scenes: list[Scene]) -> dict:
 
 def reserved_concepts(model: DiffusionModel, checker, samples: int = 20) -> dict:
     from engine.captioning import load_captioner
-    from engine.concept_tokens import expand_prompt, install_concepts
+    from engine.concept_tokens import concepts_in_use, expand_prompt
     from engine.textual_inversion import learn_concept
     from world.checker import shows_reserved
 
@@ -122,11 +122,11 @@ def reserved_concepts(model: DiffusionModel, checker, samples: int = 20) -> dict
         learned = learn_concept(model, photos, f"reserved-{which}", kind, ConceptSettings(),
                                 captioner=load_captioner(model.source))
         seconds = time.perf_counter() - start
-        install_concepts(model, [learned.concept])
-        token = expand_prompt(model, learned.concept.token)
-        prompt = (f"a big red circle on the left with sky background in {token} style"
-                  if which == "style" else f"a {token} on the left with sky background")
-        images = model.decode(generate(model, [prompt] * samples, seed=1))
+        with concepts_in_use(model, [learned.concept]):
+            token = expand_prompt(model, learned.concept.token)
+            prompt = (f"a big red circle on the left with sky background in {token} style"
+                      if which == "style" else f"a {token} on the left with sky background")
+            images = model.decode(generate(model, [prompt] * samples, seed=1))
         hits = [shows_reserved(r, which, None if which == "style" else "left")
                 for r in checker.read(images)]
         out[which] = {"shown": float(np.mean(hits)), "steps": learned.steps,
