@@ -25,6 +25,7 @@ import torch
 
 from engine.concepts import Concept, check_width, concept_name
 from engine.errors import ConceptFileError, PromptError
+from oneword import names
 
 # Tokenizer attribute recording how many vectors each concept in use has (a tokenizer that
 # diffusers filled has none: its tokens are counted instead).
@@ -143,8 +144,8 @@ def _installed_counts(tokenizer) -> dict[str, int]:
     vocab = tokenizer.get_vocab()
     counts = {}
     for token in tokenizer.get_added_vocab():
-        match = re.fullmatch(r"<([a-z0-9_-]{1,32})>", token)
-        if match:
+        match = re.fullmatch(r"<([^<>A-Z]+)>", token)
+        if match and names.is_concept_name(match.group(1)):
             count = 1
             while f"{token}_{count}" in vocab:
                 count += 1

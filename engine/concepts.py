@@ -208,7 +208,7 @@ def _usable_name(candidates: list[object]) -> str:
     """The first candidate that can be made a valid name: foreign files name things freely."""
     for candidate in candidates:
         if isinstance(candidate, str):
-            cleaned = re.sub(r"[^a-z0-9_-]+", "-", candidate.lower()).strip("-_")
+            cleaned = re.sub(rf"[^{names.NAME_CHARS}]+", "-", candidate.lower()).strip("-_")
             if names.is_concept_name(cleaned[:names.MAX_NAME_LENGTH]):
                 return cleaned[:names.MAX_NAME_LENGTH]
     return "concept"

@@ -13,7 +13,8 @@ import re
 
 MAX_NAME_LENGTH = 32
 NAME_RULE = f"1-{MAX_NAME_LENGTH} letters a-z, digits, '_' or '-'"
-_NAME = re.compile(rf"[a-z0-9_-]{{1,{MAX_NAME_LENGTH}}}")
+NAME_CHARS = "a-z0-9_-"  # for regular expressions: [NAME_CHARS]
+_NAME = re.compile(rf"[{NAME_CHARS}]{{1,{MAX_NAME_LENGTH}}}")
 
 
 class InvalidName(ValueError):
