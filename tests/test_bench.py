@@ -82,6 +82,14 @@ def test_quick_benchmark_writes_every_stage_and_every_kind_by_mode(tiny_model_di
                  "direct_inversion"):
         assert is_finite_number(stages[name]["reference"]["seconds"])
         assert is_finite_number(stages[name]["ratio"])
+    steps = meta["plan"]["speed_steps"]
+    evaluations = {name: row["ours"]["evaluations"] for name, row in stages.items()}
+    assert evaluations["direct_inversion"]["unet_forward"] == steps  # one DDIM pass
+    assert evaluations["direct_inversion"]["unet_backward"] == 0
+    assert evaluations["null_text_inversion"]["unet_backward"] > 0
+    assert evaluations["edit"]["unet_forward"] == 4 * steps
+    assert evaluations["edit_direct"]["unet_forward"] == 3 * steps
+    assert evaluations["learn_concept"]["unet_backward"] > 0
     assert stages["learn_concept"]["reference"]["extrapolated"]
     assert stages["learn_concept"]["reference"]["seconds"] > stages["learn_concept"][
         "reference"]["runs"][0]
