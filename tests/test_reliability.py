@@ -154,18 +154,22 @@ async def test_unusable_files_are_refused_the_moment_they_arrive(stack):
     assert "Got 1 photo" in (await alice.wait_reply(timeout=60)).text
 
 
-async def test_after_a_worker_crash_the_user_hears_the_job_continues(stack):
-    """Issue 12.7: kill -9 of the worker mid-learning; the status message says so instead of
-    freezing and silently starting over."""
+async def test_after_a_worker_crash_the_job_is_taken_over_and_the_user_hears_it(stack):
+    """Issue 12.7: kill -9 of the worker mid-learning. The restarted worker takes the job back
+    at once (not when its ten-minute lease ends) and the status message says the job
+    continues, instead of freezing and silently starting over."""
     service, tg = stack
+    slow = {"ONEWORD_LEARN_STEPS": "3000", "ONEWORD_WORKER_LEASE": "600"}
     service.kill("worker")
-    service.start("worker", ONEWORD_LEARN_STEPS="3000")
+    service.start("worker", **slow)
     alice = await tg.user("Alice")
     await learn_in_album(alice, "crumb")
     await alice.wait_reply(contains="learning: step", timeout=120)  # running
     service.kill("worker")
-    service.start("worker", ONEWORD_LEARN_STEPS="3000")
+    service.start("worker", **slow)
     await alice.wait_reply(contains="the worker restarted, your job continues", timeout=120)
+    await alice.wait_reply(lambda m: "learning: step" in (m.text or "")
+                           and "restarted" in m.text, timeout=120)  # running again
 
 
 async def test_an_edit_naming_what_the_photo_lacks_is_refused_before_inverting(stack, tmp_path):

@@ -30,9 +30,11 @@ from storage import (
     DatabaseUnavailable,
     Job,
     JobCancelled,
+    JobState,
     LeaseLost,
     Storage,
 )
+from storage.jobs import LEASE_EXPIRED_ERROR
 
 if TYPE_CHECKING:  # the model stack loads with the first model, not with this module, so a
     # lane can run on a stand-in engine (tests/queue_worker.py, bench/queue.py) in a moment
@@ -262,6 +264,38 @@ def _save_png(image: Image.Image, path: Path, min_side: int = 256) -> None:
     tmp.replace(path)
 
 
+def _dead_run_of_this_host(worker_id: str | None) -> bool:
+    """Whether ``worker_id`` (``host-pid-lane``) names a worker process of this host that no
+    longer runs: its pid is gone, or is ours (a restarted container reuses its pid)."""
+    host, _, rest = (worker_id or "").rpartition("-")[0].rpartition("-")
+    if host != socket.gethostname() or not rest.isdigit():
+        return False
+    pid = int(rest)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+async def take_back_from_dead_runs(storage: Storage) -> list[Job]:
+    """Put back in the queue, now instead of when their lease ends, the jobs a killed worker
+    of this host left running. The attempt counts (a job that kills its worker each time still
+    ends failed) and is recorded as an expired lease, so the user hears the job continues."""
+    taken: list[Job] = []
+    for job in await storage.jobs.list_active():
+        if job.state is JobState.RUNNING and _dead_run_of_this_host(job.worker_id):
+            assert job.worker_id is not None
+            with contextlib.suppress(LeaseLost, JobCancelled):
+                taken.append(await storage.jobs.fail(job.id, job.worker_id,
+                                                     LEASE_EXPIRED_ERROR, retry=True))
+    return taken
+
+
 async def run_worker(settings: Settings, stopping: asyncio.Event | None = None) -> None:
     """Open storage, load a model per lane and work until `stopping` is set."""
     from worker.tasks import EngineTasks
@@ -272,6 +306,7 @@ async def run_worker(settings: Settings, stopping: asyncio.Event | None = None) 
                                  lease_s=settings.worker_lease)
     try:
         recovered = await storage.jobs.requeue_stale()
+        recovered += await take_back_from_dead_runs(storage)
         if recovered:
             log.info("recovered %d interrupted job(s)", len(recovered))
         short = await asyncio.to_thread(EngineTasks, settings)
