@@ -128,7 +128,7 @@ def too_small(side: int) -> str:
 
 LEARN_USAGE = (
     "Tell me the new word: /learn <name> [object|person|style], e.g. /learn mochi or "
-    "/learn inkwash style."
+    f"/learn inkwash style. A name is {NAME_RULE}."
 )
 LEARN_CANCELLED = "OK, I stopped collecting photos."
 DONE_WITHOUT_SESSION = "There's nothing to start: use /learn <name> first."
