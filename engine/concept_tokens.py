@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 import torch
 
-from engine.concepts import Concept, check_width, concept_name
+from engine.concepts import Concept, check_width
 from engine.errors import ConceptFileError, PromptError
 from oneword import names
 
@@ -112,16 +112,6 @@ def expand_prompt(model_or_tokenizer, prompt: str) -> str:
         return " ".join([f"<{name}>"] + [f"<{name}>_{i}" for i in range(1, counts[name])])
 
     return _PLACEHOLDER.sub(spell_out, prompt)
-
-
-def concept_token_ids(model, name: str) -> list[int]:
-    """The token ids of an installed concept, in order; PromptError if it is not installed."""
-    name = concept_name(name)
-    count = _installed_counts(model.tokenizer).get(name)
-    if count is None:
-        raise PromptError(f"the concept <{name}> is not installed")
-    tokens = [f"<{name}>"] + [f"<{name}>_{i}" for i in range(1, count)]
-    return model.tokenizer.convert_tokens_to_ids(tokens)
 
 
 def _check_fits(model, concepts: list[Concept]) -> None:
