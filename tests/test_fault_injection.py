@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,7 +26,7 @@ from oneword import jobs
 from storage import Job, JobNotFound, JobState, Storage
 from tests.test_end_to_end import SCENE, Service, sample
 
-SEED = 1212
+SEED = int(os.environ.get("FAULT_SEED", "1212"))  # another seed: another run of faults
 JOBS = 20  # learn and edit requests, spread over USERS people
 LEARNS = 6
 USERS = 4

@@ -47,7 +47,7 @@ async def bot_is_up(user: Any) -> None:
 
 
 async def test_a_result_is_sent_once_when_the_bot_dies_while_tidying_up(stack):
-    """Issue 12.1: deleting the status message waits out a flood control; the bot is killed
+    """Deleting the status message waits out a flood control; the bot is killed
     meanwhile. The restarted bot must not send the result again."""
     service, tg = stack
     alice = await tg.user("Alice")
@@ -62,7 +62,7 @@ async def test_a_result_is_sent_once_when_the_bot_dies_while_tidying_up(stack):
 
 
 async def test_one_chat_in_flood_control_holds_no_other_chat(stack):
-    """Issue 12.3: Alice's chat gets 429 (retry after 60 s) on deleteMessage; Bob's result,
+    """Alice's chat gets 429 (retry after 60 s) on deleteMessage; Bob's result,
     finished after that, arrives anyway, and Alice's chat is not retried early."""
     service, tg = stack
     alice, bob = await tg.user("Alice"), await tg.user("Bob")
@@ -84,7 +84,7 @@ async def learn_in_album(user: Any, name: str) -> None:
 
 
 async def test_a_retried_learning_job_finds_the_word_it_saved_before_the_crash(stack, tmp_path):
-    """Issue 12.2: the worker dies after saving the learned word, before marking the job done.
+    """The worker dies after saving the learned word, before marking the job done.
     The retry must answer "I learned", not fail on its own name."""
     service, tg = stack
     alice = await tg.user("Alice")
@@ -108,7 +108,7 @@ async def test_a_retried_learning_job_finds_the_word_it_saved_before_the_crash(s
 
 
 async def test_photos_collected_for_learn_survive_a_bot_crash(stack):
-    """Issue 12.4: /learn, two photos, kill -9 of the bot; after the restart the third photo
+    """/learn, two photos, kill -9 of the bot; after the restart the third photo
     counts as the third."""
     service, tg = stack
     alice = await tg.user("Alice")
@@ -133,7 +133,7 @@ def png(image: Image.Image) -> bytes:
 
 
 async def test_unusable_files_are_refused_the_moment_they_arrive(stack):
-    """Issue 12.5: a text file named .png, a truncated PNG and a 144-megapixel picture sent
+    """A text file named .png, a truncated PNG and a 144-megapixel picture sent
     while collecting are each refused at once, saying why; the good photos still count."""
     service, tg = stack
     alice = await tg.user("Alice")
@@ -155,7 +155,7 @@ async def test_unusable_files_are_refused_the_moment_they_arrive(stack):
 
 
 async def test_after_a_worker_crash_the_job_is_taken_over_and_the_user_hears_it(stack):
-    """Issue 12.7: kill -9 of the worker mid-learning. The restarted worker takes the job back
+    """Kill -9 of the worker mid-learning. The restarted worker takes the job back
     at once (not when its ten-minute lease ends) and the status message says the job
     continues, instead of freezing and silently starting over."""
     service, tg = stack
@@ -173,7 +173,7 @@ async def test_after_a_worker_crash_the_job_is_taken_over_and_the_user_hears_it(
 
 
 async def test_an_edit_naming_what_the_photo_lacks_is_refused_before_inverting(stack, tmp_path):
-    """Issue 12.7: "remove horse" on a photo whose caption has no horse is refused before the
+    """"Remove horse" on a photo whose caption has no horse is refused before the
     photo is inverted (no inversion is computed or cached)."""
     service, tg = stack
     alice = await tg.user("Alice")
@@ -184,7 +184,7 @@ async def test_an_edit_naming_what_the_photo_lacks_is_refused_before_inverting(s
 
 
 async def test_old_photos_and_results_are_purged_by_the_retention_setting(stack, tmp_path):
-    """Issue 12.7: files of users and results go once older than the retention period (the
+    """Files of users and results go once older than the retention period (the
     worker applies it when it starts and hourly)."""
     service, tg = stack
     alice = await tg.user("Alice")
