@@ -39,7 +39,7 @@ class EditSettings:
     self_replace: float = 0.4  # fraction of steps whose self-attention comes from the source
     blend_threshold: float = 0.3  # LocalBlend: mask where normalised attention exceeds this
     blend_start: float = 0.2  # LocalBlend: applied after this fraction of steps
-    restyle_self_replace: float = 0.6  # restyle: keep the layout longer, repaint everything
+    restyle_self_replace: float = 0.8  # restyle: the layout held longer, at every layer
     remove_self_replace: float = 0.0  # remove: the source's self-attention would redraw it
     remove_cross_replace: float = 0.3  # remove: the other words' source maps, only early on
     seed: int = 0  # 0: the edit as planned; others: variations of it

@@ -39,6 +39,7 @@ class PromptEdit:
     keep_outside: bool = False  # outside the blend mask the result is the photo, pixel for pixel
     cross_replace: float | None = None  # this edit's schedule, where it differs from the settings
     self_replace: float | None = None
+    self_everywhere: bool = False  # inject self-attention at every layer, not only coarse ones
 
     @property
     def blends(self) -> bool:
@@ -85,8 +86,10 @@ def edit(model: DiffusionModel, inversion: Inversion, prompt_edit: PromptEdit,
             reweight[positions] = scale
     store = AttentionStore(map_resolution(model.unet), items=slice(-2, None))  # the cond pair
     schedule = Schedule(steps, settings.cross_replace, settings.self_replace,
-                        self_max_resolution=max(int(model.unet.config.sample_size) // 4,
-                                                store.resolution // 2))
+                        self_max_resolution=(
+                            int(model.unet.config.sample_size) if prompt_edit.self_everywhere
+                            else max(int(model.unet.config.sample_size) // 4,
+                                     store.resolution // 2)))
     controller = PromptToPrompt(alignment, schedule, reweight, store)
     blend = None
     if prompt_edit.blends:

@@ -78,7 +78,8 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     LocalBlend to the edited words' attention and keep the photo's own pixels elsewhere; add
     puts the new thing at a place the caption leaves free. remove also drops the source's
     self-attention, which would redraw the object's shape. restyle changes every pixel: no
-    blend, and the source's self-attention is kept longer so the layout stays.
+    blend, and the source's self-attention is kept longer and at every layer so the layout
+    stays.
     """
     caption = " ".join(caption.strip().lower().split())
     value = _token_text(model, request.concept, concepts) if request.concept else None
@@ -88,7 +89,7 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
                           blend_target_words=value_words, keep_outside=True)
     if request.action == "restyle":
         return PromptEdit(caption, _STYLE.sub("", caption) + f" in {value} style",
-                          self_replace=settings.restyle_self_replace)
+                          self_replace=settings.restyle_self_replace, self_everywhere=True)
     require_subject(caption, request)
     subject = request.subject
     phrase = _phrase_of(caption, subject)

@@ -123,11 +123,20 @@ def test_remove_takes_the_phrase_out_without_the_sources_self_attention(tiny_mod
     assert_kept_outside(result, inversion)
 
 
-def test_restyle_repaints_everywhere_and_keeps_the_layout(tiny_model, inversion, concepts):
+def test_restyle_repaints_everywhere_and_keeps_the_layout(tiny_model, inversion, concepts,
+                                                          monkeypatch):
+    from engine import editing
+
+    schedules, original = [], editing.Schedule
+    monkeypatch.setattr(editing, "Schedule",
+                        lambda *a, **k: schedules.append(original(*a, **k)) or schedules[-1])
     prompt_edit, result = run(tiny_model, inversion, concepts, "restyle", concept="inkwash")
+    # the source's self-attention at every layer, the finest included
+    assert schedules[-1].self_max_resolution == tiny_model.unet.config.sample_size
     assert prompt_edit.target == CAPTION + " in <inkwash> <inkwash>_1 style"
     assert not prompt_edit.blends and result.mask is None and result.pixel_mask is None
     assert prompt_edit.self_replace == EditSettings().restyle_self_replace
+    assert prompt_edit.self_everywhere
     edited = np.asarray(result.image, np.int16)
     reconstruction = np.asarray(result.reconstruction, np.int16)
     change = np.abs(edited - reconstruction).mean(-1)
