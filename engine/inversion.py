@@ -29,7 +29,7 @@ from engine.config import INVERSION_MODES, InversionSettings
 from engine.errors import InversionError
 from engine.images import fit_square
 from engine.model import DiffusionModel
-from engine.sampling import guided_noise, sample
+from engine.sampling import guided_noise, sample, timesteps
 
 MODES = INVERSION_MODES
 # (step index, total steps, loss of the step or None)
@@ -124,9 +124,9 @@ def ddim_trajectory(model: DiffusionModel, latent: torch.Tensor, cond: torch.Ten
     inverse = DDIMInverseScheduler.from_config(model.scheduler.config)
     inverse.set_timesteps(steps, device=model.device)
     trajectory = [latent.float()]
-    for t in inverse.timesteps:
+    for t, t_host in timesteps(inverse):
         noise = guided_noise(model, trajectory[-1], t, cond, cond, 1.0)
-        trajectory.append(inverse.step(noise, t, trajectory[-1]).prev_sample)
+        trajectory.append(inverse.step(noise, t_host, trajectory[-1]).prev_sample)
     return trajectory
 
 
@@ -170,7 +170,7 @@ def optimise_null_text(model: DiffusionModel, trajectory: list[torch.Tensor], co
     latent = trajectory[-1]
     result = []
     total = len(scheduler.timesteps)
-    for i, t in enumerate(scheduler.timesteps):
+    for i, (t, t_host) in enumerate(timesteps(scheduler)):
         if should_stop is not None and should_stop():
             raise InterruptedError("inversion cancelled")
         target = trajectory[-2 - i]
@@ -185,7 +185,7 @@ def optimise_null_text(model: DiffusionModel, trajectory: list[torch.Tensor], co
                 out_uncond = model.unet(latent.to(model.dtype), t,
                                         null.to(model.dtype)).sample.float()
                 guided = out_uncond + settings.guidance * (out_cond - out_uncond)
-                stepped = scheduler.step(guided, t, latent).prev_sample
+                stepped = scheduler.step(guided, t_host, latent).prev_sample
                 loss = F.mse_loss(stepped, target)
             loss_value = loss.item()  # the one host sync per evaluation: the stop test needs it
             if last or loss_value < threshold:

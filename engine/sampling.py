@@ -12,6 +12,16 @@ from engine.model import DiffusionModel
 StepCallback = Callable[[int, torch.Tensor], torch.Tensor | None]
 
 
+def timesteps(scheduler) -> list[tuple[torch.Tensor, int]]:
+    """A scheduler's timesteps, each on its device (for the UNet) and as an int (for `step`).
+
+    Given a GPU tensor, diffusers' DDIM `step` compares and indexes with it on the host, a
+    device synchronisation per step that stops the CPU from queueing ahead; with an int it
+    does the same arithmetic without one. The one transfer is here, before any step.
+    """
+    return list(zip(scheduler.timesteps, scheduler.timesteps.tolist(), strict=True))
+
+
 def guided_noise(model: DiffusionModel, latents: torch.Tensor, timestep: torch.Tensor,
                  uncond: torch.Tensor, cond: torch.Tensor, guidance: float,
                  unguided: int = 0) -> torch.Tensor:
@@ -48,14 +58,14 @@ def sample(model: DiffusionModel, latents: torch.Tensor, cond: torch.Tensor,
     """
     scheduler = model.fresh_scheduler(steps)
     latents = latents.float()
-    for i, t in enumerate(scheduler.timesteps):
+    for i, (t, t_host) in enumerate(timesteps(scheduler)):
         if before_step is not None:
             before_step(i)
         step_uncond = uncond[i] if isinstance(uncond, list) else uncond
         if step_uncond.shape[0] != latents.shape[0]:
             step_uncond = step_uncond.expand(latents.shape[0], -1, -1)
         noise = guided_noise(model, latents, t, step_uncond, cond, guidance, unguided)
-        latents = scheduler.step(noise, t, latents).prev_sample
+        latents = scheduler.step(noise, t_host, latents).prev_sample
         if on_step is not None:
             replaced = on_step(i, latents)
             if replaced is not None:
