@@ -50,6 +50,7 @@ T = TypeVar("T")
 JOB_NAME = "delivery"
 MAX_DELIVERY_TRIES = 5  # unexpected errors while delivering one job before giving up on it
 BATCH = 20  # finished jobs delivered per pass
+TIDY_BATCH = 200  # status messages left by a crash, removed by the first pass
 STOP_GRACE = 5.0  # seconds a stopping bot lets deliveries in flight finish
 STALLED_AFTER_S = 10.0  # a running job without a heartbeat this long: its worker is gone
 
@@ -67,6 +68,7 @@ class Delivery:
         self._failures: defaultdict[int, int] = defaultdict(int)
         self._chats: dict[int, asyncio.Task[None]] = {}
         self._stopped = False
+        self._first_pass = True
 
     def start(self, job_queue: JobQueue) -> None:
         """Schedule the first pass right away (it answers what finished while we were down)."""
@@ -112,6 +114,10 @@ class Delivery:
         for job in await store.jobs.undelivered(BATCH):
             if job.id not in self.services.announcing:
                 work[job.chat_id].append(functools.partial(self._deliver, bot, job))
+        if self._first_pass:  # status messages a crash left behind after their delivery
+            self._first_pass = False
+            for job in await store.jobs.delivered_with_status(TIDY_BATCH):
+                work[job.chat_id].append(functools.partial(self._drop_status, bot, job))
         for chat_id, steps in work.items():
             if chat_id not in busy:
                 self._chats[chat_id] = asyncio.create_task(self._serve_chat(chat_id, steps))
@@ -242,13 +248,19 @@ class Delivery:
             log.info("job %d: notice not sent: %s", job.id, exc)
 
     async def _drop_status(self, bot: Bot, job: Job) -> None:
+        """Remove a delivered job's status message, and forget it once it is gone (or can
+        never go); one left behind by a crash is removed by the next start's first pass."""
         if job.status_message_id is None:
             return
         self.services.throttle.forget(job.chat_id, job.status_message_id)
         try:
             await bot.delete_message(job.chat_id, job.status_message_id)
+        except (RetryAfter, NetworkError) as exc:
+            log.info("job %d: status message not deleted yet: %s", job.id, exc)
+            return
         except TelegramError as exc:
             log.info("job %d: status message not deleted: %s", job.id, exc)
+        await self.services.store.jobs.set_status_message(job.id, None)
 
 
 def _reply(job: Job) -> ReplyParameters | None:

@@ -314,6 +314,21 @@ class JobQueue:
         )
         return [row_to_job(row) for row in rows]
 
+    async def delivered_with_status(self, limit: int = 100) -> list[Job]:
+        """Finished, delivered jobs whose status message the bot has not removed yet (it
+        stopped between delivering and tidying up), oldest first. The bot clears a job's
+        status message with :meth:`set_status_message` once it removed it."""
+        rows = await self._db.all(
+            """
+            SELECT * FROM jobs
+            WHERE delivered = 1 AND status_message_id IS NOT NULL
+              AND state IN ('done', 'failed')
+            ORDER BY id LIMIT ?
+            """,
+            (limit,),
+        )
+        return [row_to_job(row) for row in rows]
+
     async def mark_delivered(self, job_id: int) -> None:
         """Record that the job's outcome reached the chat (idempotent)."""
         async with self._db.transaction() as tx:

@@ -205,6 +205,7 @@ async def check_consistent(store: Storage, finished: list[Job]) -> None:
     """Nothing left running or half-collected, each learned word saved once by its own job,
     result files on disk."""
     assert await store.jobs.list_active() == []
+    assert await store.jobs.delivered_with_status() == []  # every status message removed
     for job in finished:
         assert job.state is JobState.DONE, (job.id, job.kind, job.error)
         result: dict[str, Any] = job.result or {}

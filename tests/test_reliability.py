@@ -48,17 +48,21 @@ async def bot_is_up(user: Any) -> None:
 
 async def test_a_result_is_sent_once_when_the_bot_dies_while_tidying_up(stack):
     """Deleting the status message waits out a flood control; the bot is killed
-    meanwhile. The restarted bot must not send the result again."""
+    meanwhile. The restarted bot must not send the result again, and removes the status
+    message left behind."""
     service, tg = stack
     alice = await tg.user("Alice")
-    await tg.force_429(3, retry_after=20, methods=["deleteMessage"])
+    await tg.force_429(1, retry_after=20, methods=["deleteMessage"])
     await alice.send_photo(sample("scenes/scene-1.png"), caption=f"remove the star | {SCENE}")
+    status = await alice.wait_reply(contains="Edit", timeout=60)
     await alice.wait_reply(photo=True, timeout=180)
     await asyncio.sleep(3)  # the bot is now waiting to retry deleteMessage
+    assert not (await tg.message(alice.id, status.message_id)).deleted
     service.kill("bot")
     service.start("bot")
     await bot_is_up(alice)
     assert len(await bot_photos(tg, alice.id)) == 1
+    assert (await tg.message(alice.id, status.message_id)).deleted
 
 
 async def test_one_chat_in_flood_control_holds_no_other_chat(stack):

@@ -885,3 +885,16 @@ async def test_bot_state_entries_are_written_replaced_and_dropped(store: Storage
     await store.bot_state.drop("conversation:learn", "12:34")
     await store.bot_state.drop("conversation:learn", "12:34")
     assert await store.bot_state.load("conversation:learn") == {}
+
+
+async def test_delivered_jobs_keep_their_status_message_until_it_is_cleared(store: Storage):
+    queued = await store.jobs.enqueue("edit", chat_id=ALICE_DM, user_id=ALICE,
+                                      status_message_id=5)
+    job = await store.jobs.claim_next("w1")
+    assert job is not None and job.id == queued.job.id
+    await store.jobs.complete(job.id, "w1", {})
+    assert await store.jobs.delivered_with_status() == []  # not delivered yet
+    await store.jobs.mark_delivered(job.id)
+    assert [j.id for j in await store.jobs.delivered_with_status()] == [job.id]
+    await store.jobs.set_status_message(job.id, None)
+    assert await store.jobs.delivered_with_status() == []
