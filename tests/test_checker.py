@@ -7,6 +7,7 @@ missing. Held-out scenes come from the 'eval' split, whose seeds training never 
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 from types import SimpleNamespace
@@ -215,6 +216,18 @@ def test_the_model_folder_names_the_world_captioner():
     captioner = load_captioner(BUNDLED_MODEL)
     scene = Scene((world("star", "blue", "big", "right"),), "sand")
     assert captioner.caption(render(scene).image) == caption(scene)
+
+
+def test_an_exported_model_folder_names_its_captioner(tmp_path):
+    from engine.captioning import load_captioner
+    from engine.model import BUNDLED_MODEL
+    from world.captioner import WorldCaptioner, write_captioner_spec
+
+    shutil.copytree(DEFAULT_FOLDER, tmp_path / "captioner")
+    written = write_captioner_spec(tmp_path)
+    assert isinstance(load_captioner(tmp_path), WorldCaptioner)
+    assert json.loads(written.read_text()) == json.loads(
+        (BUNDLED_MODEL / "captioner.json").read_text())
 
 
 def test_the_world_captioner_words_and_boxes_a_photos_subject(checker):

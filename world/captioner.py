@@ -11,17 +11,25 @@ captioner.json. Real Stable Diffusion models ship no captioner; there the user t
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from engine.captioning import PLACEHOLDER, Subject
+from engine.captioning import CAPTIONER_FILE, PLACEHOLDER, Subject
 from world.checker import Checker, ObjectReading, Reading
 from world.scene import POSITIONS, SIZES, caption
 
 CAPTIONER_FOLDER = "captioner"  # subfolder of a model folder holding a checker
+
+
+def write_captioner_spec(model_folder: Path) -> Path:
+    """Name this captioner in a model folder's captioner.json (engine/captioning.py reads it)."""
+    path = Path(model_folder) / CAPTIONER_FILE
+    path.write_text(json.dumps({"factory": f"{__name__}:load", "folder": CAPTIONER_FOLDER}) + "\n")
+    return path
 
 
 def caption_from_reading(reading: Reading) -> str:

@@ -33,6 +33,7 @@ from diffusers.training_utils import EMAModel
 
 from engine.attention_control import controlled_attention, cross_attention_resolutions
 from world import architecture
+from world.captioner import write_captioner_spec
 from world.grounding import AttentionRecorder, grounding_loss, scene_cells, word_masks
 from world.render import render
 from world.scene import FINE_HUES, grounded_caption, hue_name, random_scene
@@ -356,6 +357,7 @@ class Trainer:
             scheduler=architecture.build_scheduler(), safety_checker=None, feature_extractor=None,
             requires_safety_checker=False)
         pipe.save_pretrained(folder, safe_serialization=True)
+        write_captioner_spec(folder)  # the checker is trained and copied in separately
         recipe = {k: v for k, v in asdict(self.cfg).items() if not k.endswith("_dir")}
         (folder / "training.json").write_text(json.dumps(
             {"vae_steps": self.vae_step, "unet_steps": self.unet_step, "config": recipe},
