@@ -25,6 +25,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     learn.add_argument("--steps", type=int, default=None, help="at most (default: 600)")
     learn.add_argument("--vectors", type=int, default=None, help="tokens per word (default: 2)")
     learn.add_argument("--init", default=None, help="a word to start from, e.g. 'cat'")
+    learn.add_argument("--describe", action="append", default=[], metavar="TEXT",
+                       help="what else the photos show, e.g. 'on a beach' ('a dog on a sofa' "
+                            "for a style): once for every photo, or once per photo in order")
     learn.add_argument("--seed", type=int, default=0)
     _model_options(learn)
     learn.set_defaults(run=run_learn)
@@ -68,6 +71,10 @@ def run_learn(args: argparse.Namespace) -> int:
     from engine.model import load_model
     from engine.textual_inversion import learn_concept_from_files
 
+    if len(args.describe) not in (0, 1, len(args.images)):
+        return _refuse(f"give --describe once, or once per photo ({len(args.images)} times)")
+    descriptions = (args.describe * len(args.images) if len(args.describe) == 1
+                    else args.describe or None)
     model = load_model(args.model, args.device)
     settings = ConceptSettings(**_given(steps=args.steps, vectors=args.vectors, seed=args.seed))
     with tqdm(total=settings.steps, desc=f"learning {args.name}", unit="step") as bar:
@@ -78,12 +85,13 @@ def run_learn(args: argparse.Namespace) -> int:
 
         result = learn_concept_from_files(model, args.images, args.name, args.kind, settings,
                                           initializer=args.init, progress=progress,
-                                          captioner=load_captioner(model.source))
+                                          captioner=load_captioner(model.source),
+                                          descriptions=descriptions)
     for warning in result.warnings:
         print(f"warning: {warning}")
     save_concept(result.concept, args.out)
-    print(f"learned <{result.concept.name}> in {result.steps} steps ({result.reason}); "
-          f"wrote {args.out}")
+    print(f"learned <{result.concept.name}> in {result.steps} steps ({result.reason}), "
+          f"focused on {result.focus}; wrote {args.out}")
     return 0
 
 

@@ -22,9 +22,10 @@ def test_learn_then_edit_from_the_command_line(tiny_model_dir, tmp_path):
     concept_file = tmp_path / "mochi.safetensors"
     photos = sorted(str(p) for p in (SAMPLES / "creature").glob("*.png"))
     learned = oneword("learn", "--model", str(tiny_model_dir), "--name", "mochi", "--steps", "8",
-                      "--out", str(concept_file), *photos)
+                      "--describe", "with sky background", "--out", str(concept_file), *photos)
     assert learned.returncode == 0, learned.stderr
     assert "learned <mochi>" in learned.stdout
+    assert "focused on word attention" in learned.stdout  # no captioner: the word's own maps
     assert load_concept(concept_file).name == "mochi"
 
     out, maps = tmp_path / "edited.png", tmp_path / "maps.png"
@@ -42,6 +43,11 @@ def test_command_line_errors_are_one_clear_line(tiny_model_dir, tmp_path):
     few = oneword("learn", "--model", str(tiny_model_dir), "--name", "mochi", "--out",
                   str(tmp_path / "x.safetensors"), str(SAMPLES / "creature" / "creature-1.png"))
     assert few.returncode == 2 and "oneword:" in few.stderr and "Traceback" not in few.stderr
+    photos = [str(SAMPLES / "creature" / f"creature-{i}.png") for i in (1, 2, 3)]
+    described = oneword("learn", "--model", str(tiny_model_dir), "--name", "mochi", "--out",
+                        str(tmp_path / "x.safetensors"), "--describe", "a", "--describe", "b",
+                        *photos)
+    assert described.returncode == 2 and "once per photo (3 times)" in described.stderr
     unknown = oneword("edit", str(SAMPLES / "scenes" / "scene-1.png"), "paint it", "--model",
                       str(tiny_model_dir), "--caption", "a red circle", "--out",
                       str(tmp_path / "o.png"))
