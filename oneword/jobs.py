@@ -25,6 +25,14 @@ class JobKind(StrEnum):
     STICKER = "sticker"
 
 
+class ConceptKind(StrEnum):
+    """What a learned concept depicts; the engine picks its learning prompts by it."""
+
+    OBJECT = "object"
+    PERSON = "person"
+    STYLE = "style"
+
+
 class Lane(StrEnum):
     """A worker lane: each has its own model, so short jobs never wait behind learning."""
 
@@ -59,10 +67,13 @@ class LearnPayload:
     """Learn a concept from photos."""
 
     name: str
-    kind: str  # object | person | style
+    kind: ConceptKind
     photos: list[str]  # data-dir paths of the downloaded photos
     scope_chat_id: int  # where the concept will belong (private chat: its owner)
     media_ids: list[int] = field(default_factory=list)  # stored photos, deleted with the concept
+
+    def __post_init__(self) -> None:  # from JSON, the kind arrives as its value
+        self.kind = ConceptKind(self.kind)
 
 
 @dataclass

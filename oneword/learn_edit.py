@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from oneword.grammar import USAGE, CommandError, parse_edit
+from oneword.jobs import ConceptKind
 from oneword.limits import IMAGE_LIMITS
 from oneword.names import NAME_RULE
 
@@ -20,7 +21,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     learn = subparsers.add_parser("learn", help="learn a new word from 3-20 photos")
     learn.add_argument("images", nargs="+", type=Path, help="photos of the thing")
     learn.add_argument("--name", required=True, help=f"the new word: {NAME_RULE}")
-    learn.add_argument("--kind", choices=("object", "person", "style"), default="object")
+    learn.add_argument("--kind", choices=[k.value for k in ConceptKind], default="object")
     learn.add_argument("--out", required=True, type=Path, help="concept file to write")
     learn.add_argument("--steps", type=int, default=None, help="at most (default: 600)")
     learn.add_argument("--vectors", type=int, default=None, help="tokens per word (default: 2)")

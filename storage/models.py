@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from oneword.jobs import JobKind as JobKind  # the contract's kinds; storage takes any identifier
+from oneword.jobs import ConceptKind as ConceptKind  # the contract's
+from oneword.jobs import JobKind as JobKind  # the contract's; storage takes any identifier
 
 
 class ChatType(StrEnum):
@@ -20,14 +21,6 @@ class ChatType(StrEnum):
     PRIVATE = "private"
     GROUP = "group"
     SUPERGROUP = "supergroup"
-
-
-class ConceptKind(StrEnum):
-    """What a learned concept depicts; the engine uses it to pick prompts and training options."""
-
-    OBJECT = "object"
-    PERSON = "person"
-    STYLE = "style"
 
 
 class JobState(StrEnum):
