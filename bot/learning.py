@@ -6,7 +6,8 @@ so a restart loses neither the conversation nor the photos collected::
     /learn mochi [object|person|style]   -> name and kind checked, free in this chat's scope;
                                             COLLECTING
     each photo (album, one by one, file) -> downloaded, checked and stored as it arrives; a file
-                                            that cannot be used is refused at once, saying why
+                                            that cannot be used is refused at once, saying why;
+                                            its caption, if any, describes what else it shows
     album complete (quiet for album_wait s) with >= 3, the 5th single photo, or /done
                                          -> learn job queued; the conversation ends
     /cancel                              -> the photos are dropped; the conversation ends
@@ -53,6 +54,7 @@ KINDS = tuple(kind.value for kind in ConceptKind)
 CONVERSATION = "learn"
 COLLECTING = 1
 END = ConversationHandler.END
+DESCRIPTION_CHARS = 200  # of a learning photo's caption; a description, not a story
 
 
 class _EditRequest(filters.MessageFilter):
@@ -166,6 +168,8 @@ async def photo_arrived(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
         await message.reply_text(texts.photo_refused(str(exc), session.count))
         return None
     session.stored.append(stored)
+    session.descriptions += [""] * (session.count - 1 - len(session.descriptions))
+    session.descriptions.append(photo_description(message.caption))
     if message.media_group_id:
         session.album_count += 1
         sessions.keep(context, session)
@@ -185,6 +189,12 @@ async def photo_arrived(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
     await save_now(context, user.id)
     await message.reply_text(texts.photos_so_far(session.count))
     return None
+
+
+def photo_description(caption: str | None) -> str:
+    """A learning photo's caption as a description of what else it shows ("on a beach"),
+    one line of at most DESCRIPTION_CHARS characters; "" when there is none."""
+    return " ".join((caption or "").split())[:DESCRIPTION_CHARS]
 
 
 async def text_arrived(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
@@ -298,7 +308,9 @@ async def _finish(services: Services, context: ContextTypes.DEFAULT_TYPE,
     payload = jobs.LearnPayload(name=session.name, kind=session.kind,
                                 photos=[photo.path for photo in stored],
                                 scope_chat_id=chat_id,
-                                media_ids=[photo.media_id for photo in stored])
+                                media_ids=[photo.media_id for photo in stored],
+                                descriptions=[session.description_of(i)
+                                              for i in range(len(stored))])
     job = await queueing.submit(services, context.bot, kind=jobs.JobKind.LEARN, chat_id=chat_id,
                                 user_id=session.user_id, payload=jobs.to_json(payload),
                                 reply_to=session.request_message_id)

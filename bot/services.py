@@ -61,11 +61,16 @@ class LearnSession:
     started: float  # epoch seconds
     stored: list[StoredPhoto] = field(default_factory=list)
     album_count: int = 0  # photos that arrived as part of albums
+    descriptions: list[str] = field(default_factory=list)  # each stored photo's caption, or ""
 
     @property
     def count(self) -> int:
         """Photos collected so far."""
         return len(self.stored)
+
+    def description_of(self, index: int) -> str:
+        """What the sender said the index-th photo shows besides the thing ("" if nothing)."""
+        return self.descriptions[index] if index < len(self.descriptions) else ""
 
     def to_json(self) -> dict[str, Any]:
         """The session as plain JSON data."""

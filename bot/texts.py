@@ -162,7 +162,8 @@ def send_photos(name: str, kind: str, group: bool) -> str:
     return (
         f"Great, let's learn \"{name}\" ({kind}). Send me {MIN_PHOTOS}-{MAX_PHOTOS} photos of "
         f"it: an album is easiest, photos as files work too.{how} Different angles and "
-        f"backgrounds help. /cancel to stop."
+        f"backgrounds help; a caption on a photo can say what else it shows (\"on a beach\")."
+        f" /cancel to stop."
     )
 
 

@@ -71,6 +71,8 @@ class LearnPayload:
     photos: list[str]  # data-dir paths of the downloaded photos
     scope_chat_id: int  # where the concept will belong (private chat: its owner)
     media_ids: list[int] = field(default_factory=list)  # stored photos, deleted with the concept
+    # per photo, what else it shows in the sender's words (its caption, "on a beach"); "" none
+    descriptions: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:  # from JSON, the kind arrives as its value
         self.kind = ConceptKind(self.kind)

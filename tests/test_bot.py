@@ -291,7 +291,7 @@ async def test_learn_one_by_one_then_done(bot: Any, tg: ControlClient,
     assert "Got 0 photos. Send at least 3 more" in (await alice.wait_reply()).text
     await alice.send_photo(picture())
     assert "Got 1 photo." in (await alice.wait_reply()).text
-    await alice.send_photo(picture(color=(1, 2, 3)))
+    await alice.send_photo(picture(color=(1, 2, 3)), caption="  on a  beach\nat dusk ")
     assert "at least 1 more" in (await alice.wait_reply()).text
     await alice.send_photo(picture(color=(9, 9, 9)))
     assert "/done" in (await alice.wait_reply(contains="Got 3")).text
@@ -299,6 +299,8 @@ async def test_learn_one_by_one_then_done(bot: Any, tg: ControlClient,
     await alice.wait_reply(contains="you're next")
     job = await worker.claim("learn")
     assert job.payload["kind"] == "person" and len(job.payload["photos"]) == 3
+    # a photo's caption says what else it shows; learning reads it beside that photo
+    assert job.payload["descriptions"] == ["", "on a beach at dusk", ""]
 
 
 async def test_learn_from_image_documents_starts_at_five(bot: Any, tg: ControlClient,

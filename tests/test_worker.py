@@ -48,11 +48,12 @@ async def open_storage(data_dir: Path) -> Storage:
     return storage
 
 
-async def enqueue_learn(storage: Storage, name: str = "mochi") -> int:
+async def enqueue_learn(storage: Storage, name: str = "mochi",
+                        descriptions: list[str] | None = None) -> int:
     photos = [storage.files.store_bytes(Area.PHOTOS, png(render(Scene(
         (reserved_creature(position=p),), "sky"), size=32).image), ".png")
         for p in ("left", "center", "right", "center")]
-    payload = jobs.LearnPayload(name, "object", photos, CHAT)
+    payload = jobs.LearnPayload(name, "object", photos, CHAT, descriptions=descriptions or [])
     queued = await storage.jobs.enqueue(jobs.JobKind.LEARN, chat_id=CHAT, user_id=USER,
                                         payload=jobs.to_json(payload))
     return queued.job.id
@@ -119,6 +120,20 @@ async def test_learn_then_edit_with_the_concept_then_sticker(world):
     assert job.state == "done", job.error
     webp = Image.open(storage.files.resolve(job.result["sticker"]))
     assert webp.format == "WEBP" and webp.size == (512, 512)
+
+
+async def test_the_senders_descriptions_reach_learning(world):
+    storage, lanes = world
+    vectors = []
+    for name, descriptions in (("plain", []), ("described", ["", "in the sky", "", ""])):
+        job_id = await enqueue_learn(storage, name, descriptions)
+        await run_next(lanes["long"])
+        job = await storage.jobs.get(job_id)
+        assert job.state == "done", job.error
+        result = jobs.from_json(jobs.LearnResult, job.result)
+        vectors.append(load_concept(storage.files.resolve(result.concept_file)).vectors)
+    # same photos, same seed: only the caption of the described photo differs
+    assert not vectors[0].equal(vectors[1])
 
 
 async def test_bad_command_fails_at_once_with_a_readable_reason(world):

@@ -166,7 +166,7 @@ class Lane:
         photos = [files.resolve(path) for path in payload.photos]
         learned, preview = await asyncio.to_thread(
             self.tasks.learn, photos, payload.name, payload.kind, progress.report,
-            progress.stop.is_set)
+            progress.stop.is_set, payload.descriptions)
         concept_path = files.new_path(Area.CONCEPTS, ".safetensors")
         preview_path = files.new_path(Area.RESULTS, ".png")
         await asyncio.to_thread(self.tasks.save_concept, learned.concept,

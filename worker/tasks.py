@@ -36,6 +36,14 @@ def edit_request(command: EditCommand) -> EditRequest:
                        position=command.position.value if command.position else None)
 
 
+def _per_photo(descriptions: list[str] | None, count: int) -> list[str | None] | None:
+    """One description (or None) per photo, or None when the sender gave none."""
+    if not descriptions or not any(descriptions):
+        return None
+    padded = list(descriptions[:count]) + [""] * (count - len(descriptions))
+    return [text or None for text in padded]
+
+
 class EngineTasks:
     """A loaded model and the operations jobs ask of it."""
 
@@ -55,8 +63,10 @@ class EngineTasks:
         return self.model.source
 
     def learn(self, photos: list[Path], name: str, kind: str, report: Report,
-              should_stop: StopCheck) -> tuple[LearnResult, Image.Image]:
-        """Learn a concept from photo files; returns it with a preview picture."""
+              should_stop: StopCheck, descriptions: list[str] | None = None
+              ) -> tuple[LearnResult, Image.Image]:
+        """Learn a concept from photo files; returns it with a preview picture. `descriptions`
+        (one per photo, "" for none) are the sender's words for what else a photo shows."""
         images = [read_image(path) for path in photos]
         settings = ConceptSettings(steps=self.settings.learn_steps)
 
@@ -64,7 +74,8 @@ class EngineTasks:
             report(0.95 * p.step / p.total, f"learning: step {p.step} of {p.total}")
 
         result = learn_concept(self.model, images, name, kind, settings, progress=progress,
-                               should_stop=should_stop, captioner=self.captioner)
+                               should_stop=should_stop, captioner=self.captioner,
+                               descriptions=_per_photo(descriptions, len(images)))
         if result.reason == "cancelled":
             raise InterruptedError("learning cancelled")
         report(0.97, "drawing a preview")
