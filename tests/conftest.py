@@ -13,6 +13,33 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture
+async def server():
+    """Our local Bot API server (botapi/), one per test; a module may override it."""
+    from botapi import BotApiServer
+
+    async with BotApiServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+async def tg(server):
+    """The control client of the test's Bot API server: users, chats, what the bot sent."""
+    from botapi import ControlClient
+
+    async with ControlClient(server.url) as client:
+        yield client
+
+
+@pytest.fixture
+async def http():
+    """A plain HTTP session for raw Bot API calls."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     from tests.tiny_model import make_tiny_model

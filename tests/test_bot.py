@@ -151,12 +151,6 @@ async def server() -> AsyncIterator[BotApiServer]:
 
 
 @pytest.fixture
-async def tg(server: BotApiServer) -> AsyncIterator[ControlClient]:
-    async with ControlClient(server.url) as client:
-        yield client
-
-
-@pytest.fixture
 def make_settings(server: BotApiServer, tmp_path: Any) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = dict(

@@ -53,24 +53,6 @@ def dimensions(data: bytes) -> tuple[int, int]:
         return image.size
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[BotApiServer]:
-    async with BotApiServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-async def tg(server: BotApiServer) -> AsyncIterator[ControlClient]:
-    async with ControlClient(server.url) as client:
-        yield client
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 class Api:
     """Raw Bot API calls returning ``(status, body)``."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,18 +21,6 @@ from tests import bad_images
 from tests.peer_bots import PEERS
 
 TIMEOUT = 20.0
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[BotApiServer]:
-    async with BotApiServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-async def tg(server: BotApiServer) -> AsyncIterator[ControlClient]:
-    async with ControlClient(server.url) as client:
-        yield client
 
 
 @pytest.fixture(params=sorted(PEERS))

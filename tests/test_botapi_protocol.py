@@ -26,24 +26,6 @@ from botapi import BotApiServer, ControlClient
 HookAnswer = Callable[[dict[str, Any]], Awaitable[web.StreamResponse]]
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[BotApiServer]:
-    async with BotApiServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-async def tg(server: BotApiServer) -> AsyncIterator[ControlClient]:
-    async with ControlClient(server.url) as client:
-        yield client
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def method_url(server: BotApiServer, method: str) -> str:
     return f"{server.base_url}{server.token}/{method}"
 

@@ -34,18 +34,6 @@ PHOTO_REFUSAL = {
 }
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[BotApiServer]:
-    async with BotApiServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-async def tg(server: BotApiServer) -> AsyncIterator[ControlClient]:
-    async with ControlClient(server.url) as client:
-        yield client
-
-
 class Bot:
     """Raw multipart Bot API calls, encoded as python-telegram-bot encodes them."""
 
