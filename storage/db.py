@@ -46,7 +46,24 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-class Session:
+class RowQueries:
+    """`one` and `value` on top of a session's `all`, the same for both backends."""
+
+    async def all(self, sql: str, params: Params = ()) -> list[Any]:
+        raise NotImplementedError
+
+    async def one(self, sql: str, params: Params = ()) -> Any:
+        """Run a query and return its first row, or None."""
+        rows = await self.all(sql, params)
+        return rows[0] if rows else None
+
+    async def value(self, sql: str, params: Params = ()) -> Any:
+        """Run a query and return the first column of its first row, or None."""
+        row = await self.one(sql, params)
+        return None if row is None else row[0]
+
+
+class Session(RowQueries):
     """Statement helpers bound to the connection while the :class:`Database` lock is held.
 
     Obtained from :meth:`Database.transaction` or :meth:`Database.read`; never kept beyond the
@@ -85,16 +102,6 @@ class Session:
             return list(await self._conn.execute_fetchall(sql, params))
         except sqlite3.IntegrityError as exc:
             raise Conflict(str(exc)) from exc
-
-    async def one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        """Run a query and return its first row, or None."""
-        rows = await self.all(sql, params)
-        return rows[0] if rows else None
-
-    async def value(self, sql: str, params: Params = ()) -> Any:
-        """Run a query and return the first column of its first row, or None."""
-        row = await self.one(sql, params)
-        return None if row is None else row[0]
 
     async def notify(self, channel: str, payload: str = "") -> None:
         """Wake processes waiting in :meth:`Database.wait_for_notice` once this transaction

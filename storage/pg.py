@@ -40,7 +40,7 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from .db import Clock, Params
+from .db import Clock, Params, RowQueries
 from .errors import Conflict, DatabaseBusy, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def _storage_error(exc: psycopg.Error) -> Exception:
     return exc
 
 
-class PgSession:
+class PgSession(RowQueries):
     """Statement helpers on one pooled connection (see :class:`storage.db.Session`)."""
 
     skip_locked = " FOR UPDATE SKIP LOCKED"
@@ -170,16 +170,6 @@ class PgSession:
         """Run a query (or a statement with RETURNING) and return every row."""
         cursor = await self._run(sql, params)
         return list(await cursor.fetchall()) if cursor.description else []
-
-    async def one(self, sql: str, params: Params = ()) -> Any:
-        """Run a query and return its first row, or None."""
-        rows = await self.all(sql, params)
-        return rows[0] if rows else None
-
-    async def value(self, sql: str, params: Params = ()) -> Any:
-        """Run a query and return the first column of its first row, or None."""
-        row = await self.one(sql, params)
-        return None if row is None else row[0]
 
     async def notify(self, channel: str, payload: str = "") -> None:
         """``NOTIFY channel`` when this transaction commits (:meth:`PgDatabase.wait_for_notice`)."""
