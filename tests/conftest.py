@@ -13,6 +13,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and a busy machine's cores are not ours to take
+    (OMP_NUM_THREADS above covers subprocesses; this covers a torch imported before it)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 async def server():
     """Our local Bot API server (botapi/), one per test; a module may override it."""

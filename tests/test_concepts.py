@@ -19,15 +19,6 @@ from engine.errors import ConceptFileError, ConceptNameError, ConceptWidthError,
 from engine.model import load_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and a busy machine's cores are not ours to take."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def fresh_model(tiny_model_dir):
     """A private copy of the tiny model, so a test that went wrong cannot leave it changed."""

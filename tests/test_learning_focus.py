@@ -31,13 +31,6 @@ FAST = ConceptSettings(steps=6, learning_rate=0.05, batch_size=2, vectors=2, aug
 CAPTION = "a big {} on the left with sky background"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 class LeftHalf:
     """A captioner that finds the subject in each picture's left half."""

@@ -40,14 +40,6 @@ FAST = ConceptSettings(steps=12, learning_rate=0.05, batch_size=2, vectors=2, au
                        early_stop_window=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, and a busy machine's cores are not ours to take."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def red_circle(shift: int = 0) -> Image.Image:
     image = Image.new("RGB", (32, 32), (240, 240, 240))
