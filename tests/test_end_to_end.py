@@ -3,6 +3,7 @@ model, talking through our local Bot API server, driven as users would drive Tel
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -63,6 +64,23 @@ class Service:
             logs[name] = err.decode(errors="replace")
         self.processes.clear()
         return logs
+
+
+@contextlib.asynccontextmanager
+async def killed_at_exit(model_dir: Path, data_dir: Path, **env: str
+                         ) -> AsyncIterator[tuple[Service, ControlClient]]:
+    """The bot and the worker against a fresh Bot API server (privacy mode on), with extra
+    environment `env`; killed -9 at the end, since crash tests do not test a graceful stop."""
+    async with BotApiServer(privacy_mode=True) as server, ControlClient(server.url) as tg:
+        service = Service(server, model_dir, data_dir)
+        service.env.update(env)
+        service.start("bot")
+        service.start("worker")
+        try:
+            yield service, tg
+        finally:
+            for name in list(service.processes):
+                service.kill(name)
 
 
 @pytest.fixture

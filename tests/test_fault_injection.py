@@ -18,13 +18,12 @@ from typing import Any
 
 import pytest
 
-from botapi import BotApiServer
 from botapi.client import ControlClient
 from botapi.persona import Persona
 from botapi.records import MessageRecord
 from oneword import jobs
 from storage import Job, JobNotFound, JobState, Storage
-from tests.test_end_to_end import SCENE, Service, sample
+from tests.test_end_to_end import SCENE, Service, killed_at_exit, sample
 
 SEED = int(os.environ.get("FAULT_SEED", "1212"))  # another seed: another run of faults
 JOBS = 20  # learn and edit requests, spread over USERS people
@@ -40,16 +39,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def stack(tiny_model_dir, tmp_path) -> AsyncIterator[tuple[Service, ControlClient]]:
-    async with BotApiServer(privacy_mode=True) as server, ControlClient(server.url) as tg:
-        service = Service(server, tiny_model_dir, tmp_path / "data")
-        service.env.update(ONEWORD_MAX_ATTEMPTS="20", ONEWORD_MAX_CONCURRENT_JOBS="10")
-        service.start("bot")
-        service.start("worker")
-        try:
-            yield service, tg
-        finally:
-            for name in list(service.processes):  # a graceful stop is not what is tested
-                service.kill(name)
+    async with killed_at_exit(tiny_model_dir, tmp_path / "data", ONEWORD_MAX_ATTEMPTS="20",
+                              ONEWORD_MAX_CONCURRENT_JOBS="10") as running:
+        yield running
 
 
 class Chaos:

@@ -12,24 +12,16 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from botapi import BotApiServer
 from botapi.client import ControlClient
 from storage import Storage
-from tests.test_end_to_end import SCENE, Service, sample
+from tests.test_end_to_end import SCENE, Service, killed_at_exit, sample
 
 
 @pytest.fixture
 async def stack(tiny_model_dir, tmp_path) -> AsyncIterator[tuple[Service, ControlClient]]:
     """The bot and the worker on the tiny model, against a fresh Bot API server."""
-    async with BotApiServer(privacy_mode=True) as server, ControlClient(server.url) as tg:
-        service = Service(server, tiny_model_dir, tmp_path / "data")
-        service.start("bot")
-        service.start("worker")
-        try:
-            yield service, tg
-        finally:
-            for name in list(service.processes):  # a graceful stop is not what is tested
-                service.kill(name)
+    async with killed_at_exit(tiny_model_dir, tmp_path / "data") as running:
+        yield running
 
 
 def to_chat(call: dict[str, Any], chat_id: int) -> bool:
