@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -120,6 +121,26 @@ class Session(RowQueries):
         await self.execute(statement)
 
 
+async def _switch_to_wal(conn: aiosqlite.Connection, busy_timeout_s: float) -> str:
+    """Set WAL journaling and return the mode in force.
+
+    SQLite answers "database is locked" at once, without its busy handler, when two
+    connections switch a brand-new file to WAL together; so we retry here until the busy
+    timeout, as the busy handler would.
+    """
+    deadline = time.monotonic() + busy_timeout_s
+    delay = 0.005
+    while True:
+        try:
+            rows = await conn.execute_fetchall("PRAGMA journal_mode = WAL")
+            return str(next(iter(rows))[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
 class Database:
     """An open SQLite database file with the project's connection settings."""
 
@@ -141,8 +162,7 @@ class Database:
             conn.row_factory = sqlite3.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             await conn.execute("PRAGMA foreign_keys = ON")
-            rows = await conn.execute_fetchall("PRAGMA journal_mode = WAL")
-            mode = str(next(iter(rows))[0]).lower()
+            mode = await _switch_to_wal(conn, busy_timeout_s)
             if mode != "wal":
                 raise StorageError(f"{path}: could not switch to WAL mode (got {mode!r}).")
             # FULL: a committed job or concept survives a power cut, not only a process crash.

@@ -58,17 +58,30 @@ async def test_a_result_is_sent_once_when_the_bot_dies_while_tidying_up(stack):
     assert (await tg.message(alice.id, status.message_id)).deleted
 
 
+async def calls_to(tg: ControlClient, method: str, chat_id: int, timeout: float
+                   ) -> list[dict[str, Any]]:
+    """The calls of ``method`` to ``chat_id``, once there is at least one (else fail)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (found := [c for c in await tg.calls(method) if to_chat(c, chat_id)]):
+        assert loop.time() < deadline, f"no {method} to chat {chat_id} in {timeout} s"
+        await asyncio.sleep(0.2)
+    return found
+
+
 async def test_one_chat_in_flood_control_holds_no_other_chat(stack):
-    """Alice's chat gets 429 (retry after 120 s) on deleteMessage; Bob's result,
-    finished after that, arrives anyway, and Alice's chat is not retried early."""
+    """Alice's chat gets 429 (retry after 120 s) on deleteMessage; Bob's result, asked for
+    after that, arrives anyway, and Alice's chat is not retried early."""
     service, tg = stack
     alice, bob = await tg.user("Alice"), await tg.user("Bob")
     await tg.force_429(5, retry_after=120, methods=["deleteMessage"], chat_ids=[alice.id])
     await alice.send_photo(sample("scenes/scene-1.png"), caption=f"remove the star | {SCENE}")
     await alice.wait_reply(contains="queue", timeout=60)
-    await bob.send_photo(sample("scenes/scene-1.png"), caption=f"remove the circle | {SCENE}")
     await alice.wait_reply(photo=True, timeout=180)
-    await bob.wait_reply(photo=True, timeout=90)  # AIORateLimiter held it 120 s or more
+    # Tidying up Alice's status message follows her result; wait until it met the 429.
+    assert [c["ok"] for c in await calls_to(tg, "deleteMessage", alice.id, 60)] == [False]
+    await bob.send_photo(sample("scenes/scene-1.png"), caption=f"remove the circle | {SCENE}")
+    await bob.wait_reply(photo=True, timeout=90)  # a bot-wide pause would hold it 120 s
     flooded = [c for c in await tg.calls("deleteMessage") if to_chat(c, alice.id)]
     assert [c["ok"] for c in flooded] == [False]  # one 429, no retry before its 120 s
     assert (await tg.stats())["early_retries"] == []
