@@ -69,6 +69,26 @@ class TrainConfig:
     export_every: int = 5000
 
 
+def run_config(run_dir: str, export_dir: str | None = None, warm_start_dir: str = "",
+               overrides: dict[str, str] | None = None) -> TrainConfig:
+    """The recipe for a run: the one its checkpoint was saved with, when there is one (so a
+    resume needs no flags), else the defaults; ``overrides`` (field -> text) go on top."""
+    fields: dict[str, object] = {}
+    state = Path(run_dir) / "state.pt"
+    if state.exists():
+        fields = dict(torch.load(state, map_location="cpu", weights_only=False)["config"])
+    fields.update(run_dir=run_dir, warm_start_dir=warm_start_dir)
+    if export_dir is not None:
+        fields["export_dir"] = export_dir
+    for key, text in (overrides or {}).items():
+        if key not in TrainConfig.__dataclass_fields__:
+            raise ValueError(f"TrainConfig has no field {key!r}")
+        kind = type(getattr(TrainConfig, key))
+        fields[key] = text.lower() in ("1", "true", "yes") if kind is bool else kind(text)
+    known = {k: v for k, v in fields.items() if k in TrainConfig.__dataclass_fields__}
+    return TrainConfig(**known)
+
+
 def log(run_dir: Path, message: str) -> None:
     line = f"{time.strftime('%H:%M:%S')} {message}"
     print(line, flush=True)
@@ -235,6 +255,10 @@ class Trainer:
         if path.exists() and cells_path.exists():
             latents = torch.load(path, map_location="cpu")
             cells = torch.load(cells_path, map_location="cpu")
+            if len(latents) != len(scenes):
+                raise ValueError(
+                    f"{path} holds {len(latents)} scenes but the recipe asks for {len(scenes)} "
+                    f"({name}_pool); delete the cached pool or set {name}_pool={len(latents)}")
         else:
             log(self.run_dir, f"rendering and encoding {len(scenes)} scenes for the {name} pool")
             chunks, grids = [], {side: [] for side in self.grounding_sides}
@@ -404,28 +428,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--run-dir", default=TrainConfig.run_dir)
-    parser.add_argument("--export-dir", default=TrainConfig.export_dir)
+    parser.add_argument("--export-dir", default=None,
+                        help=f"where to export (default: the run's, else {TrainConfig.export_dir})")
     parser.add_argument("--warm-start", default="", metavar="DIR",
                         help="exported model to continue from when there is no checkpoint "
                              "(default: the export folder)")
     parser.add_argument("--export-only", action="store_true")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a TrainConfig field, e.g. --set vae_steps=5000")
+                        help="override a TrainConfig field (a resumed run keeps its own recipe "
+                             "otherwise), e.g. --set vae_steps=5000")
     args = parser.parse_args()
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        kind = type(getattr(TrainConfig, key))
-        overrides[key] = kind(value)
+    overrides = dict(item.partition("=")[::2] for item in args.set)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    trainer = Trainer(TrainConfig(run_dir=args.run_dir, export_dir=args.export_dir,
-                                  warm_start_dir=args.warm_start, **overrides),
-                      device)
+    cfg = run_config(args.run_dir, args.export_dir, args.warm_start, overrides)
+    trainer = Trainer(cfg, device)
     if args.export_only:
-        trainer.export(Path(args.export_dir))
+        trainer.export(Path(cfg.export_dir))
     else:
         trainer.run(args.minutes)
 
