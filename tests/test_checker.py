@@ -27,6 +27,7 @@ from world.checker import (
     agreement,
     evaluate,
     matches,
+    reserved_parts,
     scene_labels,
     shows_reserved,
     split_scene,
@@ -122,6 +123,24 @@ def test_shows_reserved_on_hand_built_readings():
     assert not shows_reserved(Reading("sand", "sepia", ()), "style")
     with pytest.raises(ValueError):
         shows_reserved(reading, "dragon")
+
+
+def test_reserved_parts_say_how_close_a_reading_came():
+    r = RESERVED_CREATURE
+    near = shape("creature", "green", "big", "left",
+                 features=Features(r.hue + 0.3, r.eyes, "round", r.mouth, r.marks))
+    far = shape("face", "red", "small", "left", features=Features(0.0, "sleepy", "none",
+                                                                  "smile", "none"))
+    parts = reserved_parts(Reading("sky", None, (far, near)), "creature", "left")
+    assert parts == {"kind": True, "eyes": True, "ears": False, "mouth": True, "marks": True,
+                     "hue": False}  # the closer of the two objects read there
+    assert not any(reserved_parts(Reading("sky", None, (near,)), "creature", "right").values())
+    thing = shape("diamond", "red", "small", "left", pattern="stripes", pattern_colour="blue")
+    assert reserved_parts(Reading("sky", None, (thing,)), "object") == {
+        "kind": True, "colour": False, "pattern": True, "pattern_colour": True}
+    assert reserved_parts(Reading("sky", RESERVED_STYLE, ()), "style") == {"style": True}
+    with pytest.raises(ValueError, match="dragon"):
+        reserved_parts(Reading("sky", None, ()), "dragon")
 
 
 def test_scene_labels_cover_what_applies():

@@ -46,6 +46,7 @@ from world.scene import (
     MOUTHS,
     PATTERNS,
     POSITIONS,
+    RESERVED_CREATURE,
     RESERVED_OBJECT,
     RESERVED_STYLE,
     SIZES,
@@ -325,6 +326,38 @@ def shows_reserved(reading: Reading, which: str, position: str | None = None) ->
         return any((o.kind, o.pattern, o.colour, o.pattern_colour)
                    == (kind, pattern, colour_of(rgb), colour_of(pattern_rgb)) for o in objects)
     raise ValueError(f"unknown reserved concept {which!r}; expected creature, object or style")
+
+
+def reserved_parts(reading: Reading, which: str, position: str | None = None
+                   ) -> dict[str, bool]:
+    """Which parts of a reserved concept the reading shows, one by one, so a concept that is
+    not yet :func:`shows_reserved` still tells how close it came ('kind', then the concept's
+    own fields; a style has the one part 'style'). Judged on the object read at `position`
+    (any object when None), the best-matching one when several are read."""
+    if which == "style":
+        return {"style": reading.style == RESERVED_STYLE}
+    if which == "creature":
+        def parts(o: ObjectReading) -> dict[str, bool]:
+            f, r = o.features, RESERVED_CREATURE
+            found = {"kind": o.kind == "creature"}
+            for name in ("eyes", "ears", "mouth", "marks"):
+                found[name] = f is not None and getattr(f, name) == getattr(r, name)
+            found["hue"] = f is not None and abs(f.hue - r.hue) < 0.06
+            return found
+    elif which == "object":
+        kind, pattern, rgb, pattern_rgb = RESERVED_OBJECT
+
+        def parts(o: ObjectReading) -> dict[str, bool]:
+            return {"kind": o.kind == kind, "colour": o.colour == colour_of(rgb),
+                    "pattern": o.pattern == pattern,
+                    "pattern_colour": o.pattern_colour == colour_of(pattern_rgb)}
+    else:
+        raise ValueError(f"unknown reserved concept {which!r}; expected creature, object or "
+                         "style")
+    candidates = [parts(o) for o in reading.objects if position is None or o.position == position]
+    if not candidates:
+        return {name: False for name in parts(ObjectReading("none", "", "", ""))}
+    return max(candidates, key=lambda found: sum(found.values()))
 
 
 def agreement(reading: Reading, scene: Scene) -> dict[str, bool]:

@@ -112,7 +112,7 @@ def reserved_concepts(model: DiffusionModel, checker, samples: int = 20) -> dict
     from engine.captioning import load_captioner
     from engine.concept_tokens import concepts_in_use, expand_prompt
     from engine.textual_inversion import learn_concept
-    from world.checker import shows_reserved
+    from world.checker import reserved_parts, shows_reserved
 
     out = {}
     for which, kind in (("creature", "object"), ("object", "object"), ("style", "style")):
@@ -127,10 +127,14 @@ def reserved_concepts(model: DiffusionModel, checker, samples: int = 20) -> dict
             prompt = (f"a big red circle on the left with sky background in {token} style"
                       if which == "style" else f"a {token} on the left with sky background")
             images = model.decode(generate(model, [prompt] * samples, seed=1))
-        hits = [shows_reserved(r, which, None if which == "style" else "left")
-                for r in checker.read(images)]
+        readings = checker.read(images)
+        where = None if which == "style" else "left"
+        hits = [shows_reserved(r, which, where) for r in readings]
+        parts = [reserved_parts(r, which, where) for r in readings]
         out[which] = {"shown": float(np.mean(hits)), "steps": learned.steps,
-                      "seconds": seconds, "prompt": prompt}
+                      "seconds": seconds, "prompt": prompt,
+                      "parts": {name: float(np.mean([p[name] for p in parts]))
+                                for name in parts[0]}}
     return {"concepts": out, "target": 0.8, "samples": samples}
 
 
@@ -280,6 +284,12 @@ def write_card_figures(card: Path, figures: dict, command: str) -> None:
         named = ", ".join(f"{name} {value:.2f}"
                           for name, value in figures["fine_features"]["per_feature"].items())
         notes += ["", f"Named fine features drawn right, per feature: {named}."]
+    concept_parts = [f"{concept} ({', '.join(f'{k} {v:.2f}' for k, v in r['parts'].items())})"
+                     for concept, r in figures.get("concepts", {}).get("concepts", {}).items()
+                     if "parts" in r]
+    if concept_parts:
+        notes += ["", "Reserved concepts, share of generations showing each part: "
+                  + "; ".join(concept_parts) + "."]
     machine = f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
     section = "\n".join([CARD_START, f"Measured {time.strftime('%Y-%m-%d')} on {machine} with "
                           f"`{command}`:", "", *rows, *notes, CARD_END])
