@@ -1,14 +1,17 @@
-"""The sticker-world trainer's recipe on resume: a checkpoint's own recipe, unless told."""
+"""The sticker-world trainer: its recipe on resume (a checkpoint's own, unless told) and its
+pools rendered on several processes."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 
-from world.train import TrainConfig, run_config
+from world.scene import random_scene
+from world.train import TrainConfig, rendered_parts, run_config
 
 
 def saved_run(run_dir: Path, **fields: object) -> Path:
@@ -40,3 +43,17 @@ def test_flags_override_the_saved_recipe(tmp_path):
 def test_an_unknown_field_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="no field 'pool'"):
         run_config(str(tmp_path / "new"), overrides={"pool": "3"})
+
+
+def test_pools_render_the_same_on_several_processes():
+    """Parallel rendering (a GPU run's pools) gives what one process gives, in order."""
+    rng = random.Random(3)
+    parts = [[random_scene(rng) for _ in range(3)] for _ in range(3)]
+    alone = list(rendered_parts(parts, (16, 8), workers=1))
+    together = list(rendered_parts(parts, (16, 8), workers=2))
+    assert len(together) == len(parts)
+    for (images, grids), (images2, grids2) in zip(alone, together, strict=True):
+        assert [im.tobytes() for im in images] == [im.tobytes() for im in images2]
+        assert all(torch.equal(a, b) for side in (16, 8)
+                   for a, b in zip(grids[side], grids2[side], strict=True))
+    assert any(grid.any() for _, grids in alone for grid in grids[16])  # masks were drawn

@@ -19,9 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
+import os
 import random
 import signal
 import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -67,6 +71,7 @@ class TrainConfig:
     bf16: bool = True  # bfloat16 autocast of the forward passes, fp32 weights: ~1.3x on CPU
     checkpoint_minutes: float = 5.0
     export_every: int = 5000
+    render_workers: int = 0  # processes rendering the pools (0: one per CPU core, at most 16)
 
 
 def run_config(run_dir: str, export_dir: str | None = None, warm_start_dir: str = "",
@@ -100,6 +105,29 @@ def to_tensor(images: list) -> torch.Tensor:
     """PIL images -> float tensor in [-1, 1], NCHW."""
     arr = np.stack([np.asarray(im, dtype=np.float32) for im in images]) / 127.5 - 1
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+
+def render_part(scenes: list, sides: tuple[int, ...]) -> tuple[list, dict[int, list]]:
+    """Render some scenes: their images and, per grounding side, their object mask grids."""
+    renderings = [render(scene) for scene in scenes]
+    grids: dict[int, list] = {side: [] for side in sides}
+    for rendering in renderings:
+        for side, grid in scene_cells(rendering.masks, sides).items():
+            grids[side].append(grid)
+    return [r.image for r in renderings], grids
+
+
+def rendered_parts(parts: list[list], sides: tuple[int, ...], workers: int
+                   ) -> Iterator[tuple[list, dict[int, list]]]:
+    """`render_part` of each part, in order, on `workers` processes: rendering is pure Python
+    and would otherwise keep a GPU waiting for minutes while a pool is built."""
+    if workers <= 1:
+        yield from (render_part(part, sides) for part in parts)
+        return
+    # spawn, not fork: a forked child inherits the parent's OpenMP state and can hang in torch.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        yield from pool.map(render_part, parts, [sides] * len(parts))
 
 
 class Trainer:
@@ -260,16 +288,16 @@ class Trainer:
                     f"{path} holds {len(latents)} scenes but the recipe asks for {len(scenes)} "
                     f"({name}_pool); delete the cached pool or set {name}_pool={len(latents)}")
         else:
-            log(self.run_dir, f"rendering and encoding {len(scenes)} scenes for the {name} pool")
+            workers = self.cfg.render_workers or min(os.cpu_count() or 1, 16)
+            log(self.run_dir, f"rendering and encoding {len(scenes)} scenes for the {name} pool "
+                              f"({workers} rendering processes)")
             chunks, grids = [], {side: [] for side in self.grounding_sides}
-            for i in range(0, len(scenes), 256):
-                part = scenes[i:i + 256]
-                renderings = [render(s) for s in part]
-                images = to_tensor([r.image for r in renderings]).to(self.device)
-                chunks.append(self.vae.encode(images).latent_dist.mean.cpu().half())
-                for rendering in renderings:
-                    for side, grid in scene_cells(rendering.masks, self.grounding_sides).items():
-                        grids[side].append(grid)
+            parts = [scenes[i:i + 256] for i in range(0, len(scenes), 256)]
+            for images, part_grids in rendered_parts(parts, self.grounding_sides, workers):
+                chunks.append(self.vae.encode(to_tensor(images).to(self.device))
+                              .latent_dist.mean.cpu().half())
+                for side, grid in part_grids.items():
+                    grids[side].extend(grid)
             latents = torch.cat(chunks)
             cells = {side: torch.stack(grid) for side, grid in grids.items()}
             torch.save(latents, path)
