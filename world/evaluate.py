@@ -15,7 +15,9 @@ Figures (targets in brackets):
   resolution LocalBlend uses [>= 60%];
 - fine_features: one-object held-out scenes whose captions name one to three fine features
   (a character's hue band, eyes, ears, mouth, marks; a shape's pattern and its colour),
-  generated and read by the checker: the share of named features drawn right [>= 80%].
+  generated and read by the checker: the share of named features drawn right [>= 80%];
+- fine_through_vae: the same scenes rendered, passed through the VAE and read by the checker:
+  the most fine_features can reach through this VAE and this judge (no target).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from world.scene import (
 )
 
 FIGURES = ("vae", "text_to_image", "checker", "null_text", "concepts", "attention",
-           "fine_features")
+           "fine_features", "fine_through_vae")
 
 
 def held_out_scenes(count: int, max_objects: int = 3) -> list[Scene]:
@@ -213,6 +215,26 @@ def fine_features(model: DiffusionModel, checker, count: int, batch: int = 25) -
             "n": len(cases)}
 
 
+def fine_through_vae(model: DiffusionModel, checker, count: int) -> dict:
+    """Share of `fine_features`' named features the checker still reads right once the true
+    rendering has been through the VAE: a ceiling the UNet cannot beat, whatever its training
+    (`on_renders`: the same reading of the renderings themselves, the checker's own share)."""
+    through: dict[str, list[bool]] = {}
+    direct: dict[str, list[bool]] = {}
+    for scene, chosen in fine_feature_scenes(count):
+        image = render(scene, model.image_size).image
+        readings = checker.read([model.decode(model.encode_image(image))[0], image])
+        for feature in chosen:
+            for table, reading in zip((through, direct), readings, strict=True):
+                table.setdefault(feature, []).append(
+                    named_feature_right(reading, scene.objects[0], feature))
+    every = [hit for hits in through.values() for hit in hits]
+    return {"right": float(np.mean(every)), "n_features": len(every),
+            "per_feature": {k: float(np.mean(v)) for k, v in through.items()},
+            "on_renders": float(np.mean([hit for hits in direct.values() for hit in hits])),
+            "n": count}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="default: the bundled model")
@@ -226,7 +248,7 @@ def main() -> None:
     wanted = args.only.split(",")
     scenes = held_out_scenes(args.count)
     checker = None
-    if {"text_to_image", "checker", "concepts", "fine_features"} & set(wanted):
+    if {"text_to_image", "checker", "concepts", "fine_features", "fine_through_vae"} & set(wanted):
         from world.checker import Checker
 
         checker = Checker.load(Path(model.source) / "captioner")
@@ -239,6 +261,7 @@ def main() -> None:
         "concepts": lambda: reserved_concepts(model, checker),
         "attention": lambda: attention_in_mask(model, scenes[: max(1, args.count // 4)]),
         "fine_features": lambda: fine_features(model, checker, args.count),
+        "fine_through_vae": lambda: fine_through_vae(model, checker, args.count),
     }
     for name in wanted:
         start = time.perf_counter()
@@ -280,10 +303,17 @@ def write_card_figures(card: Path, figures: dict, command: str) -> None:
         per_field = ", ".join(f"{name} {value:.3f}"
                               for name, value in figures["checker"]["fields"].items())
         notes = ["", f"Checker agreement per field: {per_field}."]
-    if "per_feature" in figures.get("fine_features", {}):
-        named = ", ".join(f"{name} {value:.2f}"
-                          for name, value in figures["fine_features"]["per_feature"].items())
-        notes += ["", f"Named fine features drawn right, per feature: {named}."]
+    for name, what in (("fine_features", "Named fine features drawn right"),
+                       ("fine_through_vae", "The same features read right on the true pictures "
+                                            "after a VAE round trip (the ceiling)")):
+        if "per_feature" in figures.get(name, {}):
+            named = ", ".join(f"{feature} {value:.2f}"
+                              for feature, value in figures[name]["per_feature"].items())
+            notes += ["", f"{what}, per feature: {named} (all {figures[name]['right']:.2f})."]
+    if "on_renders" in figures.get("fine_through_vae", {}):
+        on_renders = figures["fine_through_vae"]["on_renders"]
+        notes[-1] = notes[-1][:-1] + (f"; the checker reads {on_renders:.2f}"
+                                      " of them right on the renderings themselves.")
     concept_parts = [f"{concept} ({', '.join(f'{k} {v:.2f}' for k, v in r['parts'].items())})"
                      for concept, r in figures.get("concepts", {}).get("concepts", {}).items()
                      if "parts" in r]
