@@ -15,6 +15,7 @@ and into a trainer checkpoint when one is given, so later exports keep it.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import time
 from pathlib import Path
@@ -45,12 +46,14 @@ def tuning_pool(count: int, seed: str = "decoder-tuning") -> tuple[torch.Tensor,
 
 
 def tune(vae: AutoencoderKL, images: torch.Tensor, weights: torch.Tensor, *, minutes: float,
-         steps: int, batch: int = 32, lr: float = 2e-4, crop: int = 8, log_every: int = 100
+         steps: int, batch: int = 32, lr: float = 1e-4, crop: int = 0, log_every: int = 100
          ) -> list[float]:
-    """Train the decoder on (frozen latent -> picture) pairs, each step on one `crop` x `crop`
-    window of the latents (a quarter of a 16x16 latent: four times the steps in the same time;
-    the decoder is convolutional, as the VAE's own crop training relied on); returns the
-    logged losses."""
+    """Train the decoder on (frozen latent -> picture) pairs; returns the logged losses.
+
+    `crop` > 0 trains on one crop x crop window of the latents per step (faster per step).
+    Measured on the bundled model: whole 16x16 latents for 530 steps lifted fine_through_vae
+    from 0.775 to 0.795 (400 scenes) and the VAE's PSNR from 30.9 to 31.3 dB; 6100 further
+    steps on 8x8 windows at twice the lr brought it back to 0.771 and 30.4 dB."""
     vae.requires_grad_(False)
     with torch.no_grad():
         latents = torch.cat([vae.encode(images[i:i + 256]).latent_dist.mean
@@ -63,7 +66,7 @@ def tune(vae: AutoencoderKL, images: torch.Tensor, weights: torch.Tensor, *, min
     deadline, losses = time.time() + minutes * 60, []
     for step in range(1, steps + 1):
         idx = torch.randint(0, len(images), (batch,), generator=generator)
-        side = min(crop, latents.shape[-1])
+        side = min(crop or latents.shape[-1], latents.shape[-1])
         y, x = torch.randint(0, latents.shape[-1] - side + 1, (2,), generator=generator).tolist()
         scale = images.shape[-1] // latents.shape[-1]
         window = (slice(y * scale, (y + side) * scale), slice(x * scale, (x + side) * scale))
@@ -100,6 +103,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--scenes", type=int, default=3000)
+    parser.add_argument("--crop", type=int, default=0, help="latent window side (0: whole)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="a trainer's state.pt to update as well")
@@ -108,8 +112,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     vae = AutoencoderKL.from_pretrained(args.model / "vae")
     images, weights = tuning_pool(args.scenes)
-    tune(vae, images, weights, minutes=args.minutes, steps=args.steps)
-    vae.save_pretrained((args.out or args.model) / "vae", safe_serialization=True)
+    tune(vae, images, weights, minutes=args.minutes, steps=args.steps, crop=args.crop)
+    folder = (args.out or args.model) / "vae"
+    vae.save_pretrained(folder, safe_serialization=True)
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("_name_or_path", None)  # where it was loaded from: this machine's business
+    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     if args.checkpoint is not None:
         write_into_checkpoint(vae, args.checkpoint)
 
