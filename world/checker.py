@@ -47,6 +47,7 @@ from world.scene import (
     PATTERNS,
     POSITIONS,
     RESERVED_CREATURE,
+    RESERVED_HUE_TOLERANCE,
     RESERVED_OBJECT,
     RESERVED_STYLE,
     SIZES,
@@ -56,7 +57,6 @@ from world.scene import (
     WorldObject,
     caption,
     hue_rgb,
-    is_reserved_creature,
     random_scene,
 )
 
@@ -309,55 +309,52 @@ def matches(reading: Reading, scene: Scene) -> dict[str, bool]:
 
 
 def shows_reserved(reading: Reading, which: str, position: str | None = None) -> bool:
-    """Whether the reading shows a reserved concept ('creature', 'object' or 'style').
+    """Whether the reading shows a reserved concept ('creature', 'object' or 'style'): every
+    one of its :func:`reserved_parts`.
 
     creature: a creature with the reserved eyes, ears, mouth and marks and a hue within the
-    reserved band (scene.is_reserved_creature); object: the reserved kind, pattern, body colour
-    and pattern colour; style: the reserved style (position is ignored). With `position`, only
-    the object read there counts.
+    reserved band (as scene.is_reserved_creature); object: the reserved kind, pattern, body
+    colour and pattern colour; style: the reserved style (position is ignored). With
+    `position`, only the object read there counts.
     """
-    if which == "style":
-        return reading.style == RESERVED_STYLE
-    objects = [o for o in reading.objects if position is None or o.position == position]
-    if which == "creature":
-        return any(o.kind == "creature" and is_reserved_creature(o.features) for o in objects)
-    if which == "object":
-        kind, pattern, rgb, pattern_rgb = RESERVED_OBJECT
-        return any((o.kind, o.pattern, o.colour, o.pattern_colour)
-                   == (kind, pattern, colour_of(rgb), colour_of(pattern_rgb)) for o in objects)
-    raise ValueError(f"unknown reserved concept {which!r}; expected creature, object or style")
+    return all(reserved_parts(reading, which, position).values())
+
+
+RESERVED_PARTS = {"creature": ("kind", "eyes", "ears", "mouth", "marks", "hue"),
+                  "object": ("kind", "colour", "pattern", "pattern_colour")}
+
+
+def _creature_parts(o: ObjectReading) -> dict[str, bool]:
+    f, r = o.features, RESERVED_CREATURE
+    found = {"kind": o.kind == "creature"}
+    for name in ("eyes", "ears", "mouth", "marks"):
+        found[name] = f is not None and getattr(f, name) == getattr(r, name)
+    found["hue"] = f is not None and abs(f.hue - r.hue) < RESERVED_HUE_TOLERANCE
+    return found
+
+
+def _object_parts(o: ObjectReading) -> dict[str, bool]:
+    kind, pattern, rgb, pattern_rgb = RESERVED_OBJECT
+    return {"kind": o.kind == kind, "colour": o.colour == colour_of(rgb),
+            "pattern": o.pattern == pattern,
+            "pattern_colour": o.pattern_colour == colour_of(pattern_rgb)}
 
 
 def reserved_parts(reading: Reading, which: str, position: str | None = None
                    ) -> dict[str, bool]:
     """Which parts of a reserved concept the reading shows, one by one, so a concept that is
-    not yet :func:`shows_reserved` still tells how close it came ('kind', then the concept's
-    own fields; a style has the one part 'style'). Judged on the object read at `position`
-    (any object when None), the best-matching one when several are read."""
+    not yet :func:`shows_reserved` still tells how close it came (RESERVED_PARTS; a style has
+    the one part 'style'). Judged on the object read at `position` (any object when None),
+    the best-matching one when several are read."""
     if which == "style":
         return {"style": reading.style == RESERVED_STYLE}
-    if which == "creature":
-        def parts(o: ObjectReading) -> dict[str, bool]:
-            f, r = o.features, RESERVED_CREATURE
-            found = {"kind": o.kind == "creature"}
-            for name in ("eyes", "ears", "mouth", "marks"):
-                found[name] = f is not None and getattr(f, name) == getattr(r, name)
-            found["hue"] = f is not None and abs(f.hue - r.hue) < 0.06
-            return found
-    elif which == "object":
-        kind, pattern, rgb, pattern_rgb = RESERVED_OBJECT
-
-        def parts(o: ObjectReading) -> dict[str, bool]:
-            return {"kind": o.kind == kind, "colour": o.colour == colour_of(rgb),
-                    "pattern": o.pattern == pattern,
-                    "pattern_colour": o.pattern_colour == colour_of(pattern_rgb)}
-    else:
+    if which not in RESERVED_PARTS:
         raise ValueError(f"unknown reserved concept {which!r}; expected creature, object or "
                          "style")
+    parts = _creature_parts if which == "creature" else _object_parts
     candidates = [parts(o) for o in reading.objects if position is None or o.position == position]
-    if not candidates:
-        return {name: False for name in parts(ObjectReading("none", "", "", ""))}
-    return max(candidates, key=lambda found: sum(found.values()))
+    return max(candidates, key=lambda found: sum(found.values()),
+               default=dict.fromkeys(RESERVED_PARTS[which], False))
 
 
 def agreement(reading: Reading, scene: Scene) -> dict[str, bool]:

@@ -306,14 +306,13 @@ def write_card_figures(card: Path, figures: dict, command: str) -> None:
     for name, what in (("fine_features", "Named fine features drawn right"),
                        ("fine_through_vae", "The same features read right on the true pictures "
                                             "after a VAE round trip (the ceiling)")):
-        if "per_feature" in figures.get(name, {}):
+        figure = figures.get(name, {})
+        if "per_feature" in figure:
             named = ", ".join(f"{feature} {value:.2f}"
-                              for feature, value in figures[name]["per_feature"].items())
-            notes += ["", f"{what}, per feature: {named} (all {figures[name]['right']:.2f})."]
-    if "on_renders" in figures.get("fine_through_vae", {}):
-        on_renders = figures["fine_through_vae"]["on_renders"]
-        notes[-1] = notes[-1][:-1] + (f"; the checker reads {on_renders:.2f}"
-                                      " of them right on the renderings themselves.")
+                              for feature, value in figure["per_feature"].items())
+            direct = (f"; the checker reads {figure['on_renders']:.2f} of them right on the "
+                      "renderings themselves" if "on_renders" in figure else "")
+            notes += ["", f"{what}, per feature: {named} (all {figure['right']:.2f}){direct}."]
     concept_parts = [f"{concept} ({', '.join(f'{k} {v:.2f}' for k, v in r['parts'].items())})"
                      for concept, r in figures.get("concepts", {}).get("concepts", {}).items()
                      if "parts" in r]

@@ -47,9 +47,13 @@ def render(scene: Scene, size: int = 64) -> Rendering:
         masks[position] = _downsample(visible, size)
     image = canvas.convert("RGB").resize((size, size), Image.BOX)
     if scene.style:
-        union = np.clip(sum(masks.values(), np.zeros((size, size), np.float32)), 0, 1)
-        image = apply_style(image, scene.style, union)
+        image = apply_style(image, scene.style, union_mask(masks, size))
     return Rendering(image, masks)
+
+
+def union_mask(masks: dict[str, np.ndarray], size: int) -> np.ndarray:
+    """Where any object is (0..1): the union of a rendering's object masks."""
+    return np.clip(sum(masks.values(), np.zeros((size, size), np.float32)), 0, 1)
 
 
 def _downsample(mask: np.ndarray, size: int) -> np.ndarray:

@@ -141,6 +141,7 @@ RESERVED_CREATURE = Features(hue=0.47, eyes="big", ears="pointy", mouth="open", 
                              eye_size=1.15)
 RESERVED_OBJECT = ("diamond", "stripes", COLOURS["orange"], COLOURS["blue"])  # kind, pattern, rgbs
 RESERVED_STYLE = "duotone"
+RESERVED_HUE_TOLERANCE = 0.06  # a creature this close in hue has the reserved creature's hue
 RESERVED = ("creature", "object", "style")
 
 
@@ -164,7 +165,7 @@ def is_reserved_creature(features: Features | None) -> bool:
         return False
     same = (features.eyes, features.ears, features.mouth, features.marks) == (
         r.eyes, r.ears, r.mouth, r.marks)
-    return same and abs(features.hue - r.hue) < 0.06
+    return same and abs(features.hue - r.hue) < RESERVED_HUE_TOLERANCE
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,12 +20,11 @@ import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
-from world.render import render
+from world.render import render, union_mask
 from world.scene import random_scene
 from world.train import to_tensor
 
@@ -40,7 +39,7 @@ def tuning_pool(count: int, seed: str = "decoder-tuning") -> tuple[torch.Tensor,
     for i in range(count):
         rendering = render(random_scene(rng, max_objects=1 if i % 2 else 3))
         images.append(rendering.image)
-        union = np.clip(sum(rendering.masks.values(), np.zeros((64, 64), np.float32)), 0, 1)
+        union = union_mask(rendering.masks, rendering.image.size[0])
         weights.append(torch.from_numpy(1 + (OBJECT_WEIGHT - 1) * union))
     return to_tensor(images), torch.stack(weights)[:, None]
 
