@@ -3,6 +3,7 @@ pools rendered on several processes."""
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import asdict
 from pathlib import Path
@@ -11,7 +12,13 @@ import pytest
 import torch
 
 from world.scene import random_scene
-from world.train import TrainConfig, rendered_parts, run_config
+from world.train import (
+    TrainConfig,
+    Trainer,
+    object_weighted_error,
+    rendered_parts,
+    run_config,
+)
 
 
 def saved_run(run_dir: Path, **fields: object) -> Path:
@@ -57,3 +64,49 @@ def test_pools_render_the_same_on_several_processes():
         assert all(torch.equal(a, b) for side in (16, 8)
                    for a, b in zip(grids[side], grids2[side], strict=True))
     assert any(grid.any() for _, grids in alone for grid in grids[16])  # masks were drawn
+
+
+def test_object_weighting_moves_the_loss_onto_objects_and_keeps_its_scale():
+    """An error inside an object counts `weight` times one outside; a uniform error is
+    unchanged, so turning the weighting on does not rescale the loss."""
+    cells = torch.zeros(2, 3, 16)  # two scenes, three positions, a 4x4 latent
+    cells[:, 1, :4] = 1  # the object at the second position covers the first row
+    cells = cells.bool()
+    inside, outside = torch.zeros(2, 4, 4, 4), torch.zeros(2, 4, 4, 4)
+    inside[:, :, 0, :] = 1.0
+    outside[:, :, 3, :] = 1.0
+    uniform = torch.full((2, 4, 4, 4), 0.5)
+    assert torch.allclose(object_weighted_error(uniform, cells, 5.0), uniform.mean(dim=(1, 2, 3)))
+    assert torch.allclose(object_weighted_error(inside, cells, 1.0), inside.mean(dim=(1, 2, 3)))
+    weighted_in = object_weighted_error(inside, cells, 5.0)
+    weighted_out = object_weighted_error(outside, cells, 5.0)
+    assert torch.allclose(weighted_in, 5 * weighted_out)
+    assert (weighted_in > inside.mean(dim=(1, 2, 3))).all()
+
+
+def tiny_recipe(run_dir: Path, **fields: object) -> TrainConfig:
+    """The bundled architecture on pools of two scenes, its VAE stage skipped."""
+    return TrainConfig(run_dir=str(run_dir), export_dir=str(run_dir / "export"), vae_steps=0,
+                       single_pool=2, multi_pool=2, batch=2, render_workers=1, bf16=False,
+                       **fields)
+
+
+def test_a_unet_step_weights_objects_with_masks_cached_at_the_latent_side(tmp_path):
+    trainer = Trainer(tiny_recipe(tmp_path / "run", object_loss_weight=5.0), torch.device("cpu"))
+    trainer.ensure_pools()
+    assert trainer.pool_cells["single"][trainer.latent_side].any()
+    before = [p.detach().clone() for p in trainer.unet.parameters()]
+    losses = trainer.train_unet_step()
+    assert math.isfinite(losses["loss"]) and math.isfinite(losses["grounding"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.unet.parameters(),
+                                                     strict=True))
+
+
+def test_cached_pools_without_object_masks_are_refused_by_name(tmp_path):
+    """Pools cached by a run that kept no masks cannot feed the object weighting."""
+    run = tmp_path / "run"
+    Trainer(tiny_recipe(run, grounding_weight=0.0), torch.device("cpu")).ensure_pools()
+    weighted = Trainer(tiny_recipe(run, grounding_weight=0.0, object_loss_weight=5.0),
+                       torch.device("cpu"))
+    with pytest.raises(ValueError, match="no object masks at side"):
+        weighted.ensure_pools()

@@ -9,8 +9,9 @@ Stages, each resumed from `<run>/state.pt`:
 3. Text encoder + UNet on those latents: a one-object curriculum first, then mixed scenes,
    caption dropout for classifier-free guidance, min-SNR loss weights, EMA of weights, and a
    small grounding loss that moves each object word's cross-attention into the object's mask
-   (`world.grounding`); the text encoder is frozen for the last stretch so textual
-   inversion meets a fixed encoder, as it does on SD.
+   (`world.grounding`), optionally more weight on the denoising error inside objects
+   (`object_loss_weight`, where the fine features are); the text encoder is frozen for the
+   last stretch so textual inversion meets a fixed encoder, as it does on SD.
 The EMA weights are exported as a diffusers StableDiffusionPipeline folder.
 """
 
@@ -68,6 +69,7 @@ class TrainConfig:
     caption_dropout: float = 0.1
     grounding_weight: float = 0.01  # 0 trains on captions alone
     grounding_min_side: int = 8  # ground words at cross-attention layers this fine or finer
+    object_loss_weight: float = 1.0  # the denoising error inside objects counts this many times
     bf16: bool = True  # bfloat16 autocast of the forward passes, fp32 weights: ~1.3x on CPU
     checkpoint_minutes: float = 5.0
     export_every: int = 5000
@@ -130,6 +132,18 @@ def rendered_parts(parts: list[list], sides: tuple[int, ...], workers: int
         yield from pool.map(render_part, parts, [sides] * len(parts))
 
 
+def object_weighted_error(error: torch.Tensor, cells: torch.Tensor, weight: float
+                          ) -> torch.Tensor:
+    """Per-sample mean of a (B, C, s, s) denoising error in which latent pixels inside any
+    object count `weight` times: fine features (eyes, mouths, stripes) cover a few of the 256
+    latent pixels of a scene, so a plain mean lets the sky and the grass outvote them.
+    `cells` is the (B, positions, s*s) object-mask grid of `grounding.scene_cells`."""
+    side = error.shape[-1]
+    inside = cells.any(dim=1).view(-1, 1, side, side).to(error.dtype)
+    weights = 1.0 + (weight - 1.0) * inside
+    return (error * weights).sum(dim=(1, 2, 3)) / (weights.sum(dim=(1, 2, 3)) * error.shape[1])
+
+
 class Trainer:
     """Holds the models, optimisers and progress; `run` advances whatever stage is current."""
 
@@ -158,6 +172,9 @@ class Trainer:
         self.grounding_sides = tuple(  # cross-attention resolutions the grounding loss reads
             side for side in cross_attention_resolutions(self.unet)
             if side >= cfg.grounding_min_side) if cfg.grounding_weight > 0 else ()
+        self.latent_side = int(self.unet.config.sample_size)
+        extra = {self.latent_side} if cfg.object_loss_weight != 1.0 else set()
+        self.cell_sides = tuple(sorted(set(self.grounding_sides) | extra, reverse=True))
         self.load()
 
     # -- persistence ---------------------------------------------------------------------------
@@ -283,6 +300,10 @@ class Trainer:
         if path.exists() and cells_path.exists():
             latents = torch.load(path, map_location="cpu")
             cells = torch.load(cells_path, map_location="cpu")
+            missing = set(self.cell_sides) - set(cells)
+            if missing:
+                raise ValueError(f"{cells_path} has no object masks at side(s) {sorted(missing)}; "
+                                 "delete the cached pool to render it again")
             if len(latents) != len(scenes):
                 raise ValueError(
                     f"{path} holds {len(latents)} scenes but the recipe asks for {len(scenes)} "
@@ -291,9 +312,9 @@ class Trainer:
             workers = self.cfg.render_workers or min(os.cpu_count() or 1, 16)
             log(self.run_dir, f"rendering and encoding {len(scenes)} scenes for the {name} pool "
                               f"({workers} rendering processes)")
-            chunks, grids = [], {side: [] for side in self.grounding_sides}
+            chunks, grids = [], {side: [] for side in self.cell_sides}
             parts = [scenes[i:i + 256] for i in range(0, len(scenes), 256)]
-            for images, part_grids in rendered_parts(parts, self.grounding_sides, workers):
+            for images, part_grids in rendered_parts(parts, self.cell_sides, workers):
                 chunks.append(self.vae.encode(to_tensor(images).to(self.device))
                               .latent_dist.mean.cpu().half())
                 for side, grid in part_grids.items():
@@ -338,8 +359,9 @@ class Trainer:
     def grounding_targets(self, cells: dict[int, torch.Tensor], groundings: list[dict]
                           ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
         tokens = self.tokenizer.model_max_length
-        return {side: tuple(t.to(self.device) for t in word_masks(list(grid), groundings, tokens))
-                for side, grid in cells.items()}
+        return {side: tuple(t.to(self.device) for t in word_masks(list(cells[side]), groundings,
+                                                                  tokens))
+                for side in self.grounding_sides}
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         ids = self.tokenizer(texts, padding="max_length", truncation=True,
@@ -372,7 +394,13 @@ class Trainer:
         alphas = self.noise.alphas_cumprod.to(self.device)[t]
         snr = alphas / (1 - alphas)
         weight = torch.clamp(snr, max=cfg.min_snr_gamma) / snr
-        loss = (weight * F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))).mean()
+        error = F.mse_loss(pred, noise, reduction="none")
+        if cfg.object_loss_weight != 1.0:
+            error = object_weighted_error(error, cells[self.latent_side].to(self.device),
+                                          cfg.object_loss_weight)
+        else:
+            error = error.mean(dim=(1, 2, 3))
+        loss = (weight * error).mean()
         losses = {"loss": loss.item()}
         if sides:
             grounding = grounding_loss(recorder, self.grounding_targets(cells, groundings))
