@@ -16,6 +16,7 @@ from world.train import (
     TrainConfig,
     Trainer,
     object_weighted_error,
+    offset_noise,
     rendered_parts,
     run_config,
 )
@@ -110,3 +111,12 @@ def test_cached_pools_without_object_masks_are_refused_by_name(tmp_path):
                        torch.device("cpu"))
     with pytest.raises(ValueError, match="no object masks at side"):
         weighted.ensure_pools()
+
+
+def test_offset_noise_moves_each_channels_mean_and_plain_noise_does_not():
+    torch.manual_seed(0)
+    latents = torch.zeros(256, 4, 16, 16)
+    plain = offset_noise(latents, 0.0).mean(dim=(2, 3))
+    offset = offset_noise(latents, 0.5).mean(dim=(2, 3))
+    assert plain.std() < 0.1  # a 16x16 mean of unit noise: std 1/16
+    assert 0.4 < offset.std() < 0.6
