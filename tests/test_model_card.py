@@ -14,6 +14,7 @@ def test_card_figures_replace_only_their_section(tmp_path):
                     "fields": {"background": 1.0, "mouth": 0.75}, "wall_seconds": 0.5},
         "concepts": {"concepts": {"creature": {"shown": 0.85, "seconds": 12.0}},
                      "wall_seconds": 30.0},
+        "styles": {"right": 0.5, "per_style": {"pixel": 1.0, "sepia": 0.0}, "wall_seconds": 9.0},
     }
     write_card_figures(card, figures, "python -m world.evaluate --count 7")
     text = card.read_text()
@@ -23,4 +24,5 @@ def test_card_figures_replace_only_their_section(tmp_path):
     assert "| checker: mean_field_agreement | 0.970 | >= 0.98 | 0.5 |" in text
     assert "| concepts: creature shown | 0.850 | >= 0.80 | 12 (learning) |" in text
     assert "Checker agreement per field: background 1.000, mouth 0.750." in text
+    assert "Styles named in the prompt drawn in that style: pixel 1.00, sepia 0.00." in text
     assert "`python -m world.evaluate --count 7`" in text

@@ -17,7 +17,10 @@ Figures (targets in brackets):
   (a character's hue band, eyes, ears, mouth, marks; a shape's pattern and its colour),
   generated and read by the checker: the share of named features drawn right [>= 80%];
 - fine_through_vae: the same scenes rendered, passed through the VAE and read by the checker:
-  the most fine_features can reach through this VAE and this judge (no target).
+  the most fine_features can reach through this VAE and this judge (no target);
+- styles: held-out captions with each style a caption can name (pixel, outline, pastel and
+  sepia) added, generated and read by the checker: the share drawn in that style (no target;
+  a learned style and restyle need a model whose words set the look).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import os
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +49,8 @@ from world.samples import SAMPLES_DIR
 from world.scene import (
     COLOURS,
     FINE_HUES,
+    FINE_STYLES,
+    NAMED_STYLES,
     Scene,
     caption,
     fine_hue_name,
@@ -54,7 +60,7 @@ from world.scene import (
 )
 
 FIGURES = ("vae", "text_to_image", "checker", "null_text", "concepts", "attention",
-           "fine_features", "fine_through_vae")
+           "fine_features", "fine_through_vae", "styles")
 
 
 def held_out_scenes(count: int, max_objects: int = 3) -> list[Scene]:
@@ -235,6 +241,21 @@ def fine_through_vae(model: DiffusionModel, checker, count: int) -> dict:
             "n": count}
 
 
+def named_styles(model: DiffusionModel, checker, scenes: list[Scene], batch: int = 25) -> dict:
+    """Per nameable style, the share of generations of the scenes' captions "... in <style>
+    style" that the checker reads in that style."""
+    per_style = {}
+    for style in NAMED_STYLES + FINE_STYLES:
+        prompts = [f"{caption(replace(scene, style=None))} in {style} style" for scene in scenes]
+        hits = []
+        for start in range(0, len(prompts), batch):
+            images = model.decode(generate(model, prompts[start:start + batch], seed=start))
+            hits += [reading.style == style for reading in checker.read(images)]
+        per_style[style] = float(np.mean(hits))
+    return {"right": float(np.mean(list(per_style.values()))), "per_style": per_style,
+            "n": len(scenes)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="default: the bundled model")
@@ -248,7 +269,8 @@ def main() -> None:
     wanted = args.only.split(",")
     scenes = held_out_scenes(args.count)
     checker = None
-    if {"text_to_image", "checker", "concepts", "fine_features", "fine_through_vae"} & set(wanted):
+    if {"text_to_image", "checker", "concepts", "fine_features", "fine_through_vae",
+            "styles"} & set(wanted):
         from world.checker import Checker
 
         checker = Checker.load(Path(model.source) / "captioner")
@@ -262,6 +284,7 @@ def main() -> None:
         "attention": lambda: attention_in_mask(model, scenes[: max(1, args.count // 4)]),
         "fine_features": lambda: fine_features(model, checker, args.count),
         "fine_through_vae": lambda: fine_through_vae(model, checker, args.count),
+        "styles": lambda: named_styles(model, checker, scenes[: max(1, args.count // 4)]),
     }
     for name in wanted:
         start = time.perf_counter()
@@ -313,6 +336,10 @@ def write_card_figures(card: Path, figures: dict, command: str) -> None:
             direct = (f"; the checker reads {figure['on_renders']:.2f} of them right on the "
                       "renderings themselves" if "on_renders" in figure else "")
             notes += ["", f"{what}, per feature: {named} (all {figure['right']:.2f}){direct}."]
+    if "per_style" in figures.get("styles", {}):
+        styles = ", ".join(f"{style} {value:.2f}"
+                           for style, value in figures["styles"]["per_style"].items())
+        notes += ["", f"Styles named in the prompt drawn in that style: {styles}."]
     concept_parts = [f"{concept} ({', '.join(f'{k} {v:.2f}' for k, v in r['parts'].items())})"
                      for concept, r in figures.get("concepts", {}).get("concepts", {}).items()
                      if "parts" in r]
