@@ -61,6 +61,10 @@ class ConceptSettings:
     early_stop_window: int = 100  # stop when the probe loss has not improved for this many steps
     early_stop_tolerance: float = 0.01  # relative improvement that counts as improving
     check_every: int = 20  # steps between scorings of the fixed probe (at most the window)
+    # A style's draws take timesteps from this fraction of the schedule up: a picture's overall
+    # look (its tint above all) is set while it is still mostly noise, and at lower noise the
+    # noisy latent itself shows the look, so those draws teach the word nothing about it.
+    style_timesteps_from: float = 0.7
     preview_every: int = 0  # steps between preview images (0: none)
     preview_steps: int = 10  # DDIM steps of a preview image
     seed: int = 0

@@ -18,7 +18,8 @@ explain only its subject:
   style").
 - A loss focused on the subject, for objects and persons: the denoising error is weighted by the
   subject's mask from the captioner, else by the word's own cross-attention (`attention_focus`).
-  A style covers the whole picture, so its loss is the plain one.
+  A style covers the whole picture, so its loss is the plain one, drawn at high noise only
+  (`lowest_timestep`): there the picture's look is still the words' to set.
 - It stops when learned: a fixed probe of draws is scored every few steps, and learning ends when
   its loss stops improving; the best vectors seen are kept.
 """
@@ -151,8 +152,9 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
     ids, slots = template_ids(model, texts, settings.vectors)
     choices = [[texts.index(c) for c in captions] for captions in data.captions]
     scheduler = DDIMScheduler.from_config(model.scheduler.config)
+    first_step = lowest_timestep(kind, settings, scheduler)
     probe = Draws.random(data, choices, scheduler, PROBE_DRAWS,
-                         torch.Generator().manual_seed(settings.seed + 1))
+                         torch.Generator().manual_seed(settings.seed + 1), first_step)
     check_every = max(1, min(settings.check_every, settings.early_stop_window or 1))
 
     preview_caption = (next((c for captions in data.captions for c in captions), None)
@@ -165,7 +167,8 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
         if should_stop is not None and should_stop():
             reason = "cancelled"
             break
-        draws = Draws.random(data, choices, scheduler, settings.batch_size, generator)
+        draws = Draws.random(data, choices, scheduler, settings.batch_size, generator,
+                             first_step)
         loss = focused_loss(model, scheduler, data, draws, ids, slots, vectors)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -195,6 +198,15 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
                       base_model=model.source)
     return LearnResult(concept, losses, len(losses), reason != "done", reason, warnings,
                        preview_caption, data.focus)
+
+
+def lowest_timestep(kind: str, settings: ConceptSettings, scheduler: DDIMScheduler) -> int:
+    """The least timestep learning draws: a style learns from the noisiest part of the
+    schedule only (`ConceptSettings.style_timesteps_from`), an object or person from all of it."""
+    if kind != "style":
+        return 0
+    steps = scheduler.config.num_train_timesteps
+    return min(steps - 1, max(0, round(settings.style_timesteps_from * steps)))
 
 
 def learn_concept_from_files(model, paths: Sequence[str | Path], name: str,
@@ -470,13 +482,16 @@ class Draws:
 
     @classmethod
     def random(cls, data: TrainingSet, choices: Sequence[Sequence[int]],
-               scheduler: DDIMScheduler, batch: int, generator: torch.Generator) -> Draws:
-        """Random draws; `choices[v]` are the caption indices view v may be paired with."""
+               scheduler: DDIMScheduler, batch: int, generator: torch.Generator,
+               lowest_step: int = 0) -> Draws:
+        """Random draws; `choices[v]` are the caption indices view v may be paired with, and
+        timesteps are drawn from `lowest_step` to the end of the schedule."""
         views = torch.randint(len(data.latents), (batch,), generator=generator)
         which = torch.randint(1 << 30, (batch,), generator=generator)
         captions = torch.tensor([choices[v][w % len(choices[v])]
                                  for v, w in zip(views.tolist(), which.tolist(), strict=True)])
-        steps = torch.randint(scheduler.config.num_train_timesteps, (batch,), generator=generator)
+        steps = torch.randint(lowest_step, scheduler.config.num_train_timesteps, (batch,),
+                              generator=generator)
         noise = torch.randn((batch, *data.latents.shape[1:]), generator=generator)
         return cls(views, captions, steps, noise)
 

@@ -164,6 +164,28 @@ def test_without_masks_the_words_own_attention_weights_the_loss(tiny_model, monk
     assert weights.std() > 0.01  # it is a map, not a constant
 
 
+def test_a_style_draws_only_the_noisiest_timesteps_and_an_object_all(tiny_model, monkeypatch):
+    import engine.textual_inversion as ti
+
+    drawn: dict[str, list[torch.Tensor]] = {"style": [], "object": []}
+    real = ti.Draws.random.__func__
+    kind = {"now": "object"}
+
+    def spy(cls, *args, **kwargs):
+        draws = real(cls, *args, **kwargs)
+        drawn[kind["now"]].append(draws.steps)
+        return draws
+
+    monkeypatch.setattr(ti.Draws, "random", classmethod(spy))
+    settings = replace(FAST, steps=12)
+    for kind["now"] in ("style", "object"):
+        learn_concept(tiny_model, photos(), "ball", kind["now"], settings=settings)
+    total = tiny_model.scheduler.config.num_train_timesteps
+    style, objects = torch.cat(drawn["style"]), torch.cat(drawn["object"])
+    assert style.min() >= round(settings.style_timesteps_from * total) and style.max() < total
+    assert objects.min() < round(settings.style_timesteps_from * total)
+
+
 def test_learning_with_a_captioner_reports_its_focus_and_preview_caption(tiny_model):
     result = learn_concept(tiny_model, photos(), "ball", settings=FAST, captioner=LeftHalf())
     assert result.focus == "subject masks" and result.preview_caption == CAPTION
