@@ -106,7 +106,8 @@ def test_a_unet_step_weights_objects_with_masks_cached_at_the_latent_side(tmp_pa
 def test_cached_pools_without_object_masks_are_refused_by_name(tmp_path):
     """Pools cached by a run that kept no masks cannot feed the object weighting."""
     run = tmp_path / "run"
-    Trainer(tiny_recipe(run, grounding_weight=0.0), torch.device("cpu")).ensure_pools()
+    Trainer(tiny_recipe(run, grounding_weight=0.0, object_loss_weight=1.0),
+            torch.device("cpu")).ensure_pools()
     weighted = Trainer(tiny_recipe(run, grounding_weight=0.0, object_loss_weight=5.0),
                        torch.device("cpu"))
     with pytest.raises(ValueError, match="no object masks at side"):

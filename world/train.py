@@ -9,7 +9,7 @@ Stages, each resumed from `<run>/state.pt`:
 3. Text encoder + UNet on those latents: a one-object curriculum first, then mixed scenes,
    caption dropout for classifier-free guidance, min-SNR loss weights, EMA of weights, and a
    small grounding loss that moves each object word's cross-attention into the object's mask
-   (`world.grounding`), optionally more weight on the denoising error inside objects
+   (`world.grounding`), more weight on the denoising error inside objects
    (`object_loss_weight`, where the fine features are) and noise whose mean varies
    (`noise_offset`, so that words can set a picture's overall tint); the text encoder is
    frozen for the last stretch so textual inversion meets a fixed encoder, as it does on SD.
@@ -70,8 +70,8 @@ class TrainConfig:
     caption_dropout: float = 0.1
     grounding_weight: float = 0.01  # 0 trains on captions alone
     grounding_min_side: int = 8  # ground words at cross-attention layers this fine or finer
-    object_loss_weight: float = 1.0  # the denoising error inside objects counts this many times
-    noise_offset: float = 0.0  # std of a per-channel constant added to the training noise
+    object_loss_weight: float = 5.0  # the denoising error inside objects counts this many times
+    noise_offset: float = 0.1  # std of a per-channel constant added to the training noise
     bf16: bool = True  # bfloat16 autocast of the forward passes, fp32 weights: ~1.3x on CPU
     checkpoint_minutes: float = 5.0
     export_every: int = 5000
