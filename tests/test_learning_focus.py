@@ -167,23 +167,25 @@ def test_without_masks_the_words_own_attention_weights_the_loss(tiny_model, monk
 def test_a_style_draws_only_the_noisiest_timesteps_and_an_object_all(tiny_model, monkeypatch):
     import engine.textual_inversion as ti
 
-    drawn: dict[str, list[torch.Tensor]] = {"style": [], "object": []}
     real = ti.Draws.random.__func__
-    kind = {"now": "object"}
+    drawn: list[torch.Tensor] = []
 
     def spy(cls, *args, **kwargs):
         draws = real(cls, *args, **kwargs)
-        drawn[kind["now"]].append(draws.steps)
+        drawn.append(draws.steps)
         return draws
 
     monkeypatch.setattr(ti.Draws, "random", classmethod(spy))
     settings = replace(FAST, steps=12)
-    for kind["now"] in ("style", "object"):
-        learn_concept(tiny_model, photos(), "ball", kind["now"], settings=settings)
+    steps_of = {}
+    for kind in ("style", "object"):
+        drawn.clear()
+        learn_concept(tiny_model, photos(), "ball", kind, settings=settings)
+        steps_of[kind] = torch.cat(drawn)
     total = tiny_model.scheduler.config.num_train_timesteps
-    style, objects = torch.cat(drawn["style"]), torch.cat(drawn["object"])
-    assert style.min() >= round(settings.style_timesteps_from * total) and style.max() < total
-    assert objects.min() < round(settings.style_timesteps_from * total)
+    first = round(settings.style_timesteps_from * total)
+    assert steps_of["style"].min() >= first and steps_of["style"].max() < total
+    assert steps_of["object"].min() < first
 
 
 def test_learning_with_a_captioner_reports_its_focus_and_preview_caption(tiny_model):
