@@ -56,7 +56,12 @@ class ConceptSettings:
     steps: int = 600
     learning_rate: float = 5e-3
     batch_size: int = 4
-    vectors: int = 2
+    # Tokens per word. Two held a patterned object's shape and pattern but not its colours
+    # (an orange diamond with blue stripes came out black and white); four hold both more often.
+    vectors: int = 4
+    # A style's word stands beside a whole caption of the picture's content, where tokens are
+    # scarcer, and sets one overall look: two tokens.
+    style_vectors: int = 2
     augment: int = 4  # cached latents per image: the image, its mirror and crops
     early_stop_window: int = 100  # stop when the probe loss has not improved for this many steps
     early_stop_tolerance: float = 0.01  # relative improvement that counts as improving
@@ -73,8 +78,13 @@ class ConceptSettings:
     consistency_threshold: float = 0.05  # typical colour overlap under which photos look unrelated
     strict: bool = False  # raise InconsistentImagesError instead of warning
 
+    def vectors_for(self, kind: str) -> int:
+        """How many tokens a word of this kind ("object", "person" or "style") gets."""
+        return self.style_vectors if kind == "style" else self.vectors
+
     @classmethod
     def reference(cls) -> ConceptSettings:
         """The reference recipe: 3000 steps, no early stop, no latent caching."""
-        return cls(steps=3000, learning_rate=5e-3, vectors=1, augment=0, early_stop_window=0)
+        return cls(steps=3000, learning_rate=5e-3, vectors=1, style_vectors=1, augment=0,
+                   early_stop_window=0)
 

@@ -141,7 +141,8 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
     warnings = check_images(images, settings)
     data = training_set(model, images, kind, settings, captioner, descriptions)
     generator = torch.Generator().manual_seed(settings.seed)  # on the CPU: same draws anywhere
-    start, note = initial_vectors(model, settings.vectors, initializer, generator)
+    count = settings.vectors_for(kind)
+    start, note = initial_vectors(model, count, initializer, generator)
     warnings += [note] if note else []
     vectors = torch.nn.Parameter(start.to(model.device))
     optimizer = torch.optim.AdamW([vectors], lr=settings.learning_rate, weight_decay=0.0)
@@ -149,7 +150,7 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
     scaler = torch.amp.GradScaler("cuda", enabled=model.device.type == "cuda"
                                   and model.dtype == torch.float16)
     texts = sorted({c for captions in data.captions for c in captions})
-    ids, slots = template_ids(model, texts, settings.vectors)
+    ids, slots = template_ids(model, texts, count)
     choices = [[texts.index(c) for c in captions] for captions in data.captions]
     scheduler = DDIMScheduler.from_config(model.scheduler.config)
     first_step = lowest_timestep(kind, settings, scheduler)

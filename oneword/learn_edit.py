@@ -24,7 +24,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     learn.add_argument("--kind", choices=[k.value for k in ConceptKind], default="object")
     learn.add_argument("--out", required=True, type=Path, help="concept file to write")
     learn.add_argument("--steps", type=int, default=None, help="at most (default: 600)")
-    learn.add_argument("--vectors", type=int, default=None, help="tokens per word (default: 2)")
+    learn.add_argument("--vectors", type=int, default=None,
+                       help="tokens per word (default: 4, a style's 2)")
     learn.add_argument("--init", default=None, help="a word to start from, e.g. 'cat'")
     learn.add_argument("--describe", action="append", default=[], metavar="TEXT",
                        help="what else the photos show, e.g. 'on a beach' ('a dog on a sofa' "
@@ -77,7 +78,8 @@ def run_learn(args: argparse.Namespace) -> int:
     descriptions = (args.describe * len(args.images) if len(args.describe) == 1
                     else args.describe or None)
     model = load_model(args.model, args.device)
-    settings = ConceptSettings(**_given(steps=args.steps, vectors=args.vectors, seed=args.seed))
+    settings = ConceptSettings(**_given(steps=args.steps, vectors=args.vectors,
+                                        style_vectors=args.vectors, seed=args.seed))
     with tqdm(total=settings.steps, desc=f"learning {args.name}", unit="step") as bar:
         def progress(p) -> None:
             bar.total = p.total

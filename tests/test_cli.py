@@ -35,7 +35,7 @@ def test_learn_then_edit_from_the_command_line(tiny_model_dir, tmp_path):
                      "right with grass background", "--concept", str(concept_file),
                      "--steps", "5", "--out", str(out), "--maps", str(maps))
     assert edited.returncode == 0, edited.stderr
-    assert "-> 'a big <mochi> <mochi>_1 on the left" in edited.stdout
+    assert "-> 'a big <mochi> <mochi>_1 <mochi>_2 <mochi>_3 on the left" in edited.stdout
     assert Image.open(out).size == (32, 32) and Image.open(maps).width > 32
 
 

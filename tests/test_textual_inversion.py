@@ -130,6 +130,19 @@ def test_training_encodes_prompts_as_inference_does(tiny_model):
     torch.testing.assert_close(training, inference)
 
 
+def test_a_style_word_gets_its_own_number_of_tokens(tiny_model, circles):
+    settings = replace(FAST, steps=2, vectors=3, style_vectors=1)
+    thing = learn_concept(tiny_model, circles, "ball", "object", settings).concept
+    style = learn_concept(tiny_model, circles, "redish", "style", settings).concept
+    assert (thing.num_vectors, style.num_vectors) == (3, 1)
+    with concepts_in_use(tiny_model, [thing, style]):
+        assert expand_prompt(tiny_model, "<ball> in <redish> style") == (
+            "<ball> <ball>_1 <ball>_2 in <redish> style")
+    defaults = ConceptSettings()
+    assert defaults.vectors_for("object") == defaults.vectors_for("person") == 4
+    assert defaults.vectors_for("style") == 2
+
+
 def test_should_stop_cancels_and_early_stop_ends(tiny_model, circles):
     reports = []
     cancelled = learn_concept(tiny_model, circles, "x", settings=FAST, progress=reports.append,
