@@ -35,10 +35,14 @@ class Subject:
     `caption` holds PLACEHOLDER once, e.g. "a big {} in the center with sky background", or
     "a big red circle on the left with grass background in {} style" for a style. `mask` is
     (H, W) in [0, 1] at the photo's resolution, 1 on the subject; None means the whole picture.
+    `words` describe the subject itself as fully as the model's words can, e.g. "teal wideeyed
+    pointyeared gaping spotted creature": learning starts the new word there (None: no such
+    words).
     """
 
     caption: str
     mask: np.ndarray | None = None
+    words: str | None = None
 
     def __post_init__(self) -> None:
         if self.caption.count(PLACEHOLDER) != 1:
@@ -54,8 +58,8 @@ class Captioner(Protocol):
 
     def subject(self, image: Image.Image, kind: str) -> Subject | None:
         """The caption of a sample photo of a concept of `kind` ("object", "person", "style")
-        with the new word in the subject's place, and the subject's mask; None when the photo
-        shows no subject the captioner can find."""
+        with the new word in the subject's place, the subject's mask and its own words; None
+        when the photo shows no subject the captioner can find."""
 
 
 def load_captioner(source: str | Path | None) -> Captioner | None:

@@ -62,6 +62,9 @@ class ConceptSettings:
     # A style's word stands beside a whole caption of the picture's content, where tokens are
     # scarcer, and sets one overall look: two tokens.
     style_vectors: int = 2
+    # A word started from a description (the captioner's words for the subject, or the user's)
+    # gets one token per token of it, up to this many: each starts at one describing word.
+    description_vectors: int = 8
     augment: int = 4  # cached latents per image: the image, its mirror and crops
     early_stop_window: int = 100  # stop when the probe loss has not improved for this many steps
     early_stop_tolerance: float = 0.01  # relative improvement that counts as improving
@@ -85,6 +88,6 @@ class ConceptSettings:
     @classmethod
     def reference(cls) -> ConceptSettings:
         """The reference recipe: 3000 steps, no early stop, no latent caching."""
-        return cls(steps=3000, learning_rate=5e-3, vectors=1, style_vectors=1, augment=0,
-                   early_stop_window=0)
+        return cls(steps=3000, learning_rate=5e-3, vectors=1, style_vectors=1,
+                   description_vectors=1, augment=0, early_stop_window=0)
 

@@ -20,6 +20,9 @@ explain only its subject:
   subject's mask from the captioner, else by the word's own cross-attention (`attention_focus`).
   A style covers the whole picture, so its loss is the plain one, drawn at high noise only
   (`lowest_timestep`): there the picture's look is still the words' to set.
+- It starts from what the subject looks like: from the captioner's words for it ("teal wideeyed
+  pointyeared gaping spotted creature"), or the user's initializer, one vector per word, so
+  learning only has to find what those words miss.
 - It stops when learned: a fixed probe of draws is scored every few steps, and learning ends when
   its loss stops improving; the best vectors seen are kept.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +109,7 @@ class LearnResult:
     warnings: list[str] = field(default_factory=list)  # for the user, in plain words
     preview_caption: str | None = None  # a caption with "{}" that shows the concept well
     focus: str = "whole picture"  # "subject masks", "word attention" or "whole picture"
+    start_words: str | None = None  # the words the vectors started from, if any
 
 
 @dataclass
@@ -116,6 +121,7 @@ class TrainingSet:
     masks: torch.Tensor | None  # (V, h, w) subject weights in [0, 1]; None: no view has one
     has_mask: torch.Tensor  # (V,) bool: which views' masks are real
     focus: str  # "subject masks", "word attention" or "whole picture"
+    words: str | None = None  # the captioner's words for the subject, the most common among views
 
 
 def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "object",
@@ -141,9 +147,11 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
     warnings = check_images(images, settings)
     data = training_set(model, images, kind, settings, captioner, descriptions)
     generator = torch.Generator().manual_seed(settings.seed)  # on the CPU: same draws anywhere
-    count = settings.vectors_for(kind)
-    start, note = initial_vectors(model, count, initializer, generator)
+    start_words = initializer or data.words
+    start, note = initial_vectors(model, settings.vectors_for(kind), start_words, generator,
+                                  settings.description_vectors)
     warnings += [note] if note else []
+    count = len(start)
     vectors = torch.nn.Parameter(start.to(model.device))
     optimizer = torch.optim.AdamW([vectors], lr=settings.learning_rate, weight_decay=0.0)
     # A half-precision UNet passes small gradients back through fp16: scale the loss.
@@ -198,7 +206,7 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
     concept = Concept(name, kind, final.float().cpu(), steps=len(losses),
                       base_model=model.source)
     return LearnResult(concept, losses, len(losses), reason != "done", reason, warnings,
-                       preview_caption, data.focus)
+                       preview_caption, data.focus, start_words)
 
 
 def lowest_timestep(kind: str, settings: ConceptSettings, scheduler: DDIMScheduler) -> int:
@@ -236,6 +244,7 @@ def training_set(model, images: Sequence[Image.Image], kind: str, settings: Conc
     """
     rng = random.Random(settings.seed)
     views, captions, masks = [], [], []
+    described: Counter[str] = Counter()
     for index, image in enumerate(images):
         description = (descriptions[index] if descriptions else None) or ""
         for view in augmented_views(image, settings.augment, model.image_size, rng):
@@ -244,6 +253,8 @@ def training_set(model, images: Sequence[Image.Image], kind: str, settings: Conc
             captions.append((subject.caption,) if subject is not None
                             else described_templates(kind, description))
             masks.append(subject.mask if subject is not None and kind != "style" else None)
+            if subject is not None and subject.words:
+                described[subject.words] += 1
     latents = encode_views(model, views)
     side = latents.shape[-1]
     has_mask = torch.tensor([m is not None for m in masks])
@@ -260,7 +271,8 @@ def training_set(model, images: Sequence[Image.Image], kind: str, settings: Conc
         focus = "subject masks"
     else:
         focus = "word attention"
-    return TrainingSet(latents, captions, stacked, has_mask.to(model.device), focus)
+    words = described.most_common(1)[0][0] if described else None
+    return TrainingSet(latents, captions, stacked, has_mask.to(model.device), focus, words)
 
 
 def described_templates(kind: str, description: str = "") -> tuple[str, ...]:
@@ -374,26 +386,32 @@ def encode_views(model, views: Sequence[Image.Image], batch: int = 8) -> torch.T
     return torch.cat(latents) * model.vae.config.scaling_factor
 
 
-def initial_vectors(model, count: int, initializer: str | None,
-                    generator: torch.Generator) -> tuple[torch.Tensor, str | None]:
-    """Starting vectors [count, d] (fp32, CPU) and a warning if the initializer was unusable.
+def initial_vectors(model, count: int, words: str | None, generator: torch.Generator,
+                    most: int | None = None) -> tuple[torch.Tensor, str | None]:
+    """Starting vectors [n, d] (fp32, CPU) and a warning if `words` were unusable.
 
-    Each is the initializer word's embedding (mean over its tokens), else the mean embedding of
-    the vocabulary, plus a little noise so that the vectors do not start identical.
+    Without words, `count` vectors at the vocabulary's mean embedding. With words (an
+    initializer such as "dog", or a description such as "teal wideeyed pointyeared gaping
+    spotted creature"), one vector per token of them, at least `count` and at most `most`:
+    vector i starts at token i (the tokens repeat when they are fewer than `count`, and
+    neighbours are averaged when they are more than `most`). A little noise keeps equal
+    starts apart.
     """
-    table = model.text_encoder.get_input_embeddings().weight.detach()
-    ids = model.tokenizer(initializer, add_special_tokens=False).input_ids if initializer else []
+    table = model.text_encoder.get_input_embeddings().weight.detach().float().cpu()
+    ids = model.tokenizer(words, add_special_tokens=False).input_ids if words else []
     note = None
-    if 1 <= len(ids) <= 3:  # a word, perhaps split in two or three pieces
-        base = table[ids].mean(0)
+    if ids:
+        n = min(max(count, len(ids)), max(most or count, count))
+        groups = ([[ids[i % len(ids)]] for i in range(n)] if len(ids) <= n
+                  else [[ids[j] for j in part] for part in np.array_split(range(len(ids)), n)])
+        base = torch.stack([table[group].mean(0) for group in groups])
     else:
-        base = table.mean(0)
-        if initializer:
-            note = (f"'{initializer}' is not a word the model knows well; "
-                    "starting from an average word instead")
-    base = base.float().cpu()
-    noise = torch.randn((count, base.numel()), generator=generator)
-    return base + 0.01 * base.norm() / base.numel() ** 0.5 * noise, note
+        base = table.mean(0).expand(count, -1)
+        if words:
+            note = f"'{words}' gave no words to start from; starting from an average word"
+    noise = torch.randn(base.shape, generator=generator)
+    scale = 0.01 * base.norm(dim=-1, keepdim=True) / base.shape[-1] ** 0.5
+    return base + scale * noise, note
 
 
 def template_ids(model, templates: Sequence[str], count: int) -> tuple[torch.Tensor, torch.Tensor]:

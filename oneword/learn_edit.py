@@ -25,8 +25,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     learn.add_argument("--out", required=True, type=Path, help="concept file to write")
     learn.add_argument("--steps", type=int, default=None, help="at most (default: 600)")
     learn.add_argument("--vectors", type=int, default=None,
-                       help="tokens per word (default: 4, a style's 2)")
-    learn.add_argument("--init", default=None, help="a word to start from, e.g. 'cat'")
+                       help="tokens per word (default: 4, a style's 2; a word started from a "
+                            "description gets one per word of it, up to 8)")
+    learn.add_argument("--init", default=None,
+                       help="words to start from, e.g. 'cat' or 'fluffy grey cat' (default: "
+                            "the model's captioner's words for the subject, if it has one)")
     learn.add_argument("--describe", action="append", default=[], metavar="TEXT",
                        help="what else the photos show, e.g. 'on a beach' ('a dog on a sofa' "
                             "for a style): once for every photo, or once per photo in order")
@@ -93,8 +96,9 @@ def run_learn(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}")
     save_concept(result.concept, args.out)
+    start = f", started from '{result.start_words}'" if result.start_words else ""
     print(f"learned <{result.concept.name}> in {result.steps} steps ({result.reason}), "
-          f"focused on {result.focus}; wrote {args.out}")
+          f"focused on {result.focus}{start}; wrote {args.out}")
     return 0
 
 

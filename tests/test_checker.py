@@ -262,5 +262,7 @@ def test_the_world_captioner_words_and_boxes_a_photos_subject(checker):
     heart = rendering.masks["right"]
     assert (subject.mask * heart).sum() >= 0.98 * heart.sum()  # the whole object is inside
     assert subject.mask.mean() < 0.35 and (subject.mask * rendering.masks["left"]).sum() == 0
+    assert subject.words == "blue heart"
     style = captioner.subject(rendering.image, "style")
     assert style.mask is None and style.caption == f"{caption(scene)} in {{}} style"
+    assert style.words is None

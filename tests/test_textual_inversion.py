@@ -233,3 +233,50 @@ def test_v_prediction_model(tiny_vpred_model, circles):
     velocity = scheduler.get_velocity(clean, noise, steps)
     torch.testing.assert_close(loss, F.mse_loss(prediction, velocity))
     assert not torch.allclose(loss, F.mse_loss(prediction, noise))
+
+
+def test_described_vectors_start_one_per_word(tiny_model):
+    table = tiny_model.text_encoder.get_input_embeddings().weight.detach()
+    words = "red circle on grass"
+    ids = tiny_model.tokenizer(words, add_special_tokens=False).input_ids
+    assert len(ids) == 4
+    start, note = initial_vectors(tiny_model, 2, words, torch.Generator().manual_seed(0), 8)
+    assert note is None and start.shape == (4, tiny_model.text_width)  # more words than 2
+    assert torch.allclose(start, table[ids], atol=0.02)
+    few, _ = initial_vectors(tiny_model, 4, "red circle", torch.Generator().manual_seed(0), 8)
+    pair = tiny_model.tokenizer("red circle", add_special_tokens=False).input_ids
+    assert torch.allclose(few, table[pair + pair], atol=0.02)  # repeated up to the kind's count
+    capped, _ = initial_vectors(tiny_model, 1, words, torch.Generator().manual_seed(0), 2)
+    halves = torch.stack([table[ids[:2]].mean(0), table[ids[2:]].mean(0)])
+    assert torch.allclose(capped, halves, atol=0.02)  # neighbours averaged down to the cap
+    mean, note = initial_vectors(tiny_model, 3, None, torch.Generator().manual_seed(0), 8)
+    assert note is None and torch.allclose(mean, table.mean(0).expand(3, -1), atol=0.02)
+
+
+class Describing:
+    """A captioner that words each photo's subject as "red circle" (one photo: "red ring")."""
+
+    def caption(self, image: Image.Image) -> str:
+        return "a red circle"
+
+    def subject(self, image: Image.Image, kind: str):
+        from engine.captioning import Subject
+
+        odd = image.getpixel((2, 2)) == (0, 0, 0)
+        return Subject("a big {} in the center", None, "red ring" if odd else "red circle")
+
+
+def test_learning_starts_from_the_captioners_words_unless_told_otherwise(tiny_model, circles):
+    odd = red_circle()
+    odd.putpixel((2, 2), (0, 0, 0))
+    settings = replace(FAST, steps=1, vectors=1)
+    described = learn_concept(tiny_model, [*circles, odd], "ball", settings=settings,
+                              captioner=Describing())
+    assert described.start_words == "red circle"  # the most common words among the views
+    assert len(tiny_model.tokenizer("red circle", add_special_tokens=False).input_ids) == 2
+    assert described.concept.vectors.shape[0] == 2  # one per word, though the kind's count is 1
+    told = learn_concept(tiny_model, circles, "ball", settings=settings, captioner=Describing(),
+                         initializer="apple")
+    assert told.start_words == "apple"
+    plain = learn_concept(tiny_model, circles, "ball", settings=settings)
+    assert plain.start_words is None and plain.concept.vectors.shape[0] == settings.vectors

@@ -23,6 +23,7 @@ from world.scene import (
     base_vocabulary,
     fine_hue_name,
     fine_vocabulary,
+    full_description,
     grounded_caption,
     random_scene,
     reserved_creature,
@@ -117,3 +118,15 @@ def test_fine_words_are_appended_without_moving_the_coarse_ids(tmp_path):
     old_vocab = old.get_vocab()
     assert all(new.get_vocab()[token] == index for token, index in old_vocab.items())
     assert min(new.convert_tokens_to_ids(w + "</w>") for w in fine_vocabulary()) >= len(old)
+
+
+def test_a_full_description_names_everything_and_no_training_caption_says_it_all():
+    creature, diamond = reserved_creature(position="left"), reserved_object(position="right")
+    assert full_description(creature) == "teal wideeyed pointyeared gaping spotted creature"
+    assert full_description(diamond) == "orange diamond with blue stripes"
+    face = replace(creature, kind="face")  # a face has no ears or marks to name
+    assert full_description(face) == "teal wideeyed gaping face"
+    rng = random.Random(7)
+    for _ in range(300):
+        text, _ = grounded_caption(Scene((creature, diamond), "sky"), rng)
+        assert full_description(creature) not in text and full_description(diamond) not in text

@@ -20,7 +20,7 @@ from PIL import Image
 
 from engine.captioning import CAPTIONER_FILE, PLACEHOLDER, Subject
 from world.checker import Checker, ObjectReading, Reading
-from world.scene import POSITIONS, SIZES, caption
+from world.scene import POSITIONS, SIZES, caption, full_description
 
 CAPTIONER_FOLDER = "captioner"  # subfolder of a model folder holding a checker
 
@@ -65,7 +65,8 @@ class WorldCaptioner:
 
         object / person: the biggest object read (the centre one among equals) becomes the
         placeholder, e.g. "a big {} in the center with sky background"; its mask is the box the
-        renderer can draw it in. style: the content is named and the style is the placeholder,
+        renderer can draw it in, and its words all the grammar can say of it
+        (`scene.full_description`). style: the content is named and the style is the placeholder,
         "a big red circle on the left with grass background in {} style", over the whole picture.
         """
         reading = self.checker.read([image])[0]
@@ -77,7 +78,8 @@ class WorldCaptioner:
         subject = max(reading.objects, key=lambda o: (SIZES[o.size], -abs(POSITIONS[o.position]
                                                                            - 0.5)))
         text = caption(reading.to_scene(), words={subject.position: PLACEHOLDER})
-        return Subject(text, subject_box(subject, image.size))
+        return Subject(text, subject_box(subject, image.size),
+                       full_description(subject.to_object()))
 
 
 def subject_box(obj: ObjectReading, size: tuple[int, int]) -> np.ndarray:

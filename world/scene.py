@@ -272,6 +272,21 @@ def object_phrase(obj: WorldObject, *, with_size: bool = True, with_colour: bool
                                  fine=fine))
 
 
+def full_description(obj: WorldObject) -> str:
+    """Everything the world's words say of one object, without size or place: "teal wideeyed
+    pointyeared gaping spotted creature", "orange diamond with blue stripes".
+
+    Never a training caption (those name at most MAX_FINE_FEATURES of a character's features
+    and never the reserved object whole), so the model has not learned these words together:
+    learning a new word starts from them and finds what they miss."""
+    adjectives, _ = fine_words(obj, nameable_features(obj))
+    colour = fine_hue_name(obj.features.hue) if obj.features is not None else obj.colour
+    words = [colour, *adjectives, obj.kind]
+    if obj.pattern:
+        words += ["with", colour_word(obj.pattern_rgb), PATTERN_WORDS[obj.pattern]]
+    return " ".join(words)
+
+
 def nameable_features(obj: WorldObject) -> tuple[str, ...]:
     """The fine features a caption could name for an object (a face has no ears or marks)."""
     if obj.features is None:
