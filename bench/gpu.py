@@ -143,11 +143,11 @@ def run_gpu_stages(model: DiffusionModel, settings: InversionSettings, ti_steps:
     concept = replace(ConceptSettings(), steps=ti_steps + 1, early_stop_window=0)
     stamps: list[float] = []
     with PeakMemory(model.device) as memory, UNetCounter(model.unet) as counter:
-        learn_reserved(model, "creature", concept, stamps)
+        learned, _ = learn_reserved(model, "creature", concept, stamps)
     steps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]  # the first warms up
     per_step = sorted(steps)[len(steps) // 2] if steps else float("nan")
     stages["textual_inversion_step"] = {
-        "label": f"batch {concept.batch_size}, {concept.vectors} vectors",
+        "label": f"batch {concept.batch_size}, {learned.concept.num_vectors} vectors",
         "seconds": round(per_step, 4), "runs": [round(s, 4) for s in steps], **memory.as_dict(),
         **counter.per_run(concept.steps)}
     return stages

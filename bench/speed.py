@@ -182,7 +182,9 @@ def learn_stage(model: DiffusionModel, checker, plan: Plan, cache: ConceptCache 
     if checker is not None:
         shown = concept_shown(model, checker, learned.concept, "creature", plan.concept_samples,
                               plan.sample_steps)
-    ours = Side(f"{ours_settings.vectors} vectors, lr {ours_settings.learning_rate:g}, "
+    start = f" from '{result.start_words}'" if result.start_words else ""
+    ours = Side(f"{learned.concept.num_vectors} vectors{start}, "
+                f"lr {ours_settings.learning_rate:g}, "
                 f"cached latents x{ours_settings.augment}, early stop, "
                 f"<= {ours_settings.steps} steps",
                 learned.seconds, [learned.seconds], memory.as_dict(),
