@@ -397,16 +397,16 @@ def initial_vectors(model, count: int, words: str | None, generator: torch.Gener
     neighbours are averaged when they are more than `most`). A little noise keeps equal
     starts apart.
     """
-    table = model.text_encoder.get_input_embeddings().weight.detach().float().cpu()
+    table = model.text_encoder.get_input_embeddings().weight.detach()
     ids = model.tokenizer(words, add_special_tokens=False).input_ids if words else []
     note = None
     if ids:
         n = min(max(count, len(ids)), max(most or count, count))
         groups = ([[ids[i % len(ids)]] for i in range(n)] if len(ids) <= n
                   else [[ids[j] for j in part] for part in np.array_split(range(len(ids)), n)])
-        base = torch.stack([table[group].mean(0) for group in groups])
+        base = torch.stack([table[group].float().mean(0) for group in groups]).cpu()
     else:
-        base = table.mean(0).expand(count, -1)
+        base = table.float().mean(0).cpu().expand(count, -1)
         if words:
             note = f"'{words}' gave no words to start from; starting from an average word"
     noise = torch.randn(base.shape, generator=generator)

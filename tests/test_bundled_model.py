@@ -43,3 +43,28 @@ def test_it_generates_and_its_captioner_reads_the_result(bundled):
     captioner = captioner_for(bundled)
     assert captioner is not None
     assert captioner(images[0]).endswith("background")
+
+
+def test_its_captioner_words_the_reserved_creature_in_full_for_learning(bundled):
+    from PIL import Image
+
+    from world.samples import SAMPLES_DIR
+
+    captioner = captioner_for(bundled)
+    photos = sorted((SAMPLES_DIR / "creature").glob("*.png"))
+    words = [captioner.subject(Image.open(p).convert("RGB"), "object").words for p in photos]
+    assert words.count("teal wideeyed pointyeared gaping spotted creature") >= len(photos) - 1
+
+
+def test_a_word_is_also_asked_for_at_other_places(bundled):
+
+    from engine.concepts import Concept
+    from world.evaluate import OTHER_PLACES, concept_elsewhere
+
+    table = bundled.text_encoder.get_input_embeddings().weight.detach()
+    ids = bundled.tokenizer("red circle", add_special_tokens=False).input_ids
+    circle = Concept("plain-circle", "object", table[ids].float().clone())
+    checker = captioner_for(bundled).checker
+    shown = concept_elsewhere(bundled, checker, circle, "creature", samples=2)
+    assert list(shown) == [f"{place}/{background}" for place, background in OTHER_PLACES]
+    assert set(shown.values()) == {0.0}  # a red circle is never the reserved creature

@@ -12,7 +12,9 @@ def test_card_figures_replace_only_their_section(tmp_path):
         "vae": {"psnr_db": 31.25, "wall_seconds": 2.0},
         "checker": {"mean_field_agreement": 0.97, "caption_exact": 0.9,
                     "fields": {"background": 1.0, "mouth": 0.75}, "wall_seconds": 0.5},
-        "concepts": {"concepts": {"creature": {"shown": 0.85, "seconds": 12.0}},
+        "concepts": {"concepts": {"creature": {"shown": 0.85, "seconds": 12.0,
+                                               "elsewhere": {"right/grass": 0.5,
+                                                             "center/sand": 0.25}}},
                      "wall_seconds": 30.0},
         "styles": {"right": 0.5, "per_style": {"pixel": 1.0, "sepia": 0.0}, "wall_seconds": 9.0},
     }
@@ -24,5 +26,7 @@ def test_card_figures_replace_only_their_section(tmp_path):
     assert "| checker: mean_field_agreement | 0.970 | >= 0.98 | 0.5 |" in text
     assert "| concepts: creature shown | 0.850 | >= 0.80 | 12 (learning) |" in text
     assert "Checker agreement per field: background 1.000, mouth 0.750." in text
+    assert ("at other places and backgrounds, share shown whole: creature (right/grass 0.50, "
+            "center/sand 0.25).") in text
     assert "Styles named in the prompt drawn in that style: pixel 1.00, sepia 0.00." in text
     assert "`python -m world.evaluate --count 7`" in text

@@ -51,6 +51,7 @@ from world.scene import (
     FINE_HUES,
     FINE_STYLES,
     NAMED_STYLES,
+    POSITION_PHRASES,
     Scene,
     caption,
     fine_hue_name,
@@ -116,7 +117,15 @@ def null_text_psnr(model: DiffusionModel, scenes: list[Scene]) -> dict:
             "seconds_per_image": float(np.mean(seconds)), "n": len(values)}
 
 
+# Where else a learned creature or object is asked for (place, background), beside the
+# figure's own "on the left with sky background": the word should not hold only there.
+OTHER_PLACES = (("right", "grass"), ("center", "sand"), ("left", "snow"))
+
+
 def reserved_concepts(model: DiffusionModel, checker, samples: int = 20) -> dict:
+    """Each reserved concept learned from its sample photos, and the share of `samples`
+    generations showing it whole: the figure, on the left with sky background; for the creature
+    and the object also at OTHER_PLACES, a figure of how far the word carries."""
     from engine.captioning import load_captioner
     from engine.concept_tokens import concepts_in_use, expand_prompt
     from engine.textual_inversion import learn_concept
@@ -143,7 +152,29 @@ def reserved_concepts(model: DiffusionModel, checker, samples: int = 20) -> dict
                       "seconds": seconds, "prompt": prompt,
                       "parts": {name: float(np.mean([p[name] for p in parts]))
                                 for name in parts[0]}}
+        if which != "style":
+            out[which]["elsewhere"] = concept_elsewhere(model, checker, learned.concept, which,
+                                                        samples)
     return {"concepts": out, "target": 0.8, "samples": samples}
+
+
+def concept_elsewhere(model: DiffusionModel, checker, concept, which: str,
+                      samples: int) -> dict[str, float]:
+    """Share of `samples` generations showing a learned creature or object whole at each of
+    OTHER_PLACES, keyed "place/background"."""
+    from engine.concept_tokens import concepts_in_use, expand_prompt
+    from world.checker import shows_reserved
+
+    shown = {}
+    with concepts_in_use(model, [concept]):
+        token = expand_prompt(model, concept.token)
+        for place, background in OTHER_PLACES:
+            where = POSITION_PHRASES[place]
+            prompt = f"a {token} {where} with {background} background"
+            readings = checker.read(model.decode(generate(model, [prompt] * samples, seed=1)))
+            shown[f"{place}/{background}"] = float(np.mean(
+                [shows_reserved(r, which, place) for r in readings]))
+    return shown
 
 
 def attention_in_mask(model: DiffusionModel, scenes: list[Scene]) -> dict:
@@ -346,6 +377,12 @@ def write_card_figures(card: Path, figures: dict, command: str) -> None:
     if concept_parts:
         notes += ["", "Reserved concepts, share of generations showing each part: "
                   + "; ".join(concept_parts) + "."]
+    elsewhere = [f"{concept} ({', '.join(f'{k} {v:.2f}' for k, v in r['elsewhere'].items())})"
+                 for concept, r in figures.get("concepts", {}).get("concepts", {}).items()
+                 if "elsewhere" in r]
+    if elsewhere:
+        notes += ["", "The same words asked for at other places and backgrounds, share shown "
+                  "whole: " + "; ".join(elsewhere) + "."]
     machine = f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
     section = "\n".join([CARD_START, f"Measured {time.strftime('%Y-%m-%d')} on {machine} with "
                           f"`{command}`:", "", *rows, *notes, CARD_END])
