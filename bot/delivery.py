@@ -221,7 +221,7 @@ class Delivery:
         elif job.kind == jobs.JobKind.LEARN:
             result = _result(jobs.LearnResult, job)
             name = _payload(jobs.LearnPayload, job).name
-            caption = texts.learned(name, result.steps, result.warnings)
+            caption = texts.learned(name, result.steps, result.warnings, result.seen_as)
             if result.preview:
                 preview = await self._read(result.preview)
                 await bot.send_photo(job.chat_id, preview, caption=caption[:1000],

@@ -195,10 +195,12 @@ def some_photos_refused(problems: Sequence[str], kept: int) -> str:
     return f"I skipped some photos:\n{lines}\n{photos_so_far(kept)}"
 
 
-def learned(name: str, steps: int, warnings: Sequence[str]) -> str:
-    """Caption of the preview once a concept is learned."""
-    text = (f"I learned \"{name}\" ({steps} steps). Here's how I picture it. Try it: send a "
-            f"photo with the caption \"add {name}\".")
+def learned(name: str, steps: int, warnings: Sequence[str], seen_as: str | None = None) -> str:
+    """Caption of the preview once a concept is learned; `seen_as`, the model's own words for
+    what the photos show, tells the user what the word grew from."""
+    start = f" I started from what I saw in your photos: \"{seen_as}\"." if seen_as else ""
+    text = (f"I learned \"{name}\" ({steps} steps).{start} Here's how I picture it. Try it: "
+            f"send a photo with the caption \"add {name}\".")
     if warnings:
         text += "\nNote: " + " ".join(warnings)
     return text

@@ -85,6 +85,7 @@ class LearnResult:
     preview: str | None  # a picture of the learned concept
     steps: int
     warnings: list[str] = field(default_factory=list)
+    seen_as: str | None = None  # the model's words for the photos' subject, where learning began
 
 
 @dataclass

@@ -108,11 +108,14 @@ async def learn(tg: ControlClient, user, name: str = "mochi"):
 
 
 @pytest.mark.parametrize("stack", ["tiny", "bundled"], indirect=True)
-async def test_learn_edit_explain_and_sticker_in_private(stack):
+async def test_learn_edit_explain_and_sticker_in_private(stack, request):
     service, tg = stack
     alice = await tg.user("Alice")
     learned = await learn(tg, alice)
     assert learned.photo is not None  # a preview of the new word
+    # the bundled model's captioner words the photos, and the word starts there
+    seen = 'what I saw in your photos: "teal wideeyed pointyeared gaping spotted creature"'
+    assert (seen in learned.text) == (request.node.callspec.params["stack"] == "bundled")
 
     photo = await alice.send_photo(sample("scenes/scene-1.png"),
                                    caption=f"replace circle with mochi | {SCENE}")

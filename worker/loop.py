@@ -178,7 +178,7 @@ class Lane:
                 kind=payload.kind, file_path=concept_path, base_model=self.tasks.model_id,
                 num_vectors=learned.concept.num_vectors, media_ids=payload.media_ids,
                 meta={"job_id": job.id, "preview": preview_path, "steps": learned.steps,
-                      "warnings": learned.warnings})
+                      "warnings": learned.warnings, "seen_as": learned.start_words})
         except ConceptExists as exc:
             files.delete_many([concept_path, preview_path])
             earlier = await self._learned_before(job, payload)
@@ -186,7 +186,7 @@ class Lane:
                 return earlier
             raise UserFacingError(f"the name '{payload.name}' was taken meanwhile") from exc
         return jobs.LearnResult(concept.id, concept_path, preview_path, learned.steps,
-                                learned.warnings)
+                                learned.warnings, learned.start_words)
 
     async def _learned_before(self, job: Job, payload: jobs.LearnPayload
                               ) -> jobs.LearnResult | None:
@@ -200,7 +200,7 @@ class Lane:
             if concept.scope_chat_id == payload.scope_chat_id and meta.get("job_id") == job.id:
                 return jobs.LearnResult(concept.id, concept.file_path, meta.get("preview"),
                                         int(meta.get("steps", 0)),
-                                        list(meta.get("warnings", [])))
+                                        list(meta.get("warnings", [])), meta.get("seen_as"))
         return None
 
     async def _edit(self, payload: jobs.EditPayload,
