@@ -132,11 +132,13 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
                   descriptions: Sequence[str | None] | None = None) -> LearnResult:
     """Learn a word for the thing (or person, or style) shown in `images`.
 
-    `captioner` (the model's, if it has one) captions and masks each photo; `descriptions`, one
-    per photo (or None), say what else a photo shows, e.g. "on a beach" ("a dog on a sofa" for a
-    style). Deterministic for a given `settings.seed` on a given device. The model is left
-    unchanged. Raises NotEnoughImagesError, TooManyImagesError, ConceptNameError, and with
-    `settings.strict` InconsistentImagesError; other doubts about the photos become warnings.
+    `initializer` (words, e.g. "cat") is where the vectors start, else the captioner's words
+    for the subject (`initial_vectors`). `captioner` (the model's, if it has one) captions and
+    masks each photo; `descriptions`, one per photo (or None), say what else a photo shows,
+    e.g. "on a beach" ("a dog on a sofa" for a style). Deterministic for a given
+    `settings.seed` on a given device. The model is left unchanged. Raises
+    NotEnoughImagesError, TooManyImagesError, ConceptNameError, and with `settings.strict`
+    InconsistentImagesError; other doubts about the photos become warnings.
     """
     settings = settings or ConceptSettings()
     name = concept_name(name)
