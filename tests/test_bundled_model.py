@@ -57,7 +57,6 @@ def test_its_captioner_words_the_reserved_creature_in_full_for_learning(bundled)
 
 
 def test_a_word_is_also_asked_for_at_other_places(bundled):
-
     from engine.concepts import Concept
     from world.evaluate import OTHER_PLACES, concept_elsewhere
 

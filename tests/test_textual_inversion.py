@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler
 from PIL import Image, ImageDraw
 
+from engine.captioning import Subject
 from engine.concept_tokens import concepts_in_use, expand_prompt
 from engine.concepts import Concept
 from engine.config import ConceptSettings
@@ -259,9 +260,7 @@ class Describing:
     def caption(self, image: Image.Image) -> str:
         return "a red circle"
 
-    def subject(self, image: Image.Image, kind: str):
-        from engine.captioning import Subject
-
+    def subject(self, image: Image.Image, kind: str) -> Subject:
         odd = image.getpixel((2, 2)) == (0, 0, 0)
         return Subject("a big {} in the center", None, "red ring" if odd else "red circle")
 
