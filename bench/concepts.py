@@ -42,11 +42,13 @@ def sample_photos(which: str) -> list[Image.Image]:
     return [Image.open(SAMPLES_DIR / name).convert("RGB") for name in index[which]]
 
 
-def model_hash(source: str) -> str:
-    """A short content hash of a model folder's files (the checker's excepted); a hub id's name.
+def model_hash(source: str, with_captioner: bool = False) -> str:
+    """A short content hash of a model folder's files (the captioner's only `with_captioner`);
+    a hub id's name.
 
-    Concepts are only valid for the exact weights they were learned on, so the cache is keyed
-    by this hash rather than by the folder's path or its modification times.
+    Concepts are only valid for the exact weights they were learned on, and the captioner's
+    captions, masks and start words, so the cache is keyed by this hash with the captioner
+    rather than by the folder's path or its modification times.
     """
     folder = Path(source)
     digest = hashlib.sha256()
@@ -55,7 +57,8 @@ def model_hash(source: str) -> str:
         return digest.hexdigest()[:12]
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder).as_posix()
-        if relative.startswith("captioner/") or relative == "training.json":
+        if (relative.startswith("captioner/") and not with_captioner
+                or relative == "training.json"):
             continue
         digest.update(relative.encode())
         with path.open("rb") as handle:

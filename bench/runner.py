@@ -172,7 +172,7 @@ def measure_model(args: argparse.Namespace, plan: Plan, parts: list[str], log: L
         checker, checker_path = load_checker(args.checker, model.source)
     if checker is None:
         log(f"no checker ({checker_path}): recognition figures will read n/a")
-    cache = ConceptCache(args.out / "cache" / model_hash(model.source))
+    cache = ConceptCache(args.out / "cache" / model_hash(model.source, with_captioner=True))
     out: dict = {"model": describe_model(model, checker, checker_path)}
     if "speed" in parts:
         from bench.speed import run_speed

@@ -21,8 +21,9 @@ explain only its subject:
   A style covers the whole picture, so its loss is the plain one, drawn at high noise only
   (`lowest_timestep`): there the picture's look is still the words' to set.
 - It starts from what the subject looks like: from the captioner's words for it ("teal wideeyed
-  pointyeared gaping spotted creature"), or the user's initializer, one vector per word, so
-  learning only has to find what those words miss.
+  pointyeared gaping spotted creature", or for a style the nearest look the model has a word
+  for), or the user's initializer, one vector per word, so learning only has to find what those
+  words miss.
 - It stops when learned: a fixed probe of draws is scored every few steps, and learning ends when
   its loss stops improving; the best vectors seen are kept.
 """

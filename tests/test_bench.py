@@ -135,6 +135,20 @@ def test_a_checker_that_cannot_be_read_is_reported_not_fatal(tmp_path):
         load_checker(str(captioner), str(tmp_path / "model"))
 
 
+def test_cached_concepts_are_keyed_by_the_captioner_that_helped_learn_them(tmp_path):
+    from bench.concepts import model_hash
+
+    (tmp_path / "unet").mkdir()
+    (tmp_path / "unet" / "weights").write_bytes(b"unet")
+    (tmp_path / "captioner").mkdir()
+    (tmp_path / "captioner" / "weights").write_bytes(b"old")
+    before = model_hash(str(tmp_path)), model_hash(str(tmp_path), with_captioner=True)
+    (tmp_path / "captioner" / "weights").write_bytes(b"new")
+    after = model_hash(str(tmp_path)), model_hash(str(tmp_path), with_captioner=True)
+    assert before[0] == after[0]  # the model's own weights are unchanged
+    assert before[1] != after[1]  # but concepts learned with the old captioner are not reused
+
+
 def test_oneword_bench_parses_the_benchmark_options():
     from oneword.cli import build_parser, run_bench
 

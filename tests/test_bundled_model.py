@@ -56,6 +56,17 @@ def test_its_captioner_words_the_reserved_creature_in_full_for_learning(bundled)
     assert words.count("teal wideeyed pointyeared gaping spotted creature") >= len(photos) - 1
 
 
+def test_its_captioner_starts_the_duotone_style_at_a_look_it_can_name(bundled):
+    from PIL import Image
+
+    from world.samples import SAMPLES_DIR
+
+    captioner = captioner_for(bundled)
+    photos = sorted((SAMPLES_DIR / "style").glob("*.png"))
+    words = [captioner.subject(Image.open(p).convert("RGB"), "style").words for p in photos]
+    assert words.count("sepia") >= len(photos) - 1  # the other tint; never duotone, unnamed
+
+
 def test_a_word_is_also_asked_for_at_other_places(bundled):
     from engine.concepts import Concept
     from world.evaluate import OTHER_PLACES, concept_elsewhere

@@ -265,4 +265,6 @@ def test_the_world_captioner_words_and_boxes_a_photos_subject(checker):
     assert subject.words == "blue heart"
     style = captioner.subject(rendering.image, "style")
     assert style.mask is None and style.caption == f"{caption(scene)} in {{}} style"
-    assert style.words is None
+    assert style.words is None  # an unstyled picture: no look to start from
+    pixel = captioner.subject(render(replace(scene, style="pixel"), 64).image, "style")
+    assert pixel.words == "pixel" and pixel.caption == style.caption

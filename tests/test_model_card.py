@@ -11,7 +11,9 @@ def test_card_figures_replace_only_their_section(tmp_path):
     figures = {
         "vae": {"psnr_db": 31.25, "wall_seconds": 2.0},
         "checker": {"mean_field_agreement": 0.97, "caption_exact": 0.9,
-                    "fields": {"background": 1.0, "mouth": 0.75}, "wall_seconds": 0.5},
+                    "fields": {"background": 1.0, "mouth": 0.75},
+                    "through_vae_fields": {"background": 1.0, "mouth": 0.5},
+                    "through_vae_agreement": 0.75, "wall_seconds": 0.5},
         "concepts": {"concepts": {"creature": {"shown": 0.85, "seconds": 12.0,
                                                "elsewhere": {"right/grass": 0.5,
                                                              "center/sand": 0.25}}},
@@ -26,6 +28,8 @@ def test_card_figures_replace_only_their_section(tmp_path):
     assert "| checker: mean_field_agreement | 0.970 | >= 0.98 | 0.5 |" in text
     assert "| concepts: creature shown | 0.850 | >= 0.80 | 12 (learning) |" in text
     assert "Checker agreement per field: background 1.000, mouth 0.750." in text
+    assert ("The same after the VAE's round trip (what generated pictures can look like): "
+            "background 1.000, mouth 0.500 (mean 0.750).") in text
     assert ("at other places and backgrounds, share shown whole: creature (right/grass 0.50, "
             "center/sand 0.25).") in text
     assert "Styles named in the prompt drawn in that style: pixel 1.00, sepia 0.00." in text

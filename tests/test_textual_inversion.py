@@ -141,7 +141,7 @@ def test_a_style_word_gets_its_own_number_of_tokens(tiny_model, circles):
             "<ball> <ball>_1 <ball>_2 in <redish> style")
     defaults = ConceptSettings()
     assert defaults.vectors_for("object") == defaults.vectors_for("person") == 4
-    assert defaults.vectors_for("style") == 2
+    assert defaults.vectors_for("style") == 8
 
 
 def test_should_stop_cancels_and_early_stop_ends(tiny_model, circles):

@@ -436,6 +436,12 @@ class Checker:
                 readings.append(self._reading(probs, hues.cpu(), i))
         return readings
 
+    @torch.no_grad()
+    def scene_probabilities(self, image: Image.Image, name: str) -> dict[str | None, float]:
+        """How likely each class of a scene field ("background" or "style") is for one image."""
+        probs = self.net(images_to_tensor([image]).to(self.device))[name][0].float().softmax(-1)
+        return dict(zip(self.scene_fields[name], probs.tolist(), strict=True))
+
     def _pick(self, classes: tuple, p: torch.Tensor) -> tuple[str | None, float]:
         j = int(p.argmax())
         return classes[j], float(p[j])
@@ -537,18 +543,45 @@ def degrade(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0,
 # Measurement
 
 
-def evaluate(checker: Checker, count: int, degraded: bool = False, seed: int = 0) -> dict:
-    """Agreement of the checker (and captioner) with the renderer on `count` held-out scenes."""
+@torch.no_grad()
+def vae_round_trip(images: np.ndarray, model_folder: str | Path, batch: int = 250) -> np.ndarray:
+    """(B, H, W, 3) uint8 images as they come back from a diffusers model's VAE (latent mean).
+
+    What a generated picture looks like is what the VAE can give back, so the checker is
+    trained and measured on these as well as on the renderings themselves.
+    """
+    from diffusers import AutoencoderKL  # only this needs diffusers; reading never does
+
+    vae = AutoencoderKL.from_pretrained(Path(model_folder) / "vae").float().eval()
+    out = np.empty_like(images)
+    for start in range(0, len(images), batch):
+        x = uint8_to_tensor(images[start:start + batch])
+        y = vae.decode(vae.encode(x).latent_dist.mean).sample
+        out[start:start + batch] = tensor_to_uint8(y)
+    return out
+
+
+def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
+    return ((x + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+
+
+def evaluate(checker: Checker, count: int, degraded: bool = False, seed: int = 0,
+             through_vae: str | Path | None = None) -> dict:
+    """Agreement of the checker (and captioner) with the renderer on `count` held-out scenes
+    (`through_vae`: a diffusers model folder whose VAE round trip the renderings go through)."""
     from world.render import render
 
     scenes = [split_scene("eval", i) for i in range(count)]
     images = [render(s).image for s in scenes]
+    if through_vae is not None:
+        arr = vae_round_trip(np.stack([np.asarray(im) for im in images]), through_vae)
+        images = [Image.fromarray(a) for a in arr]
     if degraded:
         rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
         arr = jpeg(np.stack([np.asarray(im) for im in images]), rng, 0.4)
         x = degrade(uint8_to_tensor(arr), gen, clean_fraction=0.0)
-        arr = ((x + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
-        images = [Image.fromarray(a) for a in arr]
+        images = [Image.fromarray(a) for a in tensor_to_uint8(x)]
     readings = checker.read(images)
     fields: dict[str, list[bool]] = defaultdict(list)
     by_style: dict[str, list[bool]] = defaultdict(list)
@@ -585,11 +618,14 @@ def main() -> None:
     parser.add_argument("--eval", type=int, default=500, metavar="N", help="held-out scenes")
     parser.add_argument("--model", default=str(DEFAULT_FOLDER), help="captioner folder")
     parser.add_argument("--degrade", action="store_true", help="VAE-like degraded images")
+    parser.add_argument("--through-vae", metavar="MODEL", default=None,
+                        help="read the renderings after this diffusers model's VAE round trip")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    report = evaluate(Checker.load(args.model), args.eval, degraded=args.degrade)
+    report = evaluate(Checker.load(args.model), args.eval, degraded=args.degrade,
+                      through_vae=args.through_vae)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -7,7 +7,8 @@ Figures (targets in brackets):
 - vae: reconstruction PSNR on held-out scenes [>= 30 dB];
 - text_to_image: generations of held-out captions judged by the checker: every object's shape,
   colour and position right [>= 90%], background right [>= 90%];
-- checker / captioner: agreement with the renderer [>= 98%], exact captions [>= 90%];
+- checker / captioner: agreement with the renderer [>= 98%], exact captions [>= 90%]; also
+  its agreement on the same renderings after the model's VAE round trip (no target);
 - null_text: null-text inversion reconstruction PSNR of held-out scenes [>= 28 dB];
 - concepts: textual inversion of each reserved concept from its sample photos, then
   "a <concept> on the left with sky background", judged by the checker [>= 80%];
@@ -95,14 +96,19 @@ def text_to_image(model: DiffusionModel, checker, scenes: list[Scene], batch: in
             "n": len(scenes)}
 
 
-def checker_agreement(checker, count: int) -> dict:
+def checker_agreement(checker, count: int, model_folder: Path) -> dict:
+    """The checker's agreement with the renderer on held-out renderings, and on the same
+    renderings after the model's VAE round trip (what generated pictures can look like)."""
     from world.checker import evaluate
 
     report = evaluate(checker, count)
     fields = {k: v[0] for k, v in report["fields"].items()}
+    through = evaluate(checker, count, through_vae=model_folder)
+    through_fields = {k: v[0] for k, v in through["fields"].items()}
     return {"mean_field_agreement": float(np.mean(list(fields.values()))), "fields": fields,
             "target_agreement": 0.98, "caption_exact": report["caption_exact"],
-            "target_caption": 0.9, "n": count}
+            "target_caption": 0.9, "through_vae_fields": through_fields,
+            "through_vae_agreement": float(np.mean(list(through_fields.values()))), "n": count}
 
 
 def null_text_psnr(model: DiffusionModel, scenes: list[Scene]) -> dict:
@@ -309,7 +315,7 @@ def main() -> None:
     runners = {
         "vae": lambda: vae_psnr(model, scenes),
         "text_to_image": lambda: text_to_image(model, checker, scenes),
-        "checker": lambda: checker_agreement(checker, args.count),
+        "checker": lambda: checker_agreement(checker, args.count, Path(model.source)),
         "null_text": lambda: null_text_psnr(model, scenes[: max(1, args.count // 10)]),
         "concepts": lambda: reserved_concepts(model, checker),
         "attention": lambda: attention_in_mask(model, scenes[: max(1, args.count // 4)]),
@@ -340,6 +346,11 @@ CARD_TARGETS = {
 }
 
 
+def per_field(fields: dict[str, float]) -> str:
+    """'background 1.000, mouth 0.750': a card's list of per-field shares."""
+    return ", ".join(f"{name} {value:.3f}" for name, value in fields.items())
+
+
 def write_card_figures(card: Path, figures: dict, command: str) -> None:
     """Replace the figures section of a model card with freshly measured ones."""
     import platform
@@ -353,10 +364,13 @@ def write_card_figures(card: Path, figures: dict, command: str) -> None:
         rows.append(f"| concepts: {concept} shown | {result['shown']:.3f} | >= 0.80 | "
                     f"{result['seconds']:.0f} (learning) |")
     notes = []
-    if "fields" in figures.get("checker", {}):
-        per_field = ", ".join(f"{name} {value:.3f}"
-                              for name, value in figures["checker"]["fields"].items())
-        notes = ["", f"Checker agreement per field: {per_field}."]
+    checker = figures.get("checker", {})
+    if "fields" in checker:
+        notes = ["", f"Checker agreement per field: {per_field(checker['fields'])}."]
+    if "through_vae_fields" in checker:
+        notes += ["", "The same after the VAE's round trip (what generated pictures can look "
+                  f"like): {per_field(checker['through_vae_fields'])} "
+                  f"(mean {checker['through_vae_agreement']:.3f})."]
     for name, what in (("fine_features", "Named fine features drawn right"),
                        ("fine_through_vae", "The same features read right on the true pictures "
                                             "after a VAE round trip (the ceiling)")):

@@ -158,6 +158,39 @@ def reserved_object(size: str = "big", position: str = "center") -> WorldObject:
                        pattern_rgb=pattern_rgb)
 
 
+def near_miss_creature(rng: random.Random, size: str = "big", position: str = "center"
+                       ) -> WorldObject:
+    """The reserved creature with one of its fine features changed (its hue moved out of the
+    reserved band): what a judge of the reserved creature must tell apart from it."""
+    f = RESERVED_CREATURE
+    feature = rng.choice(CHARACTER_FEATURES)
+    if feature == "hue":
+        changed = replace(f, hue=(f.hue + rng.choice((-1, 1)) * rng.uniform(0.08, 0.2)) % 1.0)
+    else:
+        options = {"eyes": EYES, "ears": EARS, "mouth": MOUTHS, "marks": CREATURE_MARKS}[feature]
+        changed = replace(f, **{feature: rng.choice(
+            [v for v in options if v != getattr(f, feature)])})
+    return WorldObject("creature", hue_name(changed.hue), size, position, hue_rgb(changed.hue),
+                       features=changed)
+
+
+def near_miss_object(rng: random.Random, size: str = "big", position: str = "center"
+                     ) -> WorldObject:
+    """The reserved object with one part changed: its shape, colour, pattern or pattern
+    colour."""
+    obj = reserved_object(size, position)
+    part = rng.choice(("kind", "colour", "pattern", "pattern_colour"))
+    if part == "kind":
+        return replace(obj, kind=rng.choice([k for k in SHAPES if k != obj.kind]))
+    if part == "pattern":
+        return replace(obj, pattern=rng.choice([p for p in PATTERNS if p != obj.pattern]))
+    others = [c for c in COLOURS if COLOURS[c] not in (obj.rgb, obj.pattern_rgb)]
+    colour = rng.choice(others)
+    if part == "colour":
+        return replace(obj, colour=colour, rgb=COLOURS[colour])
+    return replace(obj, pattern_rgb=COLOURS[colour])
+
+
 def is_reserved_creature(features: Features | None) -> bool:
     """Whether a character's discrete features and hue band are those of the reserved creature."""
     r = RESERVED_CREATURE

@@ -2,14 +2,19 @@
 
     nice -n 10 python -m world.train_checker                   # resumes from the run dir
     python -m world.train_checker --export-only                # re-export the checkpoint
+    python -m world.train_checker --run-dir runs/checker-vae \
+        --set init_from=engine/models/sticker-world/captioner vae_model=engine/models/sticker-world
 
 A pool of random scenes (seeds of the 'train' split, disjoint from the 'eval' split used for
 measurement) is rendered once into memory, with a few reserved concepts mixed in so that the
 checker recognises them reliably. Batches are JPEG-compressed and degraded on the fly (blur,
 resampling, shifts, colour jitter, noise) so the checker also reads what a diffusion model's VAE
-gives back. State lives in the run dir (outside the repository); the result is written as
-`model.safetensors` (float16) + `config.json` into `--out`, the captioner folder of the bundled
-model.
+gives back; with `vae_model` the pool also goes once through that model's VAE and a share of
+each batch (`vae_fraction`) is drawn from those round trips, which is what generated pictures
+really look like (the hand-made degradations alone left eyes and mouths unread after a round
+trip; `init_from` fine-tunes a shipped captioner that way). State lives in the run dir
+(outside the repository); the result is written as `model.safetensors` (float16) +
+`config.json` into `--out`, the captioner folder of the bundled model.
 """
 
 from __future__ import annotations
@@ -46,9 +51,16 @@ from world.checker import (
     scene_labels,
     split_scene,
     uint8_to_tensor,
+    vae_round_trip,
 )
 from world.render import render
-from world.scene import Scene, reserved_creature, reserved_object
+from world.scene import (
+    Scene,
+    near_miss_creature,
+    near_miss_object,
+    reserved_creature,
+    reserved_object,
+)
 
 
 @dataclass
@@ -59,6 +71,7 @@ class TrainConfig:
     pool: int = 40000  # pre-rendered training scenes
     style_probability: float = 0.4
     reserved_probability: float = 0.03  # per scene, for each of the reserved creature and object
+    near_miss_probability: float = 0.03  # the same for each one with one part changed
     steps: int = 8000  # training ends at this step or after budget_minutes, whichever is first
     budget_minutes: float = 20.0  # training time over all sessions; the LR schedule follows it
     batch: int = 128
@@ -74,6 +87,9 @@ class TrainConfig:
     bf16: bool = True  # bfloat16 autocast: about twice as fast on CPUs with AVX-512 BF16
     checkpoint_minutes: float = 3.0
     eval_scenes: int = 500  # measured at export, recorded in config.json
+    vae_model: str = ""  # a diffusers model folder: its VAE's round trips join the batches
+    vae_fraction: float = 0.5  # share of each batch taken from the round trips (with vae_model)
+    init_from: str = ""  # an exported captioner folder to start from (fine-tuning)
 
 
 def log(run_dir: Path, message: str) -> None:
@@ -89,14 +105,21 @@ def log(run_dir: Path, message: str) -> None:
 
 
 def training_scene(index: int, cfg: TrainConfig) -> Scene:
-    """A 'train' split scene, sometimes with a reserved creature or object swapped in."""
+    """A 'train' split scene, sometimes with a reserved creature or object swapped in, or one
+    of their near misses (so that the checker learns the difference, not a prior for them)."""
     scene = split_scene("train", index, cfg.style_probability)
-    rng = random.Random(f"checker-reserved-{index}")
     objects = list(scene.objects)
+    rng = random.Random(f"checker-reserved-{index}")
     for make in (reserved_creature, reserved_object):
         if rng.random() < cfg.reserved_probability:
             i = rng.randrange(len(objects))
             objects[i] = replace(make(objects[i].size, objects[i].position),
+                                 jitter=objects[i].jitter)
+    rng = random.Random(f"checker-near-miss-{index}")  # a stream of its own: older pools stay
+    for near_miss in (near_miss_creature, near_miss_object):
+        if rng.random() < cfg.near_miss_probability:
+            i = rng.randrange(len(objects))
+            objects[i] = replace(near_miss(rng, objects[i].size, objects[i].position),
                                  jitter=objects[i].jitter)
     return replace(scene, objects=tuple(objects))
 
@@ -167,6 +190,8 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.rng = random.Random(cfg.seed)
         self.images: np.ndarray | None = None
+        self.round_trips: np.ndarray | None = None
+        self.started_from: dict | None = None  # the training record of `init_from`, if any
         self.labels: dict[str, torch.Tensor] = {}
         self.load()
 
@@ -176,13 +201,19 @@ class Trainer:
     def save(self) -> None:
         state = {"config": asdict(self.cfg), "step": self.step, "seconds": self.seconds,
                  "net": self.net.state_dict(), "opt": self.opt.state_dict(),
-                 "gen": self.gen.get_state(), "rng": self.rng.getstate()}
+                 "gen": self.gen.get_state(), "rng": self.rng.getstate(),
+                 "started_from": self.started_from}
         tmp = self.state_path().with_suffix(".tmp")
         torch.save(state, tmp)
         tmp.replace(self.state_path())
 
     def load(self) -> None:
         if not self.state_path().exists():
+            if self.cfg.init_from:
+                self.net.load_state_dict(Checker.load(self.cfg.init_from).net.state_dict())
+                config = json.loads((Path(self.cfg.init_from) / CONFIG_FILE).read_text())
+                self.started_from = config.get("training")
+                log(self.run_dir, f"starting from the captioner in {self.cfg.init_from}")
             return
         state = torch.load(self.state_path(), weights_only=False)
         self.net.load_state_dict(state["net"])
@@ -190,6 +221,7 @@ class Trainer:
         self.step, self.seconds = state["step"], state["seconds"]
         self.gen.set_state(state["gen"])
         self.rng.setstate(state["rng"])
+        self.started_from = state.get("started_from")
         log(self.run_dir, f"resumed at step {self.step} ({self.seconds / 60:.1f} min trained)")
 
     def progress(self) -> float:
@@ -212,7 +244,11 @@ class Trainer:
     def batch(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """A random degraded batch from the pool and its labels."""
         idx = torch.randint(len(self.images), (self.cfg.batch,), generator=self.gen)
-        pixels = jpeg(self.images[idx.numpy()], self.rng, self.cfg.jpeg_probability)
+        pixels = self.images[idx.numpy()]
+        if self.round_trips is not None:
+            use = (torch.rand(self.cfg.batch, generator=self.gen) < self.cfg.vae_fraction).numpy()
+            pixels = np.where(use[:, None, None, None], self.round_trips[idx.numpy()], pixels)
+        pixels = jpeg(pixels, self.rng, self.cfg.jpeg_probability)
         x = degrade(uint8_to_tensor(pixels), self.gen, self.cfg.degrade_strength,
                     self.cfg.clean_fraction)
         return (x.contiguous(memory_format=torch.channels_last),
@@ -239,6 +275,10 @@ class Trainer:
         if self.progress() < 1:
             self.images, self.labels = build_pool(self.cfg)
             log(self.run_dir, f"rendered {self.cfg.pool} scenes in {time.time() - start:.0f}s")
+            if self.cfg.vae_model:
+                self.round_trips = vae_round_trip(self.images, self.cfg.vae_model)
+                log(self.run_dir, f"sent them through {self.cfg.vae_model}'s VAE "
+                    f"({time.time() - start:.0f}s in all)")
         last_save, last_tick = time.time(), time.time()
         history: list[dict[str, float]] = []
         while self.progress() < 1 and time.time() < deadline:
@@ -274,14 +314,21 @@ class Trainer:
                                "minutes": round(self.seconds / 60, 1),
                                "config": {k: v for k, v in asdict(self.cfg).items()
                                           if k not in ("run_dir", "out")}}}
+        if self.started_from:
+            config["training"]["started_from"] = self.started_from
         (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         if self.cfg.eval_scenes:
-            report = evaluate(Checker.load(folder), self.cfg.eval_scenes)
-            print_report(report)
-            config["training"]["eval"] = {
-                "scenes": self.cfg.eval_scenes, "scene_exact": report["scene_exact"],
-                "caption_exact": report["caption_exact"],
-                "fields": {k: round(v, 4) for k, (v, _) in report["fields"].items()}}
+            readings = [("eval", None)]
+            if self.cfg.vae_model:
+                readings.append(("eval_through_vae", self.cfg.vae_model))
+            for key, through_vae in readings:
+                report = evaluate(Checker.load(folder), self.cfg.eval_scenes,
+                                  through_vae=through_vae)
+                print_report(report)
+                config["training"][key] = {
+                    "scenes": self.cfg.eval_scenes, "scene_exact": report["scene_exact"],
+                    "caption_exact": report["caption_exact"],
+                    "fields": {k: round(v, 4) for k, (v, _) in report["fields"].items()}}
             (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
         log(self.run_dir, f"exported step {self.step} to {folder}")
 
