@@ -220,8 +220,9 @@ class Delivery:
                                    reply_parameters=_reply(job))
         elif job.kind == jobs.JobKind.LEARN:
             result = _result(jobs.LearnResult, job)
-            name = _payload(jobs.LearnPayload, job).name
-            caption = texts.learned(name, result.steps, result.warnings, result.seen_as)
+            payload = _payload(jobs.LearnPayload, job)
+            caption = texts.learned(payload.name, result.steps, result.warnings, result.seen_as,
+                                    payload.kind.value)
             if result.preview:
                 preview = await self._read(result.preview)
                 await bot.send_photo(job.chat_id, preview, caption=caption[:1000],

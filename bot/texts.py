@@ -195,12 +195,15 @@ def some_photos_refused(problems: Sequence[str], kept: int) -> str:
     return f"I skipped some photos:\n{lines}\n{photos_so_far(kept)}"
 
 
-def learned(name: str, steps: int, warnings: Sequence[str], seen_as: str | None = None) -> str:
+def learned(name: str, steps: int, warnings: Sequence[str], seen_as: str | None = None,
+            kind: str = "object") -> str:
     """Caption of the preview once a concept is learned; `seen_as`, the model's own words for
-    what the photos show, tells the user what the word grew from."""
+    what the photos show, tells the user what the word grew from; the suggested command fits
+    the `kind` (a style restyles, a thing or a person is added)."""
     start = f" I started from what I saw in your photos: \"{seen_as}\"." if seen_as else ""
+    command = f"restyle as {name}" if kind == "style" else f"add {name}"
     text = (f"I learned \"{name}\" ({steps} steps).{start} Here's how I picture it. Try it: "
-            f"send a photo with the caption \"add {name}\".")
+            f"send a photo with the caption \"{command}\".")
     if warnings:
         text += "\nNote: " + " ".join(warnings)
     return text

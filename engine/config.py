@@ -62,7 +62,8 @@ class ConceptSettings:
     # A style's word sets one overall look, but it must hold it beside any caption of content:
     # learned from the duotone samples and asked for beside the benchmark's 20 captions, two
     # tokens drew it in 0.15, four in 0.50, eight in 0.80 (0.65 and 0.60 with other seeds); the
-    # longest caption of the bundled model's grammar still fits beside eight.
+    # longest caption of the bundled model's grammar still fits beside eight (a model that reads
+    # fewer tokens gets fewer: `textual_inversion.word_length`).
     style_vectors: int = 8
     # A word started from a description (the captioner's words for the subject, or the user's)
     # gets one token per token of it, up to this many: each starts at one describing word.

@@ -86,6 +86,7 @@ PREVIEW_TEMPLATES = {"object": "a {}", "person": "a picture of {}",
                      "style": "a picture in {} style"}
 ATTENTION_FLOOR = 0.2  # attention focus: the least weight any latent pixel gets
 PROBE_DRAWS = 16  # draws in the fixed probe that decides when learning has levelled off
+STYLE_SHARE_OF_PROMPT = 5  # a style's word takes at most 1/5 of the model's tokens
 
 
 @dataclass
@@ -151,8 +152,9 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
     data = training_set(model, images, kind, settings, captioner, descriptions)
     generator = torch.Generator().manual_seed(settings.seed)  # on the CPU: same draws anywhere
     start_words = initializer or data.words
-    start, note = initial_vectors(model, settings.vectors_for(kind), start_words, generator,
-                                  settings.description_vectors)
+    count = word_length(model, kind, settings)
+    start, note = initial_vectors(model, count, start_words, generator,
+                                  count if kind == "style" else settings.description_vectors)
     warnings += [note] if note else []
     count = len(start)
     vectors = torch.nn.Parameter(start.to(model.device))
@@ -210,6 +212,16 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
                       base_model=model.source)
     return LearnResult(concept, losses, len(losses), reason != "done", reason, warnings,
                        preview_caption, data.focus, start_words)
+
+
+def word_length(model, kind: str, settings: ConceptSettings) -> int:
+    """How many tokens the new word gets: the kind's setting, and for a style at most a fifth
+    of what the model reads, since a style's word stands beside a whole caption of the
+    picture's content and a restyle of a long caption must still fit."""
+    count = settings.vectors_for(kind)
+    if kind == "style":
+        count = min(count, max(1, model.max_tokens // STYLE_SHARE_OF_PROMPT))
+    return count
 
 
 def lowest_timestep(kind: str, settings: ConceptSettings, scheduler: DDIMScheduler) -> int:

@@ -314,6 +314,9 @@ async def test_learn_from_image_documents_starts_at_five(bot: Any, tg: ControlCl
     job = await worker.claim("learn")
     suffixes = sorted(p.rsplit(".", 1)[1] for p in job.payload["photos"])
     assert suffixes == ["jpg", "jpg", "png", "png", "webp"] and job.payload["kind"] == "style"
+    await worker.finish_learn(job)
+    preview = await alice.wait_reply(photo=True)
+    assert 'caption "restyle as inkwash"' in preview.text  # a style: the suggested try restyles
 
 
 async def test_learn_refuses_bad_and_taken_names(bot: Any, tg: ControlClient,
@@ -390,6 +393,7 @@ async def test_group_learn_progress_and_preview(bot: Any, tg: ControlClient,
     await worker.finish_learn(job)
     preview = await tg.wait_for(group_id, photo=True)
     assert preview.text.startswith("I learned \"rex\" (12 steps)")
+    assert 'caption "add rex"' in preview.text  # a thing: the suggested try adds it
     assert preview.reply_to_message_id == learn.message_id
     bob_g = bob.in_chat(group_id)
     await bob_g.say("/concepts")  # a word of the group: everyone here may use it

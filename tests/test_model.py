@@ -16,7 +16,7 @@ from oneword.limits import ImageLimits
 
 def test_tiny_model_loads_with_its_own_sizes(tiny_model, tiny_vpred_model):
     assert tiny_model.device.type == "cpu" and tiny_model.dtype == torch.float32
-    assert (tiny_model.image_size, tiny_model.text_width, tiny_model.max_tokens) == (32, 32, 24)
+    assert (tiny_model.image_size, tiny_model.text_width, tiny_model.max_tokens) == (32, 32, 32)
     assert tiny_vpred_model.text_width == 48
     assert tiny_vpred_model.scheduler.config.prediction_type == "v_prediction"
     assert not any(p.requires_grad for p in tiny_model.unet.parameters())

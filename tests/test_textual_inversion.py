@@ -142,6 +142,10 @@ def test_a_style_word_gets_its_own_number_of_tokens(tiny_model, circles):
     defaults = ConceptSettings()
     assert defaults.vectors_for("object") == defaults.vectors_for("person") == 4
     assert defaults.vectors_for("style") == 8
+    # ...but a style's word leaves a short-context model room for a caption: 32 tokens, 6 of them
+    long = learn_concept(tiny_model, circles, "wide", "style", replace(settings, style_vectors=8),
+                         initializer="red red red red red red red red red").concept
+    assert tiny_model.max_tokens == 32 and long.num_vectors == 6
 
 
 def test_should_stop_cancels_and_early_stop_ends(tiny_model, circles):

@@ -22,7 +22,7 @@ EXTRA_WORDS = ["photo", "cat", "dog", "man", "tree", "hat", "sitting", "red", "p
 
 
 def make_tiny_model(folder: Path, prediction_type: str = "epsilon", text_width: int = 32,
-                    max_tokens: int = 24, seed: int = 0) -> Path:
+                    max_tokens: int = 32, seed: int = 0) -> Path:
     """Write a random tiny SD pipeline (32 px images, 16x16x4 latents) to `folder`."""
     torch.manual_seed(seed)
     tok_dir = folder / "_tokenizer_src"
