@@ -98,12 +98,15 @@ def test_inversion_of_another_model_is_refused(tiny_model, tiny_vpred_model, inv
 
 
 def test_v_prediction_model_inverts(tiny_vpred_model, photo):
+    """Both inversions give the photo back on a v-prediction model. Which of the two is closer
+    depends on the random weights (on six tiny random models at 3 and 10 inner steps, null-text
+    led in 7 of 12 and trailed by up to 1.1 dB in the rest), so each is held to the VAE's round
+    trip."""
     settings = InversionSettings(steps=10, inner_steps=3)
-    ddim = invert(tiny_vpred_model, photo, CAPTION, "ddim", settings)
-    null_text = invert(tiny_vpred_model, photo, CAPTION, "null-text", settings)
     target = tiny_vpred_model.decode(tiny_vpred_model.encode_image(photo))[0]
-    assert psnr(reconstruct(tiny_vpred_model, null_text), target) > psnr(
-        reconstruct(tiny_vpred_model, ddim), target)
+    for mode in ("ddim", "null-text"):
+        inversion = invert(tiny_vpred_model, photo, CAPTION, mode, settings)
+        assert psnr(reconstruct(tiny_vpred_model, inversion), target) > 24  # 25.2-32.9 measured
 
 
 def test_unknown_mode_and_cancel(tiny_model, photo):
