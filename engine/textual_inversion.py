@@ -19,7 +19,8 @@ explain only its subject:
 - A loss focused on the subject, for objects and persons: the denoising error is weighted by the
   subject's mask from the captioner, else by the word's own cross-attention (`attention_focus`).
   A style covers the whole picture, so its loss is the plain one, drawn at high noise only
-  (`lowest_timestep`): there the picture's look is still the words' to set.
+  (`lowest_timestep`) and with offset noise (`ConceptSettings.style_noise_offset`): there the
+  picture's look, its tint above all, is the words' to set.
 - It starts from what the subject looks like: from the captioner's words for it ("teal wideeyed
   pointyeared gaping spotted creature", or for a style the nearest look the model has a word
   for), or the user's initializer, one vector per word, so learning only has to find what those
@@ -167,8 +168,9 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
     choices = [[texts.index(c) for c in captions] for captions in data.captions]
     scheduler = DDIMScheduler.from_config(model.scheduler.config)
     first_step = lowest_timestep(kind, settings, scheduler)
+    offset = settings.style_noise_offset if kind == "style" else 0.0
     probe = Draws.random(data, choices, scheduler, PROBE_DRAWS,
-                         torch.Generator().manual_seed(settings.seed + 1), first_step)
+                         torch.Generator().manual_seed(settings.seed + 1), first_step, offset)
     check_every = max(1, min(settings.check_every, settings.early_stop_window or 1))
 
     preview_caption = (next((c for captions in data.captions for c in captions), None)
@@ -182,7 +184,7 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
             reason = "cancelled"
             break
         draws = Draws.random(data, choices, scheduler, settings.batch_size, generator,
-                             first_step)
+                             first_step, offset)
         loss = focused_loss(model, scheduler, data, draws, ids, slots, vectors)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -517,9 +519,10 @@ class Draws:
     @classmethod
     def random(cls, data: TrainingSet, choices: Sequence[Sequence[int]],
                scheduler: DDIMScheduler, batch: int, generator: torch.Generator,
-               lowest_step: int = 0) -> Draws:
-        """Random draws; `choices[v]` are the caption indices view v may be paired with, and
-        timesteps are drawn from `lowest_step` to the end of the schedule."""
+               lowest_step: int = 0, offset: float = 0.0) -> Draws:
+        """Random draws; `choices[v]` are the caption indices view v may be paired with,
+        timesteps are drawn from `lowest_step` to the end of the schedule, and the noise has a
+        per-sample, per-channel constant of std `offset` added ("offset noise")."""
         views = torch.randint(len(data.latents), (batch,), generator=generator)
         which = torch.randint(1 << 30, (batch,), generator=generator)
         captions = torch.tensor([choices[v][w % len(choices[v])]
@@ -527,6 +530,9 @@ class Draws:
         steps = torch.randint(lowest_step, scheduler.config.num_train_timesteps, (batch,),
                               generator=generator)
         noise = torch.randn((batch, *data.latents.shape[1:]), generator=generator)
+        if offset:
+            noise = noise + offset * torch.randn((batch, noise.shape[1], 1, 1),
+                                                 generator=generator)
         return cls(views, captions, steps, noise)
 
 

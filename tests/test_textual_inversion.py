@@ -283,3 +283,15 @@ def test_learning_starts_from_the_captioners_words_unless_told_otherwise(tiny_mo
     assert told.start_words == "apple"
     plain = learn_concept(tiny_model, circles, "ball", settings=settings)
     assert plain.start_words is None and plain.concept.vectors.shape[0] == settings.vectors
+
+
+def test_offset_draws_shift_each_channel_of_each_sample():
+    from engine.textual_inversion import Draws, TrainingSet
+
+    data = TrainingSet(torch.zeros(2, 4, 8, 8), [("{}",), ("{}",)], None,
+                       torch.tensor([False, False]), "whole picture")
+    scheduler = DDIMScheduler(num_train_timesteps=1000)
+    means = {offset: Draws.random(data, [[0], [0]], scheduler, 256, torch.Generator()
+                                  .manual_seed(0), offset=offset).noise.mean((2, 3)).std().item()
+             for offset in (0.0, 0.5)}
+    assert means[0.0] < 0.2 and 0.4 < means[0.5] < 0.65  # 1/8 from 64 pixels; with 0.5 on top
