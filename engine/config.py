@@ -79,8 +79,9 @@ class ConceptSettings:
     # A style's draws add a per-channel constant of this std to the noise ("offset noise"): the
     # noisy latent's overall tint then no longer tells the photo's, so the word has to set it,
     # as it must when restyling a photo of another tint. On the duotone samples (one seed, 20
-    # edits, the bundled model trained with 0.1): benchmark restyles 25% -> 50-55%, the word
-    # beside the benchmark's captions 0.80 -> 1.00; 0.3 lost the style (0.10).
+    # edits, the bundled model trained with 0.1): benchmark restyles 25% -> 50-55%; the word
+    # beside the benchmark's captions 1.00 (0.80 without, judged by the checker before its
+    # VAE fine-tune); 0.3 lost the style (0.10).
     style_noise_offset: float = 0.1
     preview_every: int = 0  # steps between preview images (0: none)
     preview_steps: int = 10  # DDIM steps of a preview image

@@ -153,9 +153,9 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
     data = training_set(model, images, kind, settings, captioner, descriptions)
     generator = torch.Generator().manual_seed(settings.seed)  # on the CPU: same draws anywhere
     start_words = initializer or data.words
-    count = word_length(model, kind, settings)
-    start, note = initial_vectors(model, count, start_words, generator,
-                                  count if kind == "style" else settings.description_vectors)
+    length = word_length(model, kind, settings)
+    start, note = initial_vectors(model, length, start_words, generator,
+                                  length if kind == "style" else settings.description_vectors)
     warnings += [note] if note else []
     count = len(start)
     vectors = torch.nn.Parameter(start.to(model.device))

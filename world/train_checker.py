@@ -321,9 +321,9 @@ class Trainer:
             readings = [("eval", None)]
             if self.cfg.vae_model:
                 readings.append(("eval_through_vae", self.cfg.vae_model))
+            exported = Checker.load(folder)
             for key, through_vae in readings:
-                report = evaluate(Checker.load(folder), self.cfg.eval_scenes,
-                                  through_vae=through_vae)
+                report = evaluate(exported, self.cfg.eval_scenes, through_vae=through_vae)
                 print_report(report)
                 config["training"][key] = {
                     "scenes": self.cfg.eval_scenes, "scene_exact": report["scene_exact"],
