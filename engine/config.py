@@ -36,6 +36,9 @@ class EditSettings:
     """Prompt-to-prompt editing."""
 
     cross_replace: float = 0.8  # fraction of steps whose cross-attention comes from the source
+    # replace with a learned word: the replaced words' maps place it only early on, then its own
+    # attention draws its own shape (its tokens would otherwise trace the old object's outline)
+    concept_cross_replace: float = 0.4
     self_replace: float = 0.4  # fraction of steps whose self-attention comes from the source
     blend_threshold: float = 0.3  # LocalBlend: mask where normalised attention exceeds this
     blend_start: float = 0.2  # LocalBlend: applied after this fraction of steps

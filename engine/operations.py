@@ -76,10 +76,11 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
 
     Each edit keeps what its name promises to keep. add, replace and remove are confined by
     LocalBlend to the edited words' attention and keep the photo's own pixels elsewhere; add
-    puts the new thing at a place the caption leaves free. remove also drops the source's
-    self-attention, which would redraw the object's shape. restyle changes every pixel: no
-    blend, and the source's self-attention is kept longer and at every layer so the layout
-    stays.
+    puts the new thing at a place the caption leaves free. A learned word that replaces one
+    takes the old word's attention only early on, so it draws its own shape. remove also drops
+    the source's self-attention, which would redraw the object's shape. restyle changes every
+    pixel: no blend, and the source's self-attention is kept longer and at every layer so the
+    layout stays.
     """
     caption = " ".join(caption.strip().lower().split())
     value = _token_text(model, request.concept, concepts) if request.concept else None
@@ -94,13 +95,15 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     subject = request.subject
     phrase = _phrase_of(caption, subject)
     if request.action == "replace":
+        learned = request.concept in concepts
+        schedule = settings.concept_cross_replace if learned else None
         if phrase is None:
             return PromptEdit(caption, _swap_word(caption, subject, value), (subject,), value_words,
-                              keep_outside=True)
-        new_phrase = _phrase_with_kind(phrase, value, drop_colour=request.concept in concepts)
+                              keep_outside=True, cross_replace=schedule)
+        new_phrase = _phrase_with_kind(phrase, value, drop_colour=learned)
         replaced = tuple(w for w in phrase.split() if w not in new_phrase.split())
         return PromptEdit(caption, caption.replace(phrase, new_phrase, 1), replaced, value_words,
-                          keep_outside=True)
+                          keep_outside=True, cross_replace=schedule)
     if phrase is None:  # a free-form caption: turn the word's attention negative where it is
         return PromptEdit(caption, caption, (subject,), (subject,), reweight={subject: -1.0},
                           keep_outside=True, self_replace=settings.remove_self_replace,

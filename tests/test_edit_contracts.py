@@ -87,6 +87,10 @@ def test_replace_keeps_every_pixel_outside_its_mask(tiny_model, inversion, conce
                               concept="mochi")
     assert prompt_edit.target == "a big <mochi> <mochi>_1 on the left with grass background"
     assert prompt_edit.blend_source_words == ("red", "circle") and prompt_edit.keep_outside
+    # the learned word holds the circle's maps only early on; a known word keeps the default
+    assert prompt_edit.cross_replace == EditSettings().concept_cross_replace < 0.8
+    assert plan_edit(tiny_model, CAPTION, request("replace", subject="circle", concept="star"),
+                     concepts).cross_replace is None
     assert_kept_outside(result, inversion)
 
 
