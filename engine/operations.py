@@ -79,8 +79,8 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     puts the new thing at a place the caption leaves free. A learned word that replaces one
     takes the old word's attention only early on, so it draws its own shape. remove also drops
     the source's self-attention, which would redraw the object's shape. restyle changes every
-    pixel: no blend, and the source's self-attention is kept longer and at every layer so the
-    layout stays.
+    pixel: no blend; the source's attention, at every layer, holds the layout in the first
+    steps only, as held longer it also keeps the photo's tint.
     """
     caption = " ".join(caption.strip().lower().split())
     value = _token_text(model, request.concept, concepts) if request.concept else None
@@ -90,6 +90,7 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
                           blend_target_words=value_words, keep_outside=True)
     if request.action == "restyle":
         return PromptEdit(caption, _STYLE.sub("", caption) + f" in {value} style",
+                          cross_replace=settings.restyle_cross_replace,
                           self_replace=settings.restyle_self_replace, self_everywhere=True)
     require_subject(caption, request)
     subject = request.subject

@@ -3,7 +3,7 @@
 add / replace / remove: confined by LocalBlend, and outside the blend mask the result is the
 photo itself, pixel for pixel; add goes to a place the caption leaves free; remove drops the
 source's self-attention. restyle: no mask, every part of the picture may change, and the
-source's self-attention keeps the layout.
+source's attention in the first steps keeps the layout.
 
 A random model's cross-attention is nearly uniform, so its word masks cover the whole picture;
 the edits below therefore run with a half-picture mask in the words' place (`user_mask`), and
@@ -139,14 +139,18 @@ def test_restyle_repaints_everywhere_and_keeps_the_layout(tiny_model, inversion,
     assert schedules[-1].self_max_resolution == tiny_model.unet.config.sample_size
     assert prompt_edit.target == CAPTION + " in <inkwash> <inkwash>_1 style"
     assert not prompt_edit.blends and result.mask is None and result.pixel_mask is None
-    assert prompt_edit.self_replace == EditSettings().restyle_self_replace
+    assert prompt_edit.self_replace == EditSettings().restyle_self_replace > 0
+    assert prompt_edit.cross_replace == EditSettings().restyle_cross_replace > 0
+    assert schedules[-1].self_replace == prompt_edit.self_replace
+    assert schedules[-1].cross_replace == prompt_edit.cross_replace
     assert prompt_edit.self_everywhere
     edited = np.asarray(result.image, np.int16)
     reconstruction = np.asarray(result.reconstruction, np.int16)
     change = np.abs(edited - reconstruction).mean(-1)
     half = change.shape[1] // 2
     assert change[:, :half].mean() > 0.5 and change[:, half:].mean() > 0.5  # not confined
-    # the source's self-attention holds the layout: without it the picture drifts further
+    # the source's attention in the first steps holds the layout: without it the picture
+    # drifts further
     loose = edit(tiny_model, inversion, replace(prompt_edit, self_replace=0.0, cross_replace=0.0))
     drift = np.abs(np.asarray(loose.image, np.int16) - reconstruction).mean()
     assert change.mean() < drift
