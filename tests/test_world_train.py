@@ -19,6 +19,7 @@ from world.train import (
     offset_noise,
     rendered_parts,
     run_config,
+    unet_learning_rate,
 )
 
 
@@ -121,3 +122,34 @@ def test_offset_noise_moves_each_channels_mean_and_plain_noise_does_not():
     offset = offset_noise(latents, 0.5).mean(dim=(2, 3))
     assert plain.std() < 0.1  # a 16x16 mean of unit noise: std 1/16
     assert 0.4 < offset.std() < 0.6
+
+
+def test_the_learning_rate_warms_up_holds_and_decays_over_the_last_fifth():
+    cfg = TrainConfig(lr=1e-3, warmup=500, unet_steps=60000)
+    assert unet_learning_rate(cfg, 0) == pytest.approx(1e-3 / 500)
+    assert unet_learning_rate(cfg, 499) == pytest.approx(1e-3)
+    assert unet_learning_rate(cfg, 30000) == pytest.approx(1e-3)
+    assert unet_learning_rate(cfg, 54000) == pytest.approx(0.5e-3)
+    assert unet_learning_rate(cfg, 59999) == pytest.approx(0.05e-3)
+    assert unet_learning_rate(cfg, 39553, warmed_from=39553) == pytest.approx(1e-3 / 500)
+    assert unet_learning_rate(cfg, 40052, warmed_from=39553) == pytest.approx(1e-3)
+
+
+def test_a_warm_start_warms_up_again_and_a_resume_remembers_from_where(tmp_path):
+    """A warm start's optimiser state is fresh, so its rate climbs again from the step it
+    continued from; a checkpoint of that run keeps climbing from the same step."""
+    first = Trainer(tiny_recipe(tmp_path / "first"), torch.device("cpu"))
+    first.unet_step = 30000
+    first.export(tmp_path / "first" / "export")
+    cfg = tiny_recipe(tmp_path / "second", warm_start_dir=str(tmp_path / "first" / "export"))
+    second = Trainer(cfg, torch.device("cpu"))
+    assert (second.unet_step, second.warmed_from) == (30000, 30000)
+    second.ensure_pools()
+    second.train_unet_step()
+    assert second.opt.param_groups[0]["lr"] == pytest.approx(cfg.lr / cfg.warmup)
+    second.save()
+    resumed = Trainer(tiny_recipe(tmp_path / "second"), torch.device("cpu"))
+    assert (resumed.unet_step, resumed.warmed_from) == (30001, 30000)
+    resumed.ensure_pools()
+    resumed.train_unet_step()
+    assert resumed.opt.param_groups[0]["lr"] == pytest.approx(2 * cfg.lr / cfg.warmup)

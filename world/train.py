@@ -64,7 +64,7 @@ class TrainConfig:
     freeze_text_encoder_at: int = 45000
     batch: int = 32
     lr: float = 1e-3
-    warmup: int = 500
+    warmup: int = 500  # steps of linear warm-up, from step 0 and again after a warm start
     ema_decay: float = 0.999
     min_snr_gamma: float = 5.0
     caption_dropout: float = 0.1
@@ -76,6 +76,21 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     export_every: int = 5000
     render_workers: int = 0  # processes rendering the pools (0: one per CPU core, at most 16)
+
+
+def unet_learning_rate(cfg: TrainConfig, step: int, warmed_from: int = 0) -> float:
+    """The UNet's learning rate at `step`: a linear warm-up over `cfg.warmup` steps from
+    `warmed_from`, constant, then a linear decay over the recipe's last 20% (to 5%).
+
+    `warmed_from` is the step the optimiser's state started at: 0, or the step a warm start
+    continued from. Fresh AdamW moments make the first updates about `lr` in size for every
+    weight, whatever its gradient, which knocks a trained model off its minimum; the model
+    card has what this cost the bundled model and what the warm-up saves.
+    """
+    lr = cfg.lr * min(1.0, (step - warmed_from + 1) / cfg.warmup)
+    if step > 0.8 * cfg.unet_steps:
+        lr *= max(0.05, (cfg.unet_steps - step) / (0.2 * cfg.unet_steps))
+    return lr
 
 
 def run_config(run_dir: str, export_dir: str | None = None, warm_start_dir: str = "",
@@ -182,6 +197,7 @@ class Trainer:
         self.ema_text = EMAModel(self.text_encoder.parameters(), decay=cfg.ema_decay)
         self.vae_step = 0
         self.unet_step = 0
+        self.warmed_from = 0  # the UNet step this run's optimiser state started at
         self.scaling_factor = 1.0
         self.rng = random.Random(cfg.seed)
         self.pools: dict[str, tuple[list, torch.Tensor]] = {}
@@ -201,7 +217,8 @@ class Trainer:
     def save(self) -> None:
         state = {
             "config": asdict(self.cfg), "vae_step": self.vae_step, "unet_step": self.unet_step,
-            "scaling_factor": self.scaling_factor, "vae": self.vae.state_dict(),
+            "warmed_from": self.warmed_from, "scaling_factor": self.scaling_factor,
+            "vae": self.vae.state_dict(),
             "vae_opt": self.vae_opt.state_dict(), "unet": self.unet.state_dict(),
             "text_encoder": self.text_encoder.state_dict(), "opt": self.opt.state_dict(),
             "ema_unet": self.ema_unet.state_dict(), "ema_text": self.ema_text.state_dict(),
@@ -217,6 +234,7 @@ class Trainer:
             return
         state = torch.load(self.state_path(), map_location=self.device, weights_only=False)
         self.vae_step, self.unet_step = state["vae_step"], state["unet_step"]
+        self.warmed_from = state.get("warmed_from", 0)  # older checkpoints: warmed from 0
         self.scaling_factor = state["scaling_factor"]
         self.vae.load_state_dict(state["vae"])
         self.vae_opt.load_state_dict(state["vae_opt"])
@@ -246,6 +264,7 @@ class Trainer:
         self.ema_unet = EMAModel(self.unet.parameters(), decay=self.cfg.ema_decay)
         self.ema_text = EMAModel(self.text_encoder.parameters(), decay=self.cfg.ema_decay)
         self.vae_step, self.unet_step = steps["vae_steps"], steps["unet_steps"]
+        self.warmed_from = self.unet_step  # fresh optimiser state: warm up again
         self.scaling_factor = float(json.loads((folder / "vae" / "config.json").read_text())[
             "scaling_factor"])
         if self.text_encoder_frozen():
@@ -391,9 +410,7 @@ class Trainer:
 
     def train_unet_step(self) -> dict[str, float]:
         cfg = self.cfg
-        lr = cfg.lr * min(1.0, (self.unet_step + 1) / cfg.warmup)
-        if self.unet_step > 0.8 * cfg.unet_steps:  # linear decay over the last 20%
-            lr *= max(0.05, (cfg.unet_steps - self.unet_step) / (0.2 * cfg.unet_steps))
+        lr = unet_learning_rate(cfg, self.unet_step, self.warmed_from)
         for group in self.opt.param_groups:
             group["lr"] = lr
         latents, texts, cells, groundings = self.unet_batch()
