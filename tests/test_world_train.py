@@ -133,6 +133,7 @@ def test_the_learning_rate_warms_up_holds_and_decays_over_the_last_fifth():
     assert unet_learning_rate(cfg, 59999) == pytest.approx(0.05e-3)
     assert unet_learning_rate(cfg, 39553, warmed_from=39553) == pytest.approx(1e-3 / 500)
     assert unet_learning_rate(cfg, 40052, warmed_from=39553) == pytest.approx(1e-3)
+    assert unet_learning_rate(TrainConfig(warmup=0), 0) == pytest.approx(TrainConfig.lr)
 
 
 def test_a_warm_start_warms_up_again_and_a_resume_remembers_from_where(tmp_path):

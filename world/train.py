@@ -87,7 +87,7 @@ def unet_learning_rate(cfg: TrainConfig, step: int, warmed_from: int = 0) -> flo
     weight, whatever its gradient, which knocks a trained model off its minimum; the model
     card has what this cost the bundled model and what the warm-up saves.
     """
-    lr = cfg.lr * min(1.0, (step - warmed_from + 1) / cfg.warmup)
+    lr = cfg.lr * min(1.0, (step - warmed_from + 1) / max(1, cfg.warmup))
     if step > 0.8 * cfg.unet_steps:
         lr *= max(0.05, (cfg.unet_steps - step) / (0.2 * cfg.unet_steps))
     return lr
