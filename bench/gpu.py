@@ -147,7 +147,7 @@ def run_gpu_stages(model: DiffusionModel, settings: InversionSettings, ti_steps:
     steps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]  # the first warms up
     per_step = sorted(steps)[len(steps) // 2] if steps else float("nan")
     stages["textual_inversion_step"] = {
-        "label": f"batch {concept.batch_for('object')}, {learned.concept.num_vectors} vectors",
+        "label": f"batch {concept.batch_size}, {learned.concept.num_vectors} vectors",
         "seconds": round(per_step, 4), "runs": [round(s, 4) for s in steps], **memory.as_dict(),
         **counter.per_run(concept.steps)}
     return stages

@@ -64,15 +64,7 @@ class ConceptSettings:
 
     steps: int = 600
     learning_rate: float = 5e-3
-    # Draws per step. A thing's word learns in ~150-250 steps, and where 4 draws a step lead
-    # it varied with the seed as much as any setting did; 8 halve that noise. On the bundled
-    # model (edits of scenes the benchmark does not use, learning seeds 0-3 for the creature,
-    # 0-1 for the object), adds came out right in 0.46 instead of 0.35 (creature) and 0.50
-    # instead of 0.38 (object), replaces in 0.25 / 0.35 instead of 0.23 / 0.33, for ~1.6x the
-    # learning time.
-    batch_size: int = 8
-    # A style learns for ~600 steps (~80 s on one CPU core at 4 draws): 8 would double that.
-    style_batch_size: int = 4
+    batch_size: int = 4
     # Tokens per word. Two held a patterned object's shape and pattern but not its colours
     # (an orange diamond with blue stripes came out black and white); four hold both more often.
     vectors: int = 4
@@ -112,13 +104,9 @@ class ConceptSettings:
         """How many tokens a word of this kind ("object", "person" or "style") gets."""
         return self.style_vectors if kind == "style" else self.vectors
 
-    def batch_for(self, kind: str) -> int:
-        """How many draws a learning step of a word of this kind takes."""
-        return self.style_batch_size if kind == "style" else self.batch_size
-
     @classmethod
     def reference(cls) -> ConceptSettings:
-        """The reference recipe: 3000 steps of 4, no early stop, no latent caching."""
-        return cls(steps=3000, learning_rate=5e-3, batch_size=4, style_batch_size=4, vectors=1,
-                   style_vectors=1, description_vectors=1, augment=0, early_stop_window=0)
+        """The reference recipe: 3000 steps, no early stop, no latent caching."""
+        return cls(steps=3000, learning_rate=5e-3, vectors=1, style_vectors=1,
+                   description_vectors=1, augment=0, early_stop_window=0)
 

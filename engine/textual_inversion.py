@@ -183,7 +183,7 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
         if should_stop is not None and should_stop():
             reason = "cancelled"
             break
-        draws = Draws.random(data, choices, scheduler, settings.batch_for(kind), generator,
+        draws = Draws.random(data, choices, scheduler, settings.batch_size, generator,
                              first_step, offset)
         loss = focused_loss(model, scheduler, data, draws, ids, slots, vectors)
         optimizer.zero_grad(set_to_none=True)

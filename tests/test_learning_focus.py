@@ -26,8 +26,8 @@ from engine.textual_inversion import (
     training_set,
 )
 
-FAST = ConceptSettings(steps=6, learning_rate=0.05, batch_size=2, style_batch_size=2, vectors=2,
-                       augment=2, early_stop_window=0)
+FAST = ConceptSettings(steps=6, learning_rate=0.05, batch_size=2, vectors=2, augment=2,
+                       early_stop_window=0)
 CAPTION = "a big {} on the left with sky background"
 
 

@@ -37,8 +37,8 @@ from engine.textual_inversion import (
     template_ids,
 )
 
-FAST = ConceptSettings(steps=12, learning_rate=0.05, batch_size=2, style_batch_size=2, vectors=2,
-                       augment=2, early_stop_window=0)
+FAST = ConceptSettings(steps=12, learning_rate=0.05, batch_size=2, vectors=2, augment=2,
+                       early_stop_window=0)
 
 
 
@@ -131,20 +131,6 @@ def test_training_encodes_prompts_as_inference_does(tiny_model):
     torch.testing.assert_close(training, inference)
 
 
-def test_a_step_takes_its_kinds_number_of_draws(tiny_model, circles):
-    """A thing's word learns from batches of `batch_size` draws, a style's of
-    `style_batch_size` (it learns for many more steps)."""
-    sizes: list[int] = []
-    hook = tiny_model.unet.register_forward_pre_hook(lambda _, args: sizes.append(len(args[0])))
-    try:
-        settings = replace(FAST, steps=2, batch_size=3, style_batch_size=1)
-        learn_concept(tiny_model, circles, "ball", "object", settings)
-        learn_concept(tiny_model, circles, "redish", "style", settings)
-    finally:
-        hook.remove()
-    assert sizes == [3, 3, 1, 1]
-
-
 def test_a_style_word_gets_its_own_number_of_tokens(tiny_model, circles):
     settings = replace(FAST, steps=2, vectors=3, style_vectors=1)
     thing = learn_concept(tiny_model, circles, "ball", "object", settings).concept
@@ -156,7 +142,6 @@ def test_a_style_word_gets_its_own_number_of_tokens(tiny_model, circles):
     defaults = ConceptSettings()
     assert defaults.vectors_for("object") == defaults.vectors_for("person") == 4
     assert defaults.vectors_for("style") == 8
-    assert (defaults.batch_for("object"), defaults.batch_for("style")) == (8, 4)
     # ...but a style's word leaves a short-context model room for a caption: 32 tokens, 6 of them
     long = learn_concept(tiny_model, circles, "wide", "style", replace(settings, style_vectors=8),
                          initializer="red red red red red red red red red").concept
