@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-PARTS = ("speed", "quality", "gpu", "queue")
+PARTS = ("speed", "quality", "seeds", "gpu", "queue")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class Plan:
     sample_steps: int  # DDIM steps of those generations
     scenes: int  # quality: source scenes of the fixed edit set (five edits each)
     quality_steps: int  # quality: DDIM steps of every inversion and edit
+    learning_seeds: int = 4  # seeds: learning seeds of the creature and the object
+    seed_mode: str = "ddim"  # seeds: the one inversion mode their edits run after
     queue_jobs: int = 400  # queue: jobs per measured run (bench/queue.py)
 
     @classmethod
@@ -44,7 +46,7 @@ class Plan:
     def quick(cls) -> Plan:
         return cls("quick", repeats=1, slow_repeats=1, speed_steps=5, ti_steps=8,
                    ti_reference_steps=3, concept_samples=2, sample_steps=5, scenes=1,
-                   quality_steps=5, queue_jobs=40)
+                   quality_steps=5, learning_seeds=2, queue_jobs=40)
 
     def with_overrides(self, args: argparse.Namespace) -> Plan:
         """This plan with the counts given on the command line."""
@@ -62,7 +64,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                              "(skipped with a message when there is none)")
     parser.add_argument("--only", default=None,
                         help=f"comma-separated parts to run, of {', '.join(PARTS)} "
-                             "(default: speed,quality,queue, plus gpu with --gpu; --quick "
+                             "(default: speed,quality,seeds,queue, plus gpu with --gpu; --quick "
                              "leaves out queue); --only queue writes queue.md/json alone")
     parser.add_argument("--model", default=None,
                         help="diffusers folder (default: the bundled engine/models/sticker-world)")
@@ -91,7 +93,7 @@ def chosen_parts(args: argparse.Namespace) -> list[str]:
     if args.only:
         parts = [p.strip() for p in args.only.split(",") if p.strip()]
     else:
-        parts = ["speed", "quality"] + ([] if args.quick else ["queue"])
+        parts = ["speed", "quality", "seeds"] + ([] if args.quick else ["queue"])
     if args.gpu and "gpu" not in parts:
         parts.append("gpu")
     unknown = [p for p in parts if p not in PARTS]

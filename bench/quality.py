@@ -280,8 +280,9 @@ class QualityRun:
 
 
 def run_edits(model: DiffusionModel, checker, concepts: Sequence[Concept], edits: list[BenchEdit],
-              steps: int, log: Callable[[str], None] = print) -> QualityRun:
-    """Invert every source scene with each mode, run its edits and measure them.
+              steps: int, log: Callable[[str], None] = print,
+              modes: Sequence[str] = MODES) -> QualityRun:
+    """Invert every source scene with each of `modes`, run its edits and measure them.
 
     An edit whose prompts the model cannot read (too many tokens for a small text encoder) is
     skipped and listed rather than failing the run.
@@ -292,7 +293,7 @@ def run_edits(model: DiffusionModel, checker, concepts: Sequence[Concept], edits
     for edit in edits:
         by_scene[edit.scene_index].append(edit)
     run = QualityRun()
-    for mode in MODES:
+    for mode in modes:
         editor = Editor(model, None, settings, EditSettings(), mode)
         judged: list[tuple[BenchEdit, EditScore, Image.Image]] = []
         for number, group in enumerate(by_scene.values(), start=1):

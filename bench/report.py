@@ -216,6 +216,37 @@ def quality_section(quality: dict) -> list[str]:
     return lines
 
 
+def seeds_section(seeds: dict) -> list[str]:
+    """Each learning seed's concept figures, then their mean and range."""
+    kinds = " and ".join(seeds["kinds"])
+    lines = ["## Learning seeds", "",
+             f"The {' and '.join(seeds['concepts'])} learned with {seeds['seeds']} seeds "
+             f"(the quality part's concepts are seed 0's), each judged as above: recognised in "
+             f"the concept figure's generations, and its {kinds} edits of the same "
+             f"{seeds['scenes']} scenes after {seeds['mode']} inversion at {seeds['steps']} "
+             "DDIM steps. The seed alone moves these figures; compare settings and models on "
+             "the mean.", ""]
+    header = ["seed"] + [f"{which}: {figure}" for which in seeds["concepts"]
+                         for figure in ("recognised", *seeds["kinds"], "steps")]
+    rows = [[str(row["seed"])] + [cell for which in seeds["concepts"]
+                                  for cell in (percent(row[which]["shown"]),
+                                               *(percent(row[which][k]) for k in seeds["kinds"]),
+                                               str(row[which]["steps"]))]
+            for row in seeds["rows"]]
+
+    def summary(label: str, key: str) -> list[str]:
+        cells = [label]
+        for which in seeds["concepts"]:
+            for figure in ("shown", *seeds["kinds"]):
+                found = seeds["spread"][which][figure]
+                cells.append(percent(found[key]) if found else "n/a")
+            cells.append("")
+        return cells
+
+    rows += [summary("**mean**", "mean"), summary("lowest", "min"), summary("highest", "max")]
+    return lines + table(header, rows)
+
+
 def gpu_section(gpu: dict) -> list[str]:
     lines = ["## GPU (SD 1.5 architecture, random weights)", ""]
     if "skipped" in gpu:
@@ -247,14 +278,15 @@ def plan_text(plan: dict) -> str:
             f"{plan['ti_reference_steps']} steps timed; concept recognition from "
             f"{plan['concept_samples']} generations of {plan['sample_steps']} steps; quality "
             f"on {plan['scenes']} scenes x 5 edits x {len(MODES)} inversion modes at "
-            f"{plan['quality_steps']} DDIM steps.")
+            f"{plan['quality_steps']} DDIM steps; the creature's and object's edits again for "
+            f"{plan['learning_seeds']} learning seeds after {plan['seed_mode']} inversion.")
 
 
 def markdown(report: dict) -> str:
     """The report as markdown: what ran where, then one section per part."""
     lines = ["# OneWord benchmark", ""] + meta_lines(report)
     plan = report["meta"]["plan"]
-    if "speed" in report or "quality" in report:
+    if {"speed", "quality", "seeds"} & set(report):
         lines += ["", plan_text(plan), ""]
     else:
         lines += [""]
@@ -262,6 +294,8 @@ def markdown(report: dict) -> str:
         lines += speed_section(report["speed"], plan) + [""]
     if "quality" in report:
         lines += quality_section(report["quality"]) + [""]
+    if "seeds" in report:
+        lines += seeds_section(report["seeds"]) + [""]
     if "gpu" in report:
         lines += gpu_section(report["gpu"]) + [""]
     if "queue" in report:

@@ -134,7 +134,7 @@ def run_plan(args: argparse.Namespace, plan: Plan, parts: list[str], log: Log,
     started = now()
     report: dict = {}
     try:
-        if "speed" in parts or "quality" in parts:
+        if {"speed", "quality", "seeds"} & set(parts):
             report.update(measure_model(args, plan, parts, log, checker))
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
@@ -163,7 +163,7 @@ def run_plan(args: argparse.Namespace, plan: Plan, parts: list[str], log: Log,
 
 def measure_model(args: argparse.Namespace, plan: Plan, parts: list[str], log: Log,
                   checker=None) -> dict:
-    """The speed and quality parts on the bundled (or given) model."""
+    """The speed, quality and seeds parts on the bundled (or given) model."""
     from bench.concepts import ConceptCache, model_hash
 
     model = load_bench_model(args.model, args.device)
@@ -188,4 +188,8 @@ def measure_model(args: argparse.Namespace, plan: Plan, parts: list[str], log: L
         out["quality"] = run_quality(model, checker, concepts, plan.scenes, plan.quality_steps,
                                      log)
         out["quality"]["concepts"] = summary
+    if "seeds" in parts:
+        from bench.seeds import run_seeds
+
+        out["seeds"] = run_seeds(model, checker, plan, cache, log)
     return out

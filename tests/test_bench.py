@@ -107,11 +107,43 @@ def test_quick_benchmark_writes_every_stage_and_every_kind_by_mode(tiny_model_di
         assert is_finite_number(quality["reconstruction"][mode]["psnr_db"])
     assert set(quality["concepts"]) == {"creature", "object", "style"}
 
+    seeds = report["seeds"]
+    assert [row["seed"] for row in seeds["rows"]] == [0, 1]
+    for which in ("creature", "object"):
+        first, second = (row[which] for row in seeds["rows"])
+        # seed 0 is the quality part's concept, read back rather than learned again
+        assert first["seconds"] == pytest.approx(quality["concepts"][which]["seconds"], abs=1e-3)
+        assert first["steps"] == quality["concepts"][which]["steps"]
+        assert second["steps"] >= 1
+        for row in seeds["rows"]:
+            assert 0 <= row[which]["shown"] <= 1
+    for kind in ("replace-concept", "add"):  # one scene: each kind puts in one of the two
+        judged = [row[which][kind] for row in seeds["rows"] for which in ("creature", "object")
+                  if row[which][kind] is not None]
+        assert len(judged) == 2 and all(0 <= v <= 1 for v in judged), kind
+
     text = (tmp_path / "quick.md").read_text()
     assert "| stage | ours | reference | ratio (ref / ours) | quality ours |" in text
     assert "| edit | inversion | n | background PSNR | background SSIM" in text
+    assert "| seed | creature: recognised | creature: replace-concept |" in text
     assert not (tmp_path / "latest.json").exists()  # a smoke run never replaces the results
-    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 3
+    # the three reserved concepts, and the creature and object again with seed 1
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 5
+
+
+def test_the_seed_spread_skips_figures_a_seed_did_not_measure():
+    from bench.seeds import spread
+
+    def row(seed, creature_add, object_add):
+        return {"seed": seed,
+                "creature": {"shown": 0.5, "replace-concept": None, "add": creature_add},
+                "object": {"shown": None, "replace-concept": None, "add": object_add}}
+
+    out = spread([row(0, 0.25, 0.5), row(1, 0.75, None), row(2, 0.5, 0.1)])
+    assert out["creature"]["add"] == {"mean": pytest.approx(0.5), "min": 0.25, "max": 0.75}
+    assert out["object"]["add"] == {"mean": pytest.approx(0.3), "min": 0.1, "max": 0.5}
+    assert out["creature"]["shown"]["mean"] == 0.5
+    assert out["object"]["shown"] is None and out["creature"]["replace-concept"] is None
 
 
 def test_a_missing_bundled_model_is_a_clear_error(tmp_path, monkeypatch, capsys):

@@ -1,0 +1,76 @@
+"""How far the learning seed alone moves the concept figures.
+
+Learning a word is one random draw (which photos, crops, timesteps and noises each step sees).
+On the bundled model, learning the same photos with another seed moved the reserved creature's
+and object's edits by 0.2-0.3 of their success, as much as any setting did, so the quality
+part's figures (learned with seed 0) cannot tell a better setting from a luckier draw. This
+part learns the creature and the patterned object with each of several seeds and runs their
+concept edits (replace-concept and add, from the quality part's edit set) in one inversion
+mode, and reports each seed's figures with their mean and range: compare settings or models
+on the mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from bench.concepts import ConceptCache, concept_shown, reserved_concept
+from bench.options import Plan
+from bench.quality import edit_set, run_edits
+from bench.speed import concept_settings
+from engine.model import DiffusionModel
+
+SEED_CONCEPTS = ("creature", "object")  # the style is learned once: its edits meet their bar
+SEED_KINDS = ("replace-concept", "add")
+FIGURES = ("shown", *SEED_KINDS)
+
+
+def seed_row(model: DiffusionModel, checker, plan: Plan, seed: int, cache: ConceptCache | None,
+             log: Callable[[str], None]) -> dict:
+    """One learning seed: each concept's recognition, learning steps and time, and the
+    success of its replace-concept and add edits (None without a checker)."""
+    settings = replace(concept_settings(plan)[0], seed=seed)
+    learned = {which: reserved_concept(model, which, settings, cache) for which in SEED_CONCEPTS}
+    edits = [e for e in edit_set(plan.scenes) if e.kind in SEED_KINDS]
+    log(f"seeds: seed {seed}, {len(edits)} edits ({plan.seed_mode})")
+    run = run_edits(model, checker, [c.concept for c in learned.values()], edits,
+                    plan.quality_steps, lambda _: None, modes=(plan.seed_mode,))
+    concept_of = {e.index: e.concept for e in edits}
+    row: dict = {"seed": seed}
+    for which, item in learned.items():
+        cell = {"steps": item.steps, "seconds": item.seconds, "cached": item.cached,
+                "shown": None}
+        if checker is not None:
+            cell["shown"] = concept_shown(model, checker, item.concept, which,
+                                          plan.concept_samples, plan.sample_steps)
+        for kind in SEED_KINDS:
+            judged = [s.success for s in run.scores
+                      if s.kind == kind and concept_of[s.index] == which and s.success is not None]
+            cell[kind] = float(np.mean(judged)) if judged else None
+        row[which] = cell
+    return row
+
+
+def spread(rows: list[dict]) -> dict:
+    """Mean, lowest and highest of each concept's figures over the seeds."""
+    out: dict = {}
+    for which in SEED_CONCEPTS:
+        out[which] = {}
+        for figure in FIGURES:
+            values = [r[which][figure] for r in rows if r[which][figure] is not None]
+            out[which][figure] = ({"mean": float(np.mean(values)), "min": float(min(values)),
+                                   "max": float(max(values))} if values else None)
+    return out
+
+
+def run_seeds(model: DiffusionModel, checker, plan: Plan, cache: ConceptCache | None,
+              log: Callable[[str], None] = print) -> dict:
+    """The seeds section of the report: every seed's row and the spread over them."""
+    rows = [seed_row(model, checker, plan, seed, cache, log)
+            for seed in range(plan.learning_seeds)]
+    return {"seeds": plan.learning_seeds, "mode": plan.seed_mode, "scenes": plan.scenes,
+            "steps": plan.quality_steps, "concepts": list(SEED_CONCEPTS),
+            "kinds": list(SEED_KINDS), "rows": rows, "spread": spread(rows)}
