@@ -33,9 +33,10 @@ def seed_row(model: DiffusionModel, checker, plan: Plan, seed: int, cache: Conce
     """One learning seed: each concept's recognition, learning steps and time, and the
     success of its replace-concept and add edits (None without a checker)."""
     settings = replace(concept_settings(plan)[0], seed=seed)
+    log(f"seeds: seed {seed}: the {' and the '.join(SEED_CONCEPTS)} (cached or learned)")
     learned = {which: reserved_concept(model, which, settings, cache) for which in SEED_CONCEPTS}
     edits = [e for e in edit_set(plan.scenes) if e.kind in SEED_KINDS]
-    log(f"seeds: seed {seed}, {len(edits)} edits ({plan.seed_mode})")
+    log(f"seeds: seed {seed}: {len(edits)} edits after {plan.seed_mode} inversion")
     run = run_edits(model, checker, [c.concept for c in learned.values()], edits,
                     plan.quality_steps, lambda _: None, modes=(plan.seed_mode,))
     concept_of = {e.index: e.concept for e in edits}
