@@ -26,7 +26,9 @@ explain only its subject:
   for), or the user's initializer, one vector per word, so learning only has to find what those
   words miss.
 - It stops when learned: a fixed probe of draws is scored every few steps, and learning ends when
-  its loss stops improving; the best vectors seen are kept.
+  its loss stops improving; the best vectors seen are kept. A style learns faster and to the last
+  step instead (`ConceptSettings.style_learning_rate`, `style_early_stop`): its high-noise loss
+  levels off while the word still draws the look it started from.
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
     warnings += [note] if note else []
     count = len(start)
     vectors = torch.nn.Parameter(start.to(model.device))
-    optimizer = torch.optim.AdamW([vectors], lr=settings.learning_rate, weight_decay=0.0)
+    optimizer = torch.optim.AdamW([vectors], lr=settings.learning_rate_for(kind), weight_decay=0.0)
     # A half-precision UNet passes small gradients back through fp16: scale the loss.
     scaler = torch.amp.GradScaler("cuda", enabled=model.device.type == "cuda"
                                   and model.dtype == torch.float16)
@@ -171,7 +173,8 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
     offset = settings.style_noise_offset if kind == "style" else 0.0
     probe = Draws.random(data, choices, scheduler, PROBE_DRAWS,
                          torch.Generator().manual_seed(settings.seed + 1), first_step, offset)
-    check_every = max(1, min(settings.check_every, settings.early_stop_window or 1))
+    window = settings.early_stop_window_for(kind)
+    check_every = max(1, min(settings.check_every, window or 1))
 
     preview_caption = (next((c for captions in data.captions for c in captions), None)
                        if captioner is not None else None)
@@ -198,14 +201,14 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
                                      seed=settings.seed, template=preview_caption)
                        if show else None)
             progress(ConceptProgress(step, settings.steps, smoothed / (1 - 0.9**step), preview))
-        if settings.early_stop_window > 0 and step % check_every == 0:
+        if window > 0 and step % check_every == 0:
             with torch.no_grad():
                 score = focused_loss(model, scheduler, data, probe, ids, slots, vectors).item()
             if best == float("inf") or score < best * (1 - settings.early_stop_tolerance):
                 best, best_step = score, step
             if score < lowest:
                 lowest, kept = score, vectors.detach().clone()
-            if step - best_step >= settings.early_stop_window:
+            if step - best_step >= window:
                 reason = "levelled off"
                 break
 

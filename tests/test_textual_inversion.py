@@ -159,6 +159,23 @@ def test_should_stop_cancels_and_early_stop_ends(tiny_model, circles):
     assert (levelled.steps, levelled.reason, levelled.stopped_early) == (4, "levelled off", True)
 
 
+def test_a_style_word_learns_at_its_own_rate_to_the_last_step(tiny_model, circles):
+    flat = replace(FAST, early_stop_window=2, early_stop_tolerance=1e9)  # nothing is enough
+    style = learn_concept(tiny_model, circles, "x", "style", settings=flat)
+    assert (style.steps, style.reason, style.stopped_early) == (12, "done", False)
+    stopping = learn_concept(tiny_model, circles, "x", "style",
+                             settings=replace(flat, style_early_stop=True))
+    assert (stopping.steps, stopping.reason) == (4, "levelled off")
+    frozen = [learn_concept(tiny_model, circles, "x", "style",
+                            settings=replace(FAST, steps=2, learning_rate=rate,
+                                             style_learning_rate=0.0)).concept.vectors
+              for rate in (0.0, 0.05)]
+    assert torch.equal(frozen[0], frozen[1])  # the things' rate does not move a style
+    moving = learn_concept(tiny_model, circles, "x", "style",
+                           settings=replace(FAST, steps=2, style_learning_rate=0.05))
+    assert not torch.equal(frozen[0], moving.concept.vectors)
+
+
 def test_levelled_off():
     falling = [10.0 - i for i in range(8)]
     assert not levelled_off(falling, 4, 0.01)
