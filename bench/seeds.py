@@ -23,7 +23,7 @@ from bench.quality import edit_set, run_edits
 from bench.speed import concept_settings
 from engine.model import DiffusionModel
 
-# The style's word is left to the quality part: learning it takes ~4x as long as a thing's.
+# The style's word is left to the quality part: learning it takes 2-4x as long as a thing's.
 SEED_CONCEPTS = ("creature", "object")
 SEED_KINDS = ("replace-concept", "add")
 FIGURES = ("shown", *SEED_KINDS)

@@ -99,7 +99,7 @@ class ConceptSettings:
     # 0.005 with early stop 38% of the benchmark's scenes and 36% of scenes 20-39; 0.015 to
     # the last step 65% and 68%; 0.03 did worse on the one seed tried (40%).
     style_learning_rate: float = 0.015
-    style_early_stop: bool = False
+    style_early_stop_window: int = 0  # 0: a style never stops early
     preview_every: int = 0  # steps between preview images (0: none)
     preview_steps: int = 10  # DDIM steps of a preview image
     seed: int = 0
@@ -118,7 +118,7 @@ class ConceptSettings:
 
     def early_stop_window_for(self, kind: str) -> int:
         """Steps without improvement after which a word of this kind stops (0: never)."""
-        return 0 if kind == "style" and not self.style_early_stop else self.early_stop_window
+        return self.style_early_stop_window if kind == "style" else self.early_stop_window
 
     @classmethod
     def reference(cls) -> ConceptSettings:

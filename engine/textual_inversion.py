@@ -27,8 +27,8 @@ explain only its subject:
   words miss.
 - It stops when learned: a fixed probe of draws is scored every few steps, and learning ends when
   its loss stops improving; the best vectors seen are kept. A style learns faster and to the last
-  step instead (`ConceptSettings.style_learning_rate`, `style_early_stop`): its high-noise loss
-  levels off while the word still draws the look it started from.
+  step instead (`ConceptSettings.style_learning_rate`, `style_early_stop_window`): its
+  high-noise loss levels off while the word still draws the look it started from.
 """
 
 from __future__ import annotations

@@ -164,7 +164,7 @@ def test_a_style_word_learns_at_its_own_rate_to_the_last_step(tiny_model, circle
     style = learn_concept(tiny_model, circles, "x", "style", settings=flat)
     assert (style.steps, style.reason, style.stopped_early) == (12, "done", False)
     stopping = learn_concept(tiny_model, circles, "x", "style",
-                             settings=replace(flat, style_early_stop=True))
+                             settings=replace(flat, style_early_stop_window=2))
     assert (stopping.steps, stopping.reason) == (4, "levelled off")
     frozen = [learn_concept(tiny_model, circles, "x", "style",
                             settings=replace(FAST, steps=2, learning_rate=rate,
