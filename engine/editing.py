@@ -37,14 +37,19 @@ class PromptEdit:
     reweight: dict[str, float] = field(default_factory=dict)  # target word -> attention scale
     user_mask: np.ndarray | None = None  # (h, w) in [0, 1]: edit only here (overrides words)
     keep_outside: bool = False  # outside the blend mask the result is the photo, pixel for pixel
-    cross_replace: float | None = None  # this edit's schedule, where it differs from the settings
+    cross_replace: float | None = None  # this edit's settings, where they differ from the defaults
     self_replace: float | None = None
+    blend_threshold: float | None = None
     self_everywhere: bool = False  # inject self-attention at every layer, not only coarse ones
 
     @property
     def blends(self) -> bool:
         return bool(self.blend_source_words or self.blend_target_words
                     or self.user_mask is not None)
+
+
+# The EditSettings fields a PromptEdit may set for itself.
+PER_EDIT_SETTINGS = ("cross_replace", "self_replace", "blend_threshold")
 
 
 @dataclass
@@ -69,10 +74,8 @@ def edit(model: DiffusionModel, inversion: Inversion, prompt_edit: PromptEdit,
     if inversion.prompt != prompt_edit.source:
         raise PromptError("the edit's source prompt is not the caption the photo was inverted with")
     steps = inversion.settings.steps
-    if prompt_edit.cross_replace is not None:
-        settings = replace(settings, cross_replace=prompt_edit.cross_replace)
-    if prompt_edit.self_replace is not None:
-        settings = replace(settings, self_replace=prompt_edit.self_replace)
+    settings = replace(settings, **{name: value for name in PER_EDIT_SETTINGS
+                                    if (value := getattr(prompt_edit, name)) is not None})
     source_spans = token_spans(model.tokenizer, prompt_edit.source)
     target_spans = token_spans(model.tokenizer, prompt_edit.target)
     alignment = align(source_spans, target_spans, model.max_tokens)

@@ -75,19 +75,25 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     """Source and target prompts, and how to confine the change, for a request on a caption.
 
     Each edit keeps what its name promises to keep. add, replace and remove are confined by
-    LocalBlend to the edited words' attention and keep the photo's own pixels elsewhere; add
-    puts the new thing at a place the caption leaves free. A learned word that replaces one
-    takes the old word's attention only early on, so it draws its own shape. remove also drops
-    the source's self-attention, which would redraw the object's shape. restyle changes every
-    pixel: no blend; the source's attention, at every layer, holds the layout in the first
-    steps only, as held longer it also keeps the photo's tint.
+    LocalBlend to the edited words' attention and keep the photo's own pixels elsewhere. add
+    puts the new thing at a place the caption leaves free, the other words holding the
+    source's attention only early on, as held longer they keep that place empty. A learned
+    word that replaces one takes the old word's attention only early on, so it draws its own
+    shape, and a learned word's mask (add, replace) reaches further, as its shape is not the
+    old object's. remove also drops the source's self-attention, which would redraw the
+    object's shape. restyle changes every pixel: no blend; the source's attention, at every
+    layer, holds the layout in the first steps only, as held longer it also keeps the photo's
+    tint.
     """
     caption = " ".join(caption.strip().lower().split())
     value = _token_text(model, request.concept, concepts) if request.concept else None
     value_words = tuple(value.split()) if value else ()
+    learned = request.concept in concepts
+    threshold = settings.concept_blend_threshold if learned else None
     if request.action == "add":
         return PromptEdit(caption, _with_added(caption, value, request.position),
-                          blend_target_words=value_words, keep_outside=True)
+                          blend_target_words=value_words, keep_outside=True,
+                          cross_replace=settings.add_cross_replace, blend_threshold=threshold)
     if request.action == "restyle":
         return PromptEdit(caption, _STYLE.sub("", caption) + f" in {value} style",
                           cross_replace=settings.restyle_cross_replace,
@@ -96,15 +102,14 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     subject = request.subject
     phrase = _phrase_of(caption, subject)
     if request.action == "replace":
-        learned = request.concept in concepts
         schedule = settings.concept_cross_replace if learned else None
         if phrase is None:
             return PromptEdit(caption, _swap_word(caption, subject, value), (subject,), value_words,
-                              keep_outside=True, cross_replace=schedule)
+                              keep_outside=True, cross_replace=schedule, blend_threshold=threshold)
         new_phrase = _phrase_with_kind(phrase, value, drop_colour=learned)
         replaced = tuple(w for w in phrase.split() if w not in new_phrase.split())
         return PromptEdit(caption, caption.replace(phrase, new_phrase, 1), replaced, value_words,
-                          keep_outside=True, cross_replace=schedule)
+                          keep_outside=True, cross_replace=schedule, blend_threshold=threshold)
     if phrase is None:  # a free-form caption: turn the word's attention negative where it is
         return PromptEdit(caption, caption, (subject,), (subject,), reweight={subject: -1.0},
                           keep_outside=True, self_replace=settings.remove_self_replace,

@@ -94,11 +94,19 @@ def test_replace_keeps_every_pixel_outside_its_mask(tiny_model, inversion, conce
     assert_kept_outside(result, inversion)
 
 
-def test_add_goes_to_a_free_place_and_keeps_the_rest(tiny_model, inversion, concepts):
+def test_add_goes_to_a_free_place_and_keeps_the_rest(tiny_model, inversion, concepts,
+                                                      monkeypatch):
+    from engine import editing
+
+    schedules, original = [], editing.Schedule
+    monkeypatch.setattr(editing, "Schedule",
+                        lambda *a, **k: schedules.append(original(*a, **k)) or schedules[-1])
     prompt_edit, result = run(tiny_model, inversion, concepts, "add", concept="mochi")
     assert prompt_edit.target == ("a big red circle on the left and a <mochi> <mochi>_1 on the "
                                   "right with grass background")  # the left is taken
     assert prompt_edit.blend_target_words == ("<mochi>", "<mochi>_1")
+    # the other words hold the source's maps only early on, or the free place stays empty
+    assert schedules[-1].cross_replace == EditSettings().add_cross_replace < 0.8
     assert_kept_outside(result, inversion)
     centre = plan_edit(tiny_model, CAPTION, request("add", concept="mochi", position="center"),
                        concepts)
@@ -178,3 +186,21 @@ def test_the_blend_mask_is_where_the_edited_words_look():
     expected[:, :2] = True  # the column, grown by the 3x3 pooling
     expected[2:, :] = True  # the row, grown likewise
     assert torch.equal(mask, expected)
+
+
+def test_a_learned_words_mask_reaches_further(tiny_model, inversion, concepts, monkeypatch):
+    from engine import editing
+
+    blends, original = [], editing.LocalBlend
+    monkeypatch.setattr(editing, "LocalBlend",
+                        lambda *a, **k: blends.append(original(*a, **k)) or blends[-1])
+    defaults = EditSettings()
+    assert defaults.concept_blend_threshold < defaults.blend_threshold
+    for action, subject in (("add", None), ("replace", "circle")):
+        learned, _ = run(tiny_model, inversion, concepts, action, subject=subject,
+                         concept="mochi")
+        assert learned.blend_threshold == defaults.concept_blend_threshold
+        assert blends[-1].threshold == defaults.concept_blend_threshold  # the edit used it
+        known, _ = run(tiny_model, inversion, concepts, action, subject=subject, concept="star")
+        assert known.blend_threshold is None
+        assert blends[-1].threshold == defaults.blend_threshold
