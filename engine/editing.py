@@ -41,6 +41,7 @@ class PromptEdit:
     self_replace: float | None = None
     blend_threshold: float | None = None
     self_everywhere: bool = False  # inject self-attention at every layer, not only coarse ones
+    neutral_start: bool = False  # the edited branch starts without the photo's mean tint
 
     @property
     def blends(self) -> bool:
@@ -116,6 +117,8 @@ def edit(model: DiffusionModel, inversion: Inversion, prompt_edit: PromptEdit,
         generator = torch.Generator("cpu").manual_seed(settings.seed)
         noise = torch.randn(start[1].shape, generator=generator).to(start.device)
         start[1] = (1 - settings.variation ** 2) ** 0.5 * start[1] + settings.variation * noise
+    if prompt_edit.neutral_start:
+        start[1] -= start[1].mean(dim=(-2, -1), keepdim=True)
     anchor = inversion.anchor(settings.anchor_edited)
 
     def after_step(i: int, latents: torch.Tensor) -> torch.Tensor | None:

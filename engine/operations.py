@@ -83,7 +83,7 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     old object's. remove also drops the source's self-attention, which would redraw the
     object's shape. restyle changes every pixel: no blend; the source's attention, at every
     layer, holds the layout in the first steps only, as held longer it also keeps the photo's
-    tint.
+    tint, and the restyled branch starts from the inverted noise without its mean tint.
     """
     caption = " ".join(caption.strip().lower().split())
     value = _token_text(model, request.concept, concepts) if request.concept else None
@@ -97,7 +97,8 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     if request.action == "restyle":
         return PromptEdit(caption, _STYLE.sub("", caption) + f" in {value} style",
                           cross_replace=settings.restyle_cross_replace,
-                          self_replace=settings.restyle_self_replace, self_everywhere=True)
+                          self_replace=settings.restyle_self_replace, self_everywhere=True,
+                          neutral_start=settings.restyle_neutral_start)
     require_subject(caption, request)
     subject = request.subject
     phrase = _phrase_of(caption, subject)

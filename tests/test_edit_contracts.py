@@ -158,10 +158,32 @@ def test_restyle_repaints_everywhere_and_keeps_the_layout(tiny_model, inversion,
     half = change.shape[1] // 2
     assert change[:, :half].mean() > 0.5 and change[:, half:].mean() > 0.5  # not confined
     # the source's attention in the first steps holds the layout: without it the picture
-    # drifts further
-    loose = edit(tiny_model, inversion, replace(prompt_edit, self_replace=0.0, cross_replace=0.0))
-    drift = np.abs(np.asarray(loose.image, np.int16) - reconstruction).mean()
-    assert change.mean() < drift
+    # drifts further (both from the photo's own noise, as the tint's removal would dwarf it)
+    tinted = replace(prompt_edit, neutral_start=False)
+    held = edit(tiny_model, inversion, tinted)
+    loose = edit(tiny_model, inversion, replace(tinted, self_replace=0.0, cross_replace=0.0))
+    kept, drift = (np.abs(np.asarray(r.image, np.int16) - reconstruction).mean()
+                   for r in (held, loose))
+    assert kept < drift
+
+
+def test_a_restyle_starts_without_the_photos_tint(tiny_model, inversion, concepts, monkeypatch):
+    from engine import editing
+
+    starts, original = [], editing.sample
+    monkeypatch.setattr(editing, "sample",
+                        lambda model, start, *a, **k: starts.append(start.clone())
+                        or original(model, start, *a, **k))
+    prompt_edit, _ = run(tiny_model, inversion, concepts, "restyle", concept="inkwash")
+    assert prompt_edit.neutral_start == EditSettings().restyle_neutral_start is True
+    source, restyled = starts[-1][0], starts[-1][1]
+    noise = inversion.noise_latent[0]
+    assert torch.equal(source, noise)  # the photo's own branch is untouched
+    assert noise.mean(dim=(-2, -1)).abs().max() > 1e-3  # the inverted noise has a tint ...
+    assert restyled.mean(dim=(-2, -1)).abs().max() < 1e-5  # ... the restyled branch none
+    assert torch.allclose(restyled - source, -noise.mean(dim=(-2, -1), keepdim=True))
+    added, _ = run(tiny_model, inversion, concepts, "add", concept="mochi")
+    assert not added.neutral_start and torch.equal(starts[-1][1], noise)  # the other edits keep it
 
 
 def test_a_free_form_caption_is_confined_too(tiny_model, concepts):
