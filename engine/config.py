@@ -60,7 +60,9 @@ class EditSettings:
     # inverted noise of a night photo is dark and the new style came out as a dark sepia there;
     # without the mean, the tint is the style's to set and the layout stays in the noise.
     # Bundled model, four style seeds, ddim restyles: 68 -> 86% on scenes 20-39, 72 -> 86% on
-    # 40-59, 65 -> 76% on the benchmark's scenes.
+    # 40-59, 65 -> 76% on the benchmark's scenes. Only after ddim and direct inversion: null-text's
+    # and fast's unconditional branch is fitted to the photo and pulls its tint back (benchmark,
+    # seed 0: null-text 65 -> 60%, fast 65 -> 20%).
     restyle_neutral_start: bool = True
     # add: the caption's other words keep the source's maps only early on. Held longer, the
     # background's map holds the free place as background and the new thing comes out small or

@@ -50,6 +50,13 @@ class Inversion:
     # direct mode: (steps + 1, C, h, w) DDIM-inversion latents, clean (0) to noisiest (steps)
     trajectory: torch.Tensor | None = None
 
+    @property
+    def empty_unconditional(self) -> bool:
+        """Whether guidance pushes off the empty prompt (ddim, direct), rather than off an
+        unconditional branch fitted to this photo (null-text's embeddings, fast's caption),
+        which pulls a sample back onto the photo's own trajectory, its colours included."""
+        return self.mode in ("ddim", "direct")
+
     def save(self, path: Path) -> None:
         """Store as safetensors (tensors) with the rest as metadata; the photo beside it."""
         tensors = {"noise_latent": self.noise_latent.contiguous().cpu(),

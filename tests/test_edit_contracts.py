@@ -174,16 +174,20 @@ def test_a_restyle_starts_without_the_photos_tint(tiny_model, inversion, concept
     monkeypatch.setattr(editing, "sample",
                         lambda model, start, *a, **k: starts.append(start.clone())
                         or original(model, start, *a, **k))
-    prompt_edit, _ = run(tiny_model, inversion, concepts, "restyle", concept="inkwash")
+    ddim = invert(tiny_model, inversion.image, CAPTION, "ddim", InversionSettings(steps=10))
+    prompt_edit, _ = run(tiny_model, ddim, concepts, "restyle", concept="inkwash")
     assert prompt_edit.neutral_start == EditSettings().restyle_neutral_start is True
     source, restyled = starts[-1][0], starts[-1][1]
-    noise = inversion.noise_latent[0]
+    noise = ddim.noise_latent[0]
     assert torch.equal(source, noise)  # the photo's own branch is untouched
     assert noise.mean(dim=(-2, -1)).abs().max() > 1e-3  # the inverted noise has a tint ...
     assert restyled.mean(dim=(-2, -1)).abs().max() < 1e-5  # ... the restyled branch none
     assert torch.allclose(restyled - source, -noise.mean(dim=(-2, -1), keepdim=True))
-    added, _ = run(tiny_model, inversion, concepts, "add", concept="mochi")
+    added, _ = run(tiny_model, ddim, concepts, "add", concept="mochi")
     assert not added.neutral_start and torch.equal(starts[-1][1], noise)  # the other edits keep it
+    # after null-text inversion the fitted unconditional branch would pull the tint back
+    run(tiny_model, inversion, concepts, "restyle", concept="inkwash")
+    assert torch.equal(starts[-1][1], inversion.noise_latent[0])
 
 
 def test_a_free_form_caption_is_confined_too(tiny_model, concepts):
