@@ -32,6 +32,9 @@ from engine.model import DiffusionModel
 from engine.sampling import guided_noise, sample, timesteps
 
 MODES = INVERSION_MODES
+# Modes whose guidance pushes off the empty prompt rather than an unconditional branch fitted
+# to the photo (null-text's embeddings, fast's caption).
+EMPTY_UNCONDITIONAL_MODES = ("ddim", "direct")
 # (step index, total steps, loss of the step or None)
 InversionProgress = Callable[[int, int, float | None], None]
 
@@ -55,7 +58,7 @@ class Inversion:
         """Whether guidance pushes off the empty prompt (ddim, direct), rather than off an
         unconditional branch fitted to this photo (null-text's embeddings, fast's caption),
         which pulls a sample back onto the photo's own trajectory, its colours included."""
-        return self.mode in ("ddim", "direct")
+        return self.mode in EMPTY_UNCONDITIONAL_MODES
 
     def save(self, path: Path) -> None:
         """Store as safetensors (tensors) with the rest as metadata; the photo beside it."""
@@ -148,7 +151,7 @@ def invert(model: DiffusionModel, image: Image.Image, prompt: str, mode: str = "
     cond = model.encode_text([prompt]).float()
     trajectory = ddim_trajectory(model, model.encode_image(image), cond, settings.steps)
     kept = None
-    if mode in ("ddim", "direct"):
+    if mode in EMPTY_UNCONDITIONAL_MODES:
         uncond = [model.encode_text([""]).float()] * settings.steps
         if mode == "direct":
             kept = torch.cat(trajectory)
