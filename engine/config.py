@@ -70,7 +70,7 @@ class EditSettings:
     # seeds, 40 adds of scenes 20-39 (ddim inversion, 15 steps): held 0.8 / 0.4 / 0.2 / 0.1 / 0
     # of the steps, right in 53 / 63 / 66 / 66 / 63%; 0.2 on scenes 40-59: 41 -> 50%. At the
     # default 50 steps after direct inversion (OneWord's default) 0.2 still beats 0.4 (61%
-    # against 56%), although after ddim inversion there 0.4 did better (60% against 53%).
+    # against 56%), although after ddim inversion there 0.4 did better (60% against 52.5%).
     add_cross_replace: float = 0.2
     remove_self_replace: float = 0.0  # remove: the source's self-attention would redraw it
     remove_cross_replace: float = 0.3  # remove: the other words' source maps, only early on
