@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from botapi.client import ControlClient
-from storage import Storage
+from storage import Area, Storage
 from tests.test_end_to_end import SCENE, Service, killed_at_exit, sample
 
 
@@ -96,12 +96,12 @@ async def learn_in_album(user: Any, name: str) -> None:
 async def test_a_retried_learning_job_finds_the_word_it_saved_before_the_crash(stack, tmp_path):
     """The first attempt saves the learned word, then its completion never lands (as if the
     worker died between the two). The retry must answer "I learned" with the word saved
-    before, neither failing on its own name nor learning it again.
+    before, not fail on its own name, and leave one word and one concept file.
 
     No kill here: a kill racing the worker's own retry made the attempt count depend on timing
     (2, or 3 when the kill caught the retry). A worker killed mid-learning is
     ``test_a_worker_killed_mid_job_is_replaced_and_nothing_is_lost``."""
-    service, tg = stack
+    _, tg = stack
     alice = await tg.user("Alice")
     async with await Storage.open(tmp_path / "data") as store:
         with sqlite3.connect(store.files.db_path) as db:  # the first completion never lands
@@ -117,8 +117,8 @@ async def test_a_retried_learning_job_finds_the_word_it_saved_before_the_crash(s
         job = await store.jobs.get(1)  # the only job
         assert job.state.value == "done" and job.attempts == 2
         assert job.result["concept_id"] == concept.id and concept.meta["job_id"] == job.id
-        saved = list((tmp_path / "data").rglob("*.safetensors"))
-        assert [path.name for path in saved] == [concept.file_path.rsplit("/", 1)[-1]]
+        saved = list((store.files.root / Area.CONCEPTS.value).iterdir())
+        assert saved == [store.files.resolve(concept.file_path)]
 
 
 async def test_photos_collected_for_learn_survive_a_bot_crash(stack):
