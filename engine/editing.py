@@ -22,7 +22,7 @@ from engine.errors import InversionError, PromptError
 from engine.inversion import Inversion
 from engine.model import DiffusionModel
 from engine.prompt_alignment import align, token_spans
-from engine.prompt_to_prompt import LocalBlend, PromptToPrompt, Schedule
+from engine.prompt_to_prompt import LocalBlend, PromptToPrompt, Schedule, grown
 from engine.sampling import sample
 
 
@@ -153,8 +153,8 @@ def pixel_share(mask: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     Grown by one latent pixel first, as the decoder spreads a latent's change about that far,
     then upsampled bilinearly so the seam between edit and photo is soft, not a staircase.
     """
-    grown = F.max_pool2d(mask.float()[None, None], 3, stride=1, padding=1)
-    return F.interpolate(grown, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
+    share = grown(mask).float()[None, None]
+    return F.interpolate(share, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
 def composite(photo: Image.Image, edited: Image.Image, share: np.ndarray) -> Image.Image:

@@ -5,7 +5,8 @@ the unconditional items: both, or only the target's when the source branch is no
 the conditional pair the target's cross-attention is replaced by the source's (through a token
 alignment) for the first `cross_replace` of the steps, its self-attention for the first
 `self_replace` at the coarser layers, and chosen words are reweighted. LocalBlend keeps the
-target's latents equal to the source's outside the region the edited words attend to.
+target's latents equal to the source's outside the region the edited words attend to (in a
+replace, the new words' part of it that joins the old object's).
 """
 
 from __future__ import annotations
@@ -99,20 +100,33 @@ class LocalBlend:
         self.mask: torch.Tensor | None = None
 
     def word_mask(self, latent_side: int) -> torch.Tensor:
-        """Binary (side, side) mask of the union of the edited words' attention."""
+        """Binary (side, side) mask of the union of the edited words' attention.
+
+        In a replace (source and target words both given) the new words' part is kept only
+        where it joins the replaced words' region: the new words also attend a little to the
+        photo's other objects, a learned word's several tokens at its low threshold most (the
+        bundled model's "replace circle with <creature>" at 50 steps took the star beside it
+        into the mask and turned it into a dot), and what the edit may change is the replaced
+        object's place and what grows out of it.
+        """
         if self.user_mask is not None:
             mask = self.user_mask.float()[None, None]
             return F.interpolate(mask, size=(latent_side, latent_side), mode="bilinear")[0, 0] > 0.5
+        source = self._heat_mask(0, self.source_tokens, latent_side)
+        target = self._heat_mask(1, self.target_tokens, latent_side)
+        if source is not None and target is not None:
+            target = connected_to(target, grown(source))
+        return torch.stack([m for m in (source, target) if m is not None]).any(0)
+
+    def _heat_mask(self, item: int, tokens: list[int], latent_side: int) -> torch.Tensor | None:
+        """Where item's (0: source, 1: target) `tokens` attend above the threshold, or None."""
+        if not tokens:
+            return None
         maps = self.store.maps()  # (items, side, side, tokens); items: [source, target]
-        masks = []
-        for item, tokens in ((0, self.source_tokens), (1, self.target_tokens)):
-            if not tokens:
-                continue
-            heat = maps[item, :, :, tokens].sum(-1)[None, None]
-            heat = F.max_pool2d(heat, 3, stride=1, padding=1)
-            heat = F.interpolate(heat, size=(latent_side, latent_side), mode="bilinear")[0, 0]
-            masks.append(heat / heat.max().clamp_min(1e-8) > self.threshold)
-        return torch.stack(masks).any(0)
+        heat = maps[item, :, :, tokens].sum(-1)[None, None]
+        heat = F.max_pool2d(heat, 3, stride=1, padding=1)
+        heat = F.interpolate(heat, size=(latent_side, latent_side), mode="bilinear")[0, 0]
+        return heat / heat.max().clamp_min(1e-8) > self.threshold
 
     def __call__(self, step: int, latents: torch.Tensor) -> torch.Tensor | None:
         if step < self.start_step:
@@ -122,3 +136,23 @@ class LocalBlend:
         blended = latents.clone()
         blended[1] = latents[0] + m * (latents[1] - latents[0])
         return blended
+
+
+def grown(mask: torch.Tensor) -> torch.Tensor:
+    """A binary mask grown by one pixel in every direction (diagonals included)."""
+    return F.max_pool2d(mask.float()[None, None], 3, stride=1, padding=1)[0, 0] > 0
+
+
+def connected_to(mask: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
+    """The parts of a binary mask that touch `seed` (8-connected), the rest dropped.
+
+    Grown from the seed inside the mask until it stops changing (morphological
+    reconstruction): a few tensor operations on a latent-sized mask, where a labelling
+    library would add a dependency for one call.
+    """
+    kept = seed & mask
+    while True:
+        more = grown(kept) & mask
+        if torch.equal(more, kept):
+            return kept
+        kept = more

@@ -203,6 +203,21 @@ def test_the_blend_mask_is_where_the_edited_words_look():
     assert torch.equal(mask, expected)
 
 
+def test_a_replace_mask_leaves_out_what_does_not_join_the_replaced_object():
+    store = AttentionStore(8, items=slice(None))
+    probs = torch.full((2, 1, 64, 6), 0.001)  # 8x8 queries
+    grid = probs.view(2, 1, 8, 8, 6)
+    grid[0, :, 1:3, 1:3, 2] = 1.0  # the replaced word: a block near the top left
+    grid[1, :, 1:3, 1:4, 4] = 1.0  # the new word: over the replaced object, a little wider ...
+    grid[1, :, 6:8, 6:8, 4] = 0.5  # ... and over another object, far from it
+    store.add(probs)
+    replaced = LocalBlend(store, [2], [4], 0.3, 0).word_mask(8)
+    assert replaced[:5, :5].any() and not replaced[5:, 5:].any()
+    assert replaced[1, 4] and not replaced[1, 5]  # the new word's reach beyond the old block
+    added = LocalBlend(store, [], [4], 0.3, 0).word_mask(8)  # an add: nothing to join
+    assert added[5:, 5:].any() and added[:5, :5].any()
+
+
 def test_a_learned_words_mask_reaches_further(tiny_model, inversion, concepts, monkeypatch):
     blends = recorded(monkeypatch, "LocalBlend")
     defaults = EditSettings()
