@@ -112,18 +112,20 @@ class LocalBlend:
         if self.user_mask is not None:
             mask = self.user_mask.float()[None, None]
             return F.interpolate(mask, size=(latent_side, latent_side), mode="bilinear")[0, 0] > 0.5
-        source = self._heat_mask(0, self.source_tokens, latent_side)
-        target = self._heat_mask(1, self.target_tokens, latent_side)
+        maps = self.store.maps()  # (items, side, side, tokens); items: [source, target]
+        source = self._heat_mask(maps[0], self.source_tokens, latent_side)
+        target = self._heat_mask(maps[1], self.target_tokens, latent_side)
         if source is not None and target is not None:
             target = connected_to(target, grown(source))
         return torch.stack([m for m in (source, target) if m is not None]).any(0)
 
-    def _heat_mask(self, item: int, tokens: list[int], latent_side: int) -> torch.Tensor | None:
-        """Where item's (0: source, 1: target) `tokens` attend above the threshold, or None."""
+    def _heat_mask(self, maps: torch.Tensor, tokens: list[int],
+                   latent_side: int) -> torch.Tensor | None:
+        """Where `tokens` attend above the threshold in one branch's maps (side, side,
+        tokens), or None without tokens."""
         if not tokens:
             return None
-        maps = self.store.maps()  # (items, side, side, tokens); items: [source, target]
-        heat = maps[item, :, :, tokens].sum(-1)[None, None]
+        heat = maps[:, :, tokens].sum(-1)[None, None]
         heat = F.max_pool2d(heat, 3, stride=1, padding=1)
         heat = F.interpolate(heat, size=(latent_side, latent_side), mode="bilinear")[0, 0]
         return heat / heat.max().clamp_min(1e-8) > self.threshold
