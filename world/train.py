@@ -126,18 +126,24 @@ def to_tensor(images: list) -> torch.Tensor:
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
 
 
-def render_part(scenes: list, sides: tuple[int, ...]) -> tuple[list, dict[int, list]]:
-    """Render some scenes: their images and, per grounding side, their object mask grids."""
+def render_part(scenes: list, sides: tuple[int, ...]) -> tuple[list, dict[int, np.ndarray]]:
+    """Render some scenes: their images and, per grounding side, their object mask grids
+    stacked as one (scenes, positions, side*side) boolean array.
+
+    Arrays, not tensors: a tensor handed back from a worker process travels as shared memory
+    that holds one file descriptor open per tensor, so a pool of 18,000 scenes at three sides
+    ran out of descriptors; an array is copied through the pipe."""
     renderings = [render(scene) for scene in scenes]
     grids: dict[int, list] = {side: [] for side in sides}
     for rendering in renderings:
         for side, grid in scene_cells(rendering.masks, sides).items():
             grids[side].append(grid)
-    return [r.image for r in renderings], grids
+    return [r.image for r in renderings], {side: torch.stack(grid).numpy()
+                                           for side, grid in grids.items()}
 
 
 def rendered_parts(parts: list[list], sides: tuple[int, ...], workers: int
-                   ) -> Iterator[tuple[list, dict[int, list]]]:
+                   ) -> Iterator[tuple[list, dict[int, np.ndarray]]]:
     """`render_part` of each part, in order, on `workers` processes: rendering is pure Python
     and would otherwise keep a GPU waiting for minutes while a pool is built."""
     if workers <= 1:
@@ -354,9 +360,9 @@ class Trainer:
                 chunks.append(self.vae.encode(to_tensor(images).to(self.device))
                               .latent_dist.mean.cpu().half())
                 for side, grid in part_grids.items():
-                    grids[side].extend(grid)
+                    grids[side].append(torch.from_numpy(grid))
             latents = torch.cat(chunks)
-            cells = {side: torch.stack(grid) for side, grid in grids.items()}
+            cells = {side: torch.cat(grid) for side, grid in grids.items()}
             torch.save(latents, path)
             torch.save(cells, cells_path)
         self.pools[name] = (scenes, latents)
