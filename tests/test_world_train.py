@@ -73,7 +73,7 @@ def test_pools_render_the_same_on_several_processes():
 
 def test_a_pool_renders_on_several_processes_within_few_file_descriptors():
     """Mask grids come back from the rendering processes without holding a file descriptor
-    each (a pool of 18,000 scenes at three sides once ran out of them)."""
+    each (a pool of 18,000 scenes at two grid sides once ran out of them)."""
     rng = random.Random(4)
     parts = [[random_scene(rng) for _ in range(40)] for _ in range(3)]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

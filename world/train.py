@@ -131,7 +131,7 @@ def render_part(scenes: list, sides: tuple[int, ...]) -> tuple[list, dict[int, n
     stacked as one (scenes, positions, side*side) boolean array.
 
     Arrays, not tensors: a tensor handed back from a worker process travels as shared memory
-    that holds one file descriptor open per tensor, so a pool of 18,000 scenes at three sides
+    that holds one file descriptor open per tensor, so a pool of 18,000 scenes at two grid sides
     ran out of descriptors; an array is copied through the pipe."""
     renderings = [render(scene) for scene in scenes]
     grids: dict[int, list] = {side: [] for side in sides}
