@@ -125,13 +125,23 @@ def meta_lines(report: dict) -> list[str]:
     model = report.get("model")
     if model:
         trained = model.get("training") or {}
-        state = (f"UNet step {trained['unet_steps']}" if "unet_steps" in trained
-                 else "training state unknown")
+        state = model_state(trained)
         checker = model["checker"] if model["checker_loaded"] else (
             f"none, so recognition is not measured ({model['checker']})")
         lines.append(f"- **Model:** `{model['source']}` (hash {model['hash']}, "
                      f"{model['image_size']} px, {state}); checker: {checker}.")
     return lines
+
+
+def model_state(trained: dict) -> str:
+    """'UNet step 44000', or for a folder averaged from a run's exports (world/average.py)
+    'UNet steps 44000-50000 averaged (7 exports)'."""
+    steps = trained.get("averaged_from")
+    if steps:
+        return f"UNet steps {min(steps)}-{max(steps)} averaged ({len(steps)} exports)"
+    if "unet_steps" in trained:
+        return f"UNet step {trained['unet_steps']}"
+    return "training state unknown"
 
 
 def evaluations_text(side: dict) -> str:

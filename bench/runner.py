@@ -68,7 +68,8 @@ def describe_model(model, checker, checker_path: str) -> dict:
     training = {}
     if training_file.is_file():
         recorded = json.loads(training_file.read_text())
-        training = {k: recorded[k] for k in ("vae_steps", "unet_steps") if k in recorded}
+        training = {k: recorded[k] for k in ("vae_steps", "unet_steps", "averaged_from")
+                    if k in recorded}
     return {"source": _shown(model.source), "hash": model_hash(model.source),
             "image_size": model.image_size, "dtype": str(model.dtype), "training": training,
             "checker": _shown(checker_path), "checker_loaded": checker is not None}

@@ -146,6 +146,15 @@ def test_the_seed_spread_skips_figures_a_seed_did_not_measure():
     assert out["object"]["shown"] is None and out["creature"]["replace-concept"] is None
 
 
+def test_the_report_names_the_training_state_and_an_averaged_model_its_steps():
+    from bench.report import model_state
+
+    averaged = {"unet_steps": 50000, "averaged_from": [44000, *range(45000, 50001, 1000)]}
+    assert model_state(averaged) == "UNet steps 44000-50000 averaged (7 exports)"
+    assert model_state({"vae_steps": 5000, "unet_steps": 44000}) == "UNet step 44000"
+    assert model_state({}) == "training state unknown"
+
+
 def test_a_missing_bundled_model_is_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("engine.model.BUNDLED_MODEL", tmp_path / "sticker-world")
     assert run(bench_args("--quick", "--out", str(tmp_path)), Log(quiet=True)) == 2
