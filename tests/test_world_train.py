@@ -3,6 +3,7 @@ pools rendered on several processes."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -172,3 +173,18 @@ def test_a_warm_start_warms_up_again_and_a_resume_remembers_from_where(tmp_path)
     resumed.ensure_pools()
     resumed.train_unet_step()
     assert resumed.opt.param_groups[0]["lr"] == pytest.approx(2 * cfg.lr / cfg.warmup)
+
+
+def test_a_run_keeps_its_periodic_exports_and_they_average_into_a_model(tmp_path):
+    from engine.model import load_model
+    from world.average import average_exports
+
+    run = tmp_path / "run"
+    Trainer(tiny_recipe(run, unet_steps=2, export_every=1, warmup=1),
+            torch.device("cpu")).run(minutes=5)
+    kept = [run / "export-1", run / "export-2"]
+    steps = [json.loads((folder / "training.json").read_text())["unet_steps"] for folder in kept]
+    assert steps == [1, 2]
+    record = average_exports(kept, tmp_path / "averaged")
+    assert record["averaged_from"] == [1, 2]
+    assert load_model(tmp_path / "averaged", device="cpu").image_size == 64

@@ -13,7 +13,9 @@ Stages, each resumed from `<run>/state.pt`:
    (`object_loss_weight`, where the fine features are) and noise whose mean varies
    (`noise_offset`, so that words can set a picture's overall tint); the text encoder is
    frozen for the last stretch so textual inversion meets a fixed encoder, as it does on SD.
-The EMA weights are exported as a diffusers StableDiffusionPipeline folder.
+The EMA weights are exported as a diffusers StableDiffusionPipeline folder; each periodic
+export is also kept beside it (`keep_exports`), so a run's late exports can be averaged
+(`world.average`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import math
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -75,6 +78,7 @@ class TrainConfig:
     bf16: bool = True  # bfloat16 autocast of the forward passes, fp32 weights: ~1.3x on CPU
     checkpoint_minutes: float = 5.0
     export_every: int = 5000
+    keep_exports: bool = True  # also keep each periodic export at <export_dir>-<step>, to average
     render_workers: int = 0  # processes rendering the pools (0: one per CPU core, at most 16)
 
 
@@ -503,6 +507,9 @@ class Trainer:
                 stage, step = "unet", self.unet_step
                 if step % self.cfg.export_every == 0:
                     self.export(Path(self.cfg.export_dir))
+                    if self.cfg.keep_exports:
+                        shutil.copytree(self.cfg.export_dir, f"{self.cfg.export_dir}-{step}",
+                                        dirs_exist_ok=True)
             else:
                 break
             if step % 100 == 0:
