@@ -4,8 +4,8 @@ At a constant learning rate late in training, each export's EMA weights sit at a
 around the same minimum, and their mean sits nearer its middle. On the sticker world the mean
 of the bundled model at step 44,000 and the six exports of its 44,000 -> 50,000 CPU
 continuation drew named fine features better than either end of the run (0.84 against 0.80
-and 0.79) with edits as good on scenes that chose nothing; see the model card ("Averaging the
-exports of a run").
+and 0.79), restyled better and kept the learned things' edits within their noise; see the
+model card ("Averaging the exports of a run").
 
 Only the parts the UNet stage trains (UNet and text encoder) are averaged; every other file
 (VAE, tokenizer, scheduler, captioner) is the first export's, and the VAEs must agree, as a
