@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from engine.model import load_model
 from tests.tiny_model import make_tiny_model
-from world.average import AverageError, average_exports, average_weights
+from world.average import AverageError, average_exports, average_weights, main
 
 UNET = Path("unet") / "diffusion_pytorch_model.safetensors"
 TEXT = Path("text_encoder") / "model.safetensors"
@@ -89,3 +89,12 @@ def test_weights_of_other_names_or_shapes_are_refused():
         average_weights([{"w": torch.zeros(3)}, {"w": torch.zeros(2)}])
     with pytest.raises(AverageError, match="other weights"):
         average_weights([{"w": torch.zeros(3)}, {"v": torch.zeros(3)}])
+
+
+def test_the_command_says_why_it_cannot_average_and_writes_nothing(run_exports, tmp_path):
+    with pytest.raises(SystemExit, match="world.average: give two or more exports"):
+        main([str(run_exports[0]), "--out", str(tmp_path / "soup")])
+    assert not (tmp_path / "soup").exists()
+    main([*map(str, run_exports[:2]), "--out", str(tmp_path / "soup")])
+    assert json.loads((tmp_path / "soup" / "training.json").read_text())["averaged_from"] == [
+        100, 200]

@@ -106,7 +106,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("sources", nargs="+", type=Path, help="exported model folders")
     parser.add_argument("--out", type=Path, required=True, help="the averaged model folder")
     args = parser.parse_args(argv)
-    record = average_exports(args.sources, args.out)
+    try:
+        record = average_exports(args.sources, args.out)
+    except AverageError as error:
+        raise SystemExit(f"world.average: {error}") from None
     print(f"averaged UNet steps {record['averaged_from']} into {args.out}")
 
 
