@@ -20,7 +20,7 @@ import argparse
 import json
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -35,22 +35,29 @@ class AverageError(ValueError):
     """The exports cannot be averaged (too few, another architecture, another VAE)."""
 
 
-def average_weights(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+def average_weights(states: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """The element-wise mean of state dicts with the same names and shapes, in each tensor's
-    own dtype (summed in float64 so that many exports lose nothing to rounding)."""
-    if not states:
-        raise AverageError("nothing to average")
-    first = states[0]
-    for number, state in enumerate(states[1:], start=2):
-        if state.keys() != first.keys():
-            raise AverageError(f"export {number} has other weights than the first "
-                               f"({len(state.keys() ^ first.keys())} names differ)")
+    own dtype. States are read one at a time into a float64 sum, so averaging many exports of
+    a large model holds two copies of it in memory, not one per export."""
+    total: dict[str, torch.Tensor] = {}
+    dtypes: dict[str, torch.dtype] = {}
+    count = 0
+    for count, state in enumerate(states, start=1):
+        if count == 1:
+            total = {name: tensor.double() for name, tensor in state.items()}
+            dtypes = {name: tensor.dtype for name, tensor in state.items()}
+            continue
+        if state.keys() != total.keys():
+            raise AverageError(f"export {count} has other weights than the first "
+                               f"({len(state.keys() ^ total.keys())} names differ)")
         for name, tensor in state.items():
-            if tensor.shape != first[name].shape:
-                raise AverageError(f"export {number}: {name} is {tuple(tensor.shape)}, "
-                                   f"the first export's {tuple(first[name].shape)}")
-    return {name: (sum(state[name].double() for state in states) / len(states)).to(tensor.dtype)
-            for name, tensor in first.items()}
+            if tensor.shape != total[name].shape:
+                raise AverageError(f"export {count}: {name} is {tuple(tensor.shape)}, "
+                                   f"the first export's {tuple(total[name].shape)}")
+            total[name] += tensor.double()
+    if count == 0:
+        raise AverageError("nothing to average")
+    return {name: (summed / count).to(dtypes[name]) for name, summed in total.items()}
 
 
 def average_exports(sources: Sequence[Path], out: Path) -> dict:
@@ -78,7 +85,7 @@ def average_exports(sources: Sequence[Path], out: Path) -> dict:
         built = Path(tmp) / "model"
         shutil.copytree(sources[0], built)
         for part, name in AVERAGED_PARTS.items():
-            mean = average_weights([load_file(source / part / name) for source in sources])
+            mean = average_weights(load_file(source / part / name) for source in sources)
             save_file(mean, built / part / name, metadata={"format": "pt"})
         steps = [r["unet_steps"] for r in records]
         record = {**max(records, key=lambda r: r["unet_steps"]), "averaged_from": steps}
