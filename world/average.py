@@ -38,7 +38,7 @@ class AverageError(ValueError):
 def average_weights(states: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """The element-wise mean of state dicts with the same names and shapes, in each tensor's
     own dtype. States are read one at a time into a float64 sum, so averaging many exports of
-    a large model holds two copies of it in memory, not one per export."""
+    a large model holds that sum and one export in memory, not every export at once."""
     total: dict[str, torch.Tensor] = {}
     dtypes: dict[str, torch.dtype] = {}
     count = 0
