@@ -40,6 +40,7 @@ class PromptEdit:
     cross_replace: float | None = None  # this edit's settings, where they differ from the defaults
     self_replace: float | None = None
     blend_threshold: float | None = None
+    blend_growth: int = 0  # latent pixels the words' blend mask is grown by (not a user's mask)
     self_everywhere: bool = False  # inject self-attention at every layer, not only coarse ones
     # the edited branch starts without the photo's mean tint (after ddim or direct inversion)
     neutral_start: bool = False
@@ -103,7 +104,8 @@ def edit(model: DiffusionModel, inversion: Inversion, prompt_edit: PromptEdit,
         blend = LocalBlend(
             store, [p for w in prompt_edit.blend_source_words for p in source_spans.positions(w)],
             [p for w in prompt_edit.blend_target_words for p in target_spans.positions(w)],
-            settings.blend_threshold, round(settings.blend_start * steps), user_mask)
+            settings.blend_threshold, round(settings.blend_start * steps), user_mask,
+            prompt_edit.blend_growth)
         if user_mask is None and not (blend.source_tokens or blend.target_tokens):
             raise PromptError("none of the words to confine the edit to are in the prompts")
 

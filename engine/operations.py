@@ -81,7 +81,8 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     word that replaces one takes the old word's attention only early on, so it draws its own
     shape, and a learned word's mask (add, replace) reaches further, as its shape is not the
     old object's. remove also drops the source's self-attention, which would redraw the
-    object's shape. restyle changes every pixel: no blend; the source's attention, at every
+    object's shape, and grows its mask past the object's rim, which would come back as specks
+    of its colour. restyle changes every pixel: no blend; the source's attention, at every
     layer, holds the layout in the first steps only, as held longer it also keeps the photo's
     tint, and the restyled branch starts from the inverted noise without its mean tint.
     """
@@ -114,10 +115,12 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     if phrase is None:  # a free-form caption: turn the word's attention negative where it is
         return PromptEdit(caption, caption, (subject,), (subject,), reweight={subject: -1.0},
                           keep_outside=True, self_replace=settings.remove_self_replace,
-                      cross_replace=settings.remove_cross_replace)
+                          cross_replace=settings.remove_cross_replace,
+                          blend_growth=settings.remove_mask_growth)
     return PromptEdit(caption, _without_phrase(caption, phrase), (subject,), (),
                       keep_outside=True, self_replace=settings.remove_self_replace,
-                      cross_replace=settings.remove_cross_replace)
+                      cross_replace=settings.remove_cross_replace,
+                      blend_growth=settings.remove_mask_growth)
 
 
 def _token_text(model: DiffusionModel, value: str, concepts: dict[str, Concept]) -> str:

@@ -91,12 +91,14 @@ class LocalBlend:
     """Confine an edit to where the edited words attend: elsewhere keep the source latents."""
 
     def __init__(self, store: AttentionStore, source_tokens: list[int], target_tokens: list[int],
-                 threshold: float, start_step: int, user_mask: torch.Tensor | None = None):
+                 threshold: float, start_step: int, user_mask: torch.Tensor | None = None,
+                 growth: int = 0):
         self.store = store
         self.source_tokens, self.target_tokens = source_tokens, target_tokens
         self.threshold = threshold
         self.start_step = start_step
         self.user_mask = user_mask  # (side, side) in [0, 1] at any resolution, or None
+        self.growth = growth  # latent pixels the words' mask is grown by in every direction
         self.mask: torch.Tensor | None = None
 
     def word_mask(self, latent_side: int) -> torch.Tensor:
@@ -107,7 +109,7 @@ class LocalBlend:
         photo's other objects, a learned word's several tokens at its low threshold most (the
         bundled model's "replace circle with <creature>" at 50 steps took the star beside it
         into the mask and turned it into a dot), and what the edit may change is the replaced
-        object's place and what grows out of it.
+        object's place and what grows out of it. The union is then grown by `growth` pixels.
         """
         if self.user_mask is not None:
             mask = self.user_mask.float()[None, None]
@@ -117,7 +119,10 @@ class LocalBlend:
         target = self._heat_mask(maps[1], self.target_tokens, latent_side)
         if source is not None and target is not None:
             target = connected_to(target, grown(source))
-        return torch.stack([m for m in (source, target) if m is not None]).any(0)
+        mask = torch.stack([m for m in (source, target) if m is not None]).any(0)
+        for _ in range(self.growth):
+            mask = grown(mask)
+        return mask
 
     def _heat_mask(self, maps: torch.Tensor, tokens: list[int],
                    latent_side: int) -> torch.Tensor | None:

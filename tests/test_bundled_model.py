@@ -78,3 +78,20 @@ def test_a_word_is_also_asked_for_at_other_places(bundled):
     shown = concept_elsewhere(bundled, checker, circle, "creature", samples=2)
     assert list(shown) == [f"{place}/{background}" for place, background in OTHER_PLACES]
     assert set(shown.values()) == {0.0}  # a red circle is never the reserved creature
+
+
+def test_a_removed_object_leaves_nothing_its_checker_reads(bundled):
+    """The benchmark's removals that left specks of the object's colour around a ghost of its
+    outline (the word's mask missed the object's rim): each now reads as gone."""
+    from bench.quality import edit_set, edit_succeeded
+    from engine.config import InversionSettings
+    from engine.operations import Editor
+    from world.render import render
+    from world.scene import caption
+
+    removals = [e for e in edit_set(20) if e.kind == "remove" and e.scene_index in (1, 6, 12, 19)]
+    editor = Editor(bundled, None, InversionSettings(steps=15), mode="ddim")
+    images = [editor.run(editor.prepare(render(e.source, 64).image, caption(e.source)),
+                         e.command).image for e in removals]
+    readings = captioner_for(bundled).checker.read(images)
+    assert [edit_succeeded(e, r) for e, r in zip(removals, readings, strict=True)] == [True] * 4

@@ -128,6 +128,8 @@ def test_remove_takes_the_phrase_out_without_the_sources_self_attention(tiny_mod
     assert prompt_edit.blend_source_words == ("circle",)
     assert schedules[-1].self_replace == EditSettings().remove_self_replace == 0.0
     assert schedules[-1].cross_replace == EditSettings().remove_cross_replace < 0.8
+    # the mask reaches past the removed object's rim
+    assert prompt_edit.blend_growth == EditSettings().remove_mask_growth >= 1
     assert_kept_outside(result, inversion)
 
 
@@ -201,6 +203,24 @@ def test_the_blend_mask_is_where_the_edited_words_look():
     expected[:, :2] = True  # the column, grown by the 3x3 pooling
     expected[2:, :] = True  # the row, grown likewise
     assert torch.equal(mask, expected)
+
+
+def test_a_grown_blend_mask_reaches_one_pixel_further_each_way_and_a_users_mask_never():
+    store = AttentionStore(8, items=slice(None))
+    probs = torch.full((2, 1, 64, 6), 0.001)  # 8x8 queries
+    probs.view(2, 1, 8, 8, 6)[0, :, 3, 3, 2] = 1.0  # the removed word looks at one pixel
+    store.add(probs)
+    plain = LocalBlend(store, [2], [], 0.3, 0).word_mask(8)
+    assert torch.equal(plain.nonzero().amin(0), torch.tensor([2, 2]))  # the 3x3 pooling
+    assert torch.equal(plain.nonzero().amax(0), torch.tensor([4, 4]))
+    grown = LocalBlend(store, [2], [], 0.3, 0, growth=1).word_mask(8)
+    assert torch.equal(grown.nonzero().amin(0), torch.tensor([1, 1]))
+    assert torch.equal(grown.nonzero().amax(0), torch.tensor([5, 5]))
+    assert int(grown.sum()) == 25
+    user = torch.zeros(8, 8)
+    user[:, :4] = 1.0
+    users = LocalBlend(store, [2], [], 0.3, 0, user_mask=user, growth=1).word_mask(8)
+    assert torch.equal(users, user > 0.5)
 
 
 def test_a_replace_mask_leaves_out_what_does_not_join_the_replaced_object():
