@@ -48,7 +48,9 @@ def model_hash(source: str, with_captioner: bool = False) -> str:
 
     Concepts are only valid for the exact weights they were learned on, and the captioner's
     captions, masks and start words, so the cache is keyed by this hash with the captioner
-    rather than by the folder's path or its modification times.
+    rather than by the folder's path or its modification times. The training record and the
+    model card are left out: they describe the weights, and the card changes with every
+    measurement written to it.
     """
     folder = Path(source)
     digest = hashlib.sha256()
@@ -58,7 +60,7 @@ def model_hash(source: str, with_captioner: bool = False) -> str:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder).as_posix()
         if (relative.startswith("captioner/") and not with_captioner
-                or relative == "training.json"):
+                or relative in ("training.json", "README.md")):
             continue
         digest.update(relative.encode())
         with path.open("rb") as handle:

@@ -188,6 +188,8 @@ def test_cached_concepts_are_keyed_by_the_captioner_that_helped_learn_them(tmp_p
     after = model_hash(str(tmp_path)), model_hash(str(tmp_path), with_captioner=True)
     assert before[0] == after[0]  # the model's own weights are unchanged
     assert before[1] != after[1]  # but concepts learned with the old captioner are not reused
+    (tmp_path / "README.md").write_text("figures measured today")
+    assert model_hash(str(tmp_path)) == after[0]  # nor does the card's text change them
 
 
 def test_oneword_bench_parses_the_benchmark_options():
