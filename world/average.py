@@ -39,14 +39,15 @@ def average_weights(states: Iterable[dict[str, torch.Tensor]]) -> dict[str, torc
     """The element-wise mean of state dicts with the same names and shapes, in each tensor's
     own dtype. States are read one at a time into a float64 sum, so averaging many exports of
     a large model holds that sum and one export in memory, not every export at once."""
-    total: dict[str, torch.Tensor] = {}
-    dtypes: dict[str, torch.dtype] = {}
-    count = 0
-    for count, state in enumerate(states, start=1):
-        if count == 1:
-            total = {name: tensor.double() for name, tensor in state.items()}
-            dtypes = {name: tensor.dtype for name, tensor in state.items()}
-            continue
+    states = iter(states)
+    first = next(states, None)
+    if first is None:
+        raise AverageError("nothing to average")
+    dtypes = {name: tensor.dtype for name, tensor in first.items()}
+    total = {name: tensor.double() for name, tensor in first.items()}
+    del first  # only the sum and the export being read stay in memory
+    count = 1
+    for count, state in enumerate(states, start=2):
         if state.keys() != total.keys():
             raise AverageError(f"export {count} has other weights than the first "
                                f"({len(state.keys() ^ total.keys())} names differ)")
@@ -55,8 +56,6 @@ def average_weights(states: Iterable[dict[str, torch.Tensor]]) -> dict[str, torc
                 raise AverageError(f"export {count}: {name} is {tuple(tensor.shape)}, "
                                    f"the first export's {tuple(total[name].shape)}")
             total[name] += tensor.double()
-    if count == 0:
-        raise AverageError("nothing to average")
     return {name: (summed / count).to(dtypes[name]) for name, summed in total.items()}
 
 
