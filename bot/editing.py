@@ -61,13 +61,8 @@ async def request_edit(update: Update, context: ContextTypes.DEFAULT_TYPE,
     if message is None or chat is None or user is None:
         return
     services = get_services(context)
-    try:
-        ref = photos.image_in(source)
-    except photos.PhotoRefused as exc:
-        await message.reply_text(str(exc))
-        return
+    ref = await photos.image_or_reply(message, source, texts.REPLY_TO_A_PHOTO)
     if ref is None:
-        await message.reply_text(texts.REPLY_TO_A_PHOTO)
         return
     concept_ids: list[int] = []
     if command.concept is not None:

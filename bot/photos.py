@@ -63,6 +63,21 @@ def image_in(message: Message | None) -> ImageRef | None:
     return ref
 
 
+async def image_or_reply(message: Message, source: Message | None, missing: str) -> ImageRef | None:
+    """The picture in ``source``, or None after answering ``message`` with why there is none.
+
+    The answer is the refusal's own explanation, or ``missing`` when ``source`` has no media.
+    """
+    try:
+        ref = image_in(source)
+    except PhotoRefused as exc:
+        await message.reply_text(str(exc))
+        return None
+    if ref is None:
+        await message.reply_text(missing)
+    return ref
+
+
 def has_media(message: Message) -> bool:
     """True if the message carries any file (usable or not)."""
     return any((message.photo, message.document, message.animation, message.sticker,

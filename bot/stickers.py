@@ -47,13 +47,8 @@ async def sticker_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     services = get_services(context)
     source = message if photos.has_media(message) else message.reply_to_message
-    try:
-        ref = photos.image_in(source)
-    except photos.PhotoRefused as exc:
-        await message.reply_text(str(exc))
-        return
+    ref = await photos.image_or_reply(message, source, texts.STICKER_NEEDS_PHOTO)
     if ref is None:
-        await message.reply_text(texts.STICKER_NEEDS_PHOTO)
         return
     words = (message.text or message.caption or "").split()[1:]
     caption = " ".join(words)[:300] or None

@@ -621,6 +621,24 @@ async def test_sticker_command_and_add_to_my_set(bot: Any, tg: ControlClient,
     assert sticker_set["owner_id"] == alice.id
 
 
+async def test_edits_and_stickers_say_why_they_have_no_picture(bot: Any, tg: ControlClient,
+                                                               worker: StandInWorker) -> None:
+    alice = await tg.user("Alice")
+    await alice.say("add mochi")
+    assert "Which photo?" in (await alice.wait_reply()).text
+    await alice.say("/sticker")
+    assert "Reply /sticker to the photo" in (await alice.wait_reply()).text
+    animation = await alice.send_document(gif(), "fun.gif", "image/gif")
+    await alice.wait_reply(contains="GIFs don't work")
+    await alice.say("restyle as mochi", reply_to=animation)
+    assert "GIFs don't work" in (await alice.wait_reply()).text
+    notes = await alice.send_document(b"just some notes", "notes.txt", "text/plain")
+    await alice.wait_reply(contains="isn't a picture")
+    await alice.say("/sticker", reply_to=notes)
+    assert "isn't a picture" in (await alice.wait_reply()).text
+    assert await worker.store.jobs.queue_length() == 0
+
+
 async def test_failed_job_tells_the_user_why(bot: Any, tg: ControlClient,
                                              worker: StandInWorker) -> None:
     alice = await tg.user("Alice")
