@@ -128,8 +128,7 @@ async def again_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
     if not set(payload.concept_ids) <= visible:
         await query.answer(texts.CONCEPT_GONE, show_alert=True)
         return
-    refusal = (await queueing.check_active(services, presser)
-               or await queueing.take_daily(services, presser, jobs.JobKind.EDIT))
+    refusal = await queueing.check_and_count(services, presser, jobs.JobKind.EDIT)
     if refusal:
         await query.answer(refusal, show_alert=True)
         return

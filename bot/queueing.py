@@ -54,6 +54,12 @@ async def take_daily(services: Services, user_id: int, kind: str) -> str | None:
     return None
 
 
+async def check_and_count(services: Services, user_id: int, kind: str) -> str | None:
+    """Refusal if the user has the most jobs active or has used up today's edits; otherwise
+    one more edit (or sticker) is counted for today."""
+    return await check_active(services, user_id) or await take_daily(services, user_id, kind)
+
+
 async def position(services: Services, job: Job) -> int | None:
     """The job's place among queued jobs of its worker lane (1 = next), None if not queued."""
     return await services.store.jobs.position(job.id, jobs.Lane.of(job.kind).kinds)

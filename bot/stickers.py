@@ -71,8 +71,7 @@ async def sticker_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYP
     if not await asyncio.to_thread(photos.still_stored, services.store, image):
         await query.answer(texts.RESULT_GONE, show_alert=True)
         return
-    refusal = (await queueing.check_active(services, presser)
-               or await queueing.take_daily(services, presser, jobs.JobKind.STICKER))
+    refusal = await queueing.check_and_count(services, presser, jobs.JobKind.STICKER)
     if refusal:
         await query.answer(refusal, show_alert=True)
         return
