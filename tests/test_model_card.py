@@ -18,6 +18,10 @@ def test_card_figures_replace_only_their_section(tmp_path):
                                                "elsewhere": {"right/grass": 0.5,
                                                              "center/sand": 0.25}}},
                      "wall_seconds": 30.0},
+        "feature_values": {"n_per_value": 3,
+                           "alone": {"ears": {"round": 1.0, "pointy": 1 / 3}},
+                           "beside_two": {"ears": {"round": 2 / 3, "pointy": 0.0}},
+                           "wall_seconds": 4.0},
         "styles": {"right": 0.5, "per_style": {"pixel": 1.0, "sepia": 0.0}, "wall_seconds": 9.0},
     }
     write_card_figures(card, figures, "python -m world.evaluate --count 7")
@@ -32,5 +36,7 @@ def test_card_figures_replace_only_their_section(tmp_path):
             "background 1.000, mouth 0.500 (mean 0.750).") in text
     assert ("at other places and backgrounds, share shown whole: creature (right/grass 0.50, "
             "center/sand 0.25).") in text
+    assert ("Creatures' feature values drawn right (3 generations each), named alone / beside "
+            "two other fine features: ears (round 1.00 / 0.67, pointy 0.33 / 0.00).") in text
     assert "Styles named in the prompt drawn in that style: pixel 1.00, sepia 0.00." in text
     assert "`python -m world.evaluate --count 7`" in text

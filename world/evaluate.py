@@ -17,6 +17,10 @@ Figures (targets in brackets):
 - fine_features: one-object held-out scenes whose captions name one to three fine features
   (a character's hue band, eyes, ears, mouth, marks; a shape's pattern and its colour),
   generated and read by the checker: the share of named features drawn right [>= 80%];
+- feature_values: creatures with each value of each discrete fine feature (eyes, ears, mouth,
+  marks) named alone and beside two other fine features: the share drawn with that value (no
+  target; it shows which values the model hedges toward another, and whether naming more
+  features at once crowds one out);
 - fine_through_vae: the same scenes rendered, passed through the VAE and read by the checker:
   the most fine_features can reach through this VAE and this judge (no target);
 - styles: held-out captions with each style a caption can name (pixel, outline, pastel and
@@ -49,8 +53,12 @@ from world.render import render
 from world.samples import SAMPLES_DIR
 from world.scene import (
     COLOURS,
+    EAR_WORDS,
+    EYE_WORDS,
     FINE_HUES,
     FINE_STYLES,
+    MARK_WORDS,
+    MOUTH_WORDS,
     NAMED_STYLES,
     POSITION_PHRASES,
     Scene,
@@ -62,7 +70,7 @@ from world.scene import (
 )
 
 FIGURES = ("vae", "text_to_image", "checker", "null_text", "concepts", "attention",
-           "fine_features", "fine_through_vae", "styles")
+           "fine_features", "feature_values", "fine_through_vae", "styles")
 
 
 def held_out_scenes(count: int, max_objects: int = 3) -> list[Scene]:
@@ -258,6 +266,50 @@ def fine_features(model: DiffusionModel, checker, count: int, batch: int = 25) -
             "n": len(cases)}
 
 
+def feature_value_cases(samples: int, company: int
+                        ) -> list[tuple[str, str, Scene, tuple[str, ...]]]:
+    """Held-out one-creature scenes for every nameable value of eyes, ears, mouth and marks:
+    (feature, value, scene, the features its caption names), that feature named with
+    `company` others of the creature's nameable ones."""
+    rng = random.Random(f"held-out-feature-values-{company}")
+    tables = {"eyes": EYE_WORDS, "ears": EAR_WORDS, "mouth": MOUTH_WORDS, "marks": MARK_WORDS}
+    cases = []
+    for feature, table in tables.items():
+        for value in table:
+            while sum(1 for f, v, _, _ in cases if (f, v) == (feature, value)) < samples:
+                scene = random_scene(rng, max_objects=1, style_probability=0.0)
+                obj = scene.objects[0]
+                if obj.kind != "creature":
+                    continue
+                obj = replace(obj, features=replace(obj.features, **{feature: value}))
+                options = nameable_features(obj)
+                others = rng.sample([o for o in options if o != feature], company)
+                named = tuple(sorted((feature, *others), key=options.index))
+                cases.append((feature, value, replace(scene, objects=(obj,)), named))
+    return cases
+
+
+def feature_values(model: DiffusionModel, checker, samples: int = 30, batch: int = 25) -> dict:
+    """Per value of each discrete creature feature, the share of generations drawn with it,
+    named alone and beside two other fine features (`feature_value_cases`)."""
+    figure: dict = {"n_per_value": samples}
+    for label, company in (("alone", 0), ("beside_two", 2)):
+        cases = feature_value_cases(samples, company)
+        hits: dict[str, dict[str, list[bool]]] = {}
+        for start in range(0, len(cases), batch):
+            chunk = cases[start:start + batch]
+            prompts = [grounded_caption(scene, fine={scene.objects[0].position: named})[0]
+                       for _, _, scene, named in chunk]
+            images = model.decode(generate(model, prompts, seed=start))
+            for (feature, value, scene, _), reading in zip(chunk, checker.read(images),
+                                                           strict=True):
+                hits.setdefault(feature, {}).setdefault(value, []).append(
+                    named_feature_right(reading, scene.objects[0], feature))
+        figure[label] = {feature: {value: float(np.mean(v)) for value, v in values.items()}
+                         for feature, values in hits.items()}
+    return figure
+
+
 def fine_through_vae(model: DiffusionModel, checker, count: int) -> dict:
     """Share of `fine_features`' named features the checker still reads right once the true
     rendering has been through the VAE: a ceiling the UNet cannot beat, whatever its training
@@ -306,8 +358,8 @@ def main() -> None:
     wanted = args.only.split(",")
     scenes = held_out_scenes(args.count)
     checker = None
-    if {"text_to_image", "checker", "concepts", "fine_features", "fine_through_vae",
-            "styles"} & set(wanted):
+    if {"text_to_image", "checker", "concepts", "fine_features", "feature_values",
+            "fine_through_vae", "styles"} & set(wanted):
         from world.checker import Checker
 
         checker = Checker.load(Path(model.source) / "captioner")
@@ -320,6 +372,7 @@ def main() -> None:
         "concepts": lambda: reserved_concepts(model, checker),
         "attention": lambda: attention_in_mask(model, scenes[: max(1, args.count // 4)]),
         "fine_features": lambda: fine_features(model, checker, args.count),
+        "feature_values": lambda: feature_values(model, checker),
         "fine_through_vae": lambda: fine_through_vae(model, checker, args.count),
         "styles": lambda: named_styles(model, checker, scenes[: max(1, args.count // 4)]),
     }
@@ -381,6 +434,14 @@ def write_card_figures(card: Path, figures: dict, command: str) -> None:
             direct = (f"; the checker reads {figure['on_renders']:.2f} of them right on the "
                       "renderings themselves" if "on_renders" in figure else "")
             notes += ["", f"{what}, per feature: {named} (all {figure['right']:.2f}){direct}."]
+    values = figures.get("feature_values", {})
+    if "alone" in values:
+        notes += ["", f"Creatures' feature values drawn right ({values['n_per_value']} "
+                  "generations each), named alone / beside two other fine features: "
+                  + "; ".join(f"{feature} (" + ", ".join(
+                      f"{value} {share:.2f} / {values['beside_two'][feature][value]:.2f}"
+                      for value, share in shares.items()) + ")"
+                      for feature, shares in values["alone"].items()) + "."]
     if "per_style" in figures.get("styles", {}):
         styles = ", ".join(f"{style} {value:.2f}"
                            for style, value in figures["styles"]["per_style"].items())
