@@ -276,12 +276,12 @@ def feature_value_cases(samples: int, company: int
     cases = []
     for feature, table in tables.items():
         for value in table:
-            while sum(1 for f, v, _, _ in cases if (f, v) == (feature, value)) < samples:
+            for _ in range(samples):
                 scene = random_scene(rng, max_objects=1, style_probability=0.0)
-                obj = scene.objects[0]
-                if obj.kind != "creature":
-                    continue
-                obj = replace(obj, features=replace(obj.features, **{feature: value}))
+                while scene.objects[0].kind != "creature":
+                    scene = random_scene(rng, max_objects=1, style_probability=0.0)
+                obj = replace(scene.objects[0],
+                              features=replace(scene.objects[0].features, **{feature: value}))
                 options = nameable_features(obj)
                 others = rng.sample([o for o in options if o != feature], company)
                 named = tuple(sorted((feature, *others), key=options.index))
