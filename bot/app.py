@@ -71,6 +71,8 @@ def build_application(settings: Settings, tuning: Tuning | None = None) -> Appli
         .token(settings.token)
         .base_url(settings.base_url)
         .base_file_url(settings.base_file_url)
+        .read_timeout(services.tuning.reply_timeout)
+        .write_timeout(services.tuning.reply_timeout)
         .rate_limiter(ChatRateLimiter(max_retries=RATE_LIMIT_RETRIES))
         .concurrent_updates(ChatOrderedProcessor())
         .defaults(Defaults(do_quote=True, allow_sending_without_reply=True))

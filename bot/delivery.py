@@ -198,7 +198,8 @@ class Delivery:
         # meanwhile must not send the result again. One window remains: a crash between
         # Telegram's answer and this write (or a send whose answer timed out after Telegram
         # took it) sends the result a second time on the next pass, since the Bot API has no
-        # way to make "send" and our "record" one step.
+        # way to make "send" and our "record" one step; `Tuning.reply_timeout` keeps a busy
+        # server's late answer out of that window.
         await self.services.store.jobs.mark_delivered(job.id)
         await self._drop_status(bot, job)
 

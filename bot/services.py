@@ -28,6 +28,10 @@ class Tuning:
     delivery_interval: float = 0.5  # seconds between looks at the job table
     album_wait: float = 1.5  # quiet time after the last photo of an album before using it
     session_ttl: float = 15 * 60.0  # a /learn waiting for photos expires after this
+    # How long a call waits for Telegram's answer (PTB's default is 5 s). A send whose answer
+    # times out after Telegram took it is sent again by the next delivery pass, so a busy
+    # server must not be taken for a lost request.
+    reply_timeout: float = 30.0
 
 
 @dataclass

@@ -306,6 +306,13 @@ class ControlClient:
             "chat_ids": list(chat_ids) if chat_ids is not None else None,
         })
 
+    async def slow_answers(self, count: int, seconds: float,
+                           methods: Iterable[str] | None = None) -> None:
+        """Carry out the next ``count`` bot calls of ``methods`` (default all but getUpdates)
+        at once but answer them ``seconds`` late, as a busy Telegram does."""
+        await self._call("POST", "/slow", json={
+            "count": count, "seconds": seconds, "methods": list(methods) if methods else None})
+
     async def flood_control(
         self, enabled: bool = True, *, private_per_second: float | None = None,
         group_per_minute: int | None = None, global_per_second: int | None = None,

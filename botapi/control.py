@@ -165,6 +165,7 @@ class ControlApi:
             ("GET", "/control/stats", self.stats, False),
             ("POST", "/control/rate_limit", self.rate_limit, True),
             ("POST", "/control/flood", self.flood, True),
+            ("POST", "/control/slow", self.slow, True),
             ("GET", "/control/wait", self.wait, False),
         ]
         return [web.route(m, path, _endpoint(fn, w, mutates)) for m, path, fn, mutates in table]
@@ -393,6 +394,15 @@ class ControlApi:
             chat_ids = [chat_ids]
         self.world.limits.force(int(body.get("count", 1)), int(body.get("retry_after", 1)),
                                 methods, chat_ids)
+        return self.world.limits.to_json()
+
+    async def slow(self, request: web.Request) -> Any:
+        """Answer late: ``count``, ``seconds``, ``methods?`` (default all but getUpdates)."""
+        body = await _Body.read(request)
+        methods = body.get("methods")
+        if isinstance(methods, str):
+            methods = [methods]
+        self.world.limits.slow(int(body.get("count", 1)), float(body.get("seconds", 1)), methods)
         return self.world.limits.to_json()
 
     async def flood(self, request: web.Request) -> Any:

@@ -12,6 +12,11 @@ method in that chat; a call of the same method to the same chat before the wait 
 recorded in ``early_retries`` (``GET /control/stats``), so a test can assert that a bot
 honours ``retry_after``. The realistic mode checks that a bot paces itself the way Telegram
 requires (about 1 message/s per private chat, 20/min per group, 30/s overall).
+
+Slow answers (``POST /control/slow {"count": 1, "seconds": 8, "methods": ["sendPhoto"]}`` or
+``ControlClient.slow_answers``): the next matching calls are carried out at once but answered
+``seconds`` later, as when Telegram is busy, so a test can check that a bot does not take a
+late answer for a lost request and send again.
 """
 
 from __future__ import annotations
@@ -65,6 +70,18 @@ class ForcedRule:
 
 
 @dataclass
+class SlowRule:
+    """Answer the next ``remaining`` matching calls ``seconds`` late (after carrying them out)."""
+
+    remaining: int
+    seconds: float
+    methods: frozenset[str] | None  # None: every method but getUpdates
+
+    def matches(self, method: str) -> bool:
+        return method != "getupdates" if self.methods is None else method in self.methods
+
+
+@dataclass
 class FloodConfig:
     """Realistic limits; ``enabled`` is off by default so tests opt in."""
 
@@ -87,6 +104,7 @@ class RateLimits:
     """Both limit modes plus counters of calls, 429s served and retries made too early."""
 
     rules: list[ForcedRule] = field(default_factory=list)
+    slow_rules: list[SlowRule] = field(default_factory=list)
     flood: FloodConfig = field(default_factory=FloodConfig)
     served_429: int = 0
     served_by_method: Counter[str] = field(default_factory=Counter)
@@ -108,6 +126,21 @@ class RateLimits:
         wanted = frozenset(m.lower() for m in methods) if methods else None
         chats = frozenset(k for k in map(chat_key, chat_ids) if k) if chat_ids else None
         self.rules.append(ForcedRule(count, max(1, int(retry_after)), wanted, chats))
+
+    def slow(self, count: int, seconds: float, methods: list[str] | None = None) -> None:
+        """Answer the next ``count`` calls of ``methods`` (default: all but getUpdates)
+        ``seconds`` late."""
+        wanted = frozenset(m.lower() for m in methods) if methods else None
+        self.slow_rules.append(SlowRule(count, max(0.0, float(seconds)), wanted))
+
+    def answer_delay(self, method: str) -> float:
+        """Seconds to hold this call's answer back (0 unless a slow rule takes it)."""
+        for rule in self.slow_rules:
+            if rule.remaining > 0 and rule.matches(method.lower()):
+                rule.remaining -= 1
+                self.slow_rules = [r for r in self.slow_rules if r.remaining > 0]
+                return rule.seconds
+        return 0.0
 
     def check_forced(self, method: str, chat_id: Any = None) -> None:
         """Count the call, note an early retry, raise a scripted 429 if a rule applies."""

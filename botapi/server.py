@@ -11,6 +11,7 @@ Responses use Telegram's envelope (``{"ok": true, "result": ...}`` or ``{"ok": f
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -170,6 +171,9 @@ class BotApiServer:
             if name not in _QUIET:
                 self.world.changes.bump()
         self._log_call(name, params, None, via)
+        delay = self.world.limits.answer_delay(name)
+        if delay:
+            await asyncio.sleep(delay)
         return 200, {"ok": True, "result": result}
 
     async def _webhook_reply(self, params: Params) -> None:

@@ -726,6 +726,27 @@ async def test_429_burst_everything_still_delivered(bot: Any, tg: ControlClient,
         assert await is_delivered(worker.store, job.id)
 
 
+async def test_a_late_answer_is_not_taken_for_a_lost_send(bot: Any, tg: ControlClient,
+                                                          worker: StandInWorker) -> None:
+    """Telegram busy: the result is taken at once but answered 8 s later (past PTB's default
+    5 s read timeout). Sending again would post the result twice; the bot waits instead."""
+    alice = await tg.user("Alice")
+    await add_concept(worker.store, owner=alice.id, chat_id=alice.id, name="mochi")
+    await alice.send_photo(picture(), caption="add mochi")
+    await alice.wait_reply(contains="queue")
+    job = await worker.claim("edit")
+    await tg.slow_answers(1, 8.0, ["sendPhoto"])
+    await worker.finish_edit(job)
+    await tg.wait_for(alice.id, lambda m: m.reply_to_message_id == job.reply_to_message_id,
+                      photo=True, timeout=30)
+    deadline = time.monotonic() + 20
+    while not await is_delivered(worker.store, job.id) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert await is_delivered(worker.store, job.id)
+    await asyncio.sleep(1.5)  # a few more delivery passes: none may send it again
+    assert len([m for m in await tg.bot_messages(alice.id) if m.photo]) == 1
+
+
 # ------------------------------------------------------------------- status and robustness
 
 
