@@ -126,6 +126,12 @@ def _flag(value: Any) -> bool:
     return bool(value)
 
 
+def _methods(body: _Body) -> list[str] | None:
+    """A rule's ``methods``: a list, one name, or none (every method but getUpdates)."""
+    methods = body.get("methods")
+    return [methods] if isinstance(methods, str) else methods
+
+
 class ControlApi:
     """Route handlers bound to one world."""
 
@@ -384,9 +390,7 @@ class ControlApi:
         ``429 Too Many Requests: retry after 20``; other chats and methods are untouched.
         """
         body = await _Body.read(request)
-        methods = body.get("methods")
-        if isinstance(methods, str):
-            methods = [methods]
+        methods = _methods(body)
         chat_ids = body.get("chat_ids")
         if chat_ids is None and body.get("chat_id") is not None:
             chat_ids = [body.get("chat_id")]
@@ -399,10 +403,8 @@ class ControlApi:
     async def slow(self, request: web.Request) -> Any:
         """Answer late: ``count``, ``seconds``, ``methods?`` (default all but getUpdates)."""
         body = await _Body.read(request)
-        methods = body.get("methods")
-        if isinstance(methods, str):
-            methods = [methods]
-        self.world.limits.slow(int(body.get("count", 1)), float(body.get("seconds", 1)), methods)
+        self.world.limits.slow(int(body.get("count", 1)), float(body.get("seconds", 1)),
+                               _methods(body))
         return self.world.limits.to_json()
 
     async def flood(self, request: web.Request) -> Any:

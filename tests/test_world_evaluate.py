@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 
 from world.evaluate import feature_value_cases
-from world.scene import EAR_WORDS, EYE_WORDS, MARK_WORDS, MOUTH_WORDS, grounded_caption
+from world.scene import CHARACTER_WORDS, grounded_caption
 
 
 def test_feature_value_cases_name_each_value_alone_or_beside_two_others():
-    tables = {"eyes": EYE_WORDS, "ears": EAR_WORDS, "mouth": MOUTH_WORDS, "marks": MARK_WORDS}
+    tables = CHARACTER_WORDS
     for company in (0, 2):
         cases = feature_value_cases(3, company)
         assert Counter((feature, value) for feature, value, _, _ in cases) == {

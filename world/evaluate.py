@@ -52,13 +52,10 @@ from world.grounding import mask_at, share_inside
 from world.render import render
 from world.samples import SAMPLES_DIR
 from world.scene import (
+    CHARACTER_WORDS,
     COLOURS,
-    EAR_WORDS,
-    EYE_WORDS,
     FINE_HUES,
     FINE_STYLES,
-    MARK_WORDS,
-    MOUTH_WORDS,
     NAMED_STYLES,
     POSITION_PHRASES,
     Scene,
@@ -272,9 +269,8 @@ def feature_value_cases(samples: int, company: int
     (feature, value, scene, the features its caption names), that feature named with
     `company` others of the creature's nameable ones."""
     rng = random.Random(f"held-out-feature-values-{company}")
-    tables = {"eyes": EYE_WORDS, "ears": EAR_WORDS, "mouth": MOUTH_WORDS, "marks": MARK_WORDS}
     cases = []
-    for feature, table in tables.items():
+    for feature, table in CHARACTER_WORDS.items():
         for value in table:
             for _ in range(samples):
                 scene = random_scene(rng, max_objects=1, style_probability=0.0)

@@ -59,6 +59,9 @@ EYE_WORDS = {"dots": "beady", "big": "wideeyed", "sleepy": "sleepy"}
 EAR_WORDS = {"none": "earless", "round": "roundeared", "pointy": "pointyeared"}
 MOUTH_WORDS = {"smile": "smiling", "open": "gaping", "flat": "stern"}
 MARK_WORDS = {"spots": "spotted", "belly": "bellied"}
+# A character's discrete features and the words that name their values.
+CHARACTER_WORDS = {"eyes": EYE_WORDS, "ears": EAR_WORDS, "mouth": MOUTH_WORDS,
+                   "marks": MARK_WORDS}
 PATTERN_WORDS = {"stripes": "stripes", "dots": "dots", "split": "halves"}  # "with blue stripes"
 CHARACTER_FEATURES = ("hue", "eyes", "ears", "mouth", "marks")
 MAX_FINE_FEATURES = 3  # never all five: the reserved creature stays unnameable as a whole
@@ -253,8 +256,7 @@ def fine_words(obj: WorldObject, fine: tuple[str, ...] = ()) -> tuple[list[str],
     f = obj.features
     adjectives: list[str] = []
     if f is not None:
-        for feature, words in (("eyes", EYE_WORDS), ("ears", EAR_WORDS),
-                               ("mouth", MOUTH_WORDS), ("marks", MARK_WORDS)):
+        for feature, words in CHARACTER_WORDS.items():
             word = words.get(getattr(f, feature))
             if feature in fine and word is not None:
                 adjectives.append(word)
@@ -324,9 +326,8 @@ def nameable_features(obj: WorldObject) -> tuple[str, ...]:
     """The fine features a caption could name for an object (a face has no ears or marks)."""
     if obj.features is None:
         return ("pattern",) if obj.pattern else ()
-    tables = {"eyes": EYE_WORDS, "ears": EAR_WORDS, "mouth": MOUTH_WORDS, "marks": MARK_WORDS}
     names = ["hue"]
-    for name, table in tables.items():
+    for name, table in CHARACTER_WORDS.items():
         if obj.kind == "face" and name in ("ears", "marks"):
             continue
         if getattr(obj.features, name) in table:
