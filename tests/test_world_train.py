@@ -8,17 +8,19 @@ import math
 import os
 import random
 import resource
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from world.scene import POSITIONS, random_scene
+from world.render import ear_mask, render
+from world.scene import POSITIONS, Scene, WorldObject, random_scene, reserved_creature
 from world.train import (
     TrainConfig,
     Trainer,
+    ear_cells,
     object_weighted_error,
     offset_noise,
     rendered_parts,
@@ -105,6 +107,51 @@ def test_object_weighting_moves_the_loss_onto_objects_and_keeps_its_scale():
     assert (weighted_in > inside.mean(dim=(1, 2, 3))).all()
 
 
+def creature_scene(ears: str) -> Scene:
+    """The reserved creature, big on the left, with `ears`, beside a circle."""
+    creature = reserved_creature("big", "left")
+    creature = replace(creature, features=replace(creature.features, ears=ears))
+    circle = WorldObject("circle", "red", "small", "right", (220, 40, 40))
+    return Scene((creature, circle), "sky")
+
+
+def test_the_ear_mask_covers_either_ear_shape_off_the_body_whatever_the_creature_wears():
+    pointy, none = render(creature_scene("pointy")), render(creature_scene("none"))
+    drawn_ears = np.clip(pointy.masks["left"] - none.masks["left"], 0, 1) > 0.5
+    mask = ear_mask(creature_scene("pointy"))
+    assert drawn_ears.any() and (mask[drawn_ears] > 0.5).all()  # its own ears
+    assert np.array_equal(mask, ear_mask(creature_scene("none")))  # ears it could have
+    assert not (mask[none.masks["left"] > 0.99] > 0).any()  # never the body
+    assert not mask[:, 40:].any()  # nor the circle
+    assert 0 < (mask > 0.5).sum() < 0.05 * mask.size  # a few pixels of the scene
+    no_creature = Scene((WorldObject("circle", "red", "big", "left", (220, 40, 40)),), "sky")
+    assert not ear_mask(no_creature).any()
+
+
+def test_ear_cells_mark_the_latent_pixels_an_ear_touches():
+    grid = ear_cells([creature_scene("round")], 16)[0]
+    assert grid.shape == (16, 16) and 0 < grid.sum() < 16
+    touched = np.argwhere(ear_mask(creature_scene("round")) > 0.15) // 4
+    assert {tuple(cell) for cell in touched} == {tuple(c) for c in np.argwhere(grid.numpy())}
+
+
+def test_ear_weighting_counts_ear_pixels_at_least_its_weight():
+    """Ear pixels count `ear_weight` times, object pixels keep theirs, weight 1 changes
+    nothing."""
+    cells = torch.zeros(1, 3, 16, dtype=torch.bool)
+    cells[:, 1, :8] = True  # an object over the first two rows
+    ears = torch.zeros(1, 4, 4, dtype=torch.bool)
+    ears[:, 3, 0] = True  # an ear pixel outside it
+    on_ear, on_object = torch.zeros(1, 4, 4, 4), torch.zeros(1, 4, 4, 4)
+    on_ear[:, :, 3, 0] = 1.0
+    on_object[:, :, 0, 0] = 1.0
+    assert torch.allclose(object_weighted_error(on_ear, cells, 5.0, ears, 1.0),
+                          object_weighted_error(on_ear, cells, 5.0))
+    weighted_ear = object_weighted_error(on_ear, cells, 5.0, ears, 20.0)
+    assert torch.allclose(weighted_ear, 4 * object_weighted_error(on_object, cells, 5.0, ears,
+                                                                   20.0))
+
+
 def tiny_recipe(run_dir: Path, **fields: object) -> TrainConfig:
     """The bundled architecture on pools of two scenes, its VAE stage skipped."""
     return TrainConfig(run_dir=str(run_dir), export_dir=str(run_dir / "export"), vae_steps=0,
@@ -121,6 +168,19 @@ def test_a_unet_step_weights_objects_with_masks_cached_at_the_latent_side(tmp_pa
     assert math.isfinite(losses["loss"]) and math.isfinite(losses["grounding"])
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.unet.parameters(),
                                                      strict=True))
+
+
+def test_a_unet_step_weights_ears_with_grids_drawn_once_per_pool(tmp_path):
+    run = tmp_path / "run"
+    trainer = Trainer(tiny_recipe(run, ear_loss_weight=20.0), torch.device("cpu"))
+    trainer.ensure_pools()
+    scenes = trainer.pools["multi"][0]
+    assert torch.equal(trainer.pool_ears["multi"], ear_cells(scenes, trainer.latent_side))
+    assert (run / "ears-multi.pt").exists() and trainer.unet_batch().ears.shape == (2, 16, 16)
+    assert math.isfinite(trainer.train_unet_step()["loss"])
+    plain = Trainer(tiny_recipe(tmp_path / "plain"), torch.device("cpu"))
+    plain.ensure_pools()
+    assert plain.unet_batch().ears is None and not (tmp_path / "plain" / "ears-multi.pt").exists()
 
 
 def test_cached_pools_without_object_masks_are_refused_by_name(tmp_path):

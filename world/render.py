@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -49,6 +49,27 @@ def render(scene: Scene, size: int = 64) -> Rendering:
     if scene.style:
         image = apply_style(image, scene.style, union_mask(masks, size))
     return Rendering(image, masks)
+
+
+def ear_mask(scene: Scene, size: int = 64) -> np.ndarray:
+    """Where the scene's creatures' ears are or would be, in either shape (0..1): the pixels
+    that tell round ears from pointy ones and from none, a few of a scene's, which the trainer
+    can weigh more (`TrainConfig.ear_loss_weight`). Zeros for a scene without creatures."""
+    ears = np.zeros((size, size), np.float32)
+    for obj in scene.objects:
+        if obj.kind == "creature" and obj.features is not None:
+            either = np.maximum(_mask_with_ears(scene, obj, "round", size),
+                                _mask_with_ears(scene, obj, "pointy", size))
+            ears = np.maximum(ears, np.clip(either - _mask_with_ears(scene, obj, "none", size),
+                                            0, 1))
+    return ears
+
+
+def _mask_with_ears(scene: Scene, creature: WorldObject, ears: str, size: int) -> np.ndarray:
+    """The creature's visible mask in the unstyled scene, drawn with `ears`."""
+    changed = replace(creature, features=replace(creature.features, ears=ears))
+    objects = tuple(changed if obj is creature else obj for obj in scene.objects)
+    return render(replace(scene, objects=objects, style=None), size).masks[creature.position]
 
 
 def union_mask(masks: dict[str, np.ndarray], size: int) -> np.ndarray:

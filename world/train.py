@@ -10,7 +10,8 @@ Stages, each resumed from `<run>/state.pt`:
    caption dropout for classifier-free guidance, min-SNR loss weights, EMA of weights, and a
    small grounding loss that moves each object word's cross-attention into the object's mask
    (`world.grounding`), more weight on the denoising error inside objects
-   (`object_loss_weight`, where the fine features are) and noise whose mean varies
+   (`object_loss_weight`, where the fine features are; `ear_loss_weight` for the creatures'
+   ears, the feature least drawn right) and noise whose mean varies
    (`noise_offset`, so that words can set a picture's overall tint); the text encoder is
    frozen for the last stretch so textual inversion meets a fixed encoder, as it does on SD.
 The EMA weights are exported as a diffusers StableDiffusionPipeline folder; each periodic
@@ -33,6 +34,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -44,7 +46,7 @@ from engine.attention_control import controlled_attention, cross_attention_resol
 from world import architecture
 from world.captioner import write_captioner_spec
 from world.grounding import AttentionRecorder, grounding_loss, scene_cells, word_masks
-from world.render import render
+from world.render import ear_mask, render
 from world.scene import FINE_HUES, grounded_caption, hue_name, random_scene
 
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "engine" / "models" / "sticker-world"
@@ -74,6 +76,7 @@ class TrainConfig:
     grounding_weight: float = 0.01  # 0 trains on captions alone
     grounding_min_side: int = 8  # ground words at cross-attention layers this fine or finer
     object_loss_weight: float = 5.0  # the denoising error inside objects counts this many times
+    ear_loss_weight: float = 1.0  # ...and where creatures' ears are, at least this many (1: off)
     noise_offset: float = 0.1  # std of a per-channel constant added to the training noise
     bf16: bool = True  # bfloat16 autocast of the forward passes, fp32 weights: ~1.3x on CPU
     checkpoint_minutes: float = 5.0
@@ -174,16 +177,44 @@ def offset_noise(latents: torch.Tensor, offset: float) -> torch.Tensor:
     return noise
 
 
-def object_weighted_error(error: torch.Tensor, cells: torch.Tensor, weight: float
+EAR_TOUCH = 0.15  # a latent pixel holds an ear when one of its image pixels is this much ear
+
+
+def ear_cells(scenes: list, side: int) -> torch.Tensor:
+    """Per scene, the (side, side) latent pixels an ear of its creatures touches (`ear_mask`):
+    an ear is a few image pixels, so any pixel of a latent pixel's patch counts."""
+    grids = []
+    for scene in scenes:
+        mask = torch.from_numpy(ear_mask(scene))[None, None]
+        grids.append(F.max_pool2d(mask, mask.shape[-1] // side)[0, 0] > EAR_TOUCH)
+    return torch.stack(grids)
+
+
+def object_weighted_error(error: torch.Tensor, cells: torch.Tensor, weight: float,
+                          ears: torch.Tensor | None = None, ear_weight: float = 1.0
                           ) -> torch.Tensor:
     """Per-sample mean of a (B, C, s, s) denoising error in which latent pixels inside any
     object count `weight` times: fine features (eyes, mouths, stripes) cover a few of the 256
     latent pixels of a scene, so a plain mean lets the sky and the grass outvote them.
-    `cells` is the (B, positions, s*s) object-mask grid of `grounding.scene_cells`."""
+    `cells` is the (B, positions, s*s) object-mask grid of `grounding.scene_cells`; `ears`, a
+    (B, s, s) grid of `ear_cells`, whose pixels count at least `ear_weight` times."""
     side = error.shape[-1]
     inside = cells.any(dim=1).view(-1, 1, side, side).to(error.dtype)
     weights = 1.0 + (weight - 1.0) * inside
+    if ears is not None:
+        weights = torch.maximum(weights, ear_weight * ears.view(-1, 1, side, side).to(error.dtype))
     return (error * weights).sum(dim=(1, 2, 3)) / (weights.sum(dim=(1, 2, 3)) * error.shape[1])
+
+
+class Batch(NamedTuple):
+    """One UNet step's input: latents, captions (some dropped), the scenes' object-mask grids
+    per side, which words name which object, and the ears' latent grid (None when unweighted)."""
+
+    latents: torch.Tensor
+    texts: list[str]
+    cells: dict[int, torch.Tensor]
+    groundings: list[dict]
+    ears: torch.Tensor | None
 
 
 class Trainer:
@@ -212,6 +243,7 @@ class Trainer:
         self.rng = random.Random(cfg.seed)
         self.pools: dict[str, tuple[list, torch.Tensor]] = {}
         self.pool_cells: dict[str, dict[int, torch.Tensor]] = {}  # name -> side -> masks
+        self.pool_ears: dict[str, torch.Tensor] = {}  # name -> ears' latent grids (if weighted)
         self.grounding_sides = tuple(  # cross-attention resolutions the grounding loss reads
             side for side in cross_attention_resolutions(self.unet)
             if side >= cfg.grounding_min_side) if cfg.grounding_weight > 0 else ()
@@ -371,6 +403,20 @@ class Trainer:
             torch.save(cells, cells_path)
         self.pools[name] = (scenes, latents)
         self.pool_cells[name] = cells
+        if self.cfg.ear_loss_weight != 1.0:
+            self.pool_ears[name] = self.pool_ear_cells(name, scenes)
+
+    def pool_ear_cells(self, name: str, scenes: list) -> torch.Tensor:
+        """The ears' latent grids of a pool, drawn once and cached beside its latents."""
+        path = self.run_dir / f"ears-{name}.pt"
+        if path.exists():
+            ears = torch.load(path, map_location="cpu")
+            if len(ears) == len(scenes):
+                return ears
+        log(self.run_dir, f"drawing the ears of the {name} pool")
+        ears = ear_cells(scenes, self.latent_side)
+        torch.save(ears, path)
+        return ears
 
     def ensure_pools(self) -> None:
         if len(self.pools) == 2:
@@ -383,9 +429,8 @@ class Trainer:
             log(self.run_dir, f"latent scaling factor {self.scaling_factor:.4f}")
 
     # -- stage 3: text encoder + UNet ----------------------------------------------------------
-    def unet_batch(self) -> tuple[torch.Tensor, list[str], dict[int, torch.Tensor], list[dict]]:
-        """Latents, captions (some dropped), the scenes' mask grids per side, and which words
-        name which object."""
+    def unet_batch(self) -> Batch:
+        """A batch drawn from one of the pools."""
         use_single = (self.unet_step < self.cfg.single_object_steps or self.rng.random() < 0.25)
         pool = "single" if use_single else "multi"
         scenes, latents = self.pools[pool]
@@ -400,7 +445,8 @@ class Trainer:
             groundings.append(grounding)
         batch_latents = latents[idx].float().to(self.device) * self.scaling_factor
         cells = {side: grid[idx] for side, grid in self.pool_cells[pool].items()}
-        return batch_latents, texts, cells, groundings
+        ears = self.pool_ears[pool][idx] if pool in self.pool_ears else None
+        return Batch(batch_latents, texts, cells, groundings, ears)
 
     def grounding_targets(self, cells: dict[int, torch.Tensor], groundings: list[dict]
                           ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
@@ -423,7 +469,7 @@ class Trainer:
         lr = unet_learning_rate(cfg, self.unet_step, self.warmed_from)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        latents, texts, cells, groundings = self.unet_batch()
+        latents, texts, cells, groundings, ears = self.unet_batch()
         noise = offset_noise(latents, cfg.noise_offset)
         t = torch.randint(0, self.noise.config.num_train_timesteps, (latents.shape[0],),
                           device=self.device)
@@ -440,8 +486,9 @@ class Trainer:
         weight = torch.clamp(snr, max=cfg.min_snr_gamma) / snr
         error = F.mse_loss(pred, noise, reduction="none")
         if cfg.object_loss_weight != 1.0:
-            error = object_weighted_error(error, cells[self.latent_side].to(self.device),
-                                          cfg.object_loss_weight)
+            error = object_weighted_error(
+                error, cells[self.latent_side].to(self.device), cfg.object_loss_weight,
+                None if ears is None else ears.to(self.device), cfg.ear_loss_weight)
         else:
             error = error.mean(dim=(1, 2, 3))
         loss = (weight * error).mean()
