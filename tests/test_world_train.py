@@ -183,6 +183,20 @@ def test_a_unet_step_weights_ears_with_grids_drawn_once_per_pool(tmp_path):
     assert plain.unet_batch().ears is None and not (tmp_path / "plain" / "ears-multi.pt").exists()
 
 
+def test_ears_are_weighted_when_objects_are_not(tmp_path):
+    """The ear weight does not hang on the object weight: with objects at 1x, the same first
+    batch and noise give another loss once its creature's ears count 20x."""
+    losses = []
+    for ear_weight in (1.0, 20.0):
+        trainer = Trainer(tiny_recipe(tmp_path / str(ear_weight), object_loss_weight=1.0,
+                                      ear_loss_weight=ear_weight), torch.device("cpu"))
+        trainer.ensure_pools()
+        torch.manual_seed(0)
+        losses.append(trainer.train_unet_step()["loss"])
+    assert trainer.pool_ears["single"].any()  # the first steps draw from the one-object pool
+    assert losses[0] != pytest.approx(losses[1])
+
+
 def test_cached_pools_without_object_masks_are_refused_by_name(tmp_path):
     """Pools cached by a run that kept no masks cannot feed the object weighting."""
     run = tmp_path / "run"

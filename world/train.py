@@ -248,9 +248,13 @@ class Trainer:
             side for side in cross_attention_resolutions(self.unet)
             if side >= cfg.grounding_min_side) if cfg.grounding_weight > 0 else ()
         self.latent_side = int(self.unet.config.sample_size)
-        extra = {self.latent_side} if cfg.object_loss_weight != 1.0 else set()
+        extra = {self.latent_side} if self.weights_pixels() else set()
         self.cell_sides = tuple(sorted(set(self.grounding_sides) | extra, reverse=True))
         self.load()
+
+    def weights_pixels(self) -> bool:
+        """Whether the denoising error weighs some latent pixels more (objects or ears)."""
+        return self.cfg.object_loss_weight != 1.0 or self.cfg.ear_loss_weight != 1.0
 
     # -- persistence ---------------------------------------------------------------------------
     def state_path(self) -> Path:
@@ -485,7 +489,7 @@ class Trainer:
         snr = alphas / (1 - alphas)
         weight = torch.clamp(snr, max=cfg.min_snr_gamma) / snr
         error = F.mse_loss(pred, noise, reduction="none")
-        if cfg.object_loss_weight != 1.0:
+        if self.weights_pixels():
             error = object_weighted_error(
                 error, cells[self.latent_side].to(self.device), cfg.object_loss_weight,
                 None if ears is None else ears.to(self.device), cfg.ear_loss_weight)
