@@ -22,6 +22,12 @@ def test_card_figures_replace_only_their_section(tmp_path):
                            "alone": {"ears": {"round": 1.0, "pointy": 1 / 3}},
                            "beside_two": {"ears": {"round": 2 / 3, "pointy": 0.0}},
                            "wall_seconds": 4.0},
+        "plain_words": {"patterned_whole": 0.5,
+                        "per_pattern": {"dots": 0.75, "stripes": 0.25},
+                        "patterned_parts": {"colour": 0.75, "swapped": 0.25},
+                        "n": 4, "samples": 2,
+                        "reserved": {"object": {"words": "orange diamond", "shown": 0.5}},
+                        "wall_seconds": 3.0},
         "styles": {"right": 0.5, "per_style": {"pixel": 1.0, "sepia": 0.0}, "wall_seconds": 9.0},
     }
     write_card_figures(card, figures, "python -m world.evaluate --count 7")
@@ -40,3 +46,7 @@ def test_card_figures_replace_only_their_section(tmp_path):
             "two other fine features: ears (round 1.00 / 0.67, pointy 0.33 / 0.00).") in text
     assert "Styles named in the prompt drawn in that style: pixel 1.00, sepia 0.00." in text
     assert "`python -m world.evaluate --count 7`" in text
+    assert ("From words alone: patterned shapes named in full drawn whole 0.50 (dots 0.75, "
+            "stripes 0.25; per part colour 0.75, swapped 0.25); the reserved concepts asked for "
+            "in their captioner's words, shown whole in 2 generations: the object in "
+            "\"orange diamond\" 0.50.") in text

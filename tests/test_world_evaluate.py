@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 
-from world.evaluate import feature_value_cases
-from world.scene import CHARACTER_WORDS, grounded_caption
+from world.checker import ObjectReading, Reading
+from world.evaluate import feature_value_cases, is_whole, patterned_parts, patterned_scenes
+from world.scene import (
+    CHARACTER_WORDS,
+    COLOURS,
+    PATTERN_WORDS,
+    PATTERNS,
+    WorldObject,
+    grounded_caption,
+    is_reserved_object_look,
+)
 
 
 def test_feature_value_cases_name_each_value_alone_or_beside_two_others():
@@ -24,3 +33,36 @@ def test_feature_value_cases_name_each_value_alone_or_beside_two_others():
             other_words = [w for f, t in tables.items() if f != feature and f not in named
                            for w in t.values()]
             assert not set(other_words) & set(text.split())
+
+
+def test_patterned_scenes_name_both_colours_and_the_pattern():
+    scenes = patterned_scenes(40)
+    assert len(scenes) == 40 and {s.objects[0].pattern for s in scenes} == set(PATTERNS)
+    for scene in scenes:
+        (obj,) = scene.objects
+        assert obj.features is None and scene.style is None
+        assert not is_reserved_object_look(obj)
+        text = grounded_caption(scene, fine={obj.position: ("pattern",)})[0]
+        pattern_colour = next(n for n, v in COLOURS.items() if v == obj.pattern_rgb)
+        assert f"{obj.colour} {obj.kind} with {pattern_colour} {PATTERN_WORDS[obj.pattern]}" in text
+
+
+def _read(colour: str, pattern_colour: str, position: str = "left", kind: str = "diamond"):
+    return Reading("sky", None, (ObjectReading(kind, colour, "big", position, "stripes",
+                                               pattern_colour),))
+
+
+def test_patterned_parts_tell_whole_from_swapped_and_wrong():
+    obj = WorldObject("diamond", "orange", "big", "left", COLOURS["orange"], pattern="stripes",
+                      pattern_rgb=COLOURS["blue"])
+    right = patterned_parts(_read("orange", "blue"), obj)
+    assert is_whole(right) and not right["swapped"]
+    swapped = patterned_parts(_read("blue", "orange"), obj)
+    assert not is_whole(swapped) and swapped["swapped"] and swapped["kind"]
+    assert not swapped["colour"] and not swapped["pattern_colour"]
+    both_blue = patterned_parts(_read("blue", "blue"), obj)
+    assert (both_blue["colour"], both_blue["pattern_colour"], both_blue["swapped"]) == (
+        False, True, False)
+    assert not is_whole(patterned_parts(_read("orange", "blue", kind="square"), obj))
+    elsewhere = patterned_parts(_read("orange", "blue", position="right"), obj)
+    assert not any(elsewhere.values())

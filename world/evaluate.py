@@ -21,6 +21,10 @@ Figures (targets in brackets):
   marks) named alone and beside two other fine features: the share drawn with that value (no
   target; it shows which values the model hedges toward another, and whether naming more
   features at once crowds one out);
+- plain_words: what the model draws from words alone, where a learned word starts: patterned
+  shapes whose captions name their colour, pattern and pattern colour, the share drawn whole
+  (and with the two colours the other way round), and each reserved creature and object asked
+  for in its captioner's words for the sample photos (no target);
 - fine_through_vae: the same scenes rendered, passed through the VAE and read by the checker:
   the most fine_features can reach through this VAE and this judge (no target);
 - styles: held-out captions with each style a caption can name (pixel, outline, pastel and
@@ -62,12 +66,13 @@ from world.scene import (
     caption,
     fine_hue_name,
     grounded_caption,
+    is_reserved_object_look,
     nameable_features,
     random_scene,
 )
 
 FIGURES = ("vae", "text_to_image", "checker", "null_text", "concepts", "attention",
-           "fine_features", "feature_values", "fine_through_vae", "styles")
+           "fine_features", "feature_values", "plain_words", "fine_through_vae", "styles")
 
 
 def held_out_scenes(count: int, max_objects: int = 3) -> list[Scene]:
@@ -306,6 +311,85 @@ def feature_values(model: DiffusionModel, checker, samples: int = 30, batch: int
     return figure
 
 
+def patterned_scenes(count: int) -> list[Scene]:
+    """Held-out one-object scenes of a patterned shape (no character), none of them with the
+    reserved object's look, whose full name training captions never give."""
+    rng = random.Random("held-out-patterned")
+    scenes = []
+    while len(scenes) < count:
+        scene = random_scene(rng, max_objects=1, style_probability=0.0)
+        (obj,) = scene.objects
+        if nameable_features(obj) == ("pattern",) and not is_reserved_object_look(obj):
+            scenes.append(scene)
+    return scenes
+
+
+def patterned_parts(reading, obj) -> dict[str, bool]:
+    """Which parts of a patterned shape the object read at its place shows (kind, colour,
+    pattern, pattern colour), and whether its body and pattern colours came out the other way
+    round ("swapped": the words' colours bound to the wrong parts)."""
+    got = reading.object_at(obj.position)
+    pattern_colour = next(n for n, v in COLOURS.items() if v == obj.pattern_rgb)
+    if got is None:
+        return dict.fromkeys(("kind", "colour", "pattern", "pattern_colour", "swapped"), False)
+    return {"kind": got.kind == obj.kind, "colour": got.colour == obj.colour,
+            "pattern": got.pattern == obj.pattern, "pattern_colour": got.pattern_colour ==
+            pattern_colour, "swapped": (got.colour, got.pattern_colour) == (pattern_colour,
+                                                                           obj.colour)}
+
+
+def captioner_words(model: DiffusionModel, which: str) -> str:
+    """The words the model's captioner gives most often for a reserved concept's sample
+    photos: where learning starts that concept's word."""
+    from collections import Counter
+
+    from engine.captioning import load_captioner
+
+    captioner = load_captioner(model.source)
+    words = Counter(captioner.subject(Image.open(path).convert("RGB"), "object").words
+                    for path in sorted((SAMPLES_DIR / which).glob("*.png")))
+    return words.most_common(1)[0][0]
+
+
+def plain_words(model: DiffusionModel, checker, count: int, samples: int = 20,
+                batch: int = 25) -> dict:
+    """What the model draws from words alone. Patterned shapes named in full: the share drawn
+    whole, per pattern, and the share with their colours swapped. The reserved creature and
+    object in their captioner's words, on the concept figure's prompt: the share shown whole,
+    what learning a word starts from."""
+    from world.checker import shows_reserved
+
+    scenes = patterned_scenes(count)
+    drawn: dict[str, list[dict[str, bool]]] = {}
+    for start in range(0, len(scenes), batch):
+        chunk = scenes[start:start + batch]
+        prompts = [grounded_caption(scene, fine={scene.objects[0].position: ("pattern",)})[0]
+                   for scene in chunk]
+        images = model.decode(generate(model, prompts, seed=start))
+        for scene, reading in zip(chunk, checker.read(images), strict=True):
+            drawn.setdefault(scene.objects[0].pattern, []).append(
+                patterned_parts(reading, scene.objects[0]))
+    every = [parts for cases in drawn.values() for parts in cases]
+    reserved = {}
+    for which in ("creature", "object"):
+        words = captioner_words(model, which)
+        prompt = f"a {words} on the left with sky background"
+        readings = checker.read(model.decode(generate(model, [prompt] * samples, seed=1)))
+        reserved[which] = {"words": words, "shown": float(np.mean(
+            [shows_reserved(reading, which, "left") for reading in readings]))}
+    return {"patterned_whole": float(np.mean([is_whole(parts) for parts in every])),
+            "per_pattern": {pattern: float(np.mean([is_whole(parts) for parts in cases]))
+                            for pattern, cases in sorted(drawn.items())},
+            "patterned_parts": {part: float(np.mean([parts[part] for parts in every]))
+                                for part in every[0]},
+            "n": len(scenes), "reserved": reserved, "samples": samples}
+
+
+def is_whole(parts: dict[str, bool]) -> bool:
+    """A patterned shape drawn whole: every part of `patterned_parts` but the swap."""
+    return all(value for part, value in parts.items() if part != "swapped")
+
+
 def fine_through_vae(model: DiffusionModel, checker, count: int) -> dict:
     """Share of `fine_features`' named features the checker still reads right once the true
     rendering has been through the VAE: a ceiling the UNet cannot beat, whatever its training
@@ -355,7 +439,7 @@ def main() -> None:
     scenes = held_out_scenes(args.count)
     checker = None
     if {"text_to_image", "checker", "concepts", "fine_features", "feature_values",
-            "fine_through_vae", "styles"} & set(wanted):
+            "plain_words", "fine_through_vae", "styles"} & set(wanted):
         from world.checker import Checker
 
         checker = Checker.load(Path(model.source) / "captioner")
@@ -369,6 +453,7 @@ def main() -> None:
         "attention": lambda: attention_in_mask(model, scenes[: max(1, args.count // 4)]),
         "fine_features": lambda: fine_features(model, checker, args.count),
         "feature_values": lambda: feature_values(model, checker),
+        "plain_words": lambda: plain_words(model, checker, args.count),
         "fine_through_vae": lambda: fine_through_vae(model, checker, args.count),
         "styles": lambda: named_styles(model, checker, scenes[: max(1, args.count // 4)]),
     }
@@ -438,6 +523,18 @@ def write_card_figures(card: Path, figures: dict, command: str) -> None:
                       f"{value} {share:.2f} / {values['beside_two'][feature][value]:.2f}"
                       for value, share in shares.items()) + ")"
                       for feature, shares in values["alone"].items()) + "."]
+    plain = figures.get("plain_words", {})
+    if "patterned_whole" in plain:
+        patterns = ", ".join(f"{pattern} {share:.2f}"
+                             for pattern, share in plain["per_pattern"].items())
+        words = "; ".join(f"the {which} in \"{r['words']}\" {r['shown']:.2f}"
+                          for which, r in plain["reserved"].items())
+        parts = ", ".join(f"{part} {share:.2f}"
+                          for part, share in plain["patterned_parts"].items())
+        notes += ["", f"From words alone: patterned shapes named in full drawn whole "
+                  f"{plain['patterned_whole']:.2f} ({patterns}; per part {parts}); the "
+                  "reserved concepts asked for in their "
+                  f"captioner's words, shown whole in {plain['samples']} generations: {words}."]
     if "per_style" in figures.get("styles", {}):
         styles = ", ".join(f"{style} {value:.2f}"
                            for style, value in figures["styles"]["per_style"].items())
