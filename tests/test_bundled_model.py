@@ -95,3 +95,23 @@ def test_a_removed_object_leaves_nothing_its_checker_reads(bundled):
                          e.command).image for e in removals]
     readings = captioner_for(bundled).checker.read(images)
     assert [edit_succeeded(e, r) for e, r in zip(removals, readings, strict=True)] == [True] * 4
+
+
+def test_plain_words_reads_true_patterned_shapes_whole_and_asks_in_the_captioner_words(bundled):
+    from world.evaluate import is_whole, patterned_parts, patterned_scenes, plain_words
+    from world.render import render
+
+    checker = captioner_for(bundled).checker
+    scenes = patterned_scenes(6)
+    readings = checker.read([render(scene, bundled.image_size).image for scene in scenes])
+    whole = [is_whole(patterned_parts(reading, scene.objects[0]))
+             for reading, scene in zip(readings, scenes, strict=True)]
+    assert sum(whole) >= 5  # the judge reads the truth whole: the figure's misses are drawing's
+
+    figure = plain_words(bundled, checker, count=2, samples=2)
+    assert {r["words"] for r in figure["reserved"].values()} == {
+        "teal wideeyed pointyeared gaping spotted creature", "orange diamond with blue stripes"}
+    shares = [figure["patterned_whole"], *figure["patterned_parts"].values(),
+              *(r["shown"] for r in figure["reserved"].values())]
+    assert all(0.0 <= share <= 1.0 for share in shares)
+    assert figure["n"] == 2 and figure["samples"] == 2

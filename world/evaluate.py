@@ -133,8 +133,10 @@ def null_text_psnr(model: DiffusionModel, scenes: list[Scene]) -> dict:
             "seconds_per_image": float(np.mean(seconds)), "n": len(values)}
 
 
+# The concept figure's prompt for a creature or object, "{}" its word (or its plain words).
+CONCEPT_PROMPT = "a {} on the left with sky background"
 # Where else a learned creature or object is asked for (place, background), beside the
-# figure's own "on the left with sky background": the word should not hold only there.
+# figure's own place: the word should not hold only there.
 OTHER_PLACES = (("right", "grass"), ("center", "sand"), ("left", "snow"))
 
 
@@ -158,7 +160,7 @@ def reserved_concepts(model: DiffusionModel, checker, samples: int = 20) -> dict
         with concepts_in_use(model, [learned.concept]):
             token = expand_prompt(model, learned.concept.token)
             prompt = (f"a big red circle on the left with sky background in {token} style"
-                      if which == "style" else f"a {token} on the left with sky background")
+                      if which == "style" else CONCEPT_PROMPT.format(token))
             images = model.decode(generate(model, [prompt] * samples, seed=1))
         readings = checker.read(images)
         where = None if which == "style" else "left"
@@ -332,10 +334,11 @@ def patterned_parts(reading, obj) -> dict[str, bool]:
     pattern_colour = next(n for n, v in COLOURS.items() if v == obj.pattern_rgb)
     if got is None:
         return dict.fromkeys(("kind", "colour", "pattern", "pattern_colour", "swapped"), False)
-    return {"kind": got.kind == obj.kind, "colour": got.colour == obj.colour,
-            "pattern": got.pattern == obj.pattern, "pattern_colour": got.pattern_colour ==
-            pattern_colour, "swapped": (got.colour, got.pattern_colour) == (pattern_colour,
-                                                                           obj.colour)}
+    return {"kind": got.kind == obj.kind,
+            "colour": got.colour == obj.colour,
+            "pattern": got.pattern == obj.pattern,
+            "pattern_colour": got.pattern_colour == pattern_colour,
+            "swapped": (got.colour, got.pattern_colour) == (pattern_colour, obj.colour)}
 
 
 def captioner_words(model: DiffusionModel, which: str) -> str:
@@ -354,7 +357,7 @@ def captioner_words(model: DiffusionModel, which: str) -> str:
 def plain_words(model: DiffusionModel, checker, count: int, samples: int = 20,
                 batch: int = 25) -> dict:
     """What the model draws from words alone. Patterned shapes named in full: the share drawn
-    whole, per pattern, and the share with their colours swapped. The reserved creature and
+    whole, per pattern, and the share showing each of `patterned_parts`. The reserved creature and
     object in their captioner's words, on the concept figure's prompt: the share shown whole,
     what learning a word starts from."""
     from world.checker import shows_reserved
@@ -373,7 +376,7 @@ def plain_words(model: DiffusionModel, checker, count: int, samples: int = 20,
     reserved = {}
     for which in ("creature", "object"):
         words = captioner_words(model, which)
-        prompt = f"a {words} on the left with sky background"
+        prompt = CONCEPT_PROMPT.format(words)
         readings = checker.read(model.decode(generate(model, [prompt] * samples, seed=1)))
         reserved[which] = {"words": words, "shown": float(np.mean(
             [shows_reserved(reading, which, "left") for reading in readings]))}
