@@ -12,6 +12,7 @@ from world.scene import (
     PATTERN_WORDS,
     PATTERNS,
     WorldObject,
+    colour_word,
     grounded_caption,
     is_reserved_object_look,
 )
@@ -43,8 +44,8 @@ def test_patterned_scenes_name_both_colours_and_the_pattern():
         assert obj.features is None and scene.style is None
         assert not is_reserved_object_look(obj)
         text = grounded_caption(scene, fine={obj.position: ("pattern",)})[0]
-        pattern_colour = next(n for n, v in COLOURS.items() if v == obj.pattern_rgb)
-        assert f"{obj.colour} {obj.kind} with {pattern_colour} {PATTERN_WORDS[obj.pattern]}" in text
+        named = f"{obj.colour} {obj.kind} with {colour_word(obj.pattern_rgb)} "
+        assert named + PATTERN_WORDS[obj.pattern] in text
 
 
 def _read(colour: str, pattern_colour: str, position: str = "left", kind: str = "diamond"):

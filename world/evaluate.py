@@ -64,6 +64,7 @@ from world.scene import (
     POSITION_PHRASES,
     Scene,
     caption,
+    colour_word,
     fine_hue_name,
     grounded_caption,
     is_reserved_object_look,
@@ -151,8 +152,7 @@ def reserved_concepts(model: DiffusionModel, checker, samples: int = 20) -> dict
 
     out = {}
     for which, kind in (("creature", "object"), ("object", "object"), ("style", "style")):
-        photos = [Image.open(p).convert("RGB")
-                  for p in sorted((SAMPLES_DIR / which).glob("*.png"))]
+        photos = sample_photos(which)
         start = time.perf_counter()
         learned = learn_concept(model, photos, f"reserved-{which}", kind, ConceptSettings(),
                                 captioner=load_captioner(model.source))
@@ -331,7 +331,7 @@ def patterned_parts(reading, obj) -> dict[str, bool]:
     pattern, pattern colour), and whether its body and pattern colours came out the other way
     round ("swapped": the words' colours bound to the wrong parts)."""
     got = reading.object_at(obj.position)
-    pattern_colour = next(n for n, v in COLOURS.items() if v == obj.pattern_rgb)
+    pattern_colour = colour_word(obj.pattern_rgb)
     if got is None:
         return dict.fromkeys(("kind", "colour", "pattern", "pattern_colour", "swapped"), False)
     return {"kind": got.kind == obj.kind,
@@ -339,6 +339,11 @@ def patterned_parts(reading, obj) -> dict[str, bool]:
             "pattern": got.pattern == obj.pattern,
             "pattern_colour": got.pattern_colour == pattern_colour,
             "swapped": (got.colour, got.pattern_colour) == (pattern_colour, obj.colour)}
+
+
+def sample_photos(which: str) -> list[Image.Image]:
+    """A reserved concept's shipped sample photos, in their files' order."""
+    return [Image.open(path).convert("RGB") for path in sorted((SAMPLES_DIR / which).glob("*.png"))]
 
 
 def captioner_words(model: DiffusionModel, which: str) -> str:
@@ -349,8 +354,7 @@ def captioner_words(model: DiffusionModel, which: str) -> str:
     from engine.captioning import load_captioner
 
     captioner = load_captioner(model.source)
-    words = Counter(captioner.subject(Image.open(path).convert("RGB"), "object").words
-                    for path in sorted((SAMPLES_DIR / which).glob("*.png")))
+    words = Counter(captioner.subject(photo, "object").words for photo in sample_photos(which))
     return words.most_common(1)[0][0]
 
 
