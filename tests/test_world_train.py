@@ -16,11 +16,21 @@ import pytest
 import torch
 
 from world.render import ear_mask, render
-from world.scene import POSITIONS, Scene, WorldObject, random_scene, reserved_creature
+from world.scene import (
+    EAR_WORDS,
+    MAX_FINE_FEATURES,
+    POSITIONS,
+    Scene,
+    WorldObject,
+    nameable_features,
+    random_scene,
+    reserved_creature,
+)
 from world.train import (
     TrainConfig,
     Trainer,
     ear_cells,
+    ears_named,
     object_weighted_error,
     offset_noise,
     rendered_parts,
@@ -154,9 +164,10 @@ def test_ear_weighting_counts_ear_pixels_at_least_its_weight():
 
 def tiny_recipe(run_dir: Path, **fields: object) -> TrainConfig:
     """The bundled architecture on pools of two scenes, its VAE stage skipped."""
+    recipe: dict[str, object] = dict(single_pool=2, multi_pool=2, batch=2)
+    recipe.update(fields)
     return TrainConfig(run_dir=str(run_dir), export_dir=str(run_dir / "export"), vae_steps=0,
-                       single_pool=2, multi_pool=2, batch=2, render_workers=1, bf16=False,
-                       **fields)
+                       render_workers=1, bf16=False, **recipe)
 
 
 def test_a_unet_step_weights_objects_with_masks_cached_at_the_latent_side(tmp_path):
@@ -195,6 +206,35 @@ def test_ears_are_weighted_when_objects_are_not(tmp_path):
         losses.append(trainer.train_unet_step()["loss"])
     assert trainer.pool_ears["single"].any()  # the first steps draw from the one-object pool
     assert losses[0] != pytest.approx(losses[1])
+
+
+def test_named_ears_always_name_the_ears_and_never_the_whole_creature():
+    rng = random.Random(0)
+    creature = reserved_creature("big", "left")
+    scene = Scene((creature,), "sky")
+    for _ in range(50):
+        chosen = ears_named(scene, rng)["left"]
+        assert "ears" in chosen and len(chosen) <= MAX_FINE_FEATURES
+        assert set(chosen) <= set(nameable_features(creature))
+
+
+def test_a_named_ears_batch_holds_lone_eared_creatures_whose_captions_name_their_ears(tmp_path):
+    trainer = Trainer(tiny_recipe(tmp_path / "run", named_ears_share=1.0, single_pool=60,
+                                  caption_dropout=0.0), torch.device("cpu"))
+    trainer.ensure_pools()
+    scenes, latents = trainer.pools["single"]
+    eared = trainer.eared_creatures()
+    assert 0 < len(eared) < len(scenes)  # the pool holds other things too
+    eared_latents = latents[eared].float() * trainer.scaling_factor
+    for _ in range(3):
+        batch = trainer.unet_batch()
+        for row, text in zip(batch.latents, batch.texts, strict=True):
+            drawn = [i for i, known in zip(eared, eared_latents, strict=True)
+                     if torch.equal(known, row)]
+            assert drawn, "a batch drew a scene without an eared creature"
+            ears = scenes[drawn[0]].objects[0].features.ears
+            assert EAR_WORDS[ears] in text.split() and "creature" in text.split(), text
+    assert math.isfinite(trainer.train_unet_step()["loss"])
 
 
 def test_cached_pools_without_object_masks_are_refused_by_name(tmp_path):

@@ -11,7 +11,8 @@ Stages, each resumed from `<run>/state.pt`:
    small grounding loss that moves each object word's cross-attention into the object's mask
    (`world.grounding`), more weight on the denoising error inside objects
    (`object_loss_weight`, where the fine features are; `ear_loss_weight` for the creatures'
-   ears, the feature least drawn right) and noise whose mean varies
+   ears, the feature least drawn right, with `named_ears_share` of the batches lone eared
+   creatures whose captions name their ears) and noise whose mean varies
    (`noise_offset`, so that words can set a picture's overall tint); the text encoder is
    frozen for the last stretch so textual inversion meets a fixed encoder, as it does on SD.
 The EMA weights are exported as a diffusers StableDiffusionPipeline folder; each periodic
@@ -47,7 +48,7 @@ from world import architecture
 from world.captioner import write_captioner_spec
 from world.grounding import AttentionRecorder, grounding_loss, scene_cells, word_masks
 from world.render import ear_mask, render
-from world.scene import FINE_HUES, grounded_caption, hue_name, random_scene
+from world.scene import FINE_HUES, grounded_caption, hue_name, nameable_features, random_scene
 
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "engine" / "models" / "sticker-world"
 
@@ -77,6 +78,7 @@ class TrainConfig:
     grounding_min_side: int = 8  # ground words at cross-attention layers this fine or finer
     object_loss_weight: float = 5.0  # the denoising error inside objects counts this many times
     ear_loss_weight: float = 1.0  # ...and where creatures' ears are, at least this many (1: off)
+    named_ears_share: float = 0.0  # share of batches of lone eared creatures, their ears named
     noise_offset: float = 0.1  # std of a per-channel constant added to the training noise
     bf16: bool = True  # bfloat16 autocast of the forward passes, fp32 weights: ~1.3x on CPU
     checkpoint_minutes: float = 5.0
@@ -190,6 +192,16 @@ def ear_cells(scenes: list, side: int) -> torch.Tensor:
     return torch.stack(grids)
 
 
+def ears_named(scene, rng: random.Random) -> dict[str, tuple[str, ...]]:
+    """Fine features to name for a one-object scene's eared creature: its ears always, and up
+    to two more of its features at random (never all five, as `scene.pick_fine`)."""
+    creature = scene.objects[0]
+    others = [name for name in nameable_features(creature) if name != "ears"]
+    chosen = {"ears", *rng.sample(others, rng.randint(0, min(2, len(others))))}
+    order = nameable_features(creature)
+    return {creature.position: tuple(name for name in order if name in chosen)}
+
+
 def object_weighted_error(error: torch.Tensor, cells: torch.Tensor, weight: float,
                           ears: torch.Tensor | None = None, ear_weight: float = 1.0
                           ) -> torch.Tensor:
@@ -244,6 +256,7 @@ class Trainer:
         self.pools: dict[str, tuple[list, torch.Tensor]] = {}
         self.pool_cells: dict[str, dict[int, torch.Tensor]] = {}  # name -> side -> masks
         self.pool_ears: dict[str, torch.Tensor] = {}  # name -> ears' latent grids (if weighted)
+        self._eared: list[int] | None = None  # the one-object pool's eared creatures
         self.grounding_sides = tuple(  # cross-attention resolutions the grounding loss reads
             side for side in cross_attention_resolutions(self.unet)
             if side >= cfg.grounding_min_side) if cfg.grounding_weight > 0 else ()
@@ -434,15 +447,25 @@ class Trainer:
 
     # -- stage 3: text encoder + UNet ----------------------------------------------------------
     def unet_batch(self) -> Batch:
-        """A batch drawn from one of the pools."""
-        use_single = (self.unet_step < self.cfg.single_object_steps or self.rng.random() < 0.25)
+        """A batch drawn from one of the pools (some, by `named_ears_share`, of the one-object
+        pool's eared creatures with their ears named)."""
+        named_ears = self.rng.random() < self.cfg.named_ears_share
+        use_single = (named_ears or self.unet_step < self.cfg.single_object_steps
+                      or self.rng.random() < 0.25)
         pool = "single" if use_single else "multi"
         scenes, latents = self.pools[pool]
-        idx = [self.rng.randrange(len(scenes)) for _ in range(self.cfg.batch)]
+        if named_ears:
+            eared = self.eared_creatures()
+            idx = [eared[self.rng.randrange(len(eared))] for _ in range(self.cfg.batch)]
+        else:
+            idx = [self.rng.randrange(len(scenes)) for _ in range(self.cfg.batch)]
         texts, groundings = [], []
         for i in idx:
             if self.rng.random() < self.cfg.caption_dropout:
                 text, grounding = "", {}
+            elif named_ears:
+                text, grounding = grounded_caption(scenes[i], self.rng,
+                                                   fine=ears_named(scenes[i], self.rng))
             else:
                 text, grounding = grounded_caption(scenes[i], self.rng)
             texts.append(text)
@@ -451,6 +474,16 @@ class Trainer:
         cells = {side: grid[idx] for side, grid in self.pool_cells[pool].items()}
         ears = self.pool_ears[pool][idx] if pool in self.pool_ears else None
         return Batch(batch_latents, texts, cells, groundings, ears)
+
+    def eared_creatures(self) -> list[int]:
+        """Indices of the one-object pool's scenes whose creature has nameable ears."""
+        if self._eared is None:
+            self._eared = [i for i, scene in enumerate(self.pools["single"][0])
+                           if "ears" in nameable_features(scene.objects[0])]
+            if not self._eared:
+                raise ValueError("named_ears_share is set but the one-object pool holds no "
+                                 "eared creature")
+        return self._eared
 
     def grounding_targets(self, cells: dict[int, torch.Tensor], groundings: list[dict]
                           ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
