@@ -48,7 +48,15 @@ from world import architecture
 from world.captioner import write_captioner_spec
 from world.grounding import AttentionRecorder, grounding_loss, scene_cells, word_masks
 from world.render import ear_mask, render
-from world.scene import FINE_HUES, grounded_caption, hue_name, nameable_features, random_scene
+from world.scene import (
+    FINE_HUES,
+    MAX_FINE_FEATURES,
+    Scene,
+    grounded_caption,
+    hue_name,
+    nameable_features,
+    random_scene,
+)
 
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parent.parent / "engine" / "models" / "sticker-world"
 
@@ -192,12 +200,13 @@ def ear_cells(scenes: list, side: int) -> torch.Tensor:
     return torch.stack(grids)
 
 
-def ears_named(scene, rng: random.Random) -> dict[str, tuple[str, ...]]:
-    """Fine features to name for a one-object scene's eared creature: its ears always, and up
-    to two more of its features at random (never all five, as `scene.pick_fine`)."""
+def ears_named(scene: Scene, rng: random.Random) -> dict[str, tuple[str, ...]]:
+    """Fine features to name for a one-object scene's eared creature: its ears always, and a
+    few more of its features at random (never all five, as `scene.pick_fine`)."""
     creature = scene.objects[0]
     others = [name for name in nameable_features(creature) if name != "ears"]
-    chosen = {"ears", *rng.sample(others, rng.randint(0, min(2, len(others))))}
+    more = rng.randint(0, min(MAX_FINE_FEATURES - 1, len(others)))
+    chosen = {"ears", *rng.sample(others, more)}
     order = nameable_features(creature)
     return {creature.position: tuple(name for name in order if name in chosen)}
 
@@ -449,7 +458,8 @@ class Trainer:
     def unet_batch(self) -> Batch:
         """A batch drawn from one of the pools (some, by `named_ears_share`, of the one-object
         pool's eared creatures with their ears named)."""
-        named_ears = self.rng.random() < self.cfg.named_ears_share
+        # drawn only when set, so the recipe's own runs keep their random stream
+        named_ears = self.cfg.named_ears_share > 0 and self.rng.random() < self.cfg.named_ears_share
         use_single = (named_ears or self.unet_step < self.cfg.single_object_steps
                       or self.rng.random() < 0.25)
         pool = "single" if use_single else "multi"
