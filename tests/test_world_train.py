@@ -17,20 +17,24 @@ import torch
 
 from world.render import ear_mask, render
 from world.scene import (
+    COLOURS,
     EAR_WORDS,
     MAX_FINE_FEATURES,
+    PATTERN_WORDS,
     POSITIONS,
     Scene,
     WorldObject,
+    grounded_caption,
     nameable_features,
     random_scene,
     reserved_creature,
+    reserved_object,
 )
 from world.train import (
     TrainConfig,
     Trainer,
     ear_cells,
-    ears_named,
+    feature_named,
     object_weighted_error,
     offset_noise,
     rendered_parts,
@@ -213,7 +217,7 @@ def test_named_ears_always_name_the_ears_and_never_the_whole_creature():
     creature = reserved_creature("big", "left")
     scene = Scene((creature,), "sky")
     for _ in range(50):
-        chosen = ears_named(scene, rng)["left"]
+        chosen = feature_named(scene, "ears", rng)["left"]
         assert "ears" in chosen and len(chosen) <= MAX_FINE_FEATURES
         assert set(chosen) <= set(nameable_features(creature))
 
@@ -223,7 +227,7 @@ def test_a_named_ears_batch_holds_lone_eared_creatures_whose_captions_name_their
                                   caption_dropout=0.0), torch.device("cpu"))
     trainer.ensure_pools()
     scenes, latents = trainer.pools["single"]
-    eared = trainer.eared_creatures()
+    eared = trainer.lone_with("ears")
     assert 0 < len(eared) < len(scenes)  # the pool holds other things too
     eared_latents = latents[eared].float() * trainer.scaling_factor
     for _ in range(3):
@@ -235,6 +239,50 @@ def test_a_named_ears_batch_holds_lone_eared_creatures_whose_captions_name_their
             ears = scenes[drawn[0]].objects[0].features.ears
             assert EAR_WORDS[ears] in text.split() and "creature" in text.split(), text
     assert math.isfinite(trainer.train_unet_step()["loss"])
+
+
+def test_named_patterns_name_the_pattern_and_its_colour_but_never_the_reserved_object_whole():
+    rng = random.Random(0)
+    striped = WorldObject("square", "red", "big", "left", COLOURS["red"], pattern="stripes",
+                          pattern_rgb=COLOURS["green"])
+    reserved = reserved_object("big", "left")
+    for thing in (striped, reserved):
+        fine = feature_named(Scene((thing,), "sky"), "pattern", rng)
+        assert fine == {"left": ("pattern",)}
+    striped_text, _ = grounded_caption(Scene((striped,), "sky"), None, fine={"left": ("pattern",)})
+    reserved_text, _ = grounded_caption(Scene((reserved,), "sky"), None,
+                                        fine={"left": ("pattern",)})
+    assert "with green stripes" in striped_text
+    assert "with stripes" in reserved_text and "blue" not in reserved_text.split()
+
+
+def test_named_batches_split_by_their_shares_and_hold_lone_things_with_the_feature_named(
+        tmp_path):
+    trainer = Trainer(tiny_recipe(tmp_path / "run", named_ears_share=0.5,
+                                  named_patterns_share=0.5, single_pool=120,
+                                  caption_dropout=0.0), torch.device("cpu"))
+    trainer.ensure_pools()
+    scenes, latents = trainer.pools["single"]
+    patterned = trainer.lone_with("pattern")
+    assert 0 < len(patterned) < len(scenes)
+    assert all(scenes[i].objects[0].pattern for i in patterned)
+    drawn = [trainer.named_feature() for _ in range(400)]
+    assert 150 < drawn.count("ears") < 250 and drawn.count("ears") + drawn.count("pattern") == 400
+    known = latents[patterned].float() * trainer.scaling_factor
+    pattern_words = set(PATTERN_WORDS.values())
+    batches = [trainer.unet_batch() for _ in range(6)]
+    pattern_batches = [b for b in batches if "creature" not in " ".join(b.texts).split()]
+    assert pattern_batches, "six batches at a half share drew no pattern batch"
+    for batch in pattern_batches:
+        for text, row in zip(batch.texts, batch.latents, strict=True):
+            assert any(torch.equal(k, row) for k in known), "drew an unpatterned scene"
+            assert pattern_words & set(text.split()), text
+
+
+def test_named_shares_beyond_one_are_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match="named_ears_share"):
+        Trainer(tiny_recipe(tmp_path / "run", named_ears_share=0.7, named_patterns_share=0.7),
+                torch.device("cpu"))
 
 
 def test_cached_pools_without_object_masks_are_refused_by_name(tmp_path):

@@ -12,7 +12,8 @@ Stages, each resumed from `<run>/state.pt`:
    (`world.grounding`), more weight on the denoising error inside objects
    (`object_loss_weight`, where the fine features are; `ear_loss_weight` for the creatures'
    ears, the feature least drawn right, with `named_ears_share` of the batches lone eared
-   creatures whose captions name their ears) and noise whose mean varies
+   creatures whose captions name their ears, and `named_patterns_share` lone patterned shapes
+   whose captions name their pattern) and noise whose mean varies
    (`noise_offset`, so that words can set a picture's overall tint); the text encoder is
    frozen for the last stretch so textual inversion meets a fixed encoder, as it does on SD.
 The EMA weights are exported as a diffusers StableDiffusionPipeline folder; each periodic
@@ -87,6 +88,7 @@ class TrainConfig:
     object_loss_weight: float = 5.0  # the denoising error inside objects counts this many times
     ear_loss_weight: float = 1.0  # ...and where creatures' ears are, at least this many (1: off)
     named_ears_share: float = 0.0  # share of batches of lone eared creatures, their ears named
+    named_patterns_share: float = 0.0  # ...and of lone patterned shapes, their pattern named
     noise_offset: float = 0.1  # std of a per-channel constant added to the training noise
     bf16: bool = True  # bfloat16 autocast of the forward passes, fp32 weights: ~1.3x on CPU
     checkpoint_minutes: float = 5.0
@@ -200,15 +202,16 @@ def ear_cells(scenes: list, side: int) -> torch.Tensor:
     return torch.stack(grids)
 
 
-def ears_named(scene: Scene, rng: random.Random) -> dict[str, tuple[str, ...]]:
-    """Fine features to name for a one-object scene's eared creature: its ears always, and a
-    few more of its features at random (never all five, as `scene.pick_fine`)."""
-    creature = scene.objects[0]
-    others = [name for name in nameable_features(creature) if name != "ears"]
+def feature_named(scene: Scene, feature: str, rng: random.Random
+                  ) -> dict[str, tuple[str, ...]]:
+    """Fine features to name for a one-object scene's object: `feature` always, and a few
+    more of its features at random (never all five of a creature, as `scene.pick_fine`)."""
+    thing = scene.objects[0]
+    others = [name for name in nameable_features(thing) if name != feature]
     more = rng.randint(0, min(MAX_FINE_FEATURES - 1, len(others)))
-    chosen = {"ears", *rng.sample(others, more)}
-    order = nameable_features(creature)
-    return {creature.position: tuple(name for name in order if name in chosen)}
+    chosen = {feature, *rng.sample(others, more)}
+    order = nameable_features(thing)
+    return {thing.position: tuple(name for name in order if name in chosen)}
 
 
 def object_weighted_error(error: torch.Tensor, cells: torch.Tensor, weight: float,
@@ -242,6 +245,10 @@ class Trainer:
     """Holds the models, optimisers and progress; `run` advances whatever stage is current."""
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
+        if cfg.named_ears_share + cfg.named_patterns_share > 1:
+            raise ValueError(f"named_ears_share ({cfg.named_ears_share}) and "
+                             f"named_patterns_share ({cfg.named_patterns_share}) are shares of "
+                             "the batches: together at most 1")
         self.cfg, self.device = cfg, device
         self.run_dir = Path(cfg.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -265,7 +272,7 @@ class Trainer:
         self.pools: dict[str, tuple[list, torch.Tensor]] = {}
         self.pool_cells: dict[str, dict[int, torch.Tensor]] = {}  # name -> side -> masks
         self.pool_ears: dict[str, torch.Tensor] = {}  # name -> ears' latent grids (if weighted)
-        self._eared: list[int] | None = None  # the one-object pool's eared creatures
+        self._lone_with: dict[str, list[int]] = {}  # feature -> one-object scenes that have it
         self.grounding_sides = tuple(  # cross-attention resolutions the grounding loss reads
             side for side in cross_attention_resolutions(self.unet)
             if side >= cfg.grounding_min_side) if cfg.grounding_weight > 0 else ()
@@ -456,26 +463,26 @@ class Trainer:
 
     # -- stage 3: text encoder + UNet ----------------------------------------------------------
     def unet_batch(self) -> Batch:
-        """A batch drawn from one of the pools (some, by `named_ears_share`, of the one-object
-        pool's eared creatures with their ears named)."""
-        # drawn only when set, so the recipe's own runs keep their random stream
-        named_ears = self.cfg.named_ears_share > 0 and self.rng.random() < self.cfg.named_ears_share
-        use_single = (named_ears or self.unet_step < self.cfg.single_object_steps
+        """A batch drawn from one of the pools (some, by `named_ears_share` and
+        `named_patterns_share`, of the one-object pool's eared creatures or patterned shapes
+        with that feature named)."""
+        named = self.named_feature()
+        use_single = (named is not None or self.unet_step < self.cfg.single_object_steps
                       or self.rng.random() < 0.25)
         pool = "single" if use_single else "multi"
         scenes, latents = self.pools[pool]
-        if named_ears:
-            eared = self.eared_creatures()
-            idx = [eared[self.rng.randrange(len(eared))] for _ in range(self.cfg.batch)]
+        if named is not None:
+            having = self.lone_with(named)
+            idx = [having[self.rng.randrange(len(having))] for _ in range(self.cfg.batch)]
         else:
             idx = [self.rng.randrange(len(scenes)) for _ in range(self.cfg.batch)]
         texts, groundings = [], []
         for i in idx:
             if self.rng.random() < self.cfg.caption_dropout:
                 text, grounding = "", {}
-            elif named_ears:
+            elif named is not None:
                 text, grounding = grounded_caption(scenes[i], self.rng,
-                                                   fine=ears_named(scenes[i], self.rng))
+                                                   fine=feature_named(scenes[i], named, self.rng))
             else:
                 text, grounding = grounded_caption(scenes[i], self.rng)
             texts.append(text)
@@ -485,15 +492,29 @@ class Trainer:
         ears = self.pool_ears[pool][idx] if pool in self.pool_ears else None
         return Batch(batch_latents, texts, cells, groundings, ears)
 
-    def eared_creatures(self) -> list[int]:
-        """Indices of the one-object pool's scenes whose creature has nameable ears."""
-        if self._eared is None:
-            self._eared = [i for i, scene in enumerate(self.pools["single"][0])
-                           if "ears" in nameable_features(scene.objects[0])]
-            if not self._eared:
-                raise ValueError("named_ears_share is set but the one-object pool holds no "
-                                 "eared creature")
-        return self._eared
+    def named_feature(self) -> str | None:
+        """The fine feature this batch always names ('ears', 'pattern'), or None for a batch
+        of the recipe's own. The coin is drawn only when a share is set, so the recipe's own
+        runs keep their random stream."""
+        shares = (("ears", self.cfg.named_ears_share), ("pattern", self.cfg.named_patterns_share))
+        if not any(share > 0 for _, share in shares):
+            return None
+        coin = self.rng.random()
+        for feature, share in shares:
+            if coin < share:
+                return feature
+            coin -= share
+        return None
+
+    def lone_with(self, feature: str) -> list[int]:
+        """Indices of the one-object pool's scenes whose object has `feature` to name."""
+        if feature not in self._lone_with:
+            self._lone_with[feature] = [i for i, scene in enumerate(self.pools["single"][0])
+                                        if feature in nameable_features(scene.objects[0])]
+            if not self._lone_with[feature]:
+                raise ValueError(f"a named-{feature} share is set but the one-object pool "
+                                 f"holds no object with {feature} to name")
+        return self._lone_with[feature]
 
     def grounding_targets(self, cells: dict[int, torch.Tensor], groundings: list[dict]
                           ) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
