@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from world.render import ear_mask, render
 from world.scene import (
@@ -303,6 +304,15 @@ def test_offset_noise_moves_each_channels_mean_and_plain_noise_does_not():
     offset = offset_noise(latents, 0.5).mean(dim=(2, 3))
     assert plain.std() < 0.1  # a 16x16 mean of unit noise: std 1/16
     assert 0.4 < offset.std() < 0.6
+
+
+def test_pyramid_noise_keeps_unit_variance_and_adds_coarse_patches():
+    torch.manual_seed(0)
+    latents = torch.zeros(256, 4, 16, 16)
+    plain, pyramid = offset_noise(latents, 0.0), offset_noise(latents, 0.0, pyramid=0.6)
+    assert pyramid.std(dim=(1, 2, 3)).allclose(torch.ones(256))
+    coarse = [F.avg_pool2d(n, 4).std().item() for n in (plain, pyramid)]
+    assert coarse[0] < 0.3 < coarse[1]  # 4x4 means of unit noise: std 1/4
 
 
 def test_the_learning_rate_warms_up_holds_and_decays_over_the_last_fifth():
