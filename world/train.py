@@ -186,8 +186,9 @@ def offset_noise(latents: torch.Tensor, offset: float, pyramid: float = 0.0) -> 
     whose mean varies makes the overall tint the model's to choose, as in "offset noise"
     fine-tuning of Stable Diffusion. DDIM inversion of a photo leaves more than its mean in the
     noise it ends at: a bright cloud or snow stays a bright patch. Noise with such coarse
-    patches of its own ("pyramid" or multi-resolution noise) makes them the model's to draw
-    over, as an edit must where it adds a thing on a cloud."""
+    patches of its own ("pyramid" or multi-resolution noise) is meant to make them the model's
+    to draw over, as an edit must where it adds a thing on a cloud; a CPU continuation with it
+    did not (the model card: "Noise with coarse patches of its own")."""
     noise = torch.randn_like(latents)
     if pyramid:
         side, level = latents.shape[-1], 1
