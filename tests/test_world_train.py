@@ -35,9 +35,11 @@ from world.train import (
     TrainConfig,
     Trainer,
     ear_cells,
+    ear_part,
     feature_named,
     object_weighted_error,
     offset_noise,
+    on_workers,
     rendered_parts,
     run_config,
     unet_learning_rate,
@@ -87,6 +89,17 @@ def test_pools_render_the_same_on_several_processes():
         assert all(np.array_equal(grids[side], grids2[side]) for side in (16, 8))
         assert grids[16].shape == (3, len(POSITIONS), 256)
     assert any(grids[16].any() for _, grids in alone)  # masks were drawn
+
+
+def test_ears_are_drawn_the_same_on_several_processes():
+    """A pool's ear grids drawn in parts on two processes are `ear_cells` of the whole pool."""
+    scenes = [creature_scene("round"), creature_scene("pointy"), creature_scene("none")]
+    rng = random.Random(5)
+    scenes += [random_scene(rng) for _ in range(3)]
+    parts = [scenes[:2], scenes[2:4], scenes[4:]]
+    together = np.concatenate(list(on_workers(ear_part, parts, 2, 16)))
+    assert np.array_equal(together, ear_cells(scenes, 16).numpy())
+    assert together[:2].any()  # the eared creatures' ears were drawn
 
 
 def test_a_pool_renders_on_several_processes_within_few_file_descriptors():
@@ -182,6 +195,7 @@ def test_a_unet_step_weights_objects_with_masks_cached_at_the_latent_side(tmp_pa
     before = [p.detach().clone() for p in trainer.unet.parameters()]
     losses = trainer.train_unet_step()
     assert math.isfinite(losses["loss"]) and math.isfinite(losses["grounding"])
+    assert 0 < losses["batch_s"] < losses["step_s"]  # the log's split of a step's time
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.unet.parameters(),
                                                      strict=True))
 

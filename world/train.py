@@ -32,7 +32,7 @@ import random
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -162,17 +162,22 @@ def render_part(scenes: list, sides: tuple[int, ...]) -> tuple[list, dict[int, n
                                            for side, grid in grids.items()}
 
 
-def rendered_parts(parts: list[list], sides: tuple[int, ...], workers: int
-                   ) -> Iterator[tuple[list, dict[int, np.ndarray]]]:
-    """`render_part` of each part, in order, on `workers` processes: rendering is pure Python
-    and would otherwise keep a GPU waiting for minutes while a pool is built."""
+def on_workers(function: Callable, parts: list[list], workers: int, *args) -> Iterator:
+    """`function(part, *args)` of each part, in order, on `workers` processes: drawing scenes
+    is pure Python and would otherwise keep a GPU waiting for minutes while a pool is built."""
     if workers <= 1:
-        yield from (render_part(part, sides) for part in parts)
+        yield from (function(part, *args) for part in parts)
         return
     # spawn, not fork: a forked child inherits the parent's OpenMP state and can hang in torch.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        yield from pool.map(render_part, parts, [sides] * len(parts))
+        yield from pool.map(function, parts, *([arg] * len(parts) for arg in args))
+
+
+def rendered_parts(parts: list[list], sides: tuple[int, ...], workers: int
+                   ) -> Iterator[tuple[list, dict[int, np.ndarray]]]:
+    """`render_part` of each part, in order, on `workers` processes."""
+    return on_workers(render_part, parts, workers, sides)
 
 
 def offset_noise(latents: torch.Tensor, offset: float, pyramid: float = 0.0) -> torch.Tensor:
@@ -216,6 +221,11 @@ def ear_cells(scenes: list, side: int) -> torch.Tensor:
         mask = torch.from_numpy(ear_mask(scene))[None, None]
         grids.append(F.max_pool2d(mask, mask.shape[-1] // side)[0, 0] > EAR_TOUCH)
     return torch.stack(grids)
+
+
+def ear_part(scenes: list, side: int) -> np.ndarray:
+    """`ear_cells` of some scenes as an array, to travel back from a worker process."""
+    return ear_cells(scenes, side).numpy()
 
 
 def feature_named(scene: Scene, feature: str, rng: random.Random
@@ -436,7 +446,7 @@ class Trainer:
                     f"{path} holds {len(latents)} scenes but the recipe asks for {len(scenes)} "
                     f"({name}_pool); delete the cached pool or set {name}_pool={len(latents)}")
         else:
-            workers = self.cfg.render_workers or min(os.cpu_count() or 1, 16)
+            workers = self.render_workers()
             log(self.run_dir, f"rendering and encoding {len(scenes)} scenes for the {name} pool "
                               f"({workers} rendering processes)")
             chunks, grids = [], {side: [] for side in self.cell_sides}
@@ -455,6 +465,9 @@ class Trainer:
         if self.cfg.ear_loss_weight != 1.0:
             self.pool_ears[name] = self.pool_ear_cells(name, scenes)
 
+    def render_workers(self) -> int:
+        return self.cfg.render_workers or min(os.cpu_count() or 1, 16)
+
     def pool_ear_cells(self, name: str, scenes: list) -> torch.Tensor:
         """The ears' latent grids of a pool, drawn once and cached beside its latents."""
         path = self.run_dir / f"ears-{name}.pt"
@@ -462,8 +475,11 @@ class Trainer:
             ears = torch.load(path, map_location="cpu")
             if len(ears) == len(scenes):
                 return ears
-        log(self.run_dir, f"drawing the ears of the {name} pool")
-        ears = ear_cells(scenes, self.latent_side)
+        workers = self.render_workers()
+        log(self.run_dir, f"drawing the ears of the {name} pool ({workers} processes)")
+        parts = [scenes[i:i + 256] for i in range(0, len(scenes), 256)]
+        ears = torch.from_numpy(np.concatenate(list(
+            on_workers(ear_part, parts, workers, self.latent_side))))
         torch.save(ears, path)
         return ears
 
@@ -539,21 +555,28 @@ class Trainer:
                                                                   tokens))
                 for side in self.grounding_sides}
 
-    def encode_text(self, texts: list[str]) -> torch.Tensor:
-        ids = self.tokenizer(texts, padding="max_length", truncation=True,
-                             max_length=self.tokenizer.model_max_length,
-                             return_tensors="pt").input_ids.to(self.device)
-        return self.text_encoder(ids)[0]
+    def token_ids(self, texts: list[str]) -> torch.Tensor:
+        return self.tokenizer(texts, padding="max_length", truncation=True,
+                              max_length=self.tokenizer.model_max_length,
+                              return_tensors="pt").input_ids.to(self.device)
 
     def text_encoder_frozen(self) -> bool:
         return self.unet_step >= self.cfg.freeze_text_encoder_at
 
     def train_unet_step(self) -> dict[str, float]:
+        """One step of the UNet (and the text encoder until it freezes). Besides the losses it
+        reports its wall time (`step_s`) and the part of it spent making the batch, its token
+        ids and its grounding targets in Python (`batch_s`), which a GPU waits on. The mean
+        of `step_s` over steps is the true rate: each step's `.item()` waits for the device's
+        work of the step before."""
         cfg = self.cfg
+        started = time.perf_counter()
         lr = unet_learning_rate(cfg, self.unet_step, self.warmed_from)
         for group in self.opt.param_groups:
             group["lr"] = lr
         latents, texts, cells, groundings, ears = self.unet_batch()
+        ids = self.token_ids(texts)
+        batch_seconds = time.perf_counter() - started
         noise = offset_noise(latents, cfg.noise_offset, cfg.noise_pyramid)
         t = torch.randint(0, self.noise.config.num_train_timesteps, (latents.shape[0],),
                           device=self.device)
@@ -562,7 +585,7 @@ class Trainer:
         recorder = AttentionRecorder(sides)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             with torch.set_grad_enabled(not self.text_encoder_frozen()):
-                context = self.encode_text(texts)
+                context = self.text_encoder(ids)[0]
             with controlled_attention(self.unet, recorder):
                 pred = self.unet(noisy, t, context).sample.float()
         alphas = self.noise.alphas_cumprod.to(self.device)[t]
@@ -578,7 +601,10 @@ class Trainer:
         loss = (weight * error).mean()
         losses = {"loss": loss.item()}
         if sides:
-            grounding = grounding_loss(recorder, self.grounding_targets(cells, groundings))
+            targets_started = time.perf_counter()
+            targets = self.grounding_targets(cells, groundings)
+            batch_seconds += time.perf_counter() - targets_started
+            grounding = grounding_loss(recorder, targets)
             loss = loss + cfg.grounding_weight * grounding
             losses["grounding"] = grounding.item()
         self.opt.zero_grad(set_to_none=True)
@@ -593,6 +619,8 @@ class Trainer:
             self.ema_text.copy_to(self.text_encoder.parameters())
             self.text_encoder.requires_grad_(False)
             log(self.run_dir, "text encoder frozen (EMA weights)")
+        losses["batch_s"] = batch_seconds
+        losses["step_s"] = time.perf_counter() - started
         return losses
 
     # -- export --------------------------------------------------------------------------------
