@@ -374,3 +374,24 @@ def test_a_run_keeps_its_periodic_exports_and_they_average_into_a_model(tmp_path
     record = average_exports(kept, tmp_path / "averaged")
     assert record["averaged_from"] == [1, 2]
     assert load_model(tmp_path / "averaged", device="cpu").image_size == 64
+
+
+def test_a_profile_trains_its_steps_and_writes_where_their_time_went(tmp_path):
+    trainer = Trainer(tiny_recipe(tmp_path / "run"), torch.device("cpu"))
+    path = trainer.profile(steps=2)
+    assert trainer.unet_step == 3  # the untimed first step and the two profiled
+    text = path.read_text()
+    assert text.startswith("2 UNet steps of 2 on cpu")
+    assert "aten::convolution" in text and "Self CPU" in text
+
+
+def test_the_moving_average_follows_the_weights_by_its_decay(tmp_path):
+    trainer = Trainer(tiny_recipe(tmp_path / "run", ema_decay=0.5), torch.device("cpu"))
+    trainer.ensure_pools()
+    start = [p.detach().clone() for p in trainer.unet.parameters()]
+    trainer.train_unet_step()
+    # diffusers' EMA warms its decay up as (1 + n) / (10 + n): 2/11 on the first update
+    decay = min(0.5, 2 / 11)
+    for shadow, old, new in zip(trainer.ema_unet.shadow_params, start,
+                                trainer.unet.parameters(), strict=True):
+        torch.testing.assert_close(shadow, decay * old + (1 - decay) * new.detach())
