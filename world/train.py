@@ -644,7 +644,7 @@ class Trainer:
         sort = "self_cpu_time_total"
         if self.device.type == "cuda":
             activities.append(ProfilerActivity.CUDA)
-            sort = "self_cuda_time_total"
+            sort = "self_device_time_total"
         started = time.perf_counter()
         with profile(activities=activities) as profiler:
             for _ in range(steps):
