@@ -182,6 +182,14 @@ def on_workers(function: Callable, parts: list[list], workers: int, *args) -> It
         yield from pool.map(function, parts, *([arg] * len(parts) for arg in args))
 
 
+POOL_PART = 256  # scenes a worker process draws at a time (and the VAE encodes at once)
+
+
+def pool_parts(scenes: list) -> list[list]:
+    """A pool's scenes cut into the parts its worker processes draw."""
+    return [scenes[i:i + POOL_PART] for i in range(0, len(scenes), POOL_PART)]
+
+
 def rendered_parts(parts: list[list], sides: tuple[int, ...], workers: int
                    ) -> Iterator[tuple[list, dict[int, np.ndarray]]]:
     """`render_part` of each part, in order, on `workers` processes."""
@@ -458,7 +466,7 @@ class Trainer:
             log(self.run_dir, f"rendering and encoding {len(scenes)} scenes for the {name} pool "
                               f"({workers} rendering processes)")
             chunks, grids = [], {side: [] for side in self.cell_sides}
-            parts = [scenes[i:i + 256] for i in range(0, len(scenes), 256)]
+            parts = pool_parts(scenes)
             for images, part_grids in rendered_parts(parts, self.cell_sides, workers):
                 chunks.append(self.vae.encode(to_tensor(images).to(self.device))
                               .latent_dist.mean.cpu().half())
@@ -485,7 +493,7 @@ class Trainer:
                 return ears
         workers = self.render_workers()
         log(self.run_dir, f"drawing the ears of the {name} pool ({workers} processes)")
-        parts = [scenes[i:i + 256] for i in range(0, len(scenes), 256)]
+        parts = pool_parts(scenes)
         ears = torch.from_numpy(np.concatenate(list(
             on_workers(ear_part, parts, workers, self.latent_side))))
         torch.save(ears, path)
