@@ -45,7 +45,7 @@ def scaled(width: int, scale: float, multiple: int = 8) -> int:
 def sd15_configs(scale: float = 1.0, image_size: int = 512) -> dict[str, dict]:
     """Constructor arguments of SD 1.5's UNet, VAE and text encoder; widths times `scale`.
 
-    At scale 1 these are the values of runwayml/stable-diffusion-v1-5's config files.
+    At scale 1 these are the values of stable-diffusion-v1-5/stable-diffusion-v1-5's config files.
     """
     unet_widths = tuple(scaled(w, scale) for w in (320, 640, 1280, 1280))
     vae_widths = tuple(scaled(w, scale) for w in (128, 256, 512, 512))

@@ -2,7 +2,8 @@
 
     ONEWORD_CONFIG=oneword.toml        # optional file; its keys are the field names below
     TELEGRAM_TOKEN=123:abc             # the bot token (never logged)
-    ONEWORD_MODEL=runwayml/stable-diffusion-v1-5   # default: the bundled model
+    ONEWORD_MODEL=stable-diffusion-v1-5/stable-diffusion-v1-5   # a hub id or a diffusers folder;
+                                                                # default: the bundled model
     ONEWORD_DATA_DIR=/var/lib/oneword
     ONEWORD_DATABASE_URL=postgresql://oneword:secret@db/oneword   # default: SQLite in the data dir
     ONEWORD_<FIELD>=...                # any other field, e.g. ONEWORD_EDITS_PER_DAY=50
@@ -27,6 +28,11 @@ class SettingsError(ValueError):
 class Settings:
     token: str = ""
     model: str = ""  # diffusers folder or hub id; empty: the bundled model
+    # transformers image-segmentation model (id or folder) cutting out stickers on real photos;
+    # empty: the model folder's own segmenter, if any, else the attention cut-out; "none": off
+    segmenter: str = ""
+    # /pack on a model without a captioner's expression words: one sticker per expression
+    pack_expressions: str = "happy,sad,angry,surprised,sleepy,laughing"
     data_dir: str = "data"
     # empty: the SQLite file in data_dir (one machine); postgresql://...: a database shared by
     # the bot and workers on any hosts, each with a data_dir of its own (a cache)
