@@ -114,6 +114,7 @@ def test_editor_runs_a_command_with_a_concept(tiny_model, mochi):
     outcome = editor.run(inversion, EditRequest("replace", subject="circle", concept="mochi"),
                          [mochi])
     assert outcome.image.size == (32, 32)
-    assert outcome.maps.width > outcome.maps.height  # photo + one panel per word
+    # the result and one panel per word (big, mochi, left, ... background): 3 columns, 4 rows
+    assert outcome.maps.width == 3 * 256 and outcome.maps.height > 3 * 256
     assert "<mochi>" in outcome.result.target_tokens
     assert outcome.result.mask is not None
