@@ -22,7 +22,7 @@ from engine.concepts import Concept, load_concept, save_concept
 from engine.config import ConceptSettings
 from engine.model import DiffusionModel
 from engine.sampling import generate
-from engine.textual_inversion import ConceptProgress, LearnResult, learn_concept
+from engine.textual_inversion import ConceptProgress, LearnedWord, learn_concept
 from world.samples import SAMPLES_DIR
 from world.scene import RESERVED
 
@@ -123,7 +123,7 @@ class ConceptCache:
 
 
 def learn_reserved(model: DiffusionModel, which: str, settings: ConceptSettings,
-                   step_times: list[float] | None = None) -> tuple[LearnedConcept, LearnResult]:
+                   step_times: list[float] | None = None) -> tuple[LearnedConcept, LearnedWord]:
     """Learn a reserved concept from its sample photos; `step_times` collects the
     perf_counter time at the end of every step (for per-step extrapolation)."""
     if which not in RESERVED:

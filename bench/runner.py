@@ -7,11 +7,15 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from bench.measure import REPO_ROOT, Log, machine_info, now, versions
 from bench.options import Plan, chosen_parts
+
+if TYPE_CHECKING:  # the engine loads lazily, once the benchmark runs
+    from engine.model import DiffusionModel
 
 
 class BenchError(Exception):
@@ -60,7 +64,7 @@ def load_checker(folder: str | None, model_source: str) -> tuple[object | None, 
         return None, reason
 
 
-def describe_model(model, checker, checker_path: str) -> dict:
+def describe_model(model: DiffusionModel, checker, checker_path: str) -> dict:
     """Where the model came from, its content hash, size and training state."""
     from bench.concepts import model_hash
 
@@ -83,7 +87,7 @@ def _shown(path: str) -> str:
     return path
 
 
-def quality_concepts(model, checker, plan: Plan, cache, log,
+def quality_concepts(model: DiffusionModel, checker, plan: Plan, cache, log,
                      known_shown: dict[str, float] | None = None) -> tuple[list, dict]:
     """The three reserved concepts (cached or learned) and how well each is recognised.
 

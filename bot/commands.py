@@ -14,13 +14,13 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from storage import (
-    Concept,
     ConceptExists,
     ConceptNotFound,
     InvalidArgument,
     InvalidConceptName,
     JobNotActive,
     NotAllowed,
+    StoredConcept,
     UserNotFound,
 )
 
@@ -55,7 +55,7 @@ async def concepts_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         return
     store = get_services(context).store
     group = chat.type != ChatType.PRIVATE
-    rows: list[tuple[Concept, str]] = []
+    rows: list[tuple[StoredConcept, str]] = []
     for concept in await store.concepts.list_visible(user_id=user.id, chat_id=chat.id):
         if concept.is_personal and concept.owner_id == user.id:
             shared_here = group and chat.id in await store.concepts.shared_into(concept.id)

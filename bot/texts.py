@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from oneword.jobs import EditPayload, JobKind, LearnPayload, from_json
 from oneword.names import NAME_RULE
-from storage import Concept, Job, JobState
+from storage import Job, JobState, StoredConcept
 from storage.jobs import LEASE_EXPIRED_ERROR
 
 MIN_PHOTOS = 3
@@ -283,7 +283,7 @@ SHARE_IN_GROUP = "Sharing works in groups: send /share <name> in the group you w
 FORGET_USAGE = "Which word? /forget <name>"
 
 
-def concept_list(concepts: Sequence[tuple[Concept, str]], group: bool) -> str:
+def concept_list(concepts: Sequence[tuple[StoredConcept, str]], group: bool) -> str:
     """The words usable here, with whose they are."""
     if not concepts:
         here = "in this group" if group else "yet"

@@ -24,7 +24,7 @@ from .state import World
 RouteHandler = Callable[[web.Request], Awaitable[Any]]
 
 
-class ControlError(Exception):
+class ControlInputError(Exception):
     """Bad control input; becomes a 400/404 JSON answer."""
 
     def __init__(self, message: str, status: int = 400):
@@ -38,7 +38,7 @@ def _endpoint(fn: RouteHandler, world: World, mutates: bool) -> RouteHandler:
     async def handler(request: web.Request) -> web.StreamResponse:
         try:
             result = await fn(request)
-        except ControlError as exc:
+        except ControlInputError as exc:
             return web.json_response({"ok": False, "error": str(exc)}, status=exc.status)
         except ApiError as exc:
             return web.json_response({"ok": False, "error": exc.description}, status=400)
@@ -68,14 +68,14 @@ class _Body:
         if request.content_type == "application/json":
             data = await request.json()
             if not isinstance(data, dict):
-                raise ControlError("JSON object expected")
+                raise ControlInputError("JSON object expected")
             return cls(data, [])
         fields: dict[str, Any] = {}
         files: list[tuple[str, bytes, str | None]] = []
         try:
             form = await request.post()
         except (ValueError, HttpProcessingError) as exc:  # a broken multipart body
-            raise ControlError(f"can't parse the request body: {exc}") from exc
+            raise ControlInputError(f"can't parse the request body: {exc}") from exc
         for key, value in form.items():
             if isinstance(value, web.FileField):
                 files.append((value.filename, value.file.read(), value.content_type))
@@ -95,7 +95,7 @@ class _Body:
         """A required integer field."""
         value = self.integer(key)
         if value is None:
-            raise ControlError(f"{key} is required")
+            raise ControlInputError(f"{key} is required")
         return value
 
     def file(self) -> tuple[str | None, bytes, str | None]:
@@ -113,11 +113,11 @@ class _Body:
 
 def _b64(value: Any) -> bytes:
     if not value:
-        raise ControlError("no file: send multipart field 'file' or JSON 'data_b64'")
+        raise ControlInputError("no file: send multipart field 'file' or JSON 'data_b64'")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ControlError("data_b64 is not valid base64") from exc
+        raise ControlInputError("data_b64 is not valid base64") from exc
 
 
 def _flag(value: Any) -> bool:
@@ -199,7 +199,7 @@ class ControlApi:
         body = await _Body.read(request)
         first_name = body.get("first_name")
         if not first_name:
-            raise ControlError("first_name is required")
+            raise ControlInputError("first_name is required")
         user = self.world.add_user(
             first_name, body.integer("id"), body.get("username"), body.get("last_name"),
             body.get("language_code", "en"),
@@ -215,7 +215,7 @@ class ControlApi:
         if kind == "private":
             return self.world.private_chat(body.require_integer("user_id")).to_json()
         if kind not in ("group", "supergroup"):
-            raise ControlError("type must be private, group or supergroup")
+            raise ControlInputError("type must be private, group or supergroup")
         admins = [int(a) for a in body.get("admin_ids") or []]
         if _flag(body.get("bot_is_admin", False)):
             admins.append(self.world.bot.id)
@@ -229,14 +229,14 @@ class ControlApi:
     async def block(self, request: web.Request) -> Any:
         chat = self._chat(request)
         if not chat.is_private:
-            raise ControlError("only private chats can block the bot")
+            raise ControlInputError("only private chats can block the bot")
         chat.blocked = _flag((await _Body.read(request)).get("blocked", True))
         return chat.blocked
 
     def _chat(self, request: web.Request) -> Any:
         chat = self.world.chats.get(int(request.match_info["chat_id"]))
         if chat is None:
-            raise ControlError("unknown chat", 404)
+            raise ControlInputError("unknown chat", 404)
         return chat
 
     # -- users act -----------------------------------------------------------------------
@@ -317,13 +317,13 @@ class ControlApi:
         chat = self._chat(request)
         message = self.world.messages.get(chat.id, int(request.match_info["message_id"]))
         if message is None:
-            raise ControlError("unknown message", 404)
+            raise ControlInputError("unknown message", 404)
         return message.to_control_json()
 
     def _file(self, request: web.Request) -> Any:
         stored = self.world.files.get(request.match_info["file_id"])
         if stored is None:
-            raise ControlError("unknown file", 404)
+            raise ControlInputError("unknown file", 404)
         return stored
 
     async def download(self, request: web.Request) -> Any:

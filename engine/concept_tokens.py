@@ -20,12 +20,16 @@ import copy
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 
 from engine.concepts import Concept, check_width
 from engine.errors import ConceptFileError, PromptError
 from oneword import names
+
+if TYPE_CHECKING:  # the model module loads diffusers; only its type is needed here
+    from engine.model import DiffusionModel
 
 # Tokenizer attribute recording how many vectors each concept in use has (a tokenizer that
 # diffusers filled has none: its tokens are counted instead).
@@ -37,7 +41,7 @@ _PLACEHOLDER = re.compile(r"<([^<>\s|]+)>(?!_\d)(?!\s*<\1>_1)")
 
 
 @contextmanager
-def concepts_in_use(model, concepts: Iterable[Concept]) -> Iterator[None]:
+def concepts_in_use(model: DiffusionModel, concepts: Iterable[Concept]) -> Iterator[None]:
     """Let the model read the concepts' tokens inside the `with` block, and leave no trace.
 
     Within the block `model.tokenizer` is a copy that knows the tokens (so `expand_prompt`,
@@ -114,7 +118,7 @@ def expand_prompt(model_or_tokenizer, prompt: str) -> str:
     return _PLACEHOLDER.sub(spell_out, prompt)
 
 
-def _check_fits(model, concepts: list[Concept]) -> None:
+def _check_fits(model: DiffusionModel, concepts: list[Concept]) -> None:
     for concept in concepts:
         check_width(concept, model)
         if concept.num_vectors > model.max_tokens - 2:

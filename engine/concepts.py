@@ -17,12 +17,16 @@ import struct
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import safetensors.torch
 import torch
 
 from engine.errors import ConceptFileError, ConceptNameError, ConceptWidthError
 from oneword import names
+
+if TYPE_CHECKING:  # the model module loads diffusers; only its type is needed here
+    from engine.model import DiffusionModel
 
 KINDS = ("object", "person", "style")
 FORMAT_VERSION = 1
@@ -92,7 +96,7 @@ def as_vectors(tensor: object) -> torch.Tensor:
     return vectors
 
 
-def check_width(concept: Concept, model) -> None:
+def check_width(concept: Concept, model: DiffusionModel) -> None:
     """ConceptWidthError unless the concept fits the model's text encoder (SD 1.x 768, 2.x 1024)."""
     if concept.width != model.text_width:
         raise ConceptWidthError(concept.width, model.text_width)

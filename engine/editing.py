@@ -56,7 +56,7 @@ PER_EDIT_SETTINGS = ("cross_replace", "self_replace", "blend_threshold")
 
 
 @dataclass
-class EditResult:
+class EditOutput:
     """The edited image, the reconstruction beside it, and the attention that made it."""
 
     image: Image.Image
@@ -70,7 +70,7 @@ class EditResult:
 
 def edit(model: DiffusionModel, inversion: Inversion, prompt_edit: PromptEdit,
          settings: EditSettings = EditSettings(),
-         progress: Callable[[int, int], None] | None = None) -> EditResult:
+         progress: Callable[[int, int], None] | None = None) -> EditOutput:
     """Regenerate the inverted photo twice, as it was and as edited, sharing attention."""
     if inversion.model_source != model.source:
         raise InversionError("this inversion was made with another model")
@@ -144,7 +144,7 @@ def edit(model: DiffusionModel, inversion: Inversion, prompt_edit: PromptEdit,
     if prompt_edit.keep_outside and mask is not None:
         pixel_mask = pixel_share(mask, image.size[::-1])
         image = composite(inversion.image.convert("RGB").resize(image.size), image, pixel_mask)
-    return EditResult(image, reconstruction, store.maps().cpu(),
+    return EditOutput(image, reconstruction, store.maps().cpu(),
                       model.tokens(prompt_edit.source), model.tokens(prompt_edit.target),
                       None if mask is None else mask.numpy(), pixel_mask)
 

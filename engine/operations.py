@@ -19,7 +19,7 @@ from engine.attention_maps import attention_grid
 from engine.concept_tokens import concepts_in_use, expand_prompt
 from engine.concepts import Concept
 from engine.config import EditSettings, InversionSettings
-from engine.editing import EditResult, PromptEdit, edit
+from engine.editing import EditOutput, PromptEdit, edit
 from engine.errors import PromptError
 from engine.inversion import Inversion, InversionProgress, invert
 from engine.model import DiffusionModel
@@ -176,7 +176,7 @@ class EditOutcome:
 
     image: Image.Image
     maps: Image.Image
-    result: EditResult
+    result: EditOutput
     prompt_edit: PromptEdit
 
 

@@ -57,7 +57,7 @@ from engine.errors import (
     TooManyImagesError,
 )
 from engine.images import fit_square, read_image
-from engine.model import image_to_tensor
+from engine.model import DiffusionModel, image_to_tensor
 
 OBJECT_TEMPLATES = (
     "a photo of a {}",
@@ -103,7 +103,7 @@ class ConceptProgress:
 
 
 @dataclass
-class LearnResult:
+class LearnedWord:
     """A learned concept and how the learning went."""
 
     concept: Concept
@@ -129,12 +129,13 @@ class TrainingSet:
     words: str | None = None  # the captioner's words for the subject, the most common among views
 
 
-def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "object",
-                  settings: ConceptSettings | None = None, initializer: str | None = None,
+def learn_concept(model: DiffusionModel, images: Sequence[Image.Image], name: str,
+                  kind: str = "object", settings: ConceptSettings | None = None,
+                  initializer: str | None = None,
                   progress: Callable[[ConceptProgress], None] | None = None,
                   should_stop: Callable[[], bool] | None = None,
                   captioner: Captioner | None = None,
-                  descriptions: Sequence[str | None] | None = None) -> LearnResult:
+                  descriptions: Sequence[str | None] | None = None) -> LearnedWord:
     """Learn a word for the thing (or person, or style) shown in `images`.
 
     `initializer` (words, e.g. "cat") is where the vectors start, else the captioner's words
@@ -215,11 +216,11 @@ def learn_concept(model, images: Sequence[Image.Image], name: str, kind: str = "
     final = kept if reason == "levelled off" else vectors.detach()
     concept = Concept(name, kind, final.float().cpu(), steps=len(losses),
                       base_model=model.source)
-    return LearnResult(concept, losses, len(losses), reason != "done", reason, warnings,
+    return LearnedWord(concept, losses, len(losses), reason != "done", reason, warnings,
                        preview_caption, data.focus, start_words)
 
 
-def word_length(model, kind: str, settings: ConceptSettings) -> int:
+def word_length(model: DiffusionModel, kind: str, settings: ConceptSettings) -> int:
     """How many tokens the new word gets: the kind's setting, and for a style at most a fifth
     of what the model reads, since a style's word stands beside a whole caption of the
     picture's content and a restyle of a long caption must still fit."""
@@ -238,9 +239,9 @@ def lowest_timestep(kind: str, settings: ConceptSettings, scheduler: DDIMSchedul
     return min(steps - 1, max(0, round(settings.style_timesteps_from * steps)))
 
 
-def learn_concept_from_files(model, paths: Sequence[str | Path], name: str,
+def learn_concept_from_files(model: DiffusionModel, paths: Sequence[str | Path], name: str,
                              kind: str = "object", settings: ConceptSettings | None = None,
-                             **kwargs) -> LearnResult:
+                             **kwargs) -> LearnedWord:
     """`learn_concept` on image files, each read safely; ImageError names an unusable file."""
     settings = settings or ConceptSettings()
     _check_count(len(paths), settings)
@@ -253,8 +254,8 @@ def learn_concept_from_files(model, paths: Sequence[str | Path], name: str,
     return learn_concept(model, images, name, kind, settings, **kwargs)
 
 
-def training_set(model, images: Sequence[Image.Image], kind: str, settings: ConceptSettings,
-                 captioner: Captioner | None = None,
+def training_set(model: DiffusionModel, images: Sequence[Image.Image], kind: str,
+                 settings: ConceptSettings, captioner: Captioner | None = None,
                  descriptions: Sequence[str | None] | None = None) -> TrainingSet:
     """Every training view of every photo with its latent, captions and subject mask.
 
@@ -389,7 +390,7 @@ def augmented_views(image: Image.Image, count: int, size: int,
 
 
 @torch.no_grad()
-def cache_latents(model, images: Sequence[Image.Image], augment: int, seed: int,
+def cache_latents(model: DiffusionModel, images: Sequence[Image.Image], augment: int, seed: int,
                   batch: int = 8) -> torch.Tensor:
     """VAE latents [N, C, h, w] of every view of every image, encoded once before training."""
     rng = random.Random(seed)
@@ -398,7 +399,8 @@ def cache_latents(model, images: Sequence[Image.Image], augment: int, seed: int,
 
 
 @torch.no_grad()
-def encode_views(model, views: Sequence[Image.Image], batch: int = 8) -> torch.Tensor:
+def encode_views(model: DiffusionModel, views: Sequence[Image.Image],
+                 batch: int = 8) -> torch.Tensor:
     """Scaled VAE latents [N, C, h, w] of model-sized views."""
     pixels = torch.cat([image_to_tensor(view) for view in views])
     latents = [model.vae.encode(chunk.to(model.device, model.dtype)).latent_dist.mean
@@ -406,7 +408,8 @@ def encode_views(model, views: Sequence[Image.Image], batch: int = 8) -> torch.T
     return torch.cat(latents) * model.vae.config.scaling_factor
 
 
-def initial_vectors(model, count: int, words: str | None, generator: torch.Generator,
+def initial_vectors(model: DiffusionModel, count: int, words: str | None,
+                    generator: torch.Generator,
                     most: int | None = None) -> tuple[torch.Tensor, str | None]:
     """Starting vectors [n, d] (fp32, CPU) and a warning if `words` were unusable.
 
@@ -434,7 +437,8 @@ def initial_vectors(model, count: int, words: str | None, generator: torch.Gener
     return base + scale * noise, note
 
 
-def template_ids(model, templates: Sequence[str], count: int) -> tuple[torch.Tensor, torch.Tensor]:
+def template_ids(model: DiffusionModel, templates: Sequence[str],
+                 count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids [T, L] of each template with `count` slots for the word, and the slots' mask.
 
     The same ids the tokenizer would give `template.format("<word> <word>_1 ...")` with the
@@ -458,7 +462,7 @@ def template_ids(model, templates: Sequence[str], count: int) -> tuple[torch.Ten
             torch.tensor(masks, device=model.device))
 
 
-def encode_with_vectors(model, ids: torch.Tensor, slots: torch.Tensor,
+def encode_with_vectors(model: DiffusionModel, ids: torch.Tensor, slots: torch.Tensor,
                         vectors: torch.Tensor) -> torch.Tensor:
     """Text-encoder hidden states (B, L, d) of `ids` whose token embeddings at `slots` are
     `vectors` [n, d] (each row of `slots` has n True entries); differentiable in `vectors`.
@@ -479,8 +483,8 @@ def encode_with_vectors(model, ids: torch.Tensor, slots: torch.Tensor,
         handle.remove()
 
 
-def diffusion_loss(model, scheduler: DDIMScheduler, latents: torch.Tensor, hidden: torch.Tensor,
-                   generator: torch.Generator) -> torch.Tensor:
+def diffusion_loss(model: DiffusionModel, scheduler: DDIMScheduler, latents: torch.Tensor,
+                   hidden: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Plain denoising MSE of the frozen UNet for random cached latents, noise and timesteps.
 
     The target follows the model's prediction type: the noise (SD 1.x), the velocity (SD 2.x
@@ -495,8 +499,9 @@ def diffusion_loss(model, scheduler: DDIMScheduler, latents: torch.Tensor, hidde
     return F.mse_loss(prediction.float(), target.float())
 
 
-def denoise(model, scheduler: DDIMScheduler, clean: torch.Tensor, noise: torch.Tensor,
-            steps: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def denoise(model: DiffusionModel, scheduler: DDIMScheduler, clean: torch.Tensor,
+            noise: torch.Tensor, steps: torch.Tensor,
+            hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The UNet's prediction for `clean` noised at `steps`, and what it should have predicted."""
     noisy = scheduler.add_noise(clean, noise, steps)
     kind = scheduler.config.prediction_type
@@ -539,7 +544,7 @@ class Draws:
         return cls(views, captions, steps, noise)
 
 
-def focused_loss(model, scheduler: DDIMScheduler, data: TrainingSet, draws: Draws,
+def focused_loss(model: DiffusionModel, scheduler: DDIMScheduler, data: TrainingSet, draws: Draws,
                  ids: torch.Tensor, slots: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
     """The denoising error of `draws`, each view under its own caption, where its subject is.
 
@@ -599,11 +604,11 @@ def levelled_off(losses: Sequence[float], window: int, tolerance: float) -> bool
 
 
 @torch.no_grad()
-def preview_image(model, vectors: torch.Tensor, kind: str = "object", steps: int = 10,
-                  guidance: float = 7.5, seed: int = 0, template: str | None = None
+def preview_image(model: DiffusionModel, vectors: torch.Tensor, kind: str = "object",
+                  steps: int = 10, guidance: float = 7.5, seed: int = 0, template: str | None = None
                   ) -> Image.Image:
     """A quick DDIM sample of the word so far, with classifier-free guidance: of `template`
-    (e.g. a sample photo's caption, LearnResult.preview_caption), else of e.g. "a <word>"."""
+    (e.g. a sample photo's caption, LearnedWord.preview_caption), else of e.g. "a <word>"."""
     ids, slots = template_ids(model, [template or PREVIEW_TEMPLATES[kind]], len(vectors))
     text = torch.cat([model.encode_text([""]),
                       encode_with_vectors(model, ids, slots, vectors).to(model.dtype)])

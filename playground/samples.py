@@ -21,7 +21,7 @@ SET_KINDS = {"creature": "object", "object": "object", "style": "style"}
 
 
 @dataclass(frozen=True)
-class Scene:
+class SampleScene:
     """A target photo and the sentence that describes it in the sticker world's grammar."""
 
     path: Path
@@ -39,7 +39,7 @@ class Samples:
 
     folder: Path
     sets: dict[str, list[Path]]
-    scenes: list[Scene]
+    scenes: list[SampleScene]
 
     def relative(self, path: Path) -> str:
         """The path inside the samples folder, with forward slashes (for URLs)."""
@@ -49,6 +49,7 @@ class Samples:
 def load_samples(folder: Path = SAMPLES_DIR) -> Samples:
     """Read ``samples.json``: ``{set name: [files]}`` plus ``scenes: [{file, caption}]``."""
     index = json.loads((folder / "samples.json").read_text())
-    scenes = [Scene(folder / item["file"], item["caption"]) for item in index.pop("scenes", [])]
+    scenes = [SampleScene(folder / item["file"], item["caption"])
+              for item in index.pop("scenes", [])]
     sets = {name: [folder / file for file in files] for name, files in index.items()}
     return Samples(folder, sets, scenes)

@@ -35,9 +35,7 @@ from .errors import (
 from .files import Area, DataDir
 from .migrations import LATEST_VERSION
 from .models import (
-    Chat,
     ChatType,
-    Concept,
     ConceptKind,
     Enqueued,
     InversionEntry,
@@ -46,7 +44,9 @@ from .models import (
     JobState,
     Media,
     MediaKind,
-    User,
+    StoredChat,
+    StoredConcept,
+    StoredUser,
 )
 from .names import MAX_CONCEPT_NAME_LENGTH, concept_name_key, normalize_concept_name
 from .store import Storage
@@ -55,10 +55,8 @@ __all__ = [
     "LATEST_VERSION",
     "MAX_CONCEPT_NAME_LENGTH",
     "Area",
-    "Chat",
     "ChatNotFound",
     "ChatType",
-    "Concept",
     "ConceptExists",
     "ConceptKind",
     "ConceptNotFound",
@@ -85,9 +83,11 @@ __all__ = [
     "NotFound",
     "SchemaTooNew",
     "Storage",
+    "StoredChat",
+    "StoredConcept",
+    "StoredUser",
     "StorageError",
     "UnsafePath",
-    "User",
     "UserNotFound",
     "concept_name_key",
     "normalize_concept_name",

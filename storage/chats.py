@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .db import Database, Row
 from .errors import ChatNotFound, ConceptExists, Conflict, InvalidArgument
-from .models import Chat, ChatType
+from .models import ChatType, StoredChat
 
 
 def parse_chat_type(value: ChatType | str) -> ChatType:
@@ -20,9 +20,9 @@ def parse_chat_type(value: ChatType | str) -> ChatType:
         ) from None
 
 
-def row_to_chat(row: Row) -> Chat:
+def row_to_chat(row: Row) -> StoredChat:
     """Build a :class:`Chat` from a ``chats`` row."""
-    return Chat(
+    return StoredChat(
         id=row["id"],
         type=ChatType(row["type"]),
         title=row["title"],
@@ -37,7 +37,7 @@ class ChatRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def upsert(self, chat_id: int, chat_type: ChatType | str, title: str = "") -> Chat:
+    async def upsert(self, chat_id: int, chat_type: ChatType | str, title: str = "") -> StoredChat:
         """Insert the chat or refresh its type and title; return the row."""
         if not isinstance(chat_id, int) or isinstance(chat_id, bool):
             raise InvalidArgument(f"chat_id must be an int, not {chat_id!r}.")
@@ -63,7 +63,7 @@ class ChatRepo:
         assert row is not None
         return row_to_chat(row)
 
-    async def get(self, chat_id: int) -> Chat:
+    async def get(self, chat_id: int) -> StoredChat:
         """Return the chat or raise :class:`ChatNotFound`."""
         row = await self._db.one("SELECT * FROM chats WHERE id = ?", (chat_id,))
         if row is None:
@@ -72,7 +72,7 @@ class ChatRepo:
 
     async def migrate_to_supergroup(
         self, old_chat_id: int, new_chat_id: int, title: str = ""
-    ) -> Chat:
+    ) -> StoredChat:
         """Follow Telegram's group -> supergroup upgrade (the chat gets a new id).
 
         The group's concepts, the concepts shared into it and its unfinished jobs move to the new

@@ -36,7 +36,7 @@ from .errors import (
     UserNotFound,
 )
 from .files import Area, DataDir
-from .models import ChatType, Concept, ConceptKind
+from .models import ChatType, ConceptKind, StoredConcept
 from .names import concept_name_key, normalize_concept_name
 
 _SELECT = """
@@ -76,9 +76,9 @@ def parse_concept_kind(value: ConceptKind | str) -> ConceptKind:
         ) from None
 
 
-def row_to_concept(row: Row) -> Concept:
-    """Build a :class:`Concept` from a ``concepts`` row joined with its scope chat's type."""
-    return Concept(
+def row_to_concept(row: Row) -> StoredConcept:
+    """Build a :class:`StoredConcept` from a ``concepts`` row joined with its scope chat's type."""
+    return StoredConcept(
         id=row["id"],
         owner_id=row["owner_id"],
         scope_chat_id=row["scope_chat_id"],
@@ -112,7 +112,7 @@ class ConceptRepo:
         num_vectors: int = 1,
         meta: Mapping[str, Any] | None = None,
         media_ids: Iterable[int] = (),
-    ) -> Concept:
+    ) -> StoredConcept:
         """Record a learned concept taught by ``owner_id`` in ``chat_id`` (its scope).
 
         ``file_path`` is the embedding file, a path from ``DataDir.new_path(Area.CONCEPTS, ...)``.
@@ -185,7 +185,7 @@ class ConceptRepo:
         assert row is not None
         return row_to_concept(row)
 
-    async def get(self, concept_id: int) -> Concept:
+    async def get(self, concept_id: int) -> StoredConcept:
         """Return a concept by id, **without** privacy checks; raise :class:`ConceptNotFound`.
 
         For the worker, which runs jobs whose concept ids the bot already resolved with
@@ -196,7 +196,7 @@ class ConceptRepo:
             raise ConceptNotFound(f"Concept {concept_id} does not exist (deleted?).")
         return row_to_concept(row)
 
-    async def get_visible(self, name: str, *, user_id: int, chat_id: int) -> Concept | None:
+    async def get_visible(self, name: str, *, user_id: int, chat_id: int) -> StoredConcept | None:
         """The concept named ``name`` (any case) that ``user_id`` may use in ``chat_id``, or None.
 
         Raises :class:`InvalidConceptName` for a malformed name (it cannot exist).
@@ -212,7 +212,7 @@ class ConceptRepo:
         )
         return None if row is None else row_to_concept(row)
 
-    async def list_visible(self, *, user_id: int, chat_id: int) -> list[Concept]:
+    async def list_visible(self, *, user_id: int, chat_id: int) -> list[StoredConcept]:
         """Every concept ``user_id`` may use in ``chat_id`` (their own + the chat's + shared),
         sorted by name."""
         rows = await self._db.all(

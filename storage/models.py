@@ -51,7 +51,7 @@ class MediaKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class User:
+class StoredUser:
     """A Telegram user the bot has seen."""
 
     id: int
@@ -62,7 +62,7 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
-class Chat:
+class StoredChat:
     """A Telegram chat the bot has seen (a private chat with one user, or a group)."""
 
     id: int
@@ -73,7 +73,7 @@ class Chat:
 
 
 @dataclass(frozen=True, slots=True)
-class Concept:
+class StoredConcept:
     """A learned word. ``scope_chat_id`` is the chat it was learned in; ``scope_type`` is that
     chat's type: a personal concept (learned in private) belongs to ``owner_id``, a group concept
     belongs to its group. ``file_path`` is relative to the data directory."""

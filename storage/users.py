@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from .db import Database, Row
 from .errors import InvalidArgument, UserNotFound
-from .models import User
+from .models import StoredUser
 
 
-def row_to_user(row: Row) -> User:
+def row_to_user(row: Row) -> StoredUser:
     """Build a :class:`User` from a ``users`` row."""
-    return User(
+    return StoredUser(
         id=row["id"],
         name=row["name"],
         username=row["username"],
@@ -28,7 +28,7 @@ class UserRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def upsert(self, user_id: int, name: str = "", username: str | None = None) -> User:
+    async def upsert(self, user_id: int, name: str = "", username: str | None = None) -> StoredUser:
         """Insert the user or refresh their display name and @username; return the row."""
         if not isinstance(user_id, int) or isinstance(user_id, bool):
             raise InvalidArgument(f"user_id must be an int, not {user_id!r}.")
@@ -48,7 +48,7 @@ class UserRepo:
         assert row is not None
         return row_to_user(row)
 
-    async def get(self, user_id: int) -> User:
+    async def get(self, user_id: int) -> StoredUser:
         """Return the user or raise :class:`UserNotFound`."""
         row = await self._db.one("SELECT * FROM users WHERE id = ?", (user_id,))
         if row is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from oneword import jobs
 from oneword.settings import load_settings
 from storage import Storage
-from worker.loop import Lane
+from worker.loop import LaneRunner
 
 WORK_S = 0.05  # a little work per job, so both workers get their share
 
@@ -49,7 +49,7 @@ async def serve(url: str, data_dir: Path, log: Path, stall_at: int | None) -> No
     storage = await Storage.open(data_dir, database_url=url, lease_s=settings.worker_lease)
     try:
         tasks = StickerStandIn(storage.files.root, log, stall_at)
-        lane = Lane("short", (jobs.JobKind.STICKER,), storage, settings, tasks)  # type: ignore[arg-type]
+        lane = LaneRunner("short", (jobs.JobKind.STICKER,), storage, settings, tasks)  # type: ignore[arg-type]
         await lane.run_forever(asyncio.Event())
     finally:
         await storage.close()

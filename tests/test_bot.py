@@ -34,7 +34,7 @@ from botapi.records import MessageRecord
 from oneword import jobs
 from oneword.grammar import EditAction, EditCommand
 from oneword.settings import Settings
-from storage import Area, Concept, Job, JobState, Storage
+from storage import Area, Job, JobState, Storage, StoredConcept
 
 BOT_USERNAME = "oneword_test_bot"
 TUNING = Tuning(delivery_interval=0.1, album_wait=0.4)
@@ -132,7 +132,7 @@ class StandInWorker:
 
 
 async def add_concept(store: Storage, *, owner: int, chat_id: int, name: str,
-                      chat_type: str = "private", owner_name: str = "Someone") -> Concept:
+                      chat_type: str = "private", owner_name: str = "Someone") -> StoredConcept:
     """A learned concept, as the worker would record it."""
     await store.users.upsert(owner, owner_name)
     await store.chats.upsert(chat_id, chat_type, "")
@@ -779,7 +779,7 @@ async def test_errors_are_reported_without_the_token(bot: Any, tg: ControlClient
     alice = await tg.user("Alice")
     store = bot.bot_data["oneword"].store
 
-    async def broken(**_: Any) -> list[Concept]:
+    async def broken(**_: Any) -> list[StoredConcept]:
         raise RuntimeError(f"cannot reach {server.base_url}{server.token}/getMe")
 
     monkeypatch.setattr(store.concepts, "list_visible", broken)

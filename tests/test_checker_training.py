@@ -22,7 +22,7 @@ from world.scene import (
     reserved_creature,
     reserved_object,
 )
-from world.train_checker import TrainConfig, Trainer, training_scene
+from world.train_checker import CheckerTrainConfig, CheckerTrainer, training_scene
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -39,10 +39,10 @@ def test_a_vae_round_trip_gives_back_a_softened_copy():
 
 
 def test_a_checker_run_starts_from_a_captioner_and_mixes_in_round_trips(tmp_path):
-    cfg = TrainConfig(run_dir=str(tmp_path / "run"), out=str(tmp_path / "out"), pool=6,
+    cfg = CheckerTrainConfig(run_dir=str(tmp_path / "run"), out=str(tmp_path / "out"), pool=6,
                       batch=12, eval_scenes=0, jpeg_probability=0.0, clean_fraction=1.0,
                       vae_model=str(BUNDLED_MODEL), init_from=str(DEFAULT_FOLDER))
-    trainer = Trainer(cfg)
+    trainer = CheckerTrainer(cfg)
     shipped = Checker.load(DEFAULT_FOLDER).net.state_dict()
     assert all(torch.equal(value, shipped[key])
                for key, value in trainer.net.state_dict().items())
@@ -86,7 +86,7 @@ def test_near_misses_differ_from_a_reserved_concept_in_exactly_one_part():
 
 
 def test_a_training_pool_holds_near_misses_as_often_as_reserved_concepts():
-    def count(cfg: TrainConfig) -> tuple[int, int]:
+    def count(cfg: CheckerTrainConfig) -> tuple[int, int]:
         reserved = near = 0
         for i in range(3000):
             for obj in training_scene(i, cfg).objects:
@@ -95,6 +95,7 @@ def test_a_training_pool_holds_near_misses_as_often_as_reserved_concepts():
                     near += not is_reserved_creature(obj.features)
         return reserved, near
 
-    reserved, near = count(TrainConfig(reserved_probability=0.05, near_miss_probability=0.05))
+    reserved, near = count(CheckerTrainConfig(reserved_probability=0.05,
+                                              near_miss_probability=0.05))
     assert 100 < reserved < 200 and 100 < near < 200  # about 3000 x 0.05, each
-    assert count(TrainConfig(reserved_probability=0.05, near_miss_probability=0.0))[1] == 0
+    assert count(CheckerTrainConfig(reserved_probability=0.05, near_miss_probability=0.0))[1] == 0

@@ -18,7 +18,6 @@ from storage import (
     LATEST_VERSION,
     Area,
     ChatType,
-    Concept,
     ConceptExists,
     ConceptKind,
     ConceptNotFound,
@@ -37,6 +36,7 @@ from storage import (
     NotAllowed,
     SchemaTooNew,
     Storage,
+    StoredConcept,
     UnsafePath,
     UserNotFound,
     normalize_concept_name,
@@ -104,7 +104,7 @@ async def seed(store: Storage) -> None:
 
 async def make_concept(
     store: Storage, owner: int, chat: int, name: str, **kwargs: object
-) -> Concept:
+) -> StoredConcept:
     path = store.files.store_bytes(Area.CONCEPTS, b"embedding", ".safetensors")
     return await store.concepts.create(
         owner_id=owner,

@@ -21,7 +21,7 @@ from oneword import jobs
 from oneword.grammar import parse_edit
 from oneword.settings import load_settings
 from storage import Area, Storage
-from worker.loop import Lane
+from worker.loop import LaneRunner
 from worker.tasks import EngineTasks
 from world.render import render
 from world.scene import Scene, random_scene, reserved_creature
@@ -69,7 +69,7 @@ async def enqueue_edit(storage: Storage, command: str, concept_ids=(), seed=0) -
     return queued.job.id
 
 
-async def run_next(lane: Lane) -> None:
+async def run_next(lane: LaneRunner) -> None:
     job = await lane.storage.jobs.claim_next(lane.worker_id, lane.kinds)
     assert job is not None
     await lane.run_job(job)
@@ -80,7 +80,8 @@ async def world(tiny_model, tiny_model_dir, tmp_path):
     settings = settings_for(tiny_model_dir, tmp_path / "data")
     storage = await open_storage(settings.data_path)
     tasks = EngineTasks(settings, tiny_model)
-    lanes = {lane.value: Lane(lane, lane.kinds, storage, settings, tasks) for lane in jobs.Lane}
+    lanes = {lane.value: LaneRunner(lane, lane.kinds, storage, settings, tasks)
+             for lane in jobs.Lane}
     yield storage, lanes
     await storage.close()
 

@@ -60,7 +60,7 @@ class UserFacingError(Exception):
     """A failure a retry cannot fix; its message is shown to the user."""
 
 
-class Lane:
+class LaneRunner:
     """One claim-run-store loop over some job kinds, with a model of its own."""
 
     def __init__(self, name: str, kinds: tuple[str, ...], storage: Storage, settings: Settings,
@@ -311,8 +311,8 @@ async def run_worker(settings: Settings, stopping: asyncio.Event | None = None) 
             log.info("recovered %d interrupted job(s)", len(recovered))
         short = await asyncio.to_thread(EngineTasks, settings)
         long = await asyncio.to_thread(EngineTasks, settings)
-        lanes = [Lane(jobs.Lane.SHORT, jobs.Lane.SHORT.kinds, storage, settings, short),
-                 Lane(jobs.Lane.LONG, jobs.Lane.LONG.kinds, storage, settings, long)]
+        lanes = [LaneRunner(jobs.Lane.SHORT, jobs.Lane.SHORT.kinds, storage, settings, short),
+                 LaneRunner(jobs.Lane.LONG, jobs.Lane.LONG.kinds, storage, settings, long)]
         log.info("worker ready (%s database)", storage.backend)
         await asyncio.gather(*(lane.run_forever(stopping) for lane in lanes),
                              _keep_tidy(storage, settings, stopping))

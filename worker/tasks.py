@@ -21,7 +21,7 @@ from engine.inversion import Inversion
 from engine.model import DiffusionModel, load_model
 from engine.operations import Editor, EditOutcome, EditRequest, require_subject
 from engine.stickers import make_sticker, sticker_webp
-from engine.textual_inversion import LearnResult, learn_concept, preview_image
+from engine.textual_inversion import LearnedWord, learn_concept, preview_image
 from oneword.grammar import EditCommand
 from oneword.settings import Settings
 
@@ -64,7 +64,7 @@ class EngineTasks:
 
     def learn(self, photos: list[Path], name: str, kind: str, report: Report,
               should_stop: StopCheck, descriptions: list[str] | None = None
-              ) -> tuple[LearnResult, Image.Image]:
+              ) -> tuple[LearnedWord, Image.Image]:
         """Learn a concept from photo files; returns it with a preview picture. `descriptions`
         (one per photo, "" for none) are the sender's words for what else a photo shows."""
         images = [read_image(path) for path in photos]

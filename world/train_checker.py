@@ -64,7 +64,7 @@ from world.scene import (
 
 
 @dataclass
-class TrainConfig:
+class CheckerTrainConfig:
     run_dir: str = "runs/checker"
     out: str = str(DEFAULT_FOLDER)
     seed: int = 0
@@ -104,7 +104,7 @@ def log(run_dir: Path, message: str) -> None:
 # Data
 
 
-def training_scene(index: int, cfg: TrainConfig) -> Scene:
+def training_scene(index: int, cfg: CheckerTrainConfig) -> Scene:
     """A 'train' split scene, sometimes with a reserved creature or object swapped in, or one
     of their near misses (so that the checker learns the difference, not a prior for them)."""
     scene = split_scene("train", index, cfg.style_probability)
@@ -124,7 +124,7 @@ def training_scene(index: int, cfg: TrainConfig) -> Scene:
     return replace(scene, objects=tuple(objects))
 
 
-def build_pool(cfg: TrainConfig) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+def build_pool(cfg: CheckerTrainConfig) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
     """Render the training pool: (N, 64, 64, 3) uint8 images and stacked labels per field."""
     images = np.empty((cfg.pool, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
     labels: dict[str, list[np.ndarray]] = {}
@@ -169,10 +169,10 @@ def checker_loss(out: dict[str, torch.Tensor], labels: dict[str, torch.Tensor],
 # Training
 
 
-class Trainer:
+class CheckerTrainer:
     """The network, optimiser, pool and random states; `run` trains until done or out of time."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: CheckerTrainConfig):
         self.cfg = cfg
         self.run_dir = Path(cfg.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -333,17 +333,18 @@ class Trainer:
         log(self.run_dir, f"exported step {self.step} to {folder}")
 
 
-def make_config(args: argparse.Namespace) -> TrainConfig:
+def make_config(args: argparse.Namespace) -> CheckerTrainConfig:
     """The run's config: the one stored in its checkpoint (if resuming), then the options given.
 
     Options left out keep the stored (or default) values, so a resumed or re-exported run
     records what it was trained with.
     """
-    cfg = TrainConfig(run_dir=args.run_dir)
+    cfg = CheckerTrainConfig(run_dir=args.run_dir)
     state_path = Path(args.run_dir) / "state.pt"
     if state_path.exists():
         stored = torch.load(state_path, weights_only=False)["config"]
-        cfg = TrainConfig(**{**stored, "run_dir": args.run_dir, "out": TrainConfig.out})
+        cfg = CheckerTrainConfig(**{**stored, "run_dir": args.run_dir,
+                                    "out": CheckerTrainConfig.out})
     given = {"out": args.out, "steps": args.steps, "pool": args.pool,
              "budget_minutes": args.budget_minutes}
     for key, value in given.items():
@@ -360,20 +361,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=25.0,
                         help="wall-clock limit of this session (it resumes where it stopped)")
-    parser.add_argument("--run-dir", default=TrainConfig.run_dir)
-    parser.add_argument("--out", help=f"captioner folder to write (default {TrainConfig.out})")
-    parser.add_argument("--steps", type=int, help=f"at most (default {TrainConfig.steps})")
+    parser.add_argument("--run-dir", default=CheckerTrainConfig.run_dir)
+    parser.add_argument("--out",
+                        help=f"captioner folder to write (default {CheckerTrainConfig.out})")
+    parser.add_argument("--steps", type=int, help=f"at most (default {CheckerTrainConfig.steps})")
     parser.add_argument("--budget-minutes", type=float, help="training time over all sessions "
-                        f"(default {TrainConfig.budget_minutes:g})")
-    parser.add_argument("--pool", type=int, help=f"scenes rendered (default {TrainConfig.pool})")
+                        f"(default {CheckerTrainConfig.budget_minutes:g})")
+    parser.add_argument("--pool", type=int,
+                        help=f"scenes rendered (default {CheckerTrainConfig.pool})")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override any TrainConfig field, e.g. --set lr=1e-3 batch=64")
+                        help="override any CheckerTrainConfig field, e.g. --set lr=1e-3 batch=64")
     parser.add_argument("--export-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = make_config(args)
-    trainer = Trainer(cfg)
+    trainer = CheckerTrainer(cfg)
     if args.export_only:
         trainer.export(Path(cfg.out))
     else:
