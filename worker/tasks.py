@@ -20,6 +20,7 @@ from engine.images import read_image
 from engine.inversion import Inversion
 from engine.model import DiffusionModel, load_model
 from engine.operations import Editor, EditOutcome, EditRequest, require_subject
+from engine.segmentation import load_segmenter
 from engine.stickers import make_sticker, sticker_webp
 from engine.textual_inversion import LearnedWord, learn_concept, preview_image
 from oneword.grammar import EditCommand
@@ -53,6 +54,7 @@ class EngineTasks:
                                                     settings.device or None),
                                 bool(settings.compile_unet))
         self.captioner = load_captioner(self.model.source)
+        self.segmenter = load_segmenter(self.model.source, settings.segmenter)
         self.editor = Editor(self.model, self.captioner,
                              InversionSettings(steps=settings.inversion_steps),
                              mode=settings.inversion_mode)
@@ -110,8 +112,9 @@ class EngineTasks:
         """A 512 px WEBP sticker of the photo's subject."""
         image = read_image(photo)
         report(0.2, "finding the subject")
-        caption = self.editor.caption(image, caption)
-        return sticker_webp(make_sticker(self.model, image, caption))
+        if self.segmenter is None:
+            caption = self.editor.caption(image, caption)
+        return sticker_webp(make_sticker(self.model, image, caption, segmenter=self.segmenter))
 
     @staticmethod
     def save_concept(concept: Concept, path: Path) -> None:
