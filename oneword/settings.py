@@ -58,12 +58,38 @@ class Settings:
     private_edit_interval: float = 1.0
     worker_lease: float = 60.0  # seconds without a heartbeat before a job counts as abandoned
     worker_poll: float = 0.5  # seconds between looks at the queue when idle
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING, ERROR or CRITICAL
+    # the port of this process's /livez, /readyz and /metrics (0: none; one port per process)
+    health_port: int = 0
+    health_listen: str = "0.0.0.0"
+    # who may use the bot: Telegram user ids and chat ids, comma-separated (both empty:
+    # everyone). A message passes when its sender or its chat is listed.
+    allowed_users: str = ""
+    allowed_chats: str = ""
+    safety_checker: int = 0  # 1: run the model's safety checker on every picture (public bots)
+
+    def __post_init__(self) -> None:
+        if self.log_level.upper() not in _LOG_LEVELS:
+            raise SettingsError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, "
+                                f"not {self.log_level!r}")
+        for name in ("allowed_users", "allowed_chats"):
+            _id_set(name, getattr(self, name))
+        if not 0 <= self.health_port <= 65535:
+            raise SettingsError(f"health_port must be 0-65535, not {self.health_port}")
 
     def __repr__(self) -> str:  # the token (and the database password) must never reach a log
         shown = {f.name: getattr(self, f.name) for f in fields(self)
                  if f.name not in ("token", "database_url")}
         shown["database_url"] = _without_password(self.database_url)
         return f"Settings(token={'***' if self.token else ''!r}, {shown})"
+
+    @property
+    def allowed_user_ids(self) -> frozenset[int]:
+        return _id_set("allowed_users", self.allowed_users)
+
+    @property
+    def allowed_chat_ids(self) -> frozenset[int]:
+        return _id_set("allowed_chats", self.allowed_chats)
 
     @property
     def data_path(self) -> Path:
@@ -76,6 +102,22 @@ class Settings:
     @property
     def retention_s(self) -> float:
         return self.retention_days * 24 * 3600
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _id_set(name: str, text: str) -> frozenset[int]:
+    """Telegram ids written as ``"123, -100456"``; SettingsError names a part that is not one."""
+    ids = set()
+    for part in text.replace(";", ",").split(","):
+        if part.strip():
+            try:
+                ids.add(int(part.strip()))
+            except ValueError:
+                raise SettingsError(f"{name} must list Telegram ids separated by commas; "
+                                    f"{part.strip()!r} is not one") from None
+    return frozenset(ids)
 
 
 def _without_password(url: str) -> str:
