@@ -47,6 +47,7 @@ from .logs import install_redaction, quiet_noisy_loggers
 from .persistence import DatabasePersistence
 from .ratelimit import ChatRateLimiter
 from .services import BOT_DATA_KEY, Services, Tuning, get_services
+from .startup import check_token
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,13 @@ async def running(settings: Settings, tuning: Tuning | None = None,
 
 def run(settings: Settings) -> None:
     """Run the bot until SIGINT/SIGTERM: a webhook if ``settings.webhook_url`` is set, else
-    long polling. Blocks; owns the event loop."""
+    long polling. Blocks; owns the event loop.
+
+    Raises :class:`~bot.startup.StartupError` (one line, no token) before starting when the
+    token is missing or rejected, or the Bot API cannot be reached.
+    """
+    install_redaction(settings.token)
+    check_token(settings)
     application = build_application(settings)
     if settings.webhook_url:
         path = urlsplit(settings.webhook_url).path.lstrip("/")

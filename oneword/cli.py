@@ -62,6 +62,11 @@ def _missing(what: str, extras: str) -> int:
     return 2
 
 
+def _cannot_start(service: str, reason: str) -> int:
+    print(f"oneword {service}: {reason}", file=sys.stderr)
+    return 1
+
+
 def _no_bench() -> int:
     print("oneword: the benchmark lives in the repository's bench/ folder; run it from the "
           "checkout's root (python -m oneword bench)", file=sys.stderr)
@@ -83,15 +88,26 @@ def run_playground(args: argparse.Namespace) -> int:
 
 
 def run_service(args: argparse.Namespace) -> int:
-    """Start the bot or the worker with settings from the file, the environment and flags."""
-    from oneword.settings import load_settings
+    """Start the bot or the worker with settings from the file, the environment and flags.
 
-    settings = load_settings(args.config, data_dir=args.data_dir, model=args.model,
-                             device=args.device)
+    A start that cannot succeed (bad settings; for the bot a missing or rejected token, or no
+    Bot API to reach) ends with one line on stderr and exit code 1.
+    """
+    from oneword.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(args.config, data_dir=args.data_dir, model=args.model,
+                                 device=args.device)
+    except SettingsError as exc:
+        return _cannot_start(args.command, str(exc))
     if args.command == "bot":
         from bot.app import run
+        from bot.startup import StartupError
 
-        return run(settings) or 0
+        try:
+            return run(settings) or 0
+        except StartupError as exc:
+            return _cannot_start("bot", str(exc))
     from worker.loop import main as worker_main
 
     return worker_main(settings)
