@@ -15,6 +15,9 @@ from .files import FileStore, StoredFile
 
 MAX_PHOTO_UPLOAD = 10 * 1024 * 1024
 STICKER_THUMBNAIL_SIDE = 128
+STICKER_SIDE = 512  # a set sticker's longer side
+CUSTOM_EMOJI_SIDE = 100  # a custom emoji is this square
+MAX_STATIC_STICKER_BYTES = 512 * 1024
 
 
 def photo_content(files: FileStore, data: bytes) -> list[dict[str, Any]]:
@@ -84,13 +87,13 @@ def sticker_json(stored: StoredFile) -> dict[str, Any]:
     sticker: dict[str, Any] = {
         "file_id": stored.file_id,
         "file_unique_id": stored.file_unique_id,
-        "type": "regular",
+        "type": stored.extra.get("type", "regular"),
         "width": stored.width or 512,
         "height": stored.height or 512,
         "is_animated": False,
         "is_video": False,
     }
-    for key in ("emoji", "set_name"):
+    for key in ("emoji", "set_name", "custom_emoji_id"):
         if stored.extra.get(key):
             sticker[key] = stored.extra[key]
     if stored.extra.get("thumbnail"):
@@ -99,18 +102,32 @@ def sticker_json(stored: StoredFile) -> dict[str, Any]:
     return sticker
 
 
+def fits_sticker_type(width: int, height: int, sticker_type: str) -> bool:
+    """Telegram's static sizes: a custom emoji is exactly 100x100; any other set sticker has
+    one side exactly 512 px and the other at most 512 px."""
+    if sticker_type == "custom_emoji":
+        return (width, height) == (CUSTOM_EMOJI_SIDE, CUSTOM_EMOJI_SIDE)
+    return max(width, height) == STICKER_SIDE
+
+
 def store_sticker(
-    files: FileStore, data: bytes, *, strict: bool, emoji: str | None = None
+    files: FileStore, data: bytes, *, strict: bool, emoji: str | None = None,
+    sticker_type: str | None = "regular",
 ) -> StoredFile:
     """Store an image as a static sticker.
 
-    ``strict`` applies sticker-set rules (PNG/WEBP, one side exactly 512px, the other at
-    most 512px); ``sendSticker`` uploads are accepted as any WEBP/PNG image.
+    ``strict`` applies sticker-set rules: PNG/WEBP of at most 512 KB, sized for
+    ``sticker_type`` (:func:`fits_sticker_type`; None: for either kind of set, as
+    ``uploadStickerFile`` takes files before their set is known); ``sendSticker`` uploads are
+    accepted as any WEBP/PNG image.
     """
     info = images.probe(data)
     if info is None or info.format not in ("PNG", "WEBP"):
         raise bad_request("STICKER_PNG_NOPNG" if strict else "wrong file type")
-    if strict and (max(info.width, info.height) != 512 or min(info.width, info.height) > 512):
+    if strict and len(data) > MAX_STATIC_STICKER_BYTES:
+        raise bad_request("file is too big")
+    types = ("regular", "custom_emoji") if sticker_type is None else (sticker_type,)
+    if strict and not any(fits_sticker_type(info.width, info.height, t) for t in types):
         raise bad_request("STICKER_PNG_DIMENSIONS")
     preview = images.thumbnail(data, STICKER_THUMBNAIL_SIDE)
     if preview is None:  # a header without whole pixel data: truncated or corrupt

@@ -10,7 +10,10 @@ from .errors import bad_request
 from .files import StoredFile
 from .media import sticker_json
 
-MAX_STICKERS = 120
+STICKER_TYPES = ("regular", "mask", "custom_emoji")
+# Stickers a set may hold, by its type (Telegram: 120 stickers, 200 custom emoji).
+MAX_STICKERS = {"regular": 120, "mask": 120, "custom_emoji": 200}
+MAX_INITIAL_STICKERS = 50  # createNewStickerSet's list
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
@@ -51,9 +54,16 @@ class StickerSets:
         ):
             raise bad_request("invalid sticker set name is specified")
 
+    @staticmethod
+    def validate_type(sticker_type: str) -> None:
+        """regular, mask or custom_emoji."""
+        if sticker_type not in STICKER_TYPES:
+            raise bad_request("wrong sticker type specified")
+
     def create(self, name: str, title: str, owner_id: int, sticker_type: str) -> StickerSet:
         """Register a new empty set (stickers are added by the caller)."""
         self.validate_name(name)
+        self.validate_type(sticker_type)
         if not 1 <= len(title) <= 64:
             raise bad_request("invalid sticker set title is specified")
         if name.lower() in self._sets:
@@ -70,11 +80,26 @@ class StickerSets:
         return found
 
     def add(self, sticker_set: StickerSet, sticker: StoredFile) -> None:
-        """Append a sticker, enforcing the 120-sticker limit."""
-        if len(sticker_set.stickers) >= MAX_STICKERS:
+        """Append a sticker, within the set type's limit (MAX_STICKERS)."""
+        if len(sticker_set.stickers) >= MAX_STICKERS[sticker_set.sticker_type]:
             raise bad_request("STICKERS_TOO_MUCH")
-        sticker.extra["set_name"] = sticker_set.name
+        self._adopt(sticker_set, sticker)
         sticker_set.stickers.append(sticker)
+
+    def replace(self, sticker_set: StickerSet, old_file_id: str, sticker: StoredFile) -> None:
+        """Put a sticker in the place of one of the set's (``replaceStickerInSet``)."""
+        places = [i for i, s in enumerate(sticker_set.stickers) if s.file_id == old_file_id]
+        if not places:
+            raise bad_request("STICKER_INVALID")
+        self._adopt(sticker_set, sticker)
+        sticker_set.stickers[places[0]] = sticker
+
+    @staticmethod
+    def _adopt(sticker_set: StickerSet, sticker: StoredFile) -> None:
+        sticker.extra["set_name"] = sticker_set.name
+        sticker.extra["type"] = sticker_set.sticker_type
+        if sticker_set.sticker_type == "custom_emoji":
+            sticker.extra["custom_emoji_id"] = sticker.file_unique_id
 
     def delete(self, name: str) -> None:
         """Remove a set entirely."""

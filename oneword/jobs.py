@@ -23,6 +23,7 @@ class JobKind(StrEnum):
     LEARN = "learn"
     EDIT = "edit"
     STICKER = "sticker"
+    PACK = "pack"
 
 
 class ConceptKind(StrEnum):
@@ -42,7 +43,9 @@ class Lane(StrEnum):
     @property
     def kinds(self) -> tuple[JobKind, ...]:
         """The job kinds this lane runs."""
-        return (JobKind.LEARN,) if self is Lane.LONG else (JobKind.EDIT, JobKind.STICKER)
+        if self is Lane.LONG:
+            return (JobKind.LEARN,)
+        return (JobKind.EDIT, JobKind.STICKER, JobKind.PACK)
 
     @classmethod
     def of(cls, kind: JobKind | str) -> Lane:
@@ -123,3 +126,24 @@ class StickerPayload:
 @dataclass
 class StickerResult:
     sticker: str  # 512 px WEBP
+
+
+@dataclass
+class PackPayload:
+    """Draw a sticker pack of a learned word (or redo one sticker of an earlier pack)."""
+
+    concept_id: int
+    word: str  # the learned word's name, for the set's name and title
+    seed: int = 0
+    redo: int | None = None  # index of the one sticker to draw again; None: the whole pack
+    pack_job: int | None = None  # a redo: the pack job whose sticker set it updates
+
+
+@dataclass
+class PackResult:
+    stickers: list[str]  # data-dir paths, WEBP with its longer side 512 px, one per index
+    emoji: list[str]  # the same as 100x100 PNG custom emoji
+    emojis: list[str]  # one emoji character per sticker
+    names: list[str]  # the expressions' names
+    indexes: list[int]  # which stickers of the pack these are (all, or the redone one)
+

@@ -96,4 +96,4 @@ def test_payloads_survive_json_with_the_typed_command():
 def test_every_kind_has_one_lane():
     assert {kind for lane in jobs.Lane for kind in lane.kinds} == set(jobs.JobKind)
     assert jobs.Lane.of("learn") is jobs.Lane.LONG and jobs.Lane.of(jobs.JobKind.EDIT).kinds == (
-        jobs.JobKind.EDIT, jobs.JobKind.STICKER)
+        jobs.JobKind.EDIT, jobs.JobKind.STICKER, jobs.JobKind.PACK)

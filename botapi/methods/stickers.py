@@ -8,6 +8,7 @@ from ..errors import bad_request
 from ..files import StoredFile
 from ..media import store_sticker
 from ..params import Upload
+from ..stickers import MAX_INITIAL_STICKERS
 from .common import Call, Handler, input_file
 
 
@@ -23,8 +24,8 @@ def _check_format(sticker_format: str | None) -> None:
         raise bad_request(f"sticker format \"{sticker_format}\" is not supported by this server")
 
 
-def _set_sticker(call: Call, spec: Any) -> StoredFile:
-    """Store the sticker of an ``InputSticker`` with sticker-set validation."""
+def _set_sticker(call: Call, spec: Any, sticker_type: str) -> StoredFile:
+    """Store the sticker of an ``InputSticker`` with the rules of a set of ``sticker_type``."""
     if not isinstance(spec, dict) or "sticker" not in spec:
         raise bad_request("can't parse InputSticker JSON object")
     _check_format(spec.get("format"))
@@ -35,7 +36,8 @@ def _set_sticker(call: Call, spec: Any) -> StoredFile:
     data = source.data
     if isinstance(source, StoredFile) and source.kind != "sticker":
         raise bad_request("type of file mismatch")
-    return store_sticker(call.world.files, data, strict=True, emoji=emoji_list[0])
+    return store_sticker(call.world.files, data, strict=True, emoji=emoji_list[0],
+                         sticker_type=sticker_type)
 
 
 async def upload_sticker_file(call: Call) -> dict[str, Any]:
@@ -45,7 +47,8 @@ async def upload_sticker_file(call: Call) -> dict[str, Any]:
     source = input_file(call, "sticker")
     if not isinstance(source, Upload):
         raise bad_request("sticker must be uploaded as a file")
-    return store_sticker(call.world.files, source.data, strict=True).file_json()
+    return store_sticker(call.world.files, source.data, strict=True,
+                         sticker_type=None).file_json()
 
 
 async def create_new_sticker_set(call: Call) -> bool:
@@ -54,12 +57,16 @@ async def create_new_sticker_set(call: Call) -> bool:
     owner = _owner(call)
     name = params.require_string("name")
     call.world.stickers.validate_name(name)
+    sticker_type = params.string("sticker_type") or "regular"
+    call.world.stickers.validate_type(sticker_type)
     specs = params.obj("stickers")
-    if not isinstance(specs, list) or not 1 <= len(specs) <= 50:
+    if not isinstance(specs, list) or not specs:
         raise bad_request("stickers must be a non-empty array")
-    stickers = [_set_sticker(call, spec) for spec in specs]
+    if len(specs) > MAX_INITIAL_STICKERS:
+        raise bad_request("STICKERS_TOO_MUCH")
+    stickers = [_set_sticker(call, spec, sticker_type) for spec in specs]
     sticker_set = call.world.stickers.create(
-        name, params.require_string("title"), owner, params.string("sticker_type") or "regular"
+        name, params.require_string("title"), owner, sticker_type
     )
     for sticker in stickers:
         call.world.stickers.add(sticker_set, sticker)
@@ -72,7 +79,20 @@ async def add_sticker_to_set(call: Call) -> bool:
     sticker_set = call.world.stickers.require(call.params.require_string("name"))
     if sticker_set.owner_id != owner:
         raise bad_request("STICKERSET_INVALID")
-    call.world.stickers.add(sticker_set, _set_sticker(call, call.params.obj("sticker")))
+    call.world.stickers.add(sticker_set, _set_sticker(call, call.params.obj("sticker"),
+                                                      sticker_set.sticker_type))
+    return True
+
+
+async def replace_sticker_in_set(call: Call) -> bool:
+    """``replaceStickerInSet``: the owner puts a new sticker in an old one's place."""
+    owner = _owner(call)
+    sticker_set = call.world.stickers.require(call.params.require_string("name"))
+    if sticker_set.owner_id != owner:
+        raise bad_request("STICKERSET_INVALID")
+    old = call.params.require_string("old_sticker")
+    new = _set_sticker(call, call.params.obj("sticker"), sticker_set.sticker_type)
+    call.world.stickers.replace(sticker_set, old, new)
     return True
 
 
@@ -110,6 +130,7 @@ HANDLERS: dict[str, Handler] = {
     "uploadStickerFile": upload_sticker_file,
     "createNewStickerSet": create_new_sticker_set,
     "addStickerToSet": add_sticker_to_set,
+    "replaceStickerInSet": replace_sticker_in_set,
     "getStickerSet": get_sticker_set,
     "deleteStickerFromSet": delete_sticker_from_set,
     "deleteStickerSet": delete_sticker_set,
