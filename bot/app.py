@@ -40,7 +40,19 @@ from telegram.ext import (
 from oneword.grammar import VERBS
 from oneword.settings import Settings
 
-from . import buttons, commands, editing, errors, inbox, learning, seen, stickers, texts
+from . import (
+    access,
+    buttons,
+    commands,
+    editing,
+    errors,
+    inbox,
+    learning,
+    probes,
+    seen,
+    stickers,
+    texts,
+)
 from .chatorder import ChatOrderedProcessor
 from .delivery import Delivery
 from .logs import install_redaction, quiet_noisy_loggers
@@ -91,6 +103,7 @@ def build_application(settings: Settings, tuning: Tuning | None = None) -> Appli
 def add_handlers(application: Application) -> None:
     """Register every handler, in the order they are tried."""
     new = filters.UpdateType.MESSAGE  # edited messages are not re-run
+    application.add_handler(TypeHandler(TgUpdate, access.refuse_strangers), group=-2)
     application.add_handler(TypeHandler(TgUpdate, seen.remember), group=-1)
     on = application.add_handler
     on(learning.conversation(filters.CaptionRegex(_CAPTION_COMMAND)))
@@ -139,6 +152,7 @@ async def on_startup(application: Application) -> None:
     assert application.job_queue is not None, "install python-telegram-bot[job-queue]"
     delivery.start(application.job_queue)
     learning.resume_albums(application)
+    await probes.start_health(application)
     log.info("bot @%s ready; data in %s", bot.username, services.settings.data_path)
 
 
@@ -151,7 +165,8 @@ async def on_stop(application: Application) -> None:
 
 
 async def on_shutdown(application: Application) -> None:
-    """Close the storage."""
+    """Stop the health server, close the storage."""
+    await probes.stop_health(application)
     await get_services(application).close()
 
 

@@ -258,6 +258,13 @@ PHOTO_GONE = "I no longer have that photo. Please send it again."
 MAPS_GONE = "I no longer have those attention maps, sorry."
 RESULT_GONE = "I no longer have that result, sorry."
 STALE_BUTTON = "This button no longer works here."
+
+
+def not_allowed(user_id: int | None) -> str:
+    """The answer to someone the bot's allowlist does not name."""
+    who = f" (your Telegram id is {user_id})" if user_id is not None else ""
+    return ("Sorry, this bot is private: it only works for the people and chats its owner "
+            f"allowed. If you know the owner, ask them to add you{who}.")
 CONCEPT_GONE = "One of the words in that edit is no longer available to you here."
 WHY_CAPTION = "Where each word looked, before and after: {source} -> {target}"
 

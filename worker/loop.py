@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,8 @@ from PIL import Image
 
 from engine.errors import EngineError
 from oneword import jobs
+from oneword.health import HealthServer
+from oneword.metrics import ServiceMetrics
 from oneword.settings import Settings
 from storage import (
     Area,
@@ -35,6 +38,7 @@ from storage import (
     Storage,
 )
 from storage.jobs import LEASE_EXPIRED_ERROR
+from storage.stats import QueueStats
 
 if TYPE_CHECKING:  # the model stack loads with the first model, not with this module, so a
     # lane can run on a stand-in engine (tests/queue_worker.py, bench/queue.py) in a moment
@@ -64,9 +68,10 @@ class LaneRunner:
     """One claim-run-store loop over some job kinds, with a model of its own."""
 
     def __init__(self, name: str, kinds: tuple[str, ...], storage: Storage, settings: Settings,
-                 tasks: EngineTasks):
+                 tasks: EngineTasks, metrics: ServiceMetrics | None = None):
         self.name, self.kinds = name, kinds
         self.storage, self.settings, self.tasks = storage, settings, tasks
+        self.metrics = metrics or ServiceMetrics("worker")
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{name}"
 
     async def run_forever(self, stopping: asyncio.Event) -> None:
@@ -100,20 +105,27 @@ class LaneRunner:
         """Run one claimed job to its end: done, failed (maybe retried) or cancelled; on
         shutdown (`stopping`) it is interrupted and handed back to the queue."""
         log.info("%s: job %d (%s), attempt %d", self.name, job.id, job.kind, job.attempts)
+        if job.attempts == 1 and job.started_at is not None:
+            self.metrics.job_started(job.kind, job.started_at - job.created_at)
+        began, outcome = time.monotonic(), "failed"
         progress = Progress()
         heartbeat = asyncio.create_task(self._heartbeat(job, progress, stopping))
         try:
             result = await self._dispatch(job, progress)
             await self.storage.jobs.complete(job.id, self.worker_id, jobs.to_json(result))
+            outcome = "done"
             log.info("%s: job %d done", self.name, job.id)
         except (JobCancelled, InterruptedError):
             if stopping is not None and stopping.is_set():
                 with contextlib.suppress(LeaseLost):
                     await self.storage.jobs.release(job.id, self.worker_id)
+                outcome = "handed_back"
                 log.info("%s: job %d handed back for the next worker", self.name, job.id)
             else:
+                outcome = "cancelled"
                 log.info("%s: job %d cancelled", self.name, job.id)
         except LeaseLost:
+            outcome = "lost"
             log.warning("%s: job %d was taken away (lease lost)", self.name, job.id)
         except (UserFacingError, EngineError) as exc:
             await self._fail(job, str(exc), retry=False)
@@ -124,8 +136,10 @@ class LaneRunner:
         finally:
             progress.stop.set()
             heartbeat.cancel()
+            self.metrics.attempt_finished(job.kind, outcome, time.monotonic() - began)
 
     async def _fail(self, job: Job, message: str, retry: bool) -> None:
+        self.metrics.attempt_failed(job.kind, retry)
         with contextlib.suppress(LeaseLost):
             await self.storage.jobs.fail(job.id, self.worker_id, message, retry=retry)
 
@@ -297,26 +311,40 @@ async def take_back_from_dead_runs(storage: Storage) -> list[Job]:
 
 
 async def run_worker(settings: Settings, stopping: asyncio.Event | None = None) -> None:
-    """Open storage, load a model per lane and work until `stopping` is set."""
+    """Open storage, load a model per lane and work until `stopping` is set. With a
+    ``health_port`` it answers /livez from the start and /readyz once the models are loaded."""
     from worker.tasks import EngineTasks
 
     stopping = stopping or asyncio.Event()
     storage = await Storage.open(settings.data_path, database_url=settings.database_url,
                                  max_file_bytes=settings.max_file_bytes,
                                  lease_s=settings.worker_lease)
+    metrics = ServiceMetrics("worker")
+    lanes: list[LaneRunner] = []
+    health = None
+    if settings.health_port:
+        health = HealthServer(settings.health_listen, settings.health_port,
+                              QueueStats.of(storage), metrics,
+                              extra_checks={"model": lambda: bool(lanes)})
     try:
+        if health is not None:
+            await health.start()
         recovered = await storage.jobs.requeue_stale()
         recovered += await take_back_from_dead_runs(storage)
         if recovered:
             log.info("recovered %d interrupted job(s)", len(recovered))
         short = await asyncio.to_thread(EngineTasks, settings)
         long = await asyncio.to_thread(EngineTasks, settings)
-        lanes = [LaneRunner(jobs.Lane.SHORT, jobs.Lane.SHORT.kinds, storage, settings, short),
-                 LaneRunner(jobs.Lane.LONG, jobs.Lane.LONG.kinds, storage, settings, long)]
+        lanes += [LaneRunner(jobs.Lane.SHORT, jobs.Lane.SHORT.kinds, storage, settings, short,
+                             metrics),
+                  LaneRunner(jobs.Lane.LONG, jobs.Lane.LONG.kinds, storage, settings, long,
+                             metrics)]
         log.info("worker ready (%s database)", storage.backend)
         await asyncio.gather(*(lane.run_forever(stopping) for lane in lanes),
                              _keep_tidy(storage, settings, stopping))
     finally:
+        if health is not None:
+            await health.stop()
         await storage.close()
 
 
