@@ -7,6 +7,7 @@ read from the components' configs, never assumed.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from PIL import Image
 
 from engine.errors import ModelLoadError
 from engine.images import fit_square
+from engine.safety import SafetyChecker, load_safety_checker
 
+log = logging.getLogger(__name__)
 BUNDLED_MODEL = Path(__file__).resolve().parent / "models" / "sticker-world"
 
 
@@ -44,6 +47,7 @@ class DiffusionModel:
     scheduler: DDIMScheduler
     device: torch.device
     dtype: torch.dtype  # of the UNet and VAE; the text encoder stays in fp32
+    safety: SafetyChecker | None = None  # blacks out flagged pictures (see engine/safety.py)
 
     @property
     def vae_scale(self) -> int:
@@ -86,7 +90,8 @@ class DiffusionModel:
     def decode(self, latents: torch.Tensor) -> list[Image.Image]:
         """Images of scaled latents."""
         pixels = self.vae.decode(latents.to(self.dtype) / self.vae.config.scaling_factor).sample
-        return tensor_to_images(pixels)
+        images = tensor_to_images(pixels)
+        return self.safety(images) if self.safety is not None else images
 
     def fresh_scheduler(self, steps: int) -> DDIMScheduler:
         """A DDIM scheduler of this model with its timesteps set."""
@@ -108,11 +113,12 @@ def tensor_to_images(pixels: torch.Tensor) -> list[Image.Image]:
 
 
 def load_model(source: str | Path | None = None, device: str | None = None,
-               half: bool | None = None) -> DiffusionModel:
+               half: bool | None = None, safety: bool = False) -> DiffusionModel:
     """Load a diffusers Stable Diffusion folder or hub id (default: the bundled model).
 
     A local folder is read with `local_files_only`, so it never touches the network. On a GPU
-    the UNet and VAE run in half precision unless `half=False`.
+    the UNet and VAE run in half precision unless `half=False`. `safety`: use the model's own
+    safety checker on every picture it makes, when it has one (a warning says when not).
     """
     source = str(source or BUNDLED_MODEL)
     local = Path(source).is_dir()
@@ -135,5 +141,9 @@ def load_model(source: str | Path | None = None, device: str | None = None,
     pipe.vae.to(torch_device)
     pipe.text_encoder.to(torch_device, torch.float32)
     scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    checker = load_safety_checker(source, torch_device) if safety else None
+    if safety and checker is None:
+        log.warning("the safety checker is on, but %s has none: pictures are not checked",
+                    source)
     return DiffusionModel(source, pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae,
-                          scheduler, torch_device, dtype)
+                          scheduler, torch_device, dtype, checker)

@@ -51,7 +51,8 @@ class EngineTasks:
     def __init__(self, settings: Settings, model: DiffusionModel | None = None):
         self.settings = settings
         self.model = accelerate(model or load_model(settings.model or None,
-                                                    settings.device or None),
+                                                    settings.device or None,
+                                                    safety=bool(settings.safety_checker)),
                                 bool(settings.compile_unet))
         self.captioner = load_captioner(self.model.source)
         self.segmenter = load_segmenter(self.model.source, settings.segmenter)
