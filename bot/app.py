@@ -48,6 +48,7 @@ from . import (
     errors,
     inbox,
     learning,
+    packs,
     probes,
     seen,
     stickers,
@@ -117,6 +118,7 @@ def add_handlers(application: Application) -> None:
     on(CommandHandler("done", learning.done_command, filters=new))
     on(CommandHandler(list(VERBS), editing.edit_command, filters=new, block=False))
     on(CommandHandler("sticker", stickers.sticker_command, filters=new, block=False))
+    on(CommandHandler("pack", packs.pack_command, filters=new, block=False))
     on(MessageHandler(new & filters.CaptionRegex(_CAPTION_COMMAND), inbox.caption_command,
                       block=False))
     on(MessageHandler(new & filters.COMMAND, inbox.unknown_command))
@@ -129,6 +131,7 @@ def add_handlers(application: Application) -> None:
                             block=False))
     on(CallbackQueryHandler(stickers.add_to_set_button,
                             pattern=buttons.pattern(buttons.ADD_TO_SET), block=False))
+    on(CallbackQueryHandler(packs.redo_button, pattern=packs.REDO_PATTERN, block=False))
     on(CallbackQueryHandler(_stale_button))
     application.add_error_handler(errors.on_error)
 

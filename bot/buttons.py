@@ -23,8 +23,9 @@ WHY = "why"  # send the attention maps of an edit
 STICKER = "stk"  # make a sticker of an edit result
 AGAIN = "again"  # the same edit with a new seed
 ADD_TO_SET = "set"  # put a sticker into the presser's own set
-ACTIONS = (WHY, STICKER, AGAIN, ADD_TO_SET)
-_DATA = re.compile(r"(?P<action>[a-z]+):(?P<job>\d{1,18})")
+REDO = "redo"  # "redo<index>": draw sticker <index> of a pack again (bot/packs.py)
+ACTIONS = (WHY, STICKER, AGAIN, ADD_TO_SET) + tuple(f"{REDO}{i}" for i in range(10))
+_DATA = re.compile(r"(?P<action>[a-z]+\d?):(?P<job>\d{1,18})")
 
 
 def pattern(action: str) -> str:

@@ -41,7 +41,7 @@ from telegram.ext import ContextTypes, JobQueue
 from oneword import jobs
 from storage import Job, JobState, StorageError
 
-from . import buttons, texts
+from . import buttons, packs, texts
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -219,6 +219,11 @@ class Delivery:
             await bot.send_sticker(job.chat_id, sticker,
                                    reply_markup=buttons.sticker_keyboard(job.id),
                                    reply_parameters=_reply(job))
+        elif job.kind == jobs.JobKind.PACK:
+            try:
+                await packs.deliver_pack(bot, self.services, job, _reply(job))
+            except (TypeError, FileNotFoundError) as exc:
+                raise ResultMissing(f"pack result unusable: {exc}") from exc
         elif job.kind == jobs.JobKind.LEARN:
             result = _result(jobs.LearnResult, job)
             payload = _payload(jobs.LearnPayload, job)

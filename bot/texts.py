@@ -62,6 +62,7 @@ COMMANDS_PRIVATE = (
     ("done", "Start learning with the photos sent so far"),
     ("concepts", "The words you can use"),
     ("sticker", "Reply to a photo: make a sticker"),
+    ("pack", "A sticker pack of a word: /pack <name>"),
     ("status", "Your jobs in the queue"),
     ("cancel", "Stop your learning or newest job"),
     ("forget", "Delete a word"),
@@ -73,6 +74,7 @@ COMMANDS_GROUP = (
     ("restyle", "Reply to a photo: restyle as <name>"),
     ("remove", "Reply to a photo: remove <word>"),
     ("sticker", "Reply to a photo: make a sticker"),
+    ("pack", "A sticker pack of a word: /pack <name>"),
     ("learn", "Learn a new word for this group"),
     ("done", "Start learning with the photos sent so far"),
     ("concepts", "The words you can use here"),
@@ -283,6 +285,34 @@ def sticker_added(link: str, created: bool) -> str:
 STICKER_SET_FAILED = "I couldn't add it to your sticker set: {reason}"
 STICKER_SET_TITLE = "{name}'s OneWord stickers"
 
+PACK_USAGE = "Which word? /pack <name> makes a sticker pack of a word you taught me."
+PACK_NOT_YOURS = "Only the person who asked for this pack can redo its stickers."
+PACK_REDOING = "Drawing that one again..."
+
+
+def pack_unknown_word(name: str) -> str:
+    """/pack of a word this chat doesn't know."""
+    return (f"I don't know the word \"{name[:40]}\" here. Teach it to me with /learn, or see "
+            "/concepts for the words you can use.")
+
+
+def pack_style(name: str) -> str:
+    """/pack of a style: a pack draws a thing or a person."""
+    return (f"\"{name}\" is a style, and a sticker pack needs a thing or a person. Try a "
+            "restyle instead, e.g. reply \"restyle as " + name + "\" to a photo.")
+
+
+def pack_title(word: str) -> str:
+    """The title of a pack's sticker set and emoji set."""
+    return f"{word} by OneWord"
+
+
+def pack_ready(word: str, count: int, stickers_link: str, emoji_link: str) -> str:
+    """The pack went into a new sticker set and emoji set."""
+    return (f"Your {word} pack is ready: {count} stickers {stickers_link}\n"
+            f"and the same as custom emoji: {emoji_link}\n"
+            "Don't like one? Tap its button to draw it again.")
+
 # -------------------------------------------------------------------------------- concepts
 
 SHARE_USAGE = "Use /share <name> in the group where everyone should be able to use your word."
@@ -363,6 +393,8 @@ def job_title(job: Job) -> str:
         return str(job.kind)
     if job.kind == JobKind.STICKER:
         return "sticker"
+    if job.kind == JobKind.PACK:
+        return "sticker pack"
     return job.kind
 
 

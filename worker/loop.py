@@ -168,6 +168,8 @@ class LaneRunner:
         if job.kind == jobs.JobKind.STICKER:
             return await self._sticker(jobs.from_json(jobs.StickerPayload, job.payload),
                                        progress)
+        if job.kind == jobs.JobKind.PACK:
+            return await self._pack(jobs.from_json(jobs.PackPayload, job.payload), progress)
         raise UserFacingError(f"unknown job kind {job.kind!r}")
 
     async def _learn(self, job: Job, payload: jobs.LearnPayload,
@@ -259,6 +261,19 @@ class LaneRunner:
         await asyncio.to_thread(inversion.save, self.storage.files.resolve(path))
         await self.storage.inversions.put(photo_key, self.tasks.model_id, mode, path)
         return inversion
+
+    async def _pack(self, payload: jobs.PackPayload, progress: Progress) -> jobs.PackResult:
+        concept = await self.storage.concepts.get(payload.concept_id)
+        drawn = await asyncio.to_thread(
+            self.tasks.pack, self.storage.files.resolve(concept.file_path), payload.seed,
+            payload.redo, progress.report)
+        files = self.storage.files
+        stickers = [await asyncio.to_thread(files.store_bytes, Area.RESULTS, s.webp, ".webp")
+                    for s in drawn]
+        emoji = [await asyncio.to_thread(files.store_bytes, Area.RESULTS, s.emoji_png, ".png")
+                 for s in drawn]
+        return jobs.PackResult(stickers, emoji, [s.emoji for s in drawn],
+                               [s.name for s in drawn], [s.index for s in drawn])
 
     async def _sticker(self, payload: jobs.StickerPayload,
                        progress: Progress) -> jobs.StickerResult:

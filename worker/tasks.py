@@ -6,8 +6,10 @@ stop when `should_stop()` turns true. They read and write files, never the datab
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -20,6 +22,7 @@ from engine.images import read_image
 from engine.inversion import Inversion
 from engine.model import DiffusionModel, load_model
 from engine.operations import Editor, EditOutcome, EditRequest, require_subject
+from engine.packs import load_pack_plan, make_pack
 from engine.segmentation import load_segmenter
 from engine.stickers import make_sticker, sticker_webp
 from engine.textual_inversion import LearnedWord, learn_concept, preview_image
@@ -45,6 +48,23 @@ def _per_photo(descriptions: list[str] | None, count: int) -> list[str | None] |
     return [text or None for text in padded]
 
 
+@dataclass
+class DrawnSticker:
+    """One sticker of a pack, encoded for Telegram."""
+
+    index: int  # its place in the pack
+    webp: bytes  # the sticker, longer side 512 px
+    emoji_png: bytes  # the same as a 100x100 custom emoji
+    emoji: str
+    name: str  # the expression's name
+
+
+def _png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
 class EngineTasks:
     """A loaded model and the operations jobs ask of it."""
 
@@ -56,6 +76,7 @@ class EngineTasks:
                                 bool(settings.compile_unet))
         self.captioner = load_captioner(self.model.source)
         self.segmenter = load_segmenter(self.model.source, settings.segmenter)
+        self.pack_plan = load_pack_plan(self.model.source, settings.pack_expressions)
         self.editor = Editor(self.model, self.captioner,
                              InversionSettings(steps=settings.inversion_steps),
                              mode=settings.inversion_mode)
@@ -116,6 +137,26 @@ class EngineTasks:
         if self.segmenter is None:
             caption = self.editor.caption(image, caption)
         return sticker_webp(make_sticker(self.model, image, caption, segmenter=self.segmenter))
+
+    def pack(self, concept_file: Path, seed: int, redo: int | None,
+             report: Report) -> list[DrawnSticker]:
+        """The stickers of a learned word's pack (or the one sticker `redo` names)."""
+        concept = load_concept(concept_file)
+        which = None if redo is None else [redo]
+        total = len(self.pack_plan.expressions) if redo is None else 1
+        report(0.02, f"drawing sticker 1 of {total}")
+
+        def progress(done: int, count: int) -> None:
+            text = (f"drawing sticker {done + 1} of {count}" if done < count
+                    else "putting the stickers in your set")
+            report(0.02 + 0.93 * done / count, text)
+
+        stickers = make_pack(self.model, concept, self.pack_plan, self.segmenter,
+                             self.captioner, seed=seed, which=which, progress=progress)
+        indexes = which or list(range(len(self.pack_plan.expressions)))
+        return [DrawnSticker(index, sticker_webp(drawn.sticker), _png(drawn.custom_emoji()),
+                             drawn.emoji, drawn.expression.name)
+                for index, drawn in zip(indexes, stickers, strict=True)]
 
     @staticmethod
     def save_concept(concept: Concept, path: Path) -> None:
