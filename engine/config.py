@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-INVERSION_MODES = ("null-text", "direct", "fast", "ddim")  # see engine/inversion.py
+from oneword.modes import INVERSION_MODES  # noqa: F401 - named there, implemented in inversion.py
 
 
 @dataclass(frozen=True)

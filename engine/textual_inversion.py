@@ -100,6 +100,9 @@ class ConceptProgress:
     total: int  # steps planned (early stop may end sooner)
     loss: float  # smoothed
     preview: Image.Image | None = None  # every settings.preview_every steps
+    # The step learning ends at unless the probe loss improves again (early stop), at most
+    # `total`: what a progress bar should show as its end (0: not told, read `total`).
+    stops_by: int = 0
 
 
 @dataclass
@@ -201,7 +204,10 @@ def learn_concept(model: DiffusionModel, images: Sequence[Image.Image], name: st
             preview = (preview_image(model, vectors.detach(), kind, settings.preview_steps,
                                      seed=settings.seed, template=preview_caption)
                        if show else None)
-            progress(ConceptProgress(step, settings.steps, smoothed / (1 - 0.9**step), preview))
+            stops_by = (min(settings.steps, max(best_step, check_every) + window)
+                        if window > 0 else settings.steps)
+            progress(ConceptProgress(step, settings.steps, smoothed / (1 - 0.9**step), preview,
+                                     stops_by))
         if window > 0 and step % check_every == 0:
             with torch.no_grad():
                 score = focused_loss(model, scheduler, data, probe, ids, slots, vectors).item()

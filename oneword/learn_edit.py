@@ -1,19 +1,28 @@
 """`oneword learn` and `oneword edit`: the engine from the command line, with progress bars.
 
 Registering the commands imports nothing heavy; the engine loads when one of them runs, so
-`oneword bot` never pays for torch.
+`oneword bot` never pays for torch. Every input (photos, names, output folders, concept files,
+the edit's words) is checked before the model loads, so a mistake is never found after minutes
+of learning or inverting.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from pathlib import Path
 
-from oneword.grammar import USAGE, CommandError, parse_edit
+from oneword.grammar import USAGE, CommandError, EditCommand, parse_edit
 from oneword.jobs import ConceptKind
 from oneword.limits import IMAGE_LIMITS
-from oneword.names import NAME_RULE
+from oneword.modes import INVERSION_MODES
+from oneword.names import NAME_RULE, InvalidName, concept_name
+
+
+class InputError(ValueError):
+    """An input the command refuses before loading the model; the message is for people."""
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +54,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                       help="a learned concept file (repeatable)")
     edit.add_argument("--out", required=True, type=Path)
     edit.add_argument("--maps", type=Path, default=None, help="also write the attention maps")
-    edit.add_argument("--mode", default="direct",
+    edit.add_argument("--mode", default="direct", choices=INVERSION_MODES,
                       help="inversion: direct (faithful, fast), null-text (faithful, slow), "
                            "fast (negative prompt), ddim")
     edit.add_argument("--steps", type=int, default=None, help="inversion steps (default: 50)")
@@ -66,8 +75,57 @@ def _given(**values: object) -> dict[str, object]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def check_output(path: Path, what: str) -> None:
+    """InputError unless ``path`` can be written: its folder exists and is writable, and it is
+    not a folder itself (the result would otherwise be lost after the slow part)."""
+    folder = path.parent
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a folder; give a file name, e.g. {path / 'out.png'}")
+    if not folder.is_dir():
+        raise InputError(f"{what} {path}: the folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {path}: cannot write into the folder {folder}")
+
+
+def check_photo(path: Path) -> None:
+    """InputError unless ``path`` is a picture the engine will read (engine.images: PIL)."""
+    from engine.errors import ImageError
+    from engine.images import read_image
+
+    try:
+        read_image(path, IMAGE_LIMITS)
+    except ImageError as exc:
+        raise InputError(f"photo {path}: {exc}") from None
+
+
+def check_learn(args: argparse.Namespace) -> None:
+    """Every input of `oneword learn`, before the model loads; InputError says what is wrong."""
+    from engine.config import ConceptSettings
+
+    try:
+        concept_name(args.name)
+    except InvalidName as exc:
+        raise InputError(f"--name {args.name!r}: {exc}") from None
+    bounds = ConceptSettings()
+    if not bounds.min_images <= len(args.images) <= bounds.max_images:
+        raise InputError(f"give {bounds.min_images} to {bounds.max_images} photos of the thing "
+                         f"({len(args.images)} given)")
+    if len(args.describe) not in (0, 1, len(args.images)):
+        raise InputError(f"give --describe once, or once per photo ({len(args.images)} times)")
+    for option, value in (("--steps", args.steps), ("--vectors", args.vectors)):
+        if value is not None and value < 1:
+            raise InputError(f"{option} must be at least 1 ({value} given)")
+    for photo in args.images:
+        check_photo(photo)
+    check_output(args.out, "--out")
+
+
 def run_learn(args: argparse.Namespace) -> int:
     """Learn a concept from photo files and write it."""
+    try:
+        check_learn(args)
+    except InputError as exc:
+        return _refuse(str(exc))
     from tqdm import tqdm
 
     from engine.captioning import load_captioner
@@ -76,16 +134,18 @@ def run_learn(args: argparse.Namespace) -> int:
     from engine.model import load_model
     from engine.textual_inversion import learn_concept_from_files
 
-    if len(args.describe) not in (0, 1, len(args.images)):
-        return _refuse(f"give --describe once, or once per photo ({len(args.images)} times)")
     descriptions = (args.describe * len(args.images) if len(args.describe) == 1
                     else args.describe or None)
     model = load_model(args.model, args.device)
     settings = ConceptSettings(**_given(steps=args.steps, vectors=args.vectors,
                                         style_vectors=args.vectors, seed=args.seed))
+    window = settings.early_stop_window_for(args.kind)
+    if window:
+        print(f"learning <{args.name}>: at most {settings.steps} steps; it stops once the loss "
+              f"has not improved for {window} steps, and the bar ends where that would be now")
     with tqdm(total=settings.steps, desc=f"learning {args.name}", unit="step") as bar:
         def progress(p) -> None:
-            bar.total = p.total
+            bar.total = p.stops_by or p.total
             bar.update(p.step - bar.n)
             bar.set_postfix(loss=f"{p.loss:.4f}")
 
@@ -102,39 +162,79 @@ def run_learn(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_edit(args: argparse.Namespace) -> int:
-    """Edit one photo with a command in the bot's grammar."""
+def check_edit(args: argparse.Namespace) -> tuple[EditCommand, list]:
+    """Every input of `oneword edit` that can be checked before the model loads: the command,
+    the photo, the output files and the concept files (loaded: they are small). Returns the
+    command and the concepts; InputError (or the engine's ConceptFileError) says what is wrong.
+    """
     try:
         command = parse_edit(args.command)
     except CommandError as exc:
-        return _refuse(str(exc))
+        raise InputError(str(exc)) from None
     if command is None:
-        return _refuse(f"'{args.command}' is not an edit command; use one of: {USAGE}")
+        raise InputError(f"'{args.command}' is not an edit command; use one of: {USAGE}")
+    if args.steps is not None and args.steps < 1:
+        raise InputError(f"--steps must be at least 1 ({args.steps} given)")
+    check_photo(args.image)
+    check_output(args.out, "--out")
+    if args.maps is not None:
+        check_output(args.maps, "--maps")
+    for path in args.concept:
+        if not path.is_file():
+            raise InputError(f"--concept {path}: no such file")
+    from engine.concepts import load_concept
+
+    concepts = [load_concept(path) for path in args.concept]
+    check_concept_word(command, args.command, [c.name for c in concepts])
+    return command, concepts
+
+
+def check_concept_word(command: EditCommand, text: str, learned: list[str]) -> None:
+    """InputError when the command's name can only be a learned word (written ``<name>``, or
+    with digits, '-' or '_') and no --concept file holds it. A plain word may be one the
+    model knows; the model itself tells, before inverting."""
+    name = command.concept
+    if name is None or name in learned:
+        return
+    if f"<{name}>" in text.lower() or not re.fullmatch(r"[a-z]+", name):
+        given = ", ".join(f"<{n}>" for n in learned) or "none"
+        raise InputError(f"<{name}> is not a learned word here (the --concept files hold: "
+                         f"{given}); add its file with --concept FILE")
+
+
+def run_edit(args: argparse.Namespace) -> int:
+    """Edit one photo with a command in the bot's grammar."""
+    try:
+        command, concepts = check_edit(args)
+    except InputError as exc:
+        return _refuse(str(exc))
     from tqdm import tqdm
 
     from engine.captioning import load_captioner
-    from engine.concepts import load_concept
+    from engine.concept_tokens import concepts_in_use
     from engine.config import InversionSettings
     from engine.images import read_image
     from engine.model import load_model
-    from engine.operations import Editor
+    from engine.operations import Editor, plan_edit
     from worker.tasks import edit_request
 
     model = load_model(args.model, args.device)
-    concepts = [load_concept(path) for path in args.concept]
     inversion_settings = InversionSettings(**_given(steps=args.steps))
     editor = Editor(model, load_captioner(model.source), inversion_settings, mode=args.mode)
     image = read_image(args.image, IMAGE_LIMITS)
+    caption = editor.caption(image, args.caption or command.caption)
+    request = edit_request(command)
+    with concepts_in_use(model, concepts):  # cheap: an edit that cannot be planned stops here
+        plan_edit(model, caption, request, {c.name: c for c in concepts})
     steps = inversion_settings.steps
     with tqdm(total=steps, desc=f"inverting ({args.mode})", unit="step") as bar:
-        inversion = editor.prepare(image, args.caption or command.caption,
+        inversion = editor.prepare(image, caption,
                                    progress=lambda i, n, loss: bar.update(i - bar.n))
     print(f"caption: {inversion.prompt}")
     with tqdm(total=steps, desc="editing", unit="step") as bar:
-        outcome = editor.run(inversion, edit_request(command), concepts, seed=args.seed,
+        outcome = editor.run(inversion, request, concepts, seed=args.seed,
                              progress=lambda i, n: bar.update(i + 1 - bar.n))
     print(f"edit: '{outcome.prompt_edit.source}' -> '{outcome.prompt_edit.target}'")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     outcome.image.save(args.out)
     if args.maps:
         outcome.maps.save(args.maps)

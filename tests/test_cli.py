@@ -52,3 +52,90 @@ def test_command_line_errors_are_one_clear_line(tiny_model_dir, tmp_path):
                       str(tiny_model_dir), "--caption", "a red circle", "--out",
                       str(tmp_path / "o.png"))
     assert unknown.returncode == 2 and "replace <word> with <name>" in unknown.stderr
+
+
+# Inputs are refused before the model loads. Each command below points --model at an empty
+# folder, which the engine cannot load: had the command loaded the model before refusing, its
+# error would be the model's (test_an_unloadable_model_is_noticed_after_the_checks shows it).
+
+
+def refused(result: subprocess.CompletedProcess, says: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and says in lines[0], result.stderr
+
+
+def creature_photos() -> list[str]:
+    return [str(SAMPLES / "creature" / f"creature-{i}.png") for i in (1, 2, 3)]
+
+
+def learn(tmp_path: Path, *args: str, photos: list[str] | None = None,
+          out: Path | None = None) -> subprocess.CompletedProcess:
+    model = tmp_path / "empty-model"
+    model.mkdir(exist_ok=True)
+    return oneword("learn", "--model", str(model), "--name", "mochi", "--out",
+                   str(out or tmp_path / "mochi.safetensors"), *args,
+                   *(creature_photos() if photos is None else photos))
+
+
+def edit(tmp_path: Path, command: str, *args: str, photo: Path | None = None,
+         out: Path | None = None) -> subprocess.CompletedProcess:
+    model = tmp_path / "empty-model"
+    model.mkdir(exist_ok=True)
+    return oneword("edit", str(photo or SAMPLES / "scenes" / "scene-1.png"), command,
+                   "--model", str(model), "--caption", "a big red circle on the left",
+                   "--out", str(out or tmp_path / "edited.png"), *args)
+
+
+def test_an_unloadable_model_is_noticed_after_the_checks(tmp_path):
+    """The control for the tests below: good inputs reach the model, which fails to load."""
+    learned = learn(tmp_path)
+    assert learned.returncode == 2 and "cannot load a Stable Diffusion model" in learned.stderr
+    edited = edit(tmp_path, "replace circle with cat")
+    assert edited.returncode == 2 and "cannot load a Stable Diffusion model" in edited.stderr
+
+
+def test_learn_refuses_a_missing_output_folder_before_loading(tmp_path):
+    refused(learn(tmp_path, out=tmp_path / "missing" / "dir" / "x.safetensors"),
+            "the folder " + str(tmp_path / "missing" / "dir") + " does not exist")
+    refused(learn(tmp_path, out=tmp_path), "is a folder; give a file name")
+
+
+def test_learn_refuses_unreadable_photos_and_bad_names_before_loading(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not a picture")
+    refused(learn(tmp_path, photos=[*creature_photos()[:2], str(text)]),
+            f"photo {text}: this file is not an image")
+    missing = tmp_path / "gone.png"
+    refused(learn(tmp_path, photos=[*creature_photos()[:2], str(missing)]),
+            f"photo {missing}: cannot read gone.png")
+    model = tmp_path / "empty-model"
+    bad_name = oneword("learn", "--model", str(model), "--name", "Mo chi!", "--out",
+                       str(tmp_path / "x.safetensors"), *creature_photos())
+    refused(bad_name, "--name 'Mo chi!'")
+
+
+def test_edit_refuses_bad_inputs_before_loading(tmp_path):
+    refused(edit(tmp_path, "replace circle with cat", photo=tmp_path / "gone.png"),
+            "cannot read gone.png")
+    refused(edit(tmp_path, "replace circle with cat", out=tmp_path / "no" / "edited.png"),
+            "the folder " + str(tmp_path / "no") + " does not exist")
+    refused(edit(tmp_path, "replace circle with cat", "--maps", str(tmp_path / "no" / "m.png")),
+            "--maps")
+    refused(edit(tmp_path, "replace circle with <mochi>"),
+            "<mochi> is not a learned word here (the --concept files hold: none)")
+    refused(edit(tmp_path, "add mochi-2"), "<mochi-2> is not a learned word here")
+    refused(edit(tmp_path, "replace circle with cat", "--concept", str(tmp_path / "m.safetensors")),
+            "no such file")
+    mode = edit(tmp_path, "replace circle with cat", "--mode", "slow")
+    assert mode.returncode == 2 and "invalid choice: 'slow'" in mode.stderr
+
+
+def test_an_edit_the_model_cannot_plan_stops_before_inverting(tiny_model_dir, tmp_path):
+    """A plain word may be one the model knows: the model tells, and the inversion (whose
+    progress bar would show on stderr) never starts."""
+    result = oneword("edit", str(SAMPLES / "scenes" / "scene-1.png"), "add zorblax",
+                     "--model", str(tiny_model_dir), "--caption", "a big red circle on the left",
+                     "--out", str(tmp_path / "edited.png"))
+    assert result.returncode == 2 and "neither a learned concept nor a word" in result.stderr
+    assert "inverting" not in result.stderr and not (tmp_path / "edited.png").exists()

@@ -155,8 +155,21 @@ def test_should_stop_cancels_and_early_stop_ends(tiny_model, circles):
     assert (cancelled.steps, cancelled.reason, cancelled.stopped_early) == (3, "cancelled", True)
     assert cancelled.concept.steps == 3
     flat = replace(FAST, early_stop_window=2, early_stop_tolerance=1e9)  # nothing is enough
-    levelled = learn_concept(tiny_model, circles, "x", settings=flat)
+    reports.clear()
+    levelled = learn_concept(tiny_model, circles, "x", settings=flat, progress=reports.append)
     assert (levelled.steps, levelled.reason, levelled.stopped_early) == (4, "levelled off", True)
+    # the progress tells where it will stop, not the 12 steps planned
+    assert [r.stops_by for r in reports] == [4, 4, 4, 4] and reports[-1].total == 12
+
+
+def test_progress_ends_where_early_stopping_would_end_it_now(tiny_model, circles):
+    """While the loss keeps improving the expected end moves on, to the cap at most."""
+    reports = []
+    improving = replace(FAST, early_stop_window=2, early_stop_tolerance=-1e9)  # all counts
+    learned = learn_concept(tiny_model, circles, "x", settings=improving,
+                            progress=reports.append)
+    assert (learned.steps, learned.reason) == (12, "done")
+    assert [r.stops_by for r in reports] == [4, 4, 4, 4, 6, 6, 8, 8, 10, 10, 12, 12]
 
 
 def test_a_style_word_learns_at_its_own_rate_to_the_last_step(tiny_model, circles):

@@ -94,8 +94,9 @@ class EngineTasks:
         images = [read_image(path) for path in photos]
         settings = ConceptSettings(steps=self.settings.learn_steps)
 
-        def progress(p) -> None:
-            report(0.95 * p.step / p.total, f"learning: step {p.step} of {p.total}")
+        def progress(p) -> None:  # the end shown is where early stopping would end it now
+            end = p.stops_by or p.total
+            report(0.95 * p.step / end, f"learning: step {p.step} of {end}")
 
         result = learn_concept(self.model, images, name, kind, settings, progress=progress,
                                should_stop=should_stop, captioner=self.captioner,
