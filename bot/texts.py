@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from oneword.jobs import EditPayload, JobKind, LearnPayload, from_json
+from oneword.jobs import EditPayload, JobKind, LearnPayload, advice_in, from_json
 from oneword.names import NAME_RULE
 from storage import Job, JobState, StoredConcept
 from storage.jobs import LEASE_EXPIRED_ERROR
@@ -443,7 +443,10 @@ def status_list(lines: Sequence[str]) -> str:
 
 
 def job_failed(job: Job) -> str:
-    """A job that ended in state failed: tell the user why."""
+    """A job that ended in state failed: tell the user why, or what to ask instead."""
+    advice = advice_in(job.error)
+    if advice is not None:
+        return f"🤔 {advice}"
     title = job_title(job)
     error = (job.error or "unknown error").strip()
     tries = f" (tried {job.attempts} times)" if job.attempts > 1 else ""

@@ -24,11 +24,11 @@ import torch
 
 from engine.errors import ConceptFileError, ConceptNameError, ConceptWidthError
 from oneword import names
+from oneword.jobs import ConceptKind
 
 if TYPE_CHECKING:  # the model module loads diffusers; only its type is needed here
     from engine.model import DiffusionModel
 
-KINDS = ("object", "person", "style")
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 16 * 1024 * 1024  # a 75-vector SD 2.x concept is 0.3 MB
 _RESERVED_KEYS = ("format", "oneword_format", "name", "kind", "vectors", "width", "steps",
@@ -48,8 +48,7 @@ class Concept:
 
     def __post_init__(self):
         self.name = concept_name(self.name)
-        if self.kind not in KINDS:
-            raise ValueError(f"concept kind must be one of {KINDS}, not {self.kind!r}")
+        self.kind = concept_kind(self.kind)
         self.vectors = as_vectors(self.vectors)
 
     @property
@@ -79,6 +78,15 @@ def concept_name(name: str) -> str:
         return names.concept_name(name)
     except names.InvalidName as exc:
         raise ConceptNameError(f"{name!r} can't be a concept name. {exc}") from None
+
+
+def concept_kind(kind: object) -> str:
+    """`kind` as a concept kind's value ("object", "person", "style"), else ValueError."""
+    try:
+        return ConceptKind(kind).value
+    except ValueError:
+        kinds = ", ".join(k.value for k in ConceptKind)
+        raise ValueError(f"concept kind must be one of {kinds}, not {kind!r}") from None
 
 
 def as_vectors(tensor: object) -> torch.Tensor:

@@ -83,6 +83,13 @@ class EditSettings:
     # after direct inversion at 50 steps, scenes 0-59: 85% -> 100%.
     remove_mask_growth: int = 1
     remove_cross_replace: float = 0.0
+    # A subject the caption does not name (the user's word, added to the source prompt) must
+    # find something: its attention's share on its own top quarter of the pixels (0.25 for an
+    # even map, near 1 on one object) at least this, else the edit is refused with advice.
+    subject_min_focus: float = 0.4
+    # ... and the caption's words whose attention lies where its does (cosine of the maps at
+    # least this) name the same thing: the edited branch stops drawing them there.
+    subject_overlap: float = 0.8
     seed: int = 0  # 0: the edit as planned; others: variations of it
     variation: float = 0.3  # how far a non-zero seed moves the edited branch's start
     # direct inversion: also add the source branch's per-step correction to the edited branch

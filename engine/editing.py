@@ -36,6 +36,8 @@ class PromptEdit:
     blend_target_words: tuple[str, ...] = ()  # ... and these target words
     reweight: dict[str, float] = field(default_factory=dict)  # target word -> attention scale
     user_mask: np.ndarray | None = None  # (h, w) in [0, 1]: edit only here (overrides words)
+    # (h, w) in [0, 1]: the words' mask is kept only inside it (all of it, if they miss it)
+    region: np.ndarray | None = None
     keep_outside: bool = False  # outside the blend mask the result is the photo, pixel for pixel
     cross_replace: float | None = None  # this edit's settings, where they differ from the defaults
     self_replace: float | None = None
@@ -105,7 +107,8 @@ def edit(model: DiffusionModel, inversion: Inversion, prompt_edit: PromptEdit,
             store, [p for w in prompt_edit.blend_source_words for p in source_spans.positions(w)],
             [p for w in prompt_edit.blend_target_words for p in target_spans.positions(w)],
             settings.blend_threshold, round(settings.blend_start * steps), user_mask,
-            prompt_edit.blend_growth)
+            prompt_edit.blend_growth,
+            None if prompt_edit.region is None else torch.from_numpy(prompt_edit.region))
         if user_mask is None and not (blend.source_tokens or blend.target_tokens):
             raise PromptError("none of the words to confine the edit to are in the prompts")
 

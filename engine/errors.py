@@ -49,5 +49,15 @@ class PromptError(EngineError):
     """A prompt or edit command cannot be turned into an edit."""
 
 
+class NotInPhotoError(PromptError):
+    """The word for what to change finds nothing in the photo; the message is advice."""
+
+    def __init__(self, word: str):
+        super().__init__(
+            f"I can't find a {word} in this photo. Name something it shows, or say what it "
+            f"shows after '|', e.g. \"replace {word} with mochi | a {word} on a sofa\".")
+        self.word = word
+
+
 class InversionError(EngineError):
     """An inversion does not belong to the model or image it is used with."""

@@ -25,6 +25,7 @@ from diffusers import DDIMInverseScheduler
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+from engine.attention_control import AttentionStore, controlled_attention, map_resolution
 from engine.config import INVERSION_MODES, InversionSettings
 from engine.errors import InversionError
 from engine.images import fit_square
@@ -52,6 +53,9 @@ class Inversion:
     image: Image.Image  # the photo as the model saw it (square, model size)
     # direct mode: (steps + 1, C, h, w) DDIM-inversion latents, clean (0) to noisiest (steps)
     trajectory: torch.Tensor | None = None
+    # (side, side, tokens) the prompt's cross-attention over the photo along the inversion, on
+    # the CPU: where its words are, and what they leave free (None: an older save without it)
+    maps: torch.Tensor | None = None
 
     @property
     def empty_unconditional(self) -> bool:
@@ -66,6 +70,8 @@ class Inversion:
                    "uncond": torch.cat(self.uncond).contiguous().cpu()}
         if self.trajectory is not None:
             tensors["trajectory"] = self.trajectory.contiguous().cpu()
+        if self.maps is not None:
+            tensors["maps"] = self.maps.contiguous().cpu()
         meta = {"mode": self.mode, "prompt": self.prompt, "model_source": self.model_source,
                 "settings": json.dumps(asdict(self.settings))}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +100,8 @@ class Inversion:
             raise InversionError(f"the saved direct inversion {path.name} has no trajectory")
         return cls(meta["mode"], meta["prompt"], tensors["noise_latent"].to(model.device), uncond,
                    InversionSettings(**json.loads(meta["settings"])), meta["model_source"], image,
-                   None if trajectory is None else trajectory.to(model.device))
+                   None if trajectory is None else trajectory.to(model.device),
+                   tensors.get("maps"))
 
     def anchor(self, all_items: bool = False) -> TrajectoryAnchor | None:
         """What keeps sampling on this photo's trajectory (direct mode), else None."""
@@ -149,7 +156,9 @@ def invert(model: DiffusionModel, image: Image.Image, prompt: str, mode: str = "
         raise InversionError(f"unknown inversion mode {mode!r}; use one of {', '.join(MODES)}")
     image = fit_square(image, model.image_size)
     cond = model.encode_text([prompt]).float()
-    trajectory = ddim_trajectory(model, model.encode_image(image), cond, settings.steps)
+    store = AttentionStore(map_resolution(model.unet))
+    with controlled_attention(model.unet, store):
+        trajectory = ddim_trajectory(model, model.encode_image(image), cond, settings.steps)
     kept = None
     if mode in EMPTY_UNCONDITIONAL_MODES:
         uncond = [model.encode_text([""]).float()] * settings.steps
@@ -161,7 +170,8 @@ def invert(model: DiffusionModel, image: Image.Image, prompt: str, mode: str = "
         uncond = optimise_null_text(model, trajectory, cond, settings, progress, should_stop)
     if progress is not None and mode != "null-text":
         progress(settings.steps, settings.steps, None)
-    return Inversion(mode, prompt, trajectory[-1], uncond, settings, model.source, image, kept)
+    return Inversion(mode, prompt, trajectory[-1], uncond, settings, model.source, image, kept,
+                     store.maps()[0].cpu())
 
 
 def optimise_null_text(model: DiffusionModel, trajectory: list[torch.Tensor], cond: torch.Tensor,

@@ -1,9 +1,15 @@
 """The four edits: add, replace, restyle, remove, each asked for by a typed `EditRequest`.
 
 Each request turns the photo's caption into a source and a target prompt (see `plan_edit`) and
-runs one prompt-to-prompt edit on the photo's inversion. Captions in the sticker world's grammar
-("a big red circle on the left with grass background") are edited phrase by phrase; any other
-caption (a real photo's) word by word.
+runs one prompt-to-prompt edit on the photo's inversion. A caption is edited word by word; a
+model whose captions follow a grammar of their own names it in its folder (a `CaptionGrammar`,
+engine/captioning.py), and edits rewrite those captions whole phrases at a time. The actions
+and places are the shared contract's (oneword/grammar.py).
+
+A photo's caption need not name what the user calls its subject ("replace dog with mochi" on
+"a puppy on a sofa"): the user's word then joins the prompt the photo is inverted under
+(`source_prompt`), and the edit goes where that word's attention finds something. Only a word
+whose attention finds nothing in particular is refused, with advice (`NotInPhotoError`).
 """
 
 from __future__ import annotations
@@ -11,27 +17,27 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Literal
 
+import numpy as np
 from PIL import Image
 
-from engine.attention_maps import attention_grid
+from engine.attention_maps import FUNCTION_WORDS, attention_grid
+from engine.attention_places import focus, free_place, similar_words
+from engine.captioning import CaptionGrammar, load_grammar
 from engine.concept_tokens import concepts_in_use, expand_prompt
 from engine.concepts import Concept
 from engine.config import EditSettings, InversionSettings
 from engine.editing import EditOutput, PromptEdit, edit
-from engine.errors import PromptError
+from engine.errors import NotInPhotoError, PromptError
+from engine.full_size import at_photo_size
 from engine.inversion import Inversion, InversionProgress, invert
 from engine.model import DiffusionModel
+from engine.prompt_alignment import token_spans
+from oneword.grammar import EditAction, Position
 
 Captioner = Callable[[Image.Image], str]
-Action = Literal["add", "replace", "restyle", "remove"]
-Place = Literal["left", "center", "right"]
-_PLACES: dict[str, str] = {"left": "on the left", "right": "on the right",
-                           "center": "in the center"}
-_PHRASE = re.compile(r"a (?:(?:small|big) )?(?:[\w<>_-]+ )?(?P<kind>[\w<>_-]+) "
-                     r"(?P<where>on the left|in the center|on the right)")
 _STYLE = re.compile(r" in [\w<>_-]+ style$")
+_NAMED_BY_USER = " with a {}"  # how a subject the caption lacks joins the source prompt
 
 
 @dataclass(frozen=True)
@@ -40,39 +46,62 @@ class EditRequest:
 
     add: put `concept` in (at `position`, if given); replace: `subject` becomes `concept`;
     restyle: repaint as `concept`; remove: take `subject` out. `concept` is a learned concept's
-    name or a word the model knows; `subject` a word of the photo's caption.
+    name or a word the model knows; `subject` a word for something in the photo.
     """
 
-    action: Action
+    action: EditAction
     subject: str | None = None
     concept: str | None = None
-    position: Place | None = None
+    position: Position | None = None
 
     def __post_init__(self) -> None:
-        needs = {"add": ("concept",), "replace": ("subject", "concept"),
-                 "restyle": ("concept",), "remove": ("subject",)}.get(self.action)
-        if needs is None:
-            raise PromptError(f"unknown edit action {self.action!r}")
+        try:
+            object.__setattr__(self, "action", EditAction(self.action))
+        except ValueError:
+            raise PromptError(f"unknown edit action {self.action!r}") from None
+        try:
+            if self.position is not None:
+                object.__setattr__(self, "position", Position(self.position))
+        except ValueError:
+            raise PromptError(f"unknown position {self.position!r}") from None
+        needs = {EditAction.ADD: ("concept",), EditAction.REPLACE: ("subject", "concept"),
+                 EditAction.RESTYLE: ("concept",), EditAction.REMOVE: ("subject",)}[self.action]
         missing = [name for name in needs if not getattr(self, name)]
         if missing:
             raise PromptError(f"a '{self.action}' edit needs a {' and a '.join(missing)}")
-        if self.position is not None and self.position not in _PLACES:
-            raise PromptError(f"unknown position {self.position!r}")
 
 
-def require_subject(caption: str, request: EditRequest) -> None:
-    """Raise :class:`PromptError` when the request replaces or removes something the caption
-    does not mention. Cheap: callers check before the slow inversion."""
-    caption = " ".join(caption.strip().lower().split())
-    if request.subject is not None and request.subject not in caption.split():
-        raise PromptError(f"'{request.subject}' is not in the photo's caption '{caption}'; "
-                          "name something the caption mentions")
+def normalised(caption: str) -> str:
+    """A caption as prompts use it: lowercase, single spaces."""
+    return " ".join(caption.strip().lower().split())
+
+
+def source_prompt(caption: str, request: EditRequest) -> str:
+    """The prompt to invert a photo under for `request`: its caption, and the user's word for
+    the subject when the caption does not name it ("a puppy on a sofa with a dog"), so the
+    word's own attention can find what it names."""
+    caption = normalised(caption)
+    subject = request.subject
+    if subject is None or subject in caption.split():
+        return caption
+    return caption + _NAMED_BY_USER.format(subject)
+
+
+def _named_by_user(prompt: str, subject: str) -> bool:
+    """Whether `subject` is in `prompt` only because `source_prompt` put it there."""
+    tail = _NAMED_BY_USER.format(subject)
+    return prompt.endswith(tail) and subject not in prompt.removesuffix(tail).split()
 
 
 def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
-              concepts: dict[str, Concept],
-              settings: EditSettings = EditSettings()) -> PromptEdit:
+              concepts: dict[str, Concept], settings: EditSettings = EditSettings(),
+              grammar: CaptionGrammar | None = None, maps=None) -> PromptEdit:
     """Source and target prompts, and how to confine the change, for a request on a caption.
+
+    `caption` is the prompt the photo was inverted under; `maps` (side, side, tokens) that
+    prompt's cross-attention over the photo (`Inversion.maps`; None: not recorded), from which
+    a subject the user named is checked and a free place for an add is found. `grammar` is the
+    model's caption grammar, if it has one.
 
     Each edit keeps what its name promises to keep. add, replace and remove are confined by
     LocalBlend to the edited words' attention and keep the photo's own pixels elsewhere. add
@@ -86,41 +115,84 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     layer, holds the layout in the first steps only, as held longer it also keeps the photo's
     tint, and the restyled branch starts from the inverted noise without its mean tint.
     """
-    caption = " ".join(caption.strip().lower().split())
+    caption = normalised(caption)
     value = _token_text(model, request.concept, concepts) if request.concept else None
     value_words = tuple(value.split()) if value else ()
     learned = request.concept in concepts
     threshold = settings.concept_blend_threshold if learned else None
-    if request.action == "add":
-        return PromptEdit(caption, _with_added(caption, value, request.position),
-                          blend_target_words=value_words, keep_outside=True,
-                          cross_replace=settings.add_cross_replace, blend_threshold=threshold)
-    if request.action == "restyle":
+    if request.action is EditAction.ADD:
+        return _plan_add(model, caption, request.position, value, value_words, settings,
+                         threshold, grammar, maps)
+    if request.action is EditAction.RESTYLE:
         return PromptEdit(caption, _STYLE.sub("", caption) + f" in {value} style",
                           cross_replace=settings.restyle_cross_replace,
                           self_replace=settings.restyle_self_replace, self_everywhere=True,
                           neutral_start=settings.restyle_neutral_start)
-    require_subject(caption, request)
     subject = request.subject
-    phrase = _phrase_of(caption, subject)
-    if request.action == "replace":
-        schedule = settings.concept_cross_replace if learned else None
-        if phrase is None:
-            return PromptEdit(caption, _swap_word(caption, subject, value), (subject,), value_words,
-                              keep_outside=True, cross_replace=schedule, blend_threshold=threshold)
-        new_phrase = _phrase_with_kind(phrase, value, drop_colour=learned)
-        replaced = tuple(w for w in phrase.split() if w not in new_phrase.split())
-        return PromptEdit(caption, caption.replace(phrase, new_phrase, 1), replaced, value_words,
-                          keep_outside=True, cross_replace=schedule, blend_threshold=threshold)
-    if phrase is None:  # a free-form caption: turn the word's attention negative where it is
-        return PromptEdit(caption, caption, (subject,), (subject,), reweight={subject: -1.0},
-                          keep_outside=True, self_replace=settings.remove_self_replace,
-                          cross_replace=settings.remove_cross_replace,
-                          blend_growth=settings.remove_mask_growth)
-    return PromptEdit(caption, _without_phrase(caption, phrase), (subject,), (),
-                      keep_outside=True, self_replace=settings.remove_self_replace,
-                      cross_replace=settings.remove_cross_replace,
-                      blend_growth=settings.remove_mask_growth)
+    if subject not in caption.split():
+        raise PromptError(f"'{subject}' is not in the edit's source prompt '{caption}'")
+    remove = dict(keep_outside=True, self_replace=settings.remove_self_replace,
+                  cross_replace=settings.remove_cross_replace,
+                  blend_growth=settings.remove_mask_growth)
+    if grammar is not None and not _named_by_user(caption, subject):
+        if request.action is EditAction.REPLACE:
+            rewritten = grammar.with_replaced(caption, subject, value, learned)
+            if rewritten is not None:
+                target, replaced = rewritten
+                return PromptEdit(caption, target, replaced, value_words, keep_outside=True,
+                                  cross_replace=settings.concept_cross_replace if learned
+                                  else None, blend_threshold=threshold)
+        else:
+            target = grammar.without(caption, subject)
+            if target is not None:
+                return PromptEdit(caption, target, (subject,), (), **remove)
+    # Word by word. Other words whose attention lies where the subject's does ("puppy", when
+    # the user said "dog") name the same thing: the edited branch stops drawing them there.
+    alike = _alike(model, caption, subject, settings, maps)
+    if request.action is EditAction.REPLACE:
+        return PromptEdit(caption, _swap_word(caption, subject, value), (subject,), value_words,
+                          reweight={w: 0.0 for w in alike}, keep_outside=True,
+                          cross_replace=settings.concept_cross_replace if learned else None,
+                          blend_threshold=threshold)
+    # remove: turn the word's attention negative where it is
+    return PromptEdit(caption, caption, (subject,), (subject,),
+                      reweight={subject: -1.0, **{w: 0.0 for w in alike}}, **remove)
+
+
+def _plan_add(model: DiffusionModel, caption: str, position: Position | None, value: str,
+              value_words: tuple[str, ...], settings: EditSettings, threshold: float | None,
+              grammar: CaptionGrammar | None, maps) -> PromptEdit:
+    """add: the grammar's free place, else the caption "and a <value>" confined to the part of
+    the photo its words leave free (`free_place`), on the side the user named if any."""
+    common = dict(blend_target_words=value_words, keep_outside=True,
+                  cross_replace=settings.add_cross_replace, blend_threshold=threshold)
+    target = grammar.with_added(caption, value, position) if grammar is not None else None
+    if target is not None:
+        return PromptEdit(caption, target, **common)
+    where = f" {position.phrase}" if position is not None else ""
+    region = None
+    if maps is not None:
+        spans = token_spans(model.tokenizer, caption)
+        taken = [p for word in set(caption.split()) - FUNCTION_WORDS
+                 for p in spans.positions(word)]
+        region = free_place(maps, taken, position)
+    return PromptEdit(caption, f"{caption} and a {value}{where}", region=region, **common)
+
+
+def _alike(model: DiffusionModel, caption: str, subject: str, settings: EditSettings,
+           maps) -> list[str]:
+    """For a subject the user named and the caption did not: the caption's words for the same
+    thing; NotInPhotoError when the subject's attention finds nothing in particular."""
+    if maps is None or not _named_by_user(caption, subject):
+        return []
+    spans = token_spans(model.tokenizer, caption)
+    mine = spans.positions(subject)
+    if focus(maps, mine) < settings.subject_min_focus:
+        raise NotInPhotoError(subject)
+    head = caption.removesuffix(_NAMED_BY_USER.format(subject))
+    others = {w: spans.positions(w) for w in set(head.split()) - FUNCTION_WORDS}
+    return similar_words(maps, mine, {w: p for w, p in others.items() if p},
+                         settings.subject_overlap)
 
 
 def _token_text(model: DiffusionModel, value: str, concepts: dict[str, Concept]) -> str:
@@ -131,57 +203,30 @@ def _token_text(model: DiffusionModel, value: str, concepts: dict[str, Concept])
     return value
 
 
-def _phrase_of(caption: str, kind: str) -> str | None:
-    return next((m.group(0) for m in _PHRASE.finditer(caption) if m.group("kind") == kind), None)
-
-
-def _phrase_with_kind(phrase: str, value: str, drop_colour: bool) -> str:
-    words = phrase.split()
-    where = " ".join(words[-3:])
-    head = words[1:-4]  # size and colour, if any
-    if drop_colour:
-        head = [w for w in head if w in ("small", "big")]
-    return " ".join(["a", *head, value, where])
-
-
 def _swap_word(caption: str, word: str, value: str) -> str:
     return " ".join(value if w == word else w for w in caption.split())
 
 
-def _without_phrase(caption: str, phrase: str) -> str:
-    for joined in (f"{phrase} and ", f" and {phrase}", phrase):
-        if joined in caption:
-            rest = caption.replace(joined, "", 1).strip()
-            return rest if not rest.startswith("with ") else f"a picture {rest}"
-    return caption
-
-
-def _with_added(caption: str, value: str, position: str | None) -> str:
-    taken = {m.group("where") for m in _PHRASE.finditer(caption)}
-    if " with " in caption and taken:  # the world's grammar: put it on a free spot
-        order = [position] if position else ["right", "left", "center"]
-        free = [_PLACES[p] for p in order if _PLACES[p] not in taken]
-        if not free:
-            raise PromptError("there is no free spot in this picture"
-                              + (f" on the {position}" if position else ""))
-        head, tail = caption.split(" with ", 1)
-        return f"{head} and a {value} {free[0]} with {tail}"
-    where = f" {_PLACES[position]}" if position else ""
-    return f"{caption} and a {value}{where}"
-
-
 @dataclass
 class EditOutcome:
-    """What an edit produced: the edited image and a picture of the attention behind it."""
+    """What an edit produced: the edited image and a picture of the attention behind it.
+
+    With the user's photo given (`Editor.run(photo=...)`), `image` is at the photo's own size
+    and `mask` says where (H, W) in [0, 1] it may differ from the photo: nowhere else does it.
+    """
 
     image: Image.Image
     maps: Image.Image
     result: EditOutput
     prompt_edit: PromptEdit
+    mask: np.ndarray | None = None
 
 
 class Editor:
-    """Runs edits on photos with one model: inverts once per photo, edits many times."""
+    """Runs edits on photos with one model: inverts once per photo, edits many times.
+
+    The model folder's caption grammar, if it names one, is loaded with the editor.
+    """
 
     def __init__(self, model: DiffusionModel, captioner: Captioner | None = None,
                  inversion_settings: InversionSettings = InversionSettings(),
@@ -191,15 +236,21 @@ class Editor:
         self.inversion_settings = inversion_settings
         self.edit_settings = edit_settings
         self.mode = mode
+        self.grammar = load_grammar(model.source)
 
     def caption(self, image: Image.Image, caption: str | None = None) -> str:
         """The given caption, else the captioner's; without either the edit cannot be planned."""
         if caption and caption.strip():
-            return " ".join(caption.lower().split())
+            return normalised(caption)
         if self.captioner is None:
             raise PromptError("please tell me what the photo shows (a caption), e.g. "
                               "'a photo of a dog on a sofa'")
-        return self.captioner(image)
+        return normalised(self.captioner(image))
+
+    def source_prompt(self, image: Image.Image, request: EditRequest,
+                      caption: str | None = None) -> str:
+        """The prompt to invert `image` under for `request` (`source_prompt`)."""
+        return source_prompt(self.caption(image, caption), request)
 
     def prepare(self, image: Image.Image, caption: str | None = None,
                 progress: InversionProgress | None = None,
@@ -210,13 +261,18 @@ class Editor:
 
     def run(self, inversion: Inversion, request: EditRequest,
             concepts: Iterable[Concept] = (), progress: Callable[[int, int], None] | None = None,
-            seed: int | None = None) -> EditOutcome:
-        """Carry out one edit on an inverted photo with the given learned concepts."""
+            seed: int | None = None, photo: Image.Image | None = None) -> EditOutcome:
+        """Carry out one edit on an inverted photo with the given learned concepts; with the
+        `photo` itself, the result comes back at its size (engine/full_size.py)."""
         by_name = {c.name: c for c in concepts}
         settings = self.edit_settings if seed is None else replace(self.edit_settings, seed=seed)
         with concepts_in_use(self.model, by_name.values()):  # this edit's words, then none
             prompt_edit = plan_edit(self.model, inversion.prompt, request, by_name,
-                                    self.edit_settings)
+                                    self.edit_settings, self.grammar, inversion.maps)
             result = edit(self.model, inversion, prompt_edit, settings, progress)
         maps = attention_grid(result.image, result.maps[1], result.target_tokens)
-        return EditOutcome(result.image, maps, result, prompt_edit)
+        if photo is None:
+            return EditOutcome(result.image, maps, result, prompt_edit, result.pixel_mask)
+        image, mask = at_photo_size(photo, result.image,
+                                    result.mask if prompt_edit.keep_outside else None)
+        return EditOutcome(image, maps, result, prompt_edit, mask)

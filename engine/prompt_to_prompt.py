@@ -92,13 +92,14 @@ class LocalBlend:
 
     def __init__(self, store: AttentionStore, source_tokens: list[int], target_tokens: list[int],
                  threshold: float, start_step: int, user_mask: torch.Tensor | None = None,
-                 growth: int = 0):
+                 growth: int = 0, region: torch.Tensor | None = None):
         self.store = store
         self.source_tokens, self.target_tokens = source_tokens, target_tokens
         self.threshold = threshold
         self.start_step = start_step
         self.user_mask = user_mask  # (side, side) in [0, 1] at any resolution, or None
         self.growth = growth  # latent pixels the words' mask is grown by in every direction
+        self.region = region  # (side, side) in [0, 1]: the words' mask only inside it
         self.mask: torch.Tensor | None = None
 
     def word_mask(self, latent_side: int) -> torch.Tensor:
@@ -106,10 +107,12 @@ class LocalBlend:
 
         In a replace (source and target words both given) the new words' part is kept only
         where it joins the replaced words' region: the new words also attend a little to the
-        photo's other objects, a learned word's several tokens at its low threshold most (the
-        bundled model's "replace circle with <creature>" at 50 steps took the star beside it
-        into the mask and turned it into a dot), and what the edit may change is the replaced
-        object's place and what grows out of it. The union is then grown by `growth` pixels.
+        photo's other objects, a learned word's several tokens at its low threshold most (on
+        the bundled model, replacing one shape with a learned character at 50 steps took the
+        shape beside it into the mask and turned it into a dot), and what the edit may change
+        is the replaced object's place and what grows out of it. The union is then grown by
+        `growth` pixels, and kept only inside `region` when one was given (all of the region
+        when the words attend nowhere in it).
         """
         if self.user_mask is not None:
             mask = self.user_mask.float()[None, None]
@@ -122,6 +125,11 @@ class LocalBlend:
         mask = torch.stack([m for m in (source, target) if m is not None]).any(0)
         for _ in range(self.growth):
             mask = grown(mask)
+        if self.region is not None:  # a place chosen for the edit: its words' part there
+            region = F.interpolate(self.region.float()[None, None], size=(latent_side,) * 2,
+                                   mode="bilinear")[0, 0] > 0.5
+            inside = mask & region
+            mask = inside if bool(inside.any()) else region
         return mask
 
     def _heat_mask(self, maps: torch.Tensor, tokens: list[int],

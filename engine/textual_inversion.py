@@ -48,7 +48,7 @@ from PIL import Image
 
 from engine.attention_control import AttentionStore, controlled_attention, map_resolution
 from engine.captioning import PLACEHOLDER, Captioner
-from engine.concepts import KINDS, Concept, concept_name
+from engine.concepts import Concept, concept_kind, concept_name
 from engine.config import ConceptSettings
 from engine.errors import (
     ImageError,
@@ -151,8 +151,7 @@ def learn_concept(model: DiffusionModel, images: Sequence[Image.Image], name: st
     """
     settings = settings or ConceptSettings()
     name = concept_name(name)
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    kind = concept_kind(kind)
     if descriptions is not None and len(descriptions) != len(images):
         raise ValueError("give one description (or None) per photo")
     warnings = check_images(images, settings)

@@ -53,6 +53,23 @@ class Lane(StrEnum):
         return cls.LONG if kind == JobKind.LEARN else cls.SHORT
 
 
+# A failed job's error that is advice on what to ask instead (the command cannot be done on
+# this photo as said), not a fault: the bot shows it as is, not as "... failed: ...".
+ADVICE_MARK = "advice: "
+
+
+def as_advice(text: str) -> str:
+    """A job error that the bot shows as advice."""
+    return ADVICE_MARK + text
+
+
+def advice_in(error: str | None) -> str | None:
+    """The advice a job error carries, None for an error that is a failure."""
+    if error and error.startswith(ADVICE_MARK):
+        return error[len(ADVICE_MARK):]
+    return None
+
+
 def to_json(value: Any) -> dict[str, Any]:
     """A payload or result as the dict stored in the job row (enums become their values)."""
     return asdict(value, dict_factory=lambda items: {
@@ -112,6 +129,7 @@ class EditResult:
     maps: str  # the attention maps picture ("why")
     source_prompt: str
     target_prompt: str
+    mask: str | None = None  # white where the result may differ from the photo (PNG)
 
 
 @dataclass

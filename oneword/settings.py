@@ -28,6 +28,10 @@ class SettingsError(ValueError):
 class Settings:
     token: str = ""
     model: str = ""  # diffusers folder or hub id; empty: the bundled model
+    # an image-to-text model (hub id or folder) that words photos for edits, so nobody has to
+    # type what a photo shows: e.g. Salesforce/blip-image-captioning-base (about 990 MB);
+    # empty: the model folder's own captioner, if it ships one (the bundled model does)
+    captioner: str = ""
     # transformers image-segmentation model (id or folder) cutting out stickers on real photos;
     # empty: the model folder's own segmenter, if any, else the attention cut-out; "none": off
     segmenter: str = ""

@@ -5,6 +5,7 @@ photo itself, pixel for pixel; add goes to a place the caption leaves free; remo
 source's self-attention. restyle: no mask, every part of the picture may change, and the
 source's attention in the first steps keeps the layout.
 
+Captions are the sticker world's, edited with its caption grammar (world/caption_grammar.py).
 A random model's cross-attention is nearly uniform, so its word masks cover the whole picture;
 the edits below therefore run with a half-picture mask in the words' place (`user_mask`), and
 the words' own masks are tested on recorded attention.
@@ -27,10 +28,12 @@ from engine.editing import edit
 from engine.inversion import invert
 from engine.operations import plan_edit
 from engine.prompt_to_prompt import LocalBlend
+from world.caption_grammar import WorldCaptionGrammar
 from world.render import render
 from world.scene import Scene, WorldObject
 
 CAPTION = "a big red circle on the left with grass background"
+GRAMMAR = WorldCaptionGrammar()  # the bundled model's caption grammar, as its folder names it
 
 
 def request(action: str, subject: str | None = None, concept: str | None = None,
@@ -58,7 +61,8 @@ def inversion(tiny_model):
 
 def run(model, inversion, concepts, *args, **kwargs):
     """Plan an edit, then run it confined to the picture's left half if it blends."""
-    prompt_edit = plan_edit(model, inversion.prompt, request(*args, **kwargs), concepts)
+    prompt_edit = plan_edit(model, inversion.prompt, request(*args, **kwargs), concepts,
+                            grammar=GRAMMAR)
     confined = prompt_edit
     if prompt_edit.blends:
         side = model.unet.config.sample_size
@@ -99,7 +103,7 @@ def test_replace_keeps_every_pixel_outside_its_mask(tiny_model, inversion, conce
     # the learned word holds the circle's maps only early on; a known word keeps the default
     assert prompt_edit.cross_replace == EditSettings().concept_cross_replace < 0.8
     assert plan_edit(tiny_model, CAPTION, request("replace", subject="circle", concept="star"),
-                     concepts).cross_replace is None
+                     concepts, grammar=GRAMMAR).cross_replace is None
     assert_kept_outside(result, inversion)
 
 
@@ -114,7 +118,7 @@ def test_add_goes_to_a_free_place_and_keeps_the_rest(tiny_model, inversion, conc
     assert schedules[-1].cross_replace == EditSettings().add_cross_replace < 0.8
     assert_kept_outside(result, inversion)
     centre = plan_edit(tiny_model, CAPTION, request("add", concept="mochi", position="center"),
-                       concepts)
+                       concepts, grammar=GRAMMAR)
     assert "a <mochi> <mochi>_1 in the center with" in centre.target
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 import torch
@@ -14,15 +12,14 @@ from engine.editing import PromptEdit, edit
 from engine.errors import PromptError
 from engine.inversion import invert, reconstruct
 from engine.prompt_alignment import align, token_spans
-from world.render import render
-from world.scene import random_scene
+from tests.pictures import test_photo
 
 CAPTION = "a big red circle on the left with grass background"
 
 
 @pytest.fixture(scope="module")
 def inversion(tiny_model):
-    photo = render(random_scene(random.Random(2)), size=32).image
+    photo = test_photo(2, 32)
     return invert(tiny_model, photo, CAPTION, "null-text", InversionSettings(steps=10,
                                                                               inner_steps=4))
 
@@ -39,7 +36,7 @@ def test_identical_prompts_give_the_reconstruction(tiny_model, inversion, recons
 
 
 def test_an_empty_edit_of_a_direct_inversion_is_the_photo(tiny_model):
-    photo = render(random_scene(random.Random(2)), size=32).image
+    photo = test_photo(2, 32)
     round_trip = np.asarray(tiny_model.decode(tiny_model.encode_image(photo))[0], np.float32)
     direct = invert(tiny_model, photo, CAPTION, "direct", InversionSettings(steps=10))
     for anchor_edited in (False, True):
@@ -59,7 +56,7 @@ def test_an_edit_of_a_direct_inversion_skips_the_source_branch_guidance(tiny_mod
     evaluation would be thrown away: three UNet evaluations per step instead of four."""
     from bench.measure import UNetCounter
 
-    photo = render(random_scene(random.Random(2)), size=32).image
+    photo = test_photo(2, 32)
     direct = invert(tiny_model, photo, CAPTION, "direct", InversionSettings(steps=4))
     swap = PromptEdit(CAPTION, CAPTION.replace("circle", "star"))
     with UNetCounter(tiny_model.unet) as counted:

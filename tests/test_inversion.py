@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import replace
 
 import pytest
@@ -12,8 +11,7 @@ from engine.config import InversionSettings
 from engine.errors import InversionError
 from engine.inversion import Inversion, early_stop_threshold, invert, reconstruct
 from engine.metrics import psnr
-from world.render import render
-from world.scene import random_scene
+from tests.pictures import test_photo
 
 CAPTION = "a big red circle on the left with grass background"
 SETTINGS = InversionSettings(steps=20)
@@ -21,7 +19,7 @@ SETTINGS = InversionSettings(steps=20)
 
 @pytest.fixture(scope="module")
 def photo():
-    return render(random_scene(random.Random(2)), size=32).image
+    return test_photo(2, 32)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import random
 
 import pytest
 import torch
@@ -13,10 +12,9 @@ from engine.concepts import Concept
 from engine.config import InversionSettings
 from engine.errors import PromptError
 from engine.operations import Editor, EditRequest, plan_edit
-from world.render import render
-from world.scene import random_scene
+from tests.pictures import test_photo
 
-WORLD = "a big red circle on the left and a small blue star on the right with grass background"
+CAPTION = "a photo of a red dog sitting"
 
 
 @pytest.mark.parametrize("fields, problem", [
@@ -43,35 +41,24 @@ def plan(model, caption, action, concepts=(), **fields):
                          {c.name: c for c in concepts})
 
 
-def test_world_captions_are_edited_phrase_by_phrase(tiny_model, mochi):
-    replace = plan(tiny_model, WORLD, "replace", [mochi], subject="circle", concept="mochi")
-    assert replace.target.startswith("a big <mochi> <mochi>_1 on the left and")
-    assert replace.blend_source_words == ("red", "circle")
-    assert replace.blend_target_words == ("<mochi>", "<mochi>_1")
-    add = plan(tiny_model, WORLD, "add", [mochi], concept="mochi")
-    assert "and a <mochi> <mochi>_1 in the center with grass background" in add.target
-    assert plan(tiny_model, WORLD, "remove", subject="star").target == (
-        "a big red circle on the left with grass background")
-    assert plan(tiny_model, WORLD, "restyle", concept="pixel").target == WORLD + " in pixel style"
-
-
-def test_free_form_captions_are_edited_word_by_word(tiny_model):
+def test_captions_are_edited_word_by_word(tiny_model):
     caption = "a photo of a dog sitting"
     swap = plan(tiny_model, caption, "replace", subject="dog", concept="cat")
     assert swap.target == "a photo of a cat sitting"
     removal = plan(tiny_model, caption, "remove", subject="dog")
     assert removal.reweight == {"dog": -1.0} and removal.target == caption
+    assert plan(tiny_model, caption, "add", concept="hat").target == caption + " and a hat"
+    placed = plan(tiny_model, caption, "add", concept="hat", position="left")
+    assert placed.target == caption + " and a hat on the left"
+    assert plan(tiny_model, caption, "restyle", concept="painting").target == (
+        caption + " in painting style")
 
 
 def test_edits_that_cannot_be_planned_say_why(tiny_model):
-    with pytest.raises(PromptError, match="'horse' is not in the photo's caption"):
-        plan(tiny_model, WORLD, "replace", subject="horse", concept="star")
     with pytest.raises(PromptError, match="neither a learned concept nor a word"):
-        plan(tiny_model, WORLD, "add", concept="zorblax")
-    full = ("a big red circle on the left and a small blue star in the center and a big green "
-            "heart on the right with sky background")
-    with pytest.raises(PromptError, match="no free spot"):
-        plan(tiny_model, full, "add", concept="star")
+        plan(tiny_model, "a photo of a dog", "add", concept="zorblax")
+    with pytest.raises(PromptError, match="'horse' is not in the edit's source prompt"):
+        plan(tiny_model, "a photo of a dog", "replace", subject="horse", concept="cat")
 
 
 def live_tensor_bytes() -> int:
@@ -84,12 +71,11 @@ def test_a_long_lived_model_is_the_same_after_every_edit(tiny_model):
     """A worker's model serves everyone's words, one edit at a time: 50 edits with 50
     different concepts leave its vocabulary, its embedding and its memory as they were."""
     editor = Editor(tiny_model, inversion_settings=InversionSettings(steps=2), mode="ddim")
-    inversion = editor.prepare(render(random_scene(random.Random(2)), size=32).image,
-                               "a big red circle on the left with grass background")
+    inversion = editor.prepare(test_photo(2, 32), "a photo of a dog sitting")
     embedding = tiny_model.text_encoder.get_input_embeddings()
     tokens, weight = len(tiny_model.tokenizer), embedding.weight.detach().clone()
     requests = [lambda name: EditRequest("add", concept=name),
-                lambda name: EditRequest("replace", subject="circle", concept=name),
+                lambda name: EditRequest("replace", subject="dog", concept=name),
                 lambda name: EditRequest("restyle", concept=name)]
     memory = []
     for i in range(50):
@@ -107,14 +93,14 @@ def test_a_long_lived_model_is_the_same_after_every_edit(tiny_model):
 
 def test_editor_runs_a_command_with_a_concept(tiny_model, mochi):
     editor = Editor(tiny_model, inversion_settings=InversionSettings(steps=6, inner_steps=2))
-    photo = render(random_scene(random.Random(2)), size=32).image
+    photo = test_photo(2, 32)
     with pytest.raises(PromptError, match="caption"):
         editor.prepare(photo)  # no caption and no captioner
-    inversion = editor.prepare(photo, WORLD)
-    outcome = editor.run(inversion, EditRequest("replace", subject="circle", concept="mochi"),
+    inversion = editor.prepare(photo, CAPTION)
+    outcome = editor.run(inversion, EditRequest("replace", subject="dog", concept="mochi"),
                          [mochi])
     assert outcome.image.size == (32, 32)
-    # the result and one panel per word (big, mochi, left, ... background): 3 columns, 4 rows
-    assert outcome.maps.width == 3 * 256 and outcome.maps.height > 3 * 256
+    # the result and one panel per word (photo, red, mochi, sitting): 3 columns, 2 rows
+    assert outcome.maps.width == 3 * 256 and outcome.maps.height > 2 * 256
     assert "<mochi>" in outcome.result.target_tokens
     assert outcome.result.mask is not None

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -137,13 +138,18 @@ async def test_the_senders_descriptions_reach_learning(world):
     assert not vectors[0].equal(vectors[1])
 
 
-async def test_bad_command_fails_at_once_with_a_readable_reason(world):
+async def test_a_subject_not_in_the_photo_fails_at_once_with_advice(world):
     storage, lanes = world
+    editor = lanes["short"].tasks.editor
+    # however the random model's attention falls, "horse" finds nothing in the photo here
+    editor.edit_settings = replace(editor.edit_settings, subject_min_focus=1.01)
     job_id = await enqueue_edit(storage, "replace horse with star")
     await run_next(lanes["short"])
     job = await storage.jobs.get(job_id)
     assert job.state == "failed" and job.attempts == 1  # not retried: a retry cannot help
-    assert "'horse' is not in the photo's caption" in job.error
+    advice = jobs.advice_in(job.error)
+    assert advice is not None and advice.startswith("I can't find a horse in this photo")
+    assert "caption" not in advice and "prompt" not in advice  # no internals
 
 
 async def test_cancelled_learning_stops_and_stores_nothing(world):

@@ -2,11 +2,14 @@
 
 Tests load it through the engine's loader like any SD checkpoint: a CLIP tokenizer written from
 our own vocabulary files, a CLIP text encoder, a conditional UNet, a KL VAE and a DDIM scheduler.
+The vocabulary files (tests/data/tiny_tokenizer) hold the sticker world's words and a few
+everyday ones, one token each; they were written once by world/vocab.py, so building the model
+imports nothing of world/ and engine tests run without it.
 """
 
 from __future__ import annotations
 
-import random
+import shutil
 from pathlib import Path
 
 import torch
@@ -14,11 +17,9 @@ from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNe
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from engine.model import image_to_tensor
-from world.render import render
-from world.scene import random_scene, vocabulary
-from world.vocab import write_vocabulary
+from tests.pictures import test_photo
 
-EXTRA_WORDS = ["photo", "cat", "dog", "man", "tree", "hat", "sitting", "red", "painting"]
+TOKENIZER_FILES = Path(__file__).parent / "data" / "tiny_tokenizer"
 
 
 def make_tiny_model(folder: Path, prediction_type: str = "epsilon", text_width: int = 32,
@@ -26,7 +27,7 @@ def make_tiny_model(folder: Path, prediction_type: str = "epsilon", text_width: 
     """Write a random tiny SD pipeline (32 px images, 16x16x4 latents) to `folder`."""
     torch.manual_seed(seed)
     tok_dir = folder / "_tokenizer_src"
-    write_vocabulary(vocabulary() + EXTRA_WORDS, tok_dir)
+    shutil.copytree(TOKENIZER_FILES, tok_dir)
     tokenizer = CLIPTokenizer.from_pretrained(tok_dir, model_max_length=max_tokens)
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=len(tokenizer), hidden_size=text_width, intermediate_size=2 * text_width,
@@ -59,8 +60,7 @@ def make_tiny_model(folder: Path, prediction_type: str = "epsilon", text_width: 
 
 @torch.no_grad()
 def _latent_std(vae: AutoencoderKL) -> float:
-    """Spread of the VAE's latents over a few world scenes, to scale them to unit variance."""
-    rng = random.Random(0)
-    images = [render(random_scene(rng), size=32).image for _ in range(8)]
+    """Spread of the VAE's latents over a few test photos, to scale them to unit variance."""
+    images = [test_photo(seed, 32) for seed in range(8)]
     pixels = torch.stack([image_to_tensor(im)[0] for im in images])
     return float(vae.encode(pixels).latent_dist.mean.std())

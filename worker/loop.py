@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image
 
-from engine.errors import EngineError
+from engine.errors import EngineError, PromptError
 from oneword import jobs
 from oneword.health import HealthServer
 from oneword.metrics import ServiceMetrics
@@ -127,6 +128,8 @@ class LaneRunner:
         except LeaseLost:
             outcome = "lost"
             log.warning("%s: job %d was taken away (lease lost)", self.name, job.id)
+        except PromptError as exc:  # the command cannot be done on this photo as said
+            await self._fail(job, jobs.as_advice(str(exc)), retry=False)
         except (UserFacingError, EngineError) as exc:
             await self._fail(job, str(exc), retry=False)
         except Exception:
@@ -221,27 +224,31 @@ class LaneRunner:
 
     async def _edit(self, payload: jobs.EditPayload,
                     progress: Progress) -> jobs.EditResult:
-        await asyncio.to_thread(self.tasks.check_edit, self.storage.files.resolve(payload.photo),
-                                payload.command)
-        inversion = await self._inversion(payload.photo, payload.photo_key,
-                                          payload.command.caption,
-                                          progress)
+        photo = self.storage.files.resolve(payload.photo)
+        prompt = await asyncio.to_thread(self.tasks.source_prompt, photo, payload.command)
+        inversion = await self._inversion(payload.photo, payload.photo_key, prompt, progress)
         concept_files = []
         for concept_id in payload.concept_ids:
             concept = await self.storage.concepts.get(concept_id)
             concept_files.append(self.storage.files.resolve(concept.file_path))
-        outcome = await asyncio.to_thread(self.tasks.edit, inversion, payload.command,
+        outcome = await asyncio.to_thread(self.tasks.edit, photo, inversion, payload.command,
                                           concept_files, payload.seed, progress.report)
         image_path = self.storage.files.new_path(Area.RESULTS, ".png")
         maps_path = self.storage.files.new_path(Area.RESULTS, ".png")
         await asyncio.to_thread(_save_png, outcome.image, self.storage.files.resolve(image_path))
         await asyncio.to_thread(_save_png, outcome.maps, self.storage.files.resolve(maps_path))
+        mask_path = None
+        if outcome.mask is not None:  # where the result may differ from the photo
+            mask_path = self.storage.files.new_path(Area.RESULTS, ".png")
+            await asyncio.to_thread(_save_png, _mask_image(outcome.mask),
+                                    self.storage.files.resolve(mask_path), 0)
         return jobs.EditResult(image_path, maps_path, outcome.prompt_edit.source,
-                               outcome.prompt_edit.target)
+                               outcome.prompt_edit.target, mask_path)
 
     async def _inversion(self, photo: str, photo_key: str, caption: str | None,
                          progress: Progress):
-        """The photo's inversion, from the cache when it was inverted before with this caption."""
+        """The photo's inversion, from the cache when it was inverted before under this prompt
+        (`caption`; None: under any)."""
         from engine.inversion import Inversion
 
         mode = self.tasks.editor.mode
@@ -281,6 +288,12 @@ class LaneRunner:
             payload.photo), payload.caption, progress.report)
         path = self.storage.files.store_bytes(Area.RESULTS, webp, ".webp")
         return jobs.StickerResult(path)
+
+
+def _mask_image(share: np.ndarray) -> Image.Image:
+    """An edit's pixel shares (H, W) in [0, 1] as a black and white picture: white wherever the
+    result may differ from the photo."""
+    return Image.fromarray(np.where(share > 0, 255, 0).astype(np.uint8))
 
 
 def _save_png(image: Image.Image, path: Path, min_side: int = 256) -> None:

@@ -21,8 +21,9 @@ from engine.config import ConceptSettings, InversionSettings
 from engine.images import read_image
 from engine.inversion import Inversion
 from engine.model import DiffusionModel, load_model
-from engine.operations import Editor, EditOutcome, EditRequest, require_subject
+from engine.operations import Editor, EditOutcome, EditRequest
 from engine.packs import load_pack_plan, make_pack
+from engine.photo_captioner import load_photo_captioner
 from engine.segmentation import load_segmenter
 from engine.stickers import make_sticker, sticker_webp
 from engine.textual_inversion import LearnedWord, learn_concept, preview_image
@@ -36,8 +37,8 @@ StopCheck = Callable[[], bool]
 
 def edit_request(command: EditCommand) -> EditRequest:
     """The engine's request for a command people typed (the grammar stays out of the engine)."""
-    return EditRequest(command.action.value, subject=command.subject, concept=command.concept,
-                       position=command.position.value if command.position else None)
+    return EditRequest(command.action, subject=command.subject, concept=command.concept,
+                       position=command.position)
 
 
 def _per_photo(descriptions: list[str] | None, count: int) -> list[str | None] | None:
@@ -74,7 +75,9 @@ class EngineTasks:
                                                     settings.device or None,
                                                     safety=bool(settings.safety_checker)),
                                 bool(settings.compile_unet))
-        self.captioner = load_captioner(self.model.source)
+        # the captioning model the settings name, else the model folder's own captioner
+        self.captioner = (load_photo_captioner(settings.captioner, self.model.device)
+                          or load_captioner(self.model.source))
         self.segmenter = load_segmenter(self.model.source, settings.segmenter)
         self.pack_plan = load_pack_plan(self.model.source, settings.pack_expressions)
         self.editor = Editor(self.model, self.captioner,
@@ -116,19 +119,22 @@ class EngineTasks:
             image, caption, should_stop=should_stop,
             progress=lambda i, n, _loss: report(0.7 * i / n, f"reading the photo: {i}/{n}"))
 
-    def check_edit(self, photo: Path, command: EditCommand) -> None:
-        """Refuse, before any inversion, a command the photo cannot take: unreadable, or
-        replacing or removing something its caption (given, or the captioner's) lacks."""
+    def source_prompt(self, photo: Path, command: EditCommand) -> str | None:
+        """The prompt to invert the photo under for `command`, or None when any earlier
+        inversion of it will do (an add or restyle without a caption of the user's). Reads
+        the photo first, so an unreadable one is refused before any inversion."""
+        image = read_image(photo)
         request = edit_request(command)
-        if request.subject is not None:
-            require_subject(self.editor.caption(read_image(photo), command.caption), request)
+        if command.caption is None and request.subject is None:
+            return None
+        return self.editor.source_prompt(image, request, command.caption)
 
-    def edit(self, inversion: Inversion, command: EditCommand, concept_files: list[Path],
-             seed: int, report: Report) -> EditOutcome:
-        """Run one edit command on an inverted photo."""
+    def edit(self, photo: Path, inversion: Inversion, command: EditCommand,
+             concept_files: list[Path], seed: int, report: Report) -> EditOutcome:
+        """Run one edit command on an inverted photo; the result is at the photo's size."""
         concepts = [load_concept(path) for path in concept_files]
         return self.editor.run(
-            inversion, edit_request(command), concepts, seed=seed,
+            inversion, edit_request(command), concepts, seed=seed, photo=read_image(photo),
             progress=lambda i, n: report(0.7 + 0.3 * (i + 1) / n, f"editing: {i + 1}/{n}"))
 
     def sticker(self, photo: Path, caption: str | None, report: Report) -> bytes:

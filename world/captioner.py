@@ -6,7 +6,7 @@ only when it is one captions name. It is built from the checker's Reading of the
 bundled model can caption its own pictures: the engine uses that to pre-fill the source prompt
 of an edit, and learning uses `WorldCaptioner.subject` to caption each sample photo with the
 new word in its subject's place and to mask the subject. The model folder names `load` in its
-captioner.json. Real Stable Diffusion models ship no captioner; there the user types the caption.
+captioner.json, beside the world's caption grammar (world/caption_grammar.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from engine.captioning import CAPTIONER_FILE, PLACEHOLDER, Subject
+from world.caption_grammar import WorldCaptionGrammar
 from world.checker import Checker, ObjectReading, Reading
 from world.scene import FINE_STYLES, NAMED_STYLES, POSITIONS, SIZES, caption, full_description
 
@@ -27,9 +28,12 @@ NAMEABLE_STYLES = NAMED_STYLES + FINE_STYLES  # styles some caption of the model
 
 
 def write_captioner_spec(model_folder: Path) -> Path:
-    """Name this captioner in a model folder's captioner.json (engine/captioning.py reads it)."""
+    """Name this captioner and the world's caption grammar in a model folder's captioner.json
+    (engine/captioning.py reads it)."""
     path = Path(model_folder) / CAPTIONER_FILE
-    path.write_text(json.dumps({"factory": f"{__name__}:load", "folder": CAPTIONER_FOLDER}) + "\n")
+    path.write_text(json.dumps({"factory": f"{__name__}:load", "folder": CAPTIONER_FOLDER,
+                                "grammar": f"{WorldCaptionGrammar.__module__}:"
+                                           f"{WorldCaptionGrammar.__name__}"}) + "\n")
     return path
 
 
