@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import shutil
+import signal
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -111,6 +114,37 @@ def test_allowlist_settings_are_checked() -> None:
         load_settings(environ={"ONEWORD_ALLOWED_CHATS": "1,bob"})
     with pytest.raises(SettingsError, match="log_level"):
         load_settings(environ={"ONEWORD_LOG_LEVEL": "loud"})
+
+
+# ------------------------------------------------------------------------------ log level
+
+
+async def test_the_log_level_setting_and_level_names_in_log_lines(server: BotApiServer,
+                                                                    tmp_path: Path) -> None:
+    """`oneword bot` as an operator runs it: at DEBUG, debug lines show; each names its level."""
+    env = {**os.environ, "TELEGRAM_TOKEN": server.token, "ONEWORD_LOG_LEVEL": "debug",
+           "ONEWORD_BASE_URL": server.base_url, "ONEWORD_BASE_FILE_URL": server.base_file_url,
+           "ONEWORD_DATA_DIR": str(tmp_path / "data")}
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "oneword", "bot", env=env, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE)
+    seen: list[str] = []
+    try:
+        assert bot.stderr is not None
+        while not any(" INFO bot.app bot @" in line for line in seen):  # the ready line
+            line = (await asyncio.wait_for(bot.stderr.readline(), 120)).decode()
+            assert line, "the bot ended: " + "".join(seen[-20:])
+            seen.append(line)
+    finally:
+        bot.send_signal(signal.SIGINT)
+        await bot.wait()
+    assert any(re.match(r"\S+ \S+ DEBUG \S+ ", line) for line in seen), "".join(seen[-20:])
+    assert server.token not in "".join(seen)
+    quiet = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "oneword", "bot", env={**env, "ONEWORD_LOG_LEVEL": "loud"},
+        stderr=asyncio.subprocess.PIPE)
+    _, err = await quiet.communicate()
+    assert quiet.returncode == 1 and "log_level must be one of" in err.decode()
 
 
 # --------------------------------------------------------------------------- the bot's health
