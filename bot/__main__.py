@@ -1,5 +1,5 @@
 """``python -m bot``: the same as ``oneword bot``."""
 
-from oneword.cli import main
+from cli.main import main
 
 raise SystemExit(main(["bot"]))

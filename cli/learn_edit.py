@@ -1,4 +1,5 @@
 """`oneword learn` and `oneword edit`: the engine from the command line, with progress bars.
+The edited photo is written at its own size (engine/full_size.py).
 
 Registering the commands imports nothing heavy; the engine loads when one of them runs, so
 `oneword bot` never pays for torch. Every input (photos, names, output folders, concept files,
@@ -210,29 +211,32 @@ def run_edit(args: argparse.Namespace) -> int:
         return _refuse(str(exc))
     from tqdm import tqdm
 
-    from engine.captioning import load_captioner
     from engine.concept_tokens import concepts_in_use
     from engine.config import InversionSettings
     from engine.images import read_image
     from engine.model import load_model
     from engine.operations import Editor, plan_edit
+    from engine.photo_captioner import captioner_for
+    from oneword.settings import load_settings
     from worker.tasks import edit_request
 
     model = load_model(args.model, args.device)
     inversion_settings = InversionSettings(**_given(steps=args.steps))
-    editor = Editor(model, load_captioner(model.source), inversion_settings, mode=args.mode)
+    captioner = captioner_for(model.source, model.device, load_settings().captioner)
+    editor = Editor(model, captioner, inversion_settings, mode=args.mode)
     image = read_image(args.image, IMAGE_LIMITS)
-    caption = editor.caption(image, args.caption or command.caption)
     request = edit_request(command)
+    caption = editor.source_prompt(image, request, args.caption or command.caption)
     with concepts_in_use(model, concepts):  # cheap: an edit that cannot be planned stops here
-        plan_edit(model, caption, request, {c.name: c for c in concepts})
+        plan_edit(model, caption, request, {c.name: c for c in concepts},
+                  grammar=editor.grammar)
     steps = inversion_settings.steps
     with tqdm(total=steps, desc=f"inverting ({args.mode})", unit="step") as bar:
         inversion = editor.prepare(image, caption,
                                    progress=lambda i, n, loss: bar.update(i - bar.n))
     print(f"caption: {inversion.prompt}")
     with tqdm(total=steps, desc="editing", unit="step") as bar:
-        outcome = editor.run(inversion, request, concepts, seed=args.seed,
+        outcome = editor.run(inversion, request, concepts, seed=args.seed, photo=image,
                              progress=lambda i, n: bar.update(i + 1 - bar.n))
     print(f"edit: '{outcome.prompt_edit.source}' -> '{outcome.prompt_edit.target}'")
     outcome.image.save(args.out)

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from oneword import learn_edit
+from cli import learn_edit
 
 # Set for every command unless the environment already says otherwise; read by torch's OpenMP
 # runtime when torch loads, so set before any command imports it. PASSIVE: idle OpenMP threads

@@ -57,7 +57,7 @@ class EditSettings:
     restyle_self_replace: float = 0.2
     # restyle: the restyled branch starts from the inverted noise without its per-channel mean.
     # SD's schedule leaves a picture's mean colour in its latent even at the last step, so the
-    # inverted noise of a night photo is dark and the new style came out as a dark sepia there;
+    # inverted noise of a dark photo is dark and the new style came out dark and brown there;
     # without the mean, the tint is the style's to set and the layout stays in the noise.
     # Bundled model, four style seeds, ddim restyles: 68 -> 86% on scenes 20-39, 72 -> 86% on
     # 40-59, 65 -> 76% on the benchmark's scenes. Only after ddim and direct inversion: null-text's
@@ -105,10 +105,10 @@ class ConceptSettings:
     learning_rate: float = 5e-3
     batch_size: int = 4
     # Tokens per word. Two held a patterned object's shape and pattern but not its colours
-    # (an orange diamond with blue stripes came out black and white); four hold both more often.
+    # (a striped object of two colours came out black and white); four hold both more often.
     vectors: int = 4
     # A style's word sets one overall look, but it must hold it beside any caption of content:
-    # learned from the duotone samples and asked for beside the benchmark's 20 captions, two
+    # learned from the two-tone samples and asked for beside the benchmark's 20 captions, two
     # tokens drew it in 0.15, four in 0.50, eight in 0.80 (0.65 and 0.60 with other seeds); the
     # longest caption of the bundled model's grammar still fits beside eight (a model that reads
     # fewer tokens gets fewer: `textual_inversion.word_length`).
@@ -126,14 +126,14 @@ class ConceptSettings:
     style_timesteps_from: float = 0.7
     # A style's draws add a per-channel constant of this std to the noise ("offset noise"): the
     # noisy latent's overall tint then no longer tells the photo's, so the word has to set it,
-    # as it must when restyling a photo of another tint. On the duotone samples (one seed, 20
+    # as it must when restyling a photo of another tint. On the two-tone samples (one seed, 20
     # edits, the bundled model trained with 0.1): benchmark restyles 25% -> 50-55%; the word
     # beside the benchmark's captions 1.00 (0.80 without, judged by the checker before its
     # VAE fine-tune); 0.3 lost the style (0.10).
     style_noise_offset: float = 0.1
     # A style's word learns faster and for all its steps. Its loss, drawn at high noise only,
-    # barely tells the look it starts from (sepia, for the duotone samples) from the one it
-    # should find, so the probe levelled off while the word still drew sepia on dark scenes
+    # barely tells the look it starts from (a brown tint, for the two-tone samples) from the
+    # one it should find, so the probe levelled off while the word still drew brown on dark scenes
     # and early stopping kept it there. Over four seeds on the bundled model (ddim restyles):
     # 0.005 with early stop 38% of the benchmark's scenes and 36% of scenes 20-39; 0.015 to
     # the last step 65% and 68%; 0.03 did worse on the one seed tried (40%).

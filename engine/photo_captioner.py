@@ -20,7 +20,7 @@ import re
 import torch
 from PIL import Image
 
-from engine.captioning import Subject
+from engine.captioning import Captioner, Subject, load_captioner
 from engine.errors import ModelLoadError
 
 # Captions longer than this many words are cut: an edit adds words of its own to the caption,
@@ -76,3 +76,10 @@ def load_photo_captioner(source: str, device: torch.device | str = "cpu"
                          ) -> ImageToTextCaptioner | None:
     """The captioner the settings name (a hub id or a folder), None when they name none."""
     return ImageToTextCaptioner(source, device) if source.strip() else None
+
+
+def captioner_for(model_source: str, device: torch.device | str, setting: str = ""
+                  ) -> Captioner | ImageToTextCaptioner | None:
+    """The captioner edits use: the captioning model the settings name (`setting`), else the
+    model folder's own (the bundled model's), else None (the user says what a photo shows)."""
+    return load_photo_captioner(setting, device) or load_captioner(model_source)

@@ -30,7 +30,7 @@ NOT_SUBJECTS = {"a", "an", "the", "of", "on", "in", "with", "and", "at", "to", "
                 "picture", "image", "background", "style", "left", "right", "center", "big",
                 "small", "is", "are"}
 # A word just before one of these describes the setting or the look, not a subject
-# ("with grass background", "in pixel style"), whatever the model's vocabulary.
+# ("with a beach background", "in watercolour style"), whatever the model's vocabulary.
 SETTING_NOUNS = ("background", "style")
 
 

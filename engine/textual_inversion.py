@@ -11,20 +11,18 @@ explain whatever else the photos show (their backgrounds, above all). Here the w
 explain only its subject:
 
 - Captions per photo. A model's captioner (engine/captioning.py) words each training view with
-  the new word in the subject's place ("a big <word> in the center with sky background"); a
+  the new word in the subject's place ("a small <word> on a sofa"); a
   user's description of a photo is added to the generic templates ("a photo of a <word>" + "on a
   beach"); without either, the generic templates. A style's captions name the content and put
-  the word in the style's place ("a big red circle on the left with grass background in <word>
-  style").
+  the word in the style's place ("a dog on a sofa in <word> style").
 - A loss focused on the subject, for objects and persons: the denoising error is weighted by the
   subject's mask from the captioner, else by the word's own cross-attention (`attention_focus`).
   A style covers the whole picture, so its loss is the plain one, drawn at high noise only
   (`lowest_timestep`) and with offset noise (`ConceptSettings.style_noise_offset`): there the
   picture's look, its tint above all, is the words' to set.
-- It starts from what the subject looks like: from the captioner's words for it ("teal wideeyed
-  pointyeared gaping spotted creature", or for a style the nearest look the model has a word
-  for), or the user's initializer, one vector per word, so learning only has to find what those
-  words miss.
+- It starts from what the subject looks like: from the captioner's words for it ("small fluffy
+  grey cat", or for a style the nearest look the model has a word for), or the user's
+  initializer, one vector per word, so learning only has to find what those words miss.
 - It stops when learned: a fixed probe of draws is scored every few steps, and learning ends when
   its loss stops improving; the best vectors seen are kept. A style learns faster and to the last
   step instead (`ConceptSettings.style_learning_rate`, `style_early_stop_window`): its
@@ -419,8 +417,8 @@ def initial_vectors(model: DiffusionModel, count: int, words: str | None,
     """Starting vectors [n, d] (fp32, CPU) and a warning if `words` were unusable.
 
     Without words, `count` vectors at the vocabulary's mean embedding. With words (an
-    initializer such as "dog", or a description such as "teal wideeyed pointyeared gaping
-    spotted creature"), one vector per token of them, at least `count` and at most `most`:
+    initializer such as "dog", or a description such as "small fluffy grey long-haired
+    cat"), one vector per token of them, at least `count` and at most `most`:
     vector i starts at token i (the tokens repeat when they are fewer than `count`, and
     neighbours are averaged when they are more than `most`). A little noise keeps equal
     starts apart.

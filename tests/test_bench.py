@@ -193,7 +193,7 @@ def test_cached_concepts_are_keyed_by_the_captioner_that_helped_learn_them(tmp_p
 
 
 def test_oneword_bench_parses_the_benchmark_options():
-    from oneword.cli import build_parser, run_bench
+    from cli.main import build_parser, run_bench
 
     args = build_parser().parse_args(["bench", "--quick", "--scenes", "3"])
     assert args.run is run_bench and args.quick and args.scenes == 3

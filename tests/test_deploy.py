@@ -16,7 +16,7 @@ import pytest
 import yaml
 from compose_spec import PyCompose
 
-from oneword.cli import build_parser
+from cli.main import build_parser
 from oneword.settings import load_settings, setting_names
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"

@@ -15,7 +15,7 @@ from PIL import Image
 
 from botapi import BotApiServer, ControlClient
 from botapi.records import MessageRecord
-from oneword import cli as oneword_cli
+from cli import main as oneword_cli
 from playground import stack as stack_module
 from playground import transcript
 from playground.samples import load_samples

@@ -1,5 +1,5 @@
 """`python -m worker`: the same as `oneword worker`."""
 
-from oneword.cli import main
+from cli.main import main
 
 raise SystemExit(main(["worker"]))

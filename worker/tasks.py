@@ -15,7 +15,6 @@ from pathlib import Path
 from PIL import Image
 
 from engine.acceleration import accelerate
-from engine.captioning import load_captioner
 from engine.concepts import Concept, load_concept, save_concept
 from engine.config import ConceptSettings, InversionSettings
 from engine.images import read_image
@@ -23,7 +22,7 @@ from engine.inversion import Inversion
 from engine.model import DiffusionModel, load_model
 from engine.operations import Editor, EditOutcome, EditRequest
 from engine.packs import load_pack_plan, make_pack
-from engine.photo_captioner import load_photo_captioner
+from engine.photo_captioner import captioner_for
 from engine.segmentation import load_segmenter
 from engine.stickers import make_sticker, sticker_webp
 from engine.textual_inversion import LearnedWord, learn_concept, preview_image
@@ -76,8 +75,7 @@ class EngineTasks:
                                                     safety=bool(settings.safety_checker)),
                                 bool(settings.compile_unet))
         # the captioning model the settings name, else the model folder's own captioner
-        self.captioner = (load_photo_captioner(settings.captioner, self.model.device)
-                          or load_captioner(self.model.source))
+        self.captioner = captioner_for(self.model.source, self.model.device, settings.captioner)
         self.segmenter = load_segmenter(self.model.source, settings.segmenter)
         self.pack_plan = load_pack_plan(self.model.source, settings.pack_expressions)
         self.editor = Editor(self.model, self.captioner,

@@ -1,0 +1,5 @@
+"""``python -m cli``: the same as ``oneword``."""
+
+from cli.main import main
+
+raise SystemExit(main())
