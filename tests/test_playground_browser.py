@@ -3,7 +3,9 @@
 ``oneword playground`` runs as a user starts it (real bot and worker, here on the tiny model
 with a few learning steps); the test teaches a word with an album uploaded through the page's
 file input, sends an edit command on a sample scene through the reply chips, and checks that
-the bot's photos are shown (loaded images), then stops the playground with Ctrl-C (SIGINT).
+the bot's photos are shown (loaded images), that inline buttons sit under their message
+bubble and the samples panel never covers the chat (on a desktop and at a phone's 390 px),
+then stops the playground with Ctrl-C (SIGINT).
 
 Needs Debian's ``chromium`` (``apt-get install -y chromium``) and the ``playwright`` package
 from PyPI; it never downloads a browser (no ``playwright install``).
@@ -42,6 +44,41 @@ def _missing() -> str | None:
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(_missing() is not None,
                                                     reason=_missing() or "")]
+
+BOXES = """() => {
+    const box = (node) => { const r = node.getBoundingClientRect();
+        return { top: r.top, bottom: r.bottom, left: r.left, right: r.right }; };
+    const keyboard = [...document.querySelectorAll('.msg:not(.mine) .keyboard')].pop();
+    const stack = keyboard.parentElement;
+    return { keyboard: box(keyboard), bubble: box(stack.querySelector('.bubble')),
+             inBubble: keyboard.closest('.bubble') !== null,
+             samples: box(document.querySelector('#samples')),
+             messages: box(document.querySelector('#messages')),
+             composer: box(document.querySelector('#composer')),
+             samplesShown: !document.querySelector('#samples').hidden,
+             width: window.innerWidth, height: window.innerHeight };
+}"""
+
+
+def overlap(a: dict, b: dict) -> bool:
+    """Whether two boxes share any area."""
+    return min(a["right"], b["right"]) > max(a["left"], b["left"]) and \
+        min(a["bottom"], b["bottom"]) > max(a["top"], b["top"])
+
+
+def check_layout(page) -> dict:
+    """Inline buttons under their bubble (as in Telegram), and the samples panel beside or
+    under the chat, never over it."""
+    boxes = page.evaluate(BOXES)
+    assert not boxes["inBubble"], "the inline buttons are inside the message bubble"
+    assert boxes["keyboard"]["top"] >= boxes["bubble"]["bottom"], boxes
+    assert boxes["keyboard"]["right"] <= boxes["width"] + 0.5, boxes
+    assert boxes["samplesShown"]
+    for part in ("messages", "composer"):
+        assert not overlap(boxes["samples"], boxes[part]), f"samples cover the {part}: {boxes}"
+    assert boxes["messages"]["bottom"] - boxes["messages"]["top"] >= 0.3 * boxes["height"]
+    return boxes
+
 
 LOADED_BOT_PHOTOS = """() => [...document.querySelectorAll('.msg:not(.mine) .photos img')]
     .filter((img) => img.complete && img.naturalWidth > 0).length"""
@@ -130,6 +167,14 @@ def test_album_command_and_photos_in_the_browser(playground) -> None:
             sources = page.eval_on_selector_all(".msg:not(.mine) .photos img",
                                                 "imgs => imgs.map(i => i.src)")
             assert all("/control/files/" in src for src in sources)
+            wide = check_layout(page)
+            assert wide["samples"]["left"] >= wide["messages"]["right"]  # beside the chat
+
+            page.set_viewport_size({"width": 390, "height": 844})  # a phone
+            page.wait_for_function("() => window.innerWidth === 390")
+            phone = check_layout(page)
+            assert phone["samples"]["top"] >= phone["composer"]["bottom"]  # under the chat
+            assert phone["samples"]["right"] <= 390.5
         finally:
             browser.close()
     assert errors == []

@@ -293,8 +293,6 @@ function messageRow(chatId, group) {
   if (media) bubble.append(media);
   const text = group.map((r) => r.message.text || r.message.caption).find(Boolean);
   if (text) bubble.append(el("div", { className: "text", textContent: text }));
-  const keyboard = message.reply_markup && message.reply_markup.inline_keyboard;
-  if (keyboard) bubble.append(inlineKeyboard(chatId, first, keyboard));
   const time = new Date(message.date * 1000).toLocaleTimeString([], {
     hour: "2-digit", minute: "2-digit",
   });
@@ -305,11 +303,15 @@ function messageRow(chatId, group) {
     className: "reply-btn", type: "button", title: "Reply", textContent: "↩",
     onclick: () => setReply(chatId, group[group.length - 1]),
   });
+  // As in Telegram, inline buttons sit under the bubble, as wide as it, not inside it.
+  const stack = el("div", { className: "stack" }, bubble);
+  const keyboard = message.reply_markup && message.reply_markup.inline_keyboard;
+  if (keyboard) stack.append(inlineKeyboard(chatId, first, keyboard));
   const row = el("div", {
     className: mine ? "msg mine" : "msg", dataset: { mid: String(first.message_id) },
   });
-  if (mine) row.append(reply, bubble);
-  else row.append(bubble, reply);
+  if (mine) row.append(reply, stack);
+  else row.append(stack, reply);
   return row;
 }
 
