@@ -39,6 +39,7 @@ from telegram.ext import (
 
 from oneword.grammar import VERBS
 from oneword.settings import Settings
+from storage import DataGone
 
 from . import (
     access,
@@ -55,12 +56,14 @@ from . import (
     texts,
 )
 from .chatorder import ChatOrderedProcessor
+from .datawatch import stop_for_lost_data, stopped_for_lost_data, watch_data
 from .delivery import Delivery
 from .logs import install_redaction, quiet_noisy_loggers
 from .persistence import DatabasePersistence
 from .ratelimit import ChatRateLimiter
 from .services import BOT_DATA_KEY, Services, Tuning, get_services
 from .startup import check_token
+from .webhook import webhook_secret
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +157,7 @@ async def on_startup(application: Application) -> None:
     application.bot_data[DELIVERY_KEY] = delivery
     assert application.job_queue is not None, "install python-telegram-bot[job-queue]"
     delivery.start(application.job_queue)
+    watch_data(application)
     learning.resume_albums(application)
     await probes.start_health(application)
     log.info("bot @%s ready; data in %s", bot.username, services.settings.data_path)
@@ -201,24 +205,30 @@ async def running(settings: Settings, tuning: Tuning | None = None,
         await on_shutdown(application)
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings) -> int:
     """Run the bot until SIGINT/SIGTERM: a webhook if ``settings.webhook_url`` is set, else
-    long polling. Blocks; owns the event loop.
+    long polling. Blocks; owns the event loop. Returns the exit code: 0, or 1 when the bot
+    stopped because its data directory vanished (see :mod:`bot.datawatch`).
 
     Raises :class:`~bot.startup.StartupError` (one line, no token) before starting when the
     token is missing or rejected, or the Bot API cannot be reached.
     """
     install_redaction(settings.token)
     check_token(settings)
+    secret = webhook_secret(settings) if settings.webhook_url else None  # see bot.webhook
     application = build_application(settings)
-    if settings.webhook_url:
-        path = urlsplit(settings.webhook_url).path.lstrip("/")
-        log.info("webhook mode: listening on %s:%d", settings.webhook_listen,
-                 settings.webhook_port)
-        application.run_webhook(
-            listen=settings.webhook_listen, port=settings.webhook_port, url_path=path,
-            webhook_url=settings.webhook_url, secret_token=settings.webhook_secret or None,
-            allowed_updates=ALLOWED_UPDATES)
-    else:
-        log.info("polling mode")
-        application.run_polling(allowed_updates=ALLOWED_UPDATES)
+    try:
+        if settings.webhook_url:
+            path = urlsplit(settings.webhook_url).path.lstrip("/")
+            log.info("webhook mode: listening on %s:%d, updates without the secret refused",
+                     settings.webhook_listen, settings.webhook_port)
+            application.run_webhook(
+                listen=settings.webhook_listen, port=settings.webhook_port, url_path=path,
+                webhook_url=settings.webhook_url, secret_token=secret,
+                allowed_updates=ALLOWED_UPDATES)
+        else:
+            log.info("polling mode")
+            application.run_polling(allowed_updates=ALLOWED_UPDATES)
+    except DataGone as exc:  # met while shutting down (e.g. the last persistence write)
+        stop_for_lost_data(application, exc)
+    return 1 if stopped_for_lost_data(application) else 0

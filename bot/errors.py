@@ -13,9 +13,10 @@ from telegram import Update
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
-from storage import DatabaseBusy
+from storage import DatabaseBusy, DataGone
 
 from . import texts
+from .datawatch import stop_for_lost_data
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,8 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log the error with where it happened; tell the chat something went wrong."""
     error = context.error
     where = _describe(update)
+    if isinstance(error, DataGone):  # nothing can be stored any more: the bot stops
+        stop_for_lost_data(context.application, error)
     if isinstance(error, Forbidden):
         log.info("%s: not allowed to answer: %s", where, error.message)
         return

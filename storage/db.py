@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -31,6 +32,9 @@ from typing import Any, Protocol
 import aiosqlite
 
 from .errors import Conflict, DatabaseBusy, InvalidArgument, StorageError
+from .presence import PresenceGuard
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Params = Sequence[Any] | Mapping[str, Any]
@@ -147,16 +151,24 @@ class Database:
     dialect = "sqlite"
     notifies = False  # other processes learn about new jobs by polling
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path, clock: Clock) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: Path, clock: Clock,
+                 lock_patience_s: float = 0.0) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
         self._session = Session(conn)
         self.path = path
         self.clock = clock
+        self.lock_patience_s = lock_patience_s
+        self.guard: PresenceGuard | None = None  # set by the storage: checked before each write
 
     @classmethod
-    async def connect(cls, path: Path, *, busy_timeout_s: float, clock: Clock) -> Database:
-        """Open ``path`` (created if missing) with WAL, foreign keys and a busy timeout."""
+    async def connect(cls, path: Path, *, busy_timeout_s: float, clock: Clock,
+                      lock_patience_s: float = 0.0) -> Database:
+        """Open ``path`` (created if missing) with WAL, foreign keys and a busy timeout.
+
+        ``lock_patience_s``: how long a write transaction waits, in all, for another process
+        that holds the database locked (each try waits ``busy_timeout_s``), logging as it
+        waits, before it raises :class:`DatabaseBusy`."""
         conn = await aiosqlite.connect(str(path), timeout=busy_timeout_s, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
@@ -175,7 +187,7 @@ class Database:
         except BaseException:
             await conn.close()
             raise
-        return cls(conn, path, clock)
+        return cls(conn, path, clock, lock_patience_s)
 
     async def close(self) -> None:
         """Close the connection (waits for a running statement to finish)."""
@@ -217,7 +229,7 @@ class Database:
                 # BEGIN is inside the try: if the task is cancelled while BEGIN waits for the
                 # other process's lock, BEGIN still completes in aiosqlite's thread, and the
                 # ROLLBACK queued behind it must end that transaction.
-                await self._conn.execute("BEGIN IMMEDIATE")
+                await self._begin()
                 yield self._session
                 await self._conn.execute("COMMIT")
             except BaseException as exc:
@@ -225,6 +237,24 @@ class Database:
                 if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
                     raise DatabaseBusy(f"Database is busy: {exc}") from exc
                 raise
+
+    async def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``, waiting out a lock held by another process (a backup, a
+        maintenance script) for up to ``lock_patience_s``: a long lock delays a write, it does
+        not fail it. Each try waits the busy timeout; every failed try is logged."""
+        if self.guard is not None:
+            self.guard.check()  # never write into a file that was deleted under us
+        started = time.monotonic()
+        while True:
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                waited = time.monotonic() - started
+                if not _is_busy(exc) or waited >= self.lock_patience_s:
+                    raise
+                log.warning("database %s locked by another process for %.0f s; still waiting",
+                            self.path, waited)
 
     async def _rollback(self) -> None:
         # Queued behind any statement still running in aiosqlite's thread (e.g. after a task

@@ -22,6 +22,11 @@ class DatabaseUnavailable(StorageError):
     """The database server cannot be reached (PostgreSQL down, wrong URL, refused login)."""
 
 
+class DataGone(StorageError):
+    """The data directory or the SQLite file this storage opened was removed or replaced
+    while in use: anything written now would be lost. The process must stop."""
+
+
 class Conflict(StorageError):
     """A write broke a uniqueness or reference rule, usually because another process won a race;
     repositories turn it into the specific error (e.g. :class:`ConceptExists`)."""

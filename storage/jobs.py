@@ -433,7 +433,6 @@ class JobQueue:
         _check_worker(worker_id)
         result_json = dump_json(result or {}, "result")
         await self._publish(result)
-        now = self._db.now()
         async with self._db.transaction(concurrent=True) as tx:
             rows = await tx.all(
                 """
@@ -452,6 +451,7 @@ class JobQueue:
         self,
         job_id: int,
         worker_id: str,
+            now = self._db.now()  # after any wait for a lock: the lease counts from the write
         error: str,
         *,
         retry: bool = True,

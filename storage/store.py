@@ -30,10 +30,14 @@ from .jobs import DEFAULT_LEASE_S, JobQueue
 from .media import MediaRepo
 from .migrations import migrate, schema_version
 from .usage import UsageCounter
+from .presence import PresenceGuard
 from .users import UserRepo
 
 DEFAULT_BUSY_TIMEOUT_S = 15.0
 
+# A write waits this long in all for another process's lock (a backup, a maintenance script)
+# before it fails: a user's request during such a lock is stored when the lock ends.
+DEFAULT_LOCK_PATIENCE_S = 600.0
 
 class Storage:
     """Everything persistent: the database and the files of one data directory.
@@ -67,6 +71,7 @@ class Storage:
 
     @classmethod
     async def open(
+        self._guard: PresenceGuard | None = None
         cls,
         data_dir: str | os.PathLike[str],
         *,
@@ -75,16 +80,19 @@ class Storage:
         lease_s: float = DEFAULT_LEASE_S,
         max_file_bytes: int = DEFAULT_MAX_BYTES,
         clock: Clock = time.time,
+        lock_patience_s: float = DEFAULT_LOCK_PATIENCE_S,
     ) -> Storage:
         """Create the data directory layout if needed, open the database and migrate it.
 
         ``database_url``: empty or None for the SQLite file in the data directory (the
         default); ``postgresql://user:password@host:port/dbname`` for a PostgreSQL database
         shared by hosts (files then travel through it, up to ``max_file_bytes`` each).
-        ``busy_timeout_s``: how long a write waits for another process's lock before
-        :class:`DatabaseBusy`. ``lease_s``: default job lease. ``clock``: time source (epoch
-        seconds), injectable for tests. Raises :class:`SchemaTooNew` for a newer database,
-        :class:`DatabaseUnavailable` when PostgreSQL cannot be reached.
+        ``busy_timeout_s``: how long one try of a write waits for another process's lock;
+        ``lock_patience_s``: how long, in all, a write on the SQLite file waits for such a
+        lock (a try every busy timeout, each logged) before :class:`DatabaseBusy`.
+        ``lease_s``: default job lease. ``clock``: time source (epoch seconds), injectable for
+        tests. Raises :class:`SchemaTooNew` for a newer database, :class:`DatabaseUnavailable`
+        when PostgreSQL cannot be reached.
         """
         if database_url and not database_url.startswith(("postgresql://", "postgres://")):
             raise InvalidArgument(
@@ -104,13 +112,25 @@ class Storage:
         files.remove_stale_temp_files()
         if not database_url:
             db = await Database.connect(files.db_path, busy_timeout_s=busy_timeout_s,
-                                        clock=clock)
+                                        clock=clock, lock_patience_s=lock_patience_s)
         try:
             await migrate(db)
         except BaseException:
             await db.close()
+            guard = PresenceGuard(files.root, None if database_url else files.db_path)
+            if not database_url:
+                db.guard = guard
             raise
-        return cls(db, files, lease_s=lease_s)
+        store = cls(db, files, lease_s=lease_s)
+        store._guard = guard
+        return store
+
+    def check_present(self) -> None:
+        """Raise :class:`DataGone` if the data directory or the SQLite file was removed or
+        replaced since :meth:`open` (see :mod:`storage.presence`); the bot and the worker call
+        it periodically and stop on it."""
+        if self._guard is not None:
+            self._guard.check()
 
     @property
     def backend(self) -> str:

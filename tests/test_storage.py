@@ -215,12 +215,13 @@ async def test_refuses_database_from_newer_code(data_dir: Path):
 async def test_waits_for_another_process_and_survives_cancellation(
     data_dir: Path, clock: FakeClock
 ):
-    async with await Storage.open(data_dir, clock=clock, busy_timeout_s=0.3) as store:
+    async with await Storage.open(data_dir, clock=clock, busy_timeout_s=0.3,
+                                  lock_patience_s=0.5) as store:
         await seed(store)
         other_process = sqlite3.connect(data_dir / "oneword.sqlite3", isolation_level=None)
         other_process.execute("BEGIN IMMEDIATE")  # holds the write lock
         try:
-            with pytest.raises(DatabaseBusy):  # waited busy_timeout_s, then a typed error
+            with pytest.raises(DatabaseBusy):  # waited out its patience, then a typed error
                 await store.usage.increment(ALICE)
             waiting = asyncio.create_task(store.usage.increment(ALICE))
             await asyncio.sleep(0.05)

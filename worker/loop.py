@@ -32,13 +32,16 @@ from storage import (
     ConceptExists,
     DatabaseBusy,
     DatabaseUnavailable,
+    DataGone,
     Job,
     JobCancelled,
     JobState,
     LeaseLost,
     Storage,
+    StorageError,
 )
 from storage.jobs import LEASE_EXPIRED_ERROR
+from storage.presence import CHECK_EVERY_S
 from storage.stats import QueueStats
 
 if TYPE_CHECKING:  # the model stack loads with the first model, not with this module, so a
@@ -132,6 +135,8 @@ class LaneRunner:
             await self._fail(job, jobs.as_advice(str(exc)), retry=False)
         except (UserFacingError, EngineError) as exc:
             await self._fail(job, str(exc), retry=False)
+        except DataGone:
+            raise  # nothing can be recorded any more: the worker stops (run_worker)
         except Exception:
             log.exception("%s: job %d failed", self.name, job.id)
             await self._fail(job, "something went wrong on our side; please try again later",
@@ -156,9 +161,12 @@ class LaneRunner:
             try:
                 await self.storage.jobs.heartbeat(job.id, self.worker_id, progress.fraction,
                                                   progress.text, lease_s=self.settings.worker_lease)
-            except LeaseLost:  # cancelled by the user, or no longer ours
+            except (LeaseLost, DataGone):  # cancelled, no longer ours, or the data is gone
                 progress.stop.set()
                 return
+            except StorageError as exc:  # locked or unreachable: a late beat, never the last
+                log.warning("%s: job %d: heartbeat delayed (%s); trying again", self.name,
+                            job.id, exc)
             await asyncio.sleep(min(interval, 1.0))
 
     async def _dispatch(self, job: Job, progress: Progress):
@@ -369,11 +377,22 @@ async def run_worker(settings: Settings, stopping: asyncio.Event | None = None) 
                              metrics)]
         log.info("worker ready (%s database)", storage.backend)
         await asyncio.gather(*(lane.run_forever(stopping) for lane in lanes),
-                             _keep_tidy(storage, settings, stopping))
+                             _keep_tidy(storage, settings, stopping),
+                             _watch_data(storage, stopping))
     finally:
         if health is not None:
             await health.stop()
         await storage.close()
+
+
+async def _watch_data(storage: Storage, stopping: asyncio.Event) -> None:
+    """Raise :class:`DataGone` as soon as the data directory or the database file vanished
+    or was replaced (the storage also checks before each write), so the worker stops instead
+    of working for results nobody could keep."""
+    while not stopping.is_set():
+        storage.check_present()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), CHECK_EVERY_S)
 
 
 async def _keep_tidy(storage: Storage, settings: Settings, stopping: asyncio.Event,
@@ -401,5 +420,10 @@ def main(settings: Settings) -> int:
             loop.add_signal_handler(sig, stopping.set)
         await run_worker(settings, stopping)
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except DataGone as exc:
+        log.critical("worker stopped: %s; nothing more can be stored. Put the data directory "
+                     "back (or point the worker at a new one) and start it again.", exc)
+        return 1
     return 0
