@@ -70,3 +70,16 @@ async def test_a_token_the_server_rejects(server: BotApiServer, tmp_path):
     output, _ = await asyncio.wait_for(process.communicate(), 120)
     assert_one_line_without_token(output.decode(), process.returncode,
                                   says="rejected the bot token")
+
+
+def test_a_setting_that_cannot_be_used(tmp_path):
+    for service in ("bot", "worker"):
+        done = subprocess.run([sys.executable, "-m", "oneword", service],
+                              env=service_env(tmp_path, TELEGRAM_TOKEN=WRONG_TOKEN,
+                                              ONEWORD_MAX_ATTEMPTS="many"),
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, timeout=120)
+        lines = done.stdout.strip().splitlines()
+        assert done.returncode == 1 and len(lines) == 1, done.stdout
+        assert lines[0].startswith(f"oneword {service}: setting max_attempts"), done.stdout
+        assert WRONG_TOKEN not in done.stdout
