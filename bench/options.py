@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RUNS_FOLDER = "runs"  # under the results folder: quick, partial and skipped runs (not tracked)
 PARTS = ("speed", "quality", "seeds", "gpu", "queue")
 
 
@@ -59,7 +60,7 @@ class Plan:
 def add_options(parser: argparse.ArgumentParser) -> None:
     """Register the benchmark's options (shared by `python -m bench` and `oneword bench`)."""
     parser.add_argument("--quick", action="store_true",
-                        help="a one-minute smoke run: tiny counts, written to quick.md/json")
+                        help="a one-minute smoke run: tiny counts, written to runs/quick.md/json")
     parser.add_argument("--gpu", action="store_true",
                         help="also time an SD 1.5-sized random model at 512 px on the GPU "
                              "(skipped with a message when there is none)")
@@ -89,12 +90,17 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="quality: DDIM steps of inversions and edits (full: 15)")
 
 
+def default_parts(quick: bool) -> list[str]:
+    """The parts a run without --only measures (the queue only in the full plan)."""
+    return ["speed", "quality", "seeds"] + ([] if quick else ["queue"])
+
+
 def chosen_parts(args: argparse.Namespace) -> list[str]:
     """The parts to run, in order; ValueError names an unknown one."""
     if args.only:
         parts = [p.strip() for p in args.only.split(",") if p.strip()]
     else:
-        parts = ["speed", "quality", "seeds"] + ([] if args.quick else ["queue"])
+        parts = default_parts(args.quick)
     if args.gpu and "gpu" not in parts:
         parts.append("gpu")
     unknown = [p for p in parts if p not in PARTS]

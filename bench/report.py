@@ -1,8 +1,9 @@
 """Writing the results: JSON with every number, and markdown tables a reader understands.
 
-A full run writes `latest.json` and `latest.md` and a dated copy of both under `history/`; a
-quick run writes `quick.json` and `quick.md` only, so a smoke test never replaces the numbers
-the README links to.
+A complete full run writes `latest.json` and `latest.md` and a dated copy of both under
+`history/`; the queue or the GPU part run alone in full writes `queue.*` or `gpu.*`; a quick,
+partial or skipped run writes under `runs/` only (`bench.runner.report_name`), so it never
+replaces the numbers the README links to.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ def finite(value: Any) -> Any:
 
 
 def write_report(report: dict, out_dir: Path, name: str) -> list[Path]:
-    """Write the report's JSON and markdown; returns the files written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write the report's JSON and markdown as ``out_dir/name.*`` (``name`` may name a
+    subfolder), and for "latest" a dated copy under history/; returns the files written."""
+    (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(finite(report), indent=2, allow_nan=False) + "\n"
     text = markdown(report)
-    stem = "latest" if name == "full" else name
-    paths = [out_dir / f"{stem}.json", out_dir / f"{stem}.md"]
-    if name == "full":
+    paths = [out_dir / f"{name}.json", out_dir / f"{name}.md"]
+    if name == "latest":
         stamp = report["meta"]["date"][:16].replace(":", "").replace("T", "-")
         (out_dir / "history").mkdir(exist_ok=True)
         paths += [out_dir / "history" / f"{stamp}.json", out_dir / "history" / f"{stamp}.md"]
@@ -96,6 +97,10 @@ def quality_text(quality: dict | None) -> str:
         if quality.get("steps") is not None:
             parts.append(f"{quality['steps']} steps"
                          + (f" ({quality['stopped']})" if quality.get("stopped") else ""))
+    if "target_seconds" in quality:
+        if quality.get("steps") is not None:
+            parts.append(f"{quality['steps']} steps ({quality.get('stopped')})")
+        parts.append(f"target <= {quality['target_seconds']:g} s")
     return ", ".join(parts)
 
 
@@ -260,7 +265,7 @@ def seeds_section(seeds: dict) -> list[str]:
 def gpu_section(gpu: dict) -> list[str]:
     lines = ["## GPU (SD 1.5 architecture, random weights)", ""]
     if "skipped" in gpu:
-        return lines + [gpu["skipped"].capitalize() + "."]
+        return lines + [gpu["skipped"][:1].upper() + gpu["skipped"][1:] + "."]  # keeps "CUDA"
     params = gpu["parameters"]
     speedups = ", ".join(name for name, on in (("channels-last", gpu.get("channels_last")),
                                                ("torch.compile", gpu.get("compiled"))) if on)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from bench.measure import REPO_ROOT, Log, machine_info, now, versions
-from bench.options import Plan, chosen_parts
+from bench.options import RUNS_FOLDER, Plan, chosen_parts, default_parts
 
 if TYPE_CHECKING:  # the engine loads lazily, once the benchmark runs
     from engine.model import DiffusionModel
@@ -158,12 +158,27 @@ def run_plan(args: argparse.Namespace, plan: Plan, parts: list[str], log: Log,
     report = {"meta": report.pop("meta"), **report}
     from bench.report import write_report
 
-    # The queue alone goes to queue.md/json, leaving the full results in place.
-    name = plan.name if parts != ["queue"] else "queue" + ("" if plan.name == "full" else
-                                                             "-quick")
-    paths = write_report(report, args.out, name)
+    paths = write_report(report, args.out, report_name(plan, parts, report))
     log(f"done in {log.elapsed / 60:.1f} min; wrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def report_name(plan: Plan, parts: list[str], report: dict) -> str:
+    """Where under the results folder a run's report goes, so that only complete runs replace
+    the results the README links to.
+
+    "latest" (and a dated copy in history/): the full plan, unchanged, of every default part
+    with none skipped. "queue" or "gpu": the full plan of that part alone (the GPU's only where
+    a GPU ran it). Anything else (--quick, another --only set, changed counts, the GPU part
+    skipped for want of a GPU) goes beside them, to runs/ (not tracked by git).
+    """
+    complete = plan == Plan.full() and not report.get("gpu", {}).get("skipped")
+    if complete and set(default_parts(quick=False)) <= set(parts):
+        return "latest"
+    if complete and parts in (["queue"], ["gpu"]):
+        return parts[0]
+    suffix = "" if parts == default_parts(plan.name == "quick") else "-" + "-".join(parts)
+    return f"{RUNS_FOLDER}/{plan.name}{suffix}"
 
 
 def measure_model(args: argparse.Namespace, plan: Plan, parts: list[str], log: Log,

@@ -15,6 +15,11 @@ with what the speed-up costs in quality:
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -42,7 +47,7 @@ from world.samples import SAMPLES_DIR, target_scenes
 from world.scene import Scene, caption
 
 STAGES = ("learn_concept", "ddim_inversion", "null_text_inversion", "fast_inversion",
-          "direct_inversion", "edit", "edit_direct", "sticker")
+          "direct_inversion", "edit", "edit_direct", "sticker", "cli_learn")
 STAGE_TITLES = {
     "learn_concept": "learn a concept (reserved creature)",
     "ddim_inversion": "DDIM inversion",
@@ -52,7 +57,10 @@ STAGE_TITLES = {
     "edit": "one edit (replace circle with square)",
     "edit_direct": "one edit on the direct inversion",
     "sticker": "one sticker",
+    "cli_learn": "`oneword learn` as the README runs it (its own process)",
 }
+# `oneword learn` with the README's example on a 2-core CPU, no environment variable set.
+CLI_LEARN_TARGET_SECONDS = 60.0
 EDIT_COMMAND = EditRequest("replace", subject="circle", concept="square")
 
 
@@ -229,6 +237,44 @@ def learn_stage(model: DiffusionModel, checker, plan: Plan, cache: ConceptCache 
                                                    "reference": asdict(reference_settings)}}
 
 
+def cli_learn_stage(model: DiffusionModel, plan: Plan, log: Callable[[str], None]) -> dict:
+    """`oneword learn` on the README's example (the creature's sample photos), timed from the
+    start of its process to its end, as a user runs it: torch's default threads and no OMP_* or
+    MKL_* variable in its environment, whatever this benchmark's own settings."""
+    photos = sorted(str(p) for p in (SAMPLES_DIR / "creature").glob("*.png"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "MKL_"))}
+    steps = ["--steps", str(plan.ti_steps)] if plan.ti_steps else []
+    log(f"speed: oneword learn in its own process ({len(photos)} photos)")
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, "-m", "oneword", "learn", "--name", "mochi", "--kind",
+                   "object", "--out", os.path.join(folder, "mochi.safetensors"), "--model",
+                   str(model.source), "--device", str(model.device), *steps, *photos]
+        with open(os.path.join(folder, "out.txt"), "w+") as out, \
+                open(os.path.join(folder, "err.txt"), "w+") as err:
+            start = time.perf_counter()
+            process = subprocess.Popen(command, env=env, stdout=out, stderr=err)
+            _, status, usage = os.wait4(process.pid, 0)  # this child's own resource use
+            seconds = time.perf_counter() - start
+            process.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            err.seek(0)
+            output, errors = out.read(), err.read()
+    if process.returncode != 0:
+        raise RuntimeError(f"oneword learn failed ({process.returncode}): {errors[-2000:]}")
+    peak_mb = round(usage.ru_maxrss / 1024, 1)  # Linux reports KB
+    learned = re.search(r"learned <mochi> in (\d+) steps \(([^)]*)\)", output)
+    note = ("wall time of the whole command: start-up, model load and learning"
+            + (f"; capped at {plan.ti_steps} steps by the {plan.name} plan"
+               if plan.ti_steps else ""))
+    ours = Side(f"python -m oneword learn, default threads, no OMP_* set, "
+                f"<= {plan.ti_steps or ConceptSettings().steps} steps", seconds, [seconds],
+                {"peak_rss_mb": peak_mb, "rss_growth_mb": peak_mb},  # a process of its own
+                {"steps": int(learned[1]) if learned else None,
+                 "stopped": learned[2] if learned else None,
+                 "target_seconds": CLI_LEARN_TARGET_SECONDS}, note=note)
+    return stage(ours, None)
+
+
 def run_speed(model: DiffusionModel, checker, plan: Plan, cache: ConceptCache | None,
               log: Callable[[str], None] = print) -> dict:
     """The speed section of the report: every stage, ours beside the reference."""
@@ -274,6 +320,7 @@ def run_speed(model: DiffusionModel, checker, plan: Plan, cache: ConceptCache | 
                                    evaluations=timing.evaluations), None)
 
     stages["learn_concept"] = learn_stage(model, checker, plan, cache, log)
+    stages["cli_learn"] = cli_learn_stage(model, plan, log)
     return {"device": str(model.device), "photo": text,
             "inversion_settings": {"ours": asdict(ours_inv), "reference": asdict(reference_inv)},
             "stages": {name: stages[name] for name in STAGES}}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 from collections import Counter
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 
 from bench.gpu import SD15_PARAMETERS, build_sd15, run_gpu, run_gpu_stages, sd15_configs
 from bench.measure import Log
-from bench.options import Plan, add_options
+from bench.options import RESULTS_DIR, Plan, add_options, chosen_parts
 from bench.quality import (
     EDIT_KINDS,
     edit_set,
@@ -62,7 +63,8 @@ def test_quick_benchmark_writes_every_stage_and_every_kind_by_mode(tiny_model_di
     args = bench_args("--quick", "--model", str(tiny_model_dir), "--out", str(tmp_path))
     assert run(args, Log(quiet=True), checker=untrained_checker()) == 0
 
-    report = json.loads((tmp_path / "quick.json").read_text())
+    assert {p.name for p in tmp_path.iterdir()} == {"runs", "cache"}  # beside the results
+    report = json.loads((tmp_path / "runs" / "quick.json").read_text())
     meta = report["meta"]
     assert meta["plan"]["name"] == "quick" and meta["date"]
     assert meta["machine"]["cpu"] and meta["machine"]["logical_cores"] >= 1
@@ -122,7 +124,7 @@ def test_quick_benchmark_writes_every_stage_and_every_kind_by_mode(tiny_model_di
                   if row[which][kind] is not None]
         assert len(judged) == 2 and all(0 <= v <= 1 for v in judged), kind
 
-    text = (tmp_path / "quick.md").read_text()
+    text = (tmp_path / "runs" / "quick.md").read_text()
     assert "| stage | ours | reference | ratio (ref / ours) | quality ours |" in text
     assert "| edit | inversion | n | background PSNR | background SSIM" in text
     assert "| seed | creature: recognised | creature: replace-concept |" in text
@@ -159,7 +161,7 @@ def test_a_missing_bundled_model_is_a_clear_error(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr("engine.model.BUNDLED_MODEL", tmp_path / "sticker-world")
     assert run(bench_args("--quick", "--out", str(tmp_path)), Log(quiet=True)) == 2
     assert "python -m world.train" in capsys.readouterr().err
-    assert not (tmp_path / "quick.json").exists()
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_checker_that_cannot_be_read_is_reported_not_fatal(tmp_path):
@@ -294,6 +296,44 @@ def test_gpu_mode_is_skipped_with_a_message_without_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     result = run_gpu(Plan.quick(), log=lambda message: None)
     assert "no CUDA GPU" in result["skipped"]
+
+
+def test_a_gpu_run_without_a_gpu_leaves_the_gpu_results_alone(monkeypatch, tmp_path):
+    """`python -m bench --gpu --only gpu` on a machine without one, into a copy of the
+    results: only a report under runs/ is added."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    results = tmp_path / "results"
+    shutil.copytree(RESULTS_DIR, results, ignore=shutil.ignore_patterns("runs", "cache"))
+    before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
+    assert run(bench_args("--gpu", "--only", "gpu", "--out", str(results)),
+               Log(quiet=True)) == 0
+    after = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
+    added = {p.relative_to(results).as_posix() for p in set(after) - set(before)}
+    assert added == {"runs/full-gpu.json", "runs/full-gpu.md"}
+    assert all(after[p] == content for p, content in before.items())
+    assert "no CUDA GPU" in (results / "runs" / "full-gpu.md").read_text()
+
+
+@pytest.mark.parametrize("options, name", [
+    ((), "latest"),
+    (("--gpu",), "latest"),
+    (("--only", "queue"), "queue"),
+    (("--only", "gpu"), "gpu"),
+    (("--quick",), "runs/quick"),
+    (("--quick", "--only", "queue"), "runs/quick-queue"),
+    (("--only", "speed,quality"), "runs/full-speed-quality"),
+    (("--scenes", "3"), "runs/full"),
+])
+def test_only_complete_runs_replace_the_tracked_results(options, name):
+    from bench.runner import report_name
+
+    args = bench_args(*options)
+    plan = (Plan.quick() if args.quick else Plan.full()).with_overrides(args)
+    parts = chosen_parts(args)
+    assert report_name(plan, parts, {"gpu": {"device": "a GPU"}}) == name
+    if "gpu" in parts:  # the same run where the GPU part was skipped
+        skipped = report_name(plan, parts, {"gpu": {"skipped": "no CUDA GPU"}})
+        assert skipped.startswith("runs/full")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -67,3 +67,19 @@ def test_patterned_parts_tell_whole_from_swapped_and_wrong():
     assert not is_whole(patterned_parts(_read("orange", "blue", kind="square"), obj))
     elsewhere = patterned_parts(_read("orange", "blue", position="right"), obj)
     assert not any(elsewhere.values())
+
+
+def test_a_partial_run_never_rewrites_the_model_card(tmp_path):
+    """`--card` with some figures only is refused before any model loads (the model given
+    is an empty folder, which would fail to load), and the card stays as it is."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    card = Path(__file__).resolve().parents[1] / "engine" / "models" / "sticker-world" / "README.md"
+    before = card.read_bytes() if card.exists() else None
+    result = subprocess.run([sys.executable, "-m", "world.evaluate", "--model", str(tmp_path),
+                             "--only", "vae", "--count", "1", "--card"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "--card rewrites the model card's figures" in result.stderr
+    assert (card.read_bytes() if card.exists() else None) == before

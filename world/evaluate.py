@@ -441,8 +441,15 @@ def main() -> None:
     parser.add_argument("--card", action="store_true",
                         help="write the figures into the model folder's README.md")
     args = parser.parse_args()
-    model = load_model(args.model)
     wanted = args.only.split(",")
+    unknown = sorted(set(wanted) - set(FIGURES))
+    if unknown:
+        parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
+    if args.card and set(wanted) != set(FIGURES):
+        # a partial run would replace the card's whole figures section with its few figures
+        parser.error("--card rewrites the model card's figures, so it measures every figure: "
+                     "leave out --only (a partial run can write its figures with --json FILE)")
+    model = load_model(args.model)
     scenes = held_out_scenes(args.count)
     checker = None
     if {"text_to_image", "checker", "concepts", "fine_features", "feature_values",
