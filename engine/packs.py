@@ -166,10 +166,27 @@ def expression_phrase(concept: Concept, readout: list[str], plan: PackPlan,
     return " ".join(unused + tokens)
 
 
-def wanted_words(readout: list[str], plan: PackPlan, expression: Expression) -> set[str]:
-    """The words a good sticker's subject shows: the expression's and the word's own others."""
+def expression_prompts(concept: Concept, readout: list[str], plan: PackPlan,
+                       expression: Expression) -> list[str]:
+    """The prompts an expression is drawn from: the plan's template around the expression's
+    phrase and, when the plan names groups, also around the phrase with the word's own other
+    words said before it ("teal pointyeared spotted <mochi> sleepy ..."). Said, they hold the
+    word's look better and its face worse; the candidates come from both halves."""
+    phrase = expression_phrase(concept, readout, plan, expression)
+    prompts = [plan.template.replace("{}", phrase)]
     grouped = {w for group in plan.groups for w in group}
-    return set(expression.words) | {w for w in readout if w not in grouped}
+    own = [w for w in readout[:-1] if w not in grouped]
+    if plan.groups and own:
+        prompts.append(plan.template.replace("{}", " ".join(own) + " " + phrase))
+    return prompts
+
+
+def wanted_words(readout: list[str], plan: PackPlan, expression: Expression
+                 ) -> tuple[set[str], set[str]]:
+    """The words a good sticker's subject shows: the word's own (those no expression changes)
+    and the expression's."""
+    grouped = {w for group in plan.groups for w in group}
+    return {w for w in readout if w not in grouped}, set(expression.words)
 
 
 def pack_prompts(model: DiffusionModel, concept: Concept, plan: PackPlan) -> list[str]:
@@ -181,7 +198,7 @@ def pack_prompts(model: DiffusionModel, concept: Concept, plan: PackPlan) -> lis
 
 def make_pack(model: DiffusionModel, concept: Concept, plan: PackPlan,
               segmenter: Segmenter | None = None, captioner: Captioner | None = None,
-              seed: int = 0, candidates: int = 3, steps: int = 20,
+              seed: int = 0, candidates: int = 6, steps: int = 20,
               which: list[int] | None = None, progress: Progress | None = None
               ) -> list[PackSticker]:
     """Stickers of the word, one per expression of the plan (or per index in `which`, to redo
@@ -197,17 +214,17 @@ def make_pack(model: DiffusionModel, concept: Concept, plan: PackPlan,
     with concepts_in_use(model, [concept]):
         for done, index in enumerate(which):
             expression = plan.expressions[index]
-            prompt = plan.template.replace(
-                "{}", expression_phrase(concept, readout, plan, expression))
-            latents = generate(model, [prompt] * candidates, steps=steps,
-                               seed=seed * 1000 + index)
+            options = expression_prompts(concept, readout, plan, expression)
+            prompts = [options[i * len(options) // candidates] for i in range(candidates)]
+            latents = generate(model, prompts, steps=steps, seed=seed * 1000 + index)
             images = model.decode(latents)
-            best, score = images[0], None
+            chosen, score = 0, None
             if captioner is not None:
                 wanted = wanted_words(readout, plan, expression)
-                scored = [(_share(captioner, image, concept.kind, wanted), image)
-                          for image in images]
-                score, best = max(scored, key=lambda pair: pair[0])
+                scores = [_share(captioner, image, concept.kind, wanted) for image in images]
+                chosen = max(range(len(images)), key=lambda i: (scores[i], -i))
+                score = scores[chosen]
+            best, prompt = images[chosen], prompts[chosen]
             cut_words = [t for t in concept.tokens if t in prompt.split()]
             sticker = make_sticker(model, best, prompt, words=cut_words, segmenter=segmenter)
             stickers.append(PackSticker(expression, sticker, prompt, best, score))
@@ -216,7 +233,14 @@ def make_pack(model: DiffusionModel, concept: Concept, plan: PackPlan,
     return stickers
 
 
-def _share(captioner: Captioner, image: Image.Image, kind: str, wanted: set[str]) -> float:
+def _share(captioner: Captioner, image: Image.Image, kind: str,
+           wanted: tuple[set[str], set[str]]) -> float:
+    """How well a drawing shows the word and the expression, 0..1: the share of the word's own
+    words the captioner reads counts twice the share of the expression's (a sticker that is
+    not the word is worse than one with another face)."""
     subject = captioner.subject(image, kind)
     seen = set((subject.words or "").split()) if subject is not None else set()
-    return len(seen & wanted) / max(len(wanted), 1)
+    own, expression = wanted
+    own_share = len(seen & own) / len(own) if own else 1.0
+    expression_share = len(seen & expression) / len(expression) if expression else 1.0
+    return (2 * own_share + expression_share) / 3
