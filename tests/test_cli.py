@@ -142,3 +142,19 @@ def test_an_edit_the_model_cannot_plan_stops_before_inverting(tiny_model_dir, tm
                      "--out", str(tmp_path / "edited.png"))
     assert result.returncode == 2 and "neither a learned concept nor a word" in result.stderr
     assert "inverting" not in result.stderr and not (tmp_path / "edited.png").exists()
+
+
+def test_the_cpu_default_is_set_before_torch_loads_and_never_over_the_users():
+    from cli.main import use_cpu_defaults
+
+    env: dict[str, str] = {}
+    use_cpu_defaults(env)
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    env = {"OMP_WAIT_POLICY": "ACTIVE"}
+    use_cpu_defaults(env)
+    assert env == {"OMP_WAIT_POLICY": "ACTIVE"}
+    # the command line module loads no torch of its own, so main() sets it before any command
+    probe = ("import sys; import cli.main; print('torch' in sys.modules)")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=120)
+    assert loaded.stdout.strip() == "False", loaded.stderr
