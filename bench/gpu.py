@@ -11,9 +11,10 @@ Quality is not measured: random weights draw noise.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -153,6 +154,78 @@ def run_gpu_stages(model: DiffusionModel, settings: InversionSettings, ti_steps:
     return stages
 
 
+# What the worker's photo-to-result time is made of, and what each speed-up does to it: the
+# engine as the worker runs it ("as shipped": SDPA attention, channels-last, 50 steps), then one
+# change at a time. The targets on one H100/H200: an edit from photo to result (inversion
+# included) <= 2 s, learning <= 30 s, <= 6 GB peak memory.
+OPTIONS = ("as shipped", "no channels-last", "fused QKV", "torch.compile", "25 steps",
+           "20 steps")
+
+
+@contextlib.contextmanager
+def option(model: DiffusionModel, name: str, settings: InversionSettings
+           ) -> Iterator[InversionSettings]:
+    """The model changed as `name` says for the block (and put back after), and the inversion
+    settings to run it with."""
+    unet = model.unet
+    if name == "no channels-last":
+        unet.to(memory_format=torch.contiguous_format)
+    elif name == "fused QKV":
+        unet.fuse_qkv_projections()
+    elif name == "torch.compile":
+        unet.compile(dynamic=False)
+    elif name.endswith(" steps"):
+        settings = replace(settings, steps=int(name.split()[0]))
+    elif name != "as shipped":
+        raise ValueError(f"unknown option {name!r}; use one of {', '.join(OPTIONS)}")
+    try:
+        yield settings
+    finally:
+        if name == "no channels-last" and model.device.type == "cuda":
+            unet.to(memory_format=torch.channels_last)
+        elif name == "fused QKV":
+            unet.unfuse_qkv_projections()
+        elif name == "torch.compile":
+            unet._compiled_call_impl = None  # what Module.compile set: back to eager
+
+
+def photo_to_result(model: DiffusionModel, settings: InversionSettings, repeats: int) -> dict:
+    """One edit as a user waits for it: direct inversion of the photo, then the edit."""
+    from bench.speed import EDIT_COMMAND, speed_photo
+
+    image, text, _ = speed_photo()
+    editor = Editor(model, None, settings, EditSettings(), "direct")
+    timing, _ = time_runs(lambda: editor.run(editor.prepare(image, text), EDIT_COMMAND),
+                          repeats, model.device, unet=model.unet)
+    return {"label": f"direct inversion + one edit, {settings.steps} steps", **timing.as_dict()}
+
+
+def run_gpu_options(model: DiffusionModel, settings: InversionSettings, repeats: int,
+                    options: tuple[str, ...] = OPTIONS, log: Callable[[str], None] = print
+                    ) -> dict[str, dict]:
+    """`photo_to_result` as shipped and with each option, every one on the same model."""
+    found = {}
+    for name in options:
+        log(f"gpu: photo to result, {name}")
+        with option(model, name, settings) as changed:
+            found[name] = photo_to_result(model, changed, repeats)
+    return found
+
+
+def learn_end_to_end(model: DiffusionModel, steps: int | None = None) -> dict:
+    """One concept learned as the worker learns it (the default settings, early stop included;
+    `steps` caps it), with its time and peak memory. Random weights decide when early stopping
+    ends it, so the step count is reported beside the time."""
+    concept = ConceptSettings() if steps is None else replace(ConceptSettings(), steps=steps)
+    with PeakMemory(model.device) as memory:
+        start = time.perf_counter()
+        _, learned = learn_reserved(model, "creature", concept)
+        seconds = time.perf_counter() - start
+    return {"label": f"learning a word from the creature samples, {learned.steps} steps "
+                     f"({learned.reason})", "seconds": round(seconds, 3),
+            "steps": learned.steps, **memory.as_dict()}
+
+
 def run_gpu(plan: Plan, dtype_name: str = "fp16", log: Callable[[str], None] = print,
             compile_unet: bool = False) -> dict:
     """The GPU section of the report; {'skipped': why} when there is no CUDA device.
@@ -175,6 +248,10 @@ def run_gpu(plan: Plan, dtype_name: str = "fp16", log: Callable[[str], None] = p
         settings = replace(settings, steps=plan.speed_steps)
     stages = run_gpu_stages(model, settings, ti_steps=3 if plan.name == "quick" else 10,
                             repeats=plan.slow_repeats, log=log)
+    options = run_gpu_options(model, settings, plan.slow_repeats,
+                              OPTIONS[:2] if plan.name == "quick" else OPTIONS, log)
+    log("gpu: one word learned end to end")
+    stages["learn_end_to_end"] = learn_end_to_end(model, plan.ti_steps)
     properties = torch.cuda.get_device_properties(device)
     return {"device": torch.cuda.get_device_name(device), "dtype": dtype_name,
             "device_memory_gb": round(properties.total_memory / 2**30, 1),
@@ -182,4 +259,4 @@ def run_gpu(plan: Plan, dtype_name: str = "fp16", log: Callable[[str], None] = p
             "cuda": torch.version.cuda, "compiled": compile_unet, "channels_last": True,
             "image_size": model.image_size, "parameters": parameter_counts(model),
             "build_seconds": round(built, 2), "inversion_settings": asdict(settings),
-            "stages": stages}
+            "stages": stages, "options": options}

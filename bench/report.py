@@ -278,6 +278,15 @@ def gpu_section(gpu: dict) -> list[str]:
                    [[name.replace("_", " "), seconds(s["seconds"]),
                      number(s.get("peak_gpu_mb"), 0, " MB"), evaluations_text(s), s["label"]]
                     for name, s in gpu["stages"].items()])
+    if gpu.get("options"):
+        base = gpu["options"].get("as shipped", {}).get("seconds")
+        lines += ["", "Each speed-up's effect on an edit from photo to result (direct inversion "
+                  "and one edit), one change at a time against the engine as shipped:", ""]
+        lines += table(["option", "time", "against as shipped", "peak GPU memory", "settings"],
+                       [[name, seconds(o["seconds"]),
+                         f"{o['seconds'] / base:.2f}x" if base else "?",
+                         number(o.get("peak_gpu_mb"), 0, " MB"), o["label"]]
+                        for name, o in gpu["options"].items()])
     return lines
 
 

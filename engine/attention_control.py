@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+from diffusers.models.attention_processor import (
+    Attention,
+    AttnProcessor2_0,
+    FusedAttnProcessor2_0,
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class ControlledAttnProcessor:
         self.controller = controller
         self.name = name
         self.fused = AttnProcessor2_0()
+        self.fused_qkv = FusedAttnProcessor2_0()  # for a UNet whose Q, K, V are one matmul
 
     def __call__(self, attn: Attention, hidden_states: torch.Tensor,
                  encoder_hidden_states: torch.Tensor | None = None,
@@ -59,7 +64,8 @@ class ControlledAttnProcessor:
         layer = AttentionLayer(self.name, encoder_hidden_states is not None,
                                math.isqrt(queries))
         if not self.controller.wants(layer):
-            return self.fused(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+            fast = self.fused_qkv if getattr(attn, "fused_projections", False) else self.fused
+            return fast(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
         return self._explicit(attn, hidden_states, encoder_hidden_states, attention_mask, temb,
                               layer)
 

@@ -13,7 +13,16 @@ import numpy as np
 import pytest
 import torch
 
-from bench.gpu import SD15_PARAMETERS, build_sd15, run_gpu, run_gpu_stages, sd15_configs
+from bench.gpu import (
+    OPTIONS,
+    SD15_PARAMETERS,
+    build_sd15,
+    learn_end_to_end,
+    run_gpu,
+    run_gpu_options,
+    run_gpu_stages,
+    sd15_configs,
+)
 from bench.measure import Log
 from bench.options import RESULTS_DIR, Plan, add_options, chosen_parts
 from bench.quality import (
@@ -290,6 +299,25 @@ def test_the_gpu_stages_run_on_a_tiny_sd15_on_the_cpu():
             stages["direct_inversion"]["unet_backward"]) == (2, 0)
     assert stages["null_text_inversion"]["unet_backward"] >= 1
     assert stages["edit"]["unet_forward"] == 2 * 4  # two steps of [uncond, cond] x 2 prompts
+
+
+def test_each_gpu_option_and_a_whole_learning_run_on_a_tiny_sd15_on_the_cpu():
+    """The GPU plan's option table and learning end to end, at tiny size: each option runs
+    the same photo-to-result edit and leaves the model as it found it."""
+    model = build_sd15(scale=1 / 40, image_size=64, device="cpu", dtype=torch.float32)
+    before = {name: type(p) for name, p in model.unet.attn_processors.items()}
+    found = run_gpu_options(model, InversionSettings(steps=2), repeats=1,
+                            options=("as shipped", "fused QKV", "20 steps"),
+                            log=lambda message: None)
+    assert set(found) == {"as shipped", "fused QKV", "20 steps"}
+    assert set(found) <= set(OPTIONS)
+    # direct inversion, then the edit: per step the source branch needs its conditional pass only
+    assert found["as shipped"]["unet_forward"] == 2 + 2 * 3
+    assert found["20 steps"]["unet_forward"] == 20 + 20 * 3
+    assert all(is_finite_number(o["seconds"]) and o["seconds"] > 0 for o in found.values())
+    assert {name: type(p) for name, p in model.unet.attn_processors.items()} == before
+    learned = learn_end_to_end(model, steps=3)
+    assert learned["steps"] == 3 and learned["seconds"] > 0 and "3 steps" in learned["label"]
 
 
 def test_gpu_mode_is_skipped_with_a_message_without_cuda(monkeypatch):
