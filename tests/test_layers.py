@@ -114,3 +114,18 @@ def test_the_phrase_check_finds_world_phrases(tmp_path: Path) -> None:
 
 def test_the_engine_has_no_world_caption_phrase() -> None:
     assert world_phrases_in(ROOT / "engine") == []
+
+
+# The engine's own tests run on the tiny random SD model with nothing of world/ imported: their
+# modules and the helpers they build models and photos with import none of it (and the engine
+# itself imports none, above).
+ENGINE_TESTS = ("test_operations.py", "test_editing.py", "test_inversion.py", "test_concepts.py",
+                "test_model.py", "test_textual_inversion.py", "test_learning_focus.py",
+                "test_real_photos.py", "conftest.py", "tiny_model.py", "tiny_captioner.py",
+                "pictures.py")
+
+
+def test_the_engines_tests_import_nothing_of_the_world() -> None:
+    importing = [name for name in ENGINE_TESTS
+                 if "world" in imported_packages(ROOT / "tests" / name, {"world"})]
+    assert importing == []
