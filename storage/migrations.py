@@ -197,6 +197,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        6,
+        "updates kept from arrival until handled; one job per request",
+        (
+            """
+            CREATE TABLE update_inbox (
+                update_id   INTEGER PRIMARY KEY,           -- Telegram's update id
+                body        TEXT    NOT NULL,              -- the update as Telegram sent it
+                received_at REAL    NOT NULL,
+                replays     INTEGER NOT NULL DEFAULT 0,    -- handled again after a restart
+                handled_at  REAL                           -- NULL until its handlers finished
+            )
+            """,
+            "CREATE INDEX update_inbox_unhandled ON update_inbox(handled_at, update_id)",
+            # What asked for the job (e.g. "chat:message"): a request handled twice, after a
+            # crash, finds its job instead of queueing a second one.
+            "ALTER TABLE jobs ADD COLUMN request_key TEXT",
+            "CREATE UNIQUE INDEX jobs_request_key ON jobs(request_key)",
+        ),
+    ),
 )
 
 LATEST_VERSION: int = MIGRATIONS[-1].version
