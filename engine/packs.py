@@ -4,9 +4,10 @@ What an expression is depends on the model, so the engine reads it as data:
 - a model folder may ship `pack.json` (the bundled model's is written by world/packs.py from
   its grammar):
 
-      {"template": "a big {} in the center with sky background",
-       "groups": [["beady", "wideeyed", "sleepy"], ["smiling", "gaping", "stern"]],
-       "expressions": [{"name": "happy", "words": ["wideeyed", "smiling"], "emoji": "😀"}, ...]}
+      {"template": "<a prompt with {} where the word goes>",
+       "groups": [[<eye words>], [<mouth words>]],
+       "expressions": [{"name": "happy", "words": [<an eye word>, <a mouth word>],
+                        "emoji": "😀"}, ...]}
 
   `groups` are words that take each other's place (eyes, mouths). A learned word's vectors
   start from the captioner's words for its subject and stay close to them, so the vectors
@@ -170,7 +171,7 @@ def expression_prompts(concept: Concept, readout: list[str], plan: PackPlan,
                        expression: Expression) -> list[str]:
     """The prompts an expression is drawn from: the plan's template around the expression's
     phrase and, when the plan names groups, also around the phrase with the word's own other
-    words said before it ("teal pointyeared spotted <mochi> sleepy ..."). Said, they hold the
+    words said before it ("<colour> <ears> <marks> <mochi> <eyes> ..."). Said, they hold the
     word's look better and its face worse; the candidates come from both halves."""
     phrase = expression_phrase(concept, readout, plan, expression)
     prompts = [plan.template.replace("{}", phrase)]

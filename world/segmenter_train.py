@@ -39,7 +39,7 @@ MODEL_FOLDER = DEFAULT_FOLDER.parent  # the bundled model (DEFAULT_FOLDER is its
 
 
 @dataclass
-class TrainConfig:
+class SegmenterTrainConfig:
     run_dir: Path = Path("runs/segmenter")
     model_folder: Path = MODEL_FOLDER
     pool: int = 6000
@@ -99,10 +99,10 @@ def mean_iou(net: SegmenterNet, images: np.ndarray, masks: np.ndarray) -> float:
     return float(np.mean(ious))
 
 
-class Trainer:
+class SegmenterTrainer:
     """Resumable training: the pool, the network and the optimiser, checkpointed to run_dir."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: SegmenterTrainConfig):
         self.cfg = cfg
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
@@ -188,16 +188,17 @@ class Trainer:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, default=TrainConfig.run_dir)
+    parser.add_argument("--run-dir", type=Path, default=SegmenterTrainConfig.run_dir)
     parser.add_argument("--model-folder", type=Path, default=MODEL_FOLDER)
-    parser.add_argument("--minutes", type=float, default=TrainConfig.minutes)
-    parser.add_argument("--pool", type=int, default=TrainConfig.pool)
+    parser.add_argument("--minutes", type=float, default=SegmenterTrainConfig.minutes)
+    parser.add_argument("--pool", type=int, default=SegmenterTrainConfig.pool)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--export-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    trainer = Trainer(TrainConfig(run_dir=args.run_dir, model_folder=args.model_folder,
-                                  minutes=args.minutes, pool=args.pool))
+    trainer = SegmenterTrainer(SegmenterTrainConfig(
+        run_dir=args.run_dir, model_folder=args.model_folder, minutes=args.minutes,
+        pool=args.pool))
     if not args.export_only:
         trainer.train()
     trainer.export()
