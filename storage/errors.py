@@ -88,6 +88,22 @@ class JobNotActive(StorageError):
     """The job already finished (done, failed or cancelled), so it cannot be cancelled."""
 
 
+class LimitReached(StorageError):
+    """A new job would pass one of the user's limits; ``limit`` is the number passed."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class TooManyActiveJobs(LimitReached):
+    """The user already has as many jobs queued or running as allowed."""
+
+
+class DailyLimitReached(LimitReached):
+    """The user used up today's allowance of this kind of job."""
+
+
 class LeaseLost(StorageError):
     """The calling worker no longer holds this job: its lease expired and the job was requeued
     (or taken by another worker), or it finished. The worker must drop the job and its result."""

@@ -56,6 +56,7 @@ from typing import Any, NoReturn
 from .db import Database, Row, Session, dump_json, load_json, placeholders
 from .errors import (
     ChatNotFound,
+    DailyLimitReached,
     InvalidArgument,
     JobCancelled,
     JobNotActive,
@@ -63,10 +64,12 @@ from .errors import (
     LeaseLost,
     NotAllowed,
     StorageError,
+    TooManyActiveJobs,
     UserNotFound,
 )
 from .files import DataDir, stored_paths
 from .models import Enqueued, Job, JobKind, JobState
+from .usage import take_within, utc_day
 
 DEFAULT_LEASE_S = 120.0
 DEFAULT_MAX_ATTEMPTS = 3
@@ -167,29 +170,61 @@ class JobQueue:
         reply_to_message_id: int | None = None,
         status_message_id: int | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        request_key: str | None = None,
+        max_active: int | None = None,
+        daily: tuple[str, int] | None = None,
     ) -> Enqueued:
         """Queue a job and return it with its 1-based queue position (1 = next to run).
 
         ``payload`` is the job's JSON input (concept ids, media paths, prompt, ...). The user and
-        chat must have been upserted. Raises :class:`InvalidArgument`, :class:`UserNotFound`,
-        :class:`ChatNotFound`.
+        chat must have been upserted. In the same transaction, so concurrent requests cannot
+        slip past them together:
+
+        * ``request_key`` names what asked for the job (e.g. ``"chat:message"``): if a job
+          with that key exists it is returned (``created`` False) and nothing is queued, so a
+          request handled twice (the bot died before recording it handled) queues one job;
+        * ``max_active``: :class:`TooManyActiveJobs` if the user already has that many jobs
+          queued or running;
+        * ``daily`` = ``(counter kind, limit)``: the job counts in the user's usage counter of
+          today, :class:`DailyLimitReached` if that passes the limit.
+
+        Raises :class:`InvalidArgument`, :class:`UserNotFound`, :class:`ChatNotFound`.
         """
         kind_value = check_kind(kind)
         payload_json = dump_json(payload or {}, "payload")
         if not isinstance(max_attempts, int) or max_attempts < 1:
             raise InvalidArgument(f"max_attempts must be a positive int, not {max_attempts!r}.")
+        if request_key is not None and not (isinstance(request_key, str)
+                                            and 0 < len(request_key) <= 200):
+            raise InvalidArgument("request_key must be a short non-empty string.")
         await self._publish(payload)
         now = self._db.now()
         async with self._db.transaction() as tx:
+            if request_key is not None:
+                existing = await tx.value("SELECT id FROM jobs WHERE request_key = ?",
+                                          (request_key,))
+                if existing is not None:
+                    job = await self._get(tx, existing)
+                    position = await self._position(tx, existing, None)
+                    return Enqueued(job=job, position=position or 0, created=False)
             if await tx.value("SELECT 1 FROM users WHERE id = ?", (user_id,)) is None:
                 raise UserNotFound(f"Unknown user {user_id}.")
             if await tx.value("SELECT 1 FROM chats WHERE id = ?", (chat_id,)) is None:
                 raise ChatNotFound(f"Unknown chat {chat_id}.")
+            if max_active is not None and await self._count_active(tx, user_id) >= max_active:
+                raise TooManyActiveJobs(
+                    f"User {user_id} has {max_active} jobs queued or running.", max_active)
+            if daily is not None:
+                counter, limit = daily
+                if not await take_within(tx, user_id, utc_day(now), counter, limit):
+                    raise DailyLimitReached(
+                        f"User {user_id} used today's {limit} {counter} jobs.", limit)
             job_id = await tx.insert(
                 """
                 INSERT INTO jobs (kind, state, chat_id, user_id, reply_to_message_id,
-                                  status_message_id, payload, max_attempts, created_at)
-                VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)
+                                  status_message_id, payload, max_attempts, created_at,
+                                  request_key)
+                VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
                 (
                     kind_value,
@@ -200,6 +235,7 @@ class JobQueue:
                     payload_json,
                     max_attempts,
                     now,
+                    request_key,
                 ),
             )
             job = await self._get(tx, job_id)
@@ -207,6 +243,11 @@ class JobQueue:
             await tx.notify(JOBS_CHANNEL, kind_value)
         assert position is not None
         return Enqueued(job=job, position=position)
+
+    async def find_request(self, request_key: str) -> Job | None:
+        """The job queued for ``request_key`` (see :meth:`enqueue`), or None."""
+        row = await self._db.one("SELECT * FROM jobs WHERE request_key = ?", (request_key,))
+        return None if row is None else row_to_job(row)
 
     async def set_status_message(self, job_id: int, message_id: int | None) -> None:
         """Remember the bot's "working on it..." message so progress can be edited into it."""
@@ -265,13 +306,16 @@ class JobQueue:
 
     async def count_active(self, user_id: int, kinds: Sequence[JobKind | str] | None = None) -> int:
         """How many queued or running jobs ``user_id`` has (for "one at a time" limits)."""
-        kind_sql, kind_params = _kind_filter(_check_kinds(kinds))
-        return int(
-            await self._db.value(
-                f"SELECT COUNT(*) FROM jobs WHERE user_id = ? AND state IN {_ACTIVE}{kind_sql}",
-                [user_id, *kind_params],
-            )
-        )
+        async with self._db.read() as session:
+            return await self._count_active(session, user_id, _check_kinds(kinds))
+
+    @staticmethod
+    async def _count_active(session: Session, user_id: int,
+                            kinds: list[str] | None = None) -> int:
+        kind_sql, kind_params = _kind_filter(kinds)
+        return int(await session.value(
+            f"SELECT COUNT(*) FROM jobs WHERE user_id = ? AND state IN {_ACTIVE}{kind_sql}",
+            [user_id, *kind_params]))
 
     async def cancel(self, job_id: int, *, user_id: int | None = None) -> Job:
         """Cancel a queued or running job and return it (state ``cancelled``).
@@ -433,6 +477,7 @@ class JobQueue:
         _check_worker(worker_id)
         result_json = dump_json(result or {}, "result")
         await self._publish(result)
+        now = self._db.now()
         async with self._db.transaction(concurrent=True) as tx:
             rows = await tx.all(
                 """

@@ -135,6 +135,7 @@ class Enqueued:
 
     job: Job
     position: int
+    created: bool = True  # False: the job its request key named was already queued
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from .concepts import ConceptRepo
 from .db import Clock, Database
 from .errors import InvalidArgument, StorageError
 from .files import DEFAULT_MAX_BYTES, Area, DataDir
+from .inbox import UpdateInbox
 from .inversions import InversionCache
 from .jobs import DEFAULT_LEASE_S, JobQueue
 from .media import MediaRepo
@@ -53,6 +54,7 @@ class Storage:
     * ``inversions`` -- :class:`storage.inversions.InversionCache`
     * ``media`` -- :class:`storage.media.MediaRepo`
     * ``bot_state`` -- :class:`storage.botstate.BotStateRepo` (the bot's persistence)
+    * ``inbox`` -- :class:`storage.inbox.UpdateInbox` (updates kept until handled)
     """
 
     def __init__(self, db: Database, files: DataDir, *, lease_s: float) -> None:
@@ -67,6 +69,7 @@ class Storage:
         self.inversions = InversionCache(db, files)
         self.media = MediaRepo(db, files)
         self.bot_state = BotStateRepo(db)
+        self.inbox = UpdateInbox(db)
         self._closed = False
 
     @classmethod

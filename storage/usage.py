@@ -49,7 +49,7 @@ class UsageCounter:
         if not isinstance(amount, int) or amount < 1:
             raise InvalidArgument(f"amount must be a positive int, not {amount!r}.")
         async with self._db.transaction() as tx:
-            return await self._add(tx, user_id, self.today(), _check_kind(kind), amount)
+            return await _add(tx, user_id, self.today(), _check_kind(kind), amount)
 
     async def try_increment(
         self, user_id: int, limit: int, kind: str = EDIT, amount: int = 1
@@ -58,29 +58,36 @@ class UsageCounter:
         it did. Check and increment happen in one transaction."""
         if not isinstance(amount, int) or amount < 1:
             raise InvalidArgument(f"amount must be a positive int, not {amount!r}.")
-        kind = _check_kind(kind)
-        day = self.today()
         async with self._db.transaction() as tx:
-            current = await tx.value(
-                "SELECT count FROM usage_counters WHERE user_id = ? AND day = ? AND kind = ?",
-                (user_id, day, kind),
-            )
-            if int(current or 0) + amount > limit:
-                return False
-            await self._add(tx, user_id, day, kind, amount)
-        return True
+            return await take_within(tx, user_id, self.today(), kind, limit, amount)
 
-    @staticmethod
-    async def _add(tx: Session, user_id: int, day: str, kind: str, amount: int) -> int:
-        if await tx.value("SELECT 1 FROM users WHERE id = ?", (user_id,)) is None:
-            raise UserNotFound(f"Unknown user {user_id}.")
-        value = await tx.value(
-            """
-            INSERT INTO usage_counters (user_id, day, kind, count) VALUES (?, ?, ?, ?)
-            ON CONFLICT (user_id, day, kind) DO UPDATE
-            SET count = usage_counters.count + excluded.count
-            RETURNING count
-            """,
-            (user_id, day, kind, amount),
-        )
-        return int(value)
+
+async def take_within(tx: Session, user_id: int, day: str, kind: str, limit: int,
+                      amount: int = 1) -> bool:
+    """Inside the transaction ``tx``: add ``amount`` to the user's ``kind`` counter of ``day``
+    if it stays within ``limit``; return whether it did. The job queue calls it in the
+    transaction that queues a job, so a refused job never spends the allowance."""
+    kind = _check_kind(kind)
+    current = await tx.value(
+        "SELECT count FROM usage_counters WHERE user_id = ? AND day = ? AND kind = ?",
+        (user_id, day, kind),
+    )
+    if int(current or 0) + amount > limit:
+        return False
+    await _add(tx, user_id, day, kind, amount)
+    return True
+
+
+async def _add(tx: Session, user_id: int, day: str, kind: str, amount: int) -> int:
+    if await tx.value("SELECT 1 FROM users WHERE id = ?", (user_id,)) is None:
+        raise UserNotFound(f"Unknown user {user_id}.")
+    value = await tx.value(
+        """
+        INSERT INTO usage_counters (user_id, day, kind, count) VALUES (?, ?, ?, ?)
+        ON CONFLICT (user_id, day, kind) DO UPDATE
+        SET count = usage_counters.count + excluded.count
+        RETURNING count
+        """,
+        (user_id, day, kind, amount),
+    )
+    return int(value)
