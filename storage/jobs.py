@@ -450,8 +450,8 @@ class JobQueue:
         lease = self._lease_s if lease_s is None else _check_lease(lease_s)
         value = None if progress is None else _clamp_progress(progress)
         short = None if text is None else str(text)[:MAX_PROGRESS_TEXT]
-        now = self._db.now()
         async with self._db.transaction(concurrent=True) as tx:
+            now = self._db.now()  # after any wait for a lock: the lease counts from the write
             rows = await tx.all(
                 """
                 UPDATE jobs SET progress = COALESCE(?, progress),
@@ -496,7 +496,6 @@ class JobQueue:
         self,
         job_id: int,
         worker_id: str,
-            now = self._db.now()  # after any wait for a lock: the lease counts from the write
         error: str,
         *,
         retry: bool = True,

@@ -30,15 +30,15 @@ from .inversions import InversionCache
 from .jobs import DEFAULT_LEASE_S, JobQueue
 from .media import MediaRepo
 from .migrations import migrate, schema_version
-from .usage import UsageCounter
 from .presence import PresenceGuard
+from .usage import UsageCounter
 from .users import UserRepo
 
 DEFAULT_BUSY_TIMEOUT_S = 15.0
-
 # A write waits this long in all for another process's lock (a backup, a maintenance script)
 # before it fails: a user's request during such a lock is stored when the lock ends.
 DEFAULT_LOCK_PATIENCE_S = 600.0
+
 
 class Storage:
     """Everything persistent: the database and the files of one data directory.
@@ -71,19 +71,19 @@ class Storage:
         self.bot_state = BotStateRepo(db)
         self.inbox = UpdateInbox(db)
         self._closed = False
+        self._guard: PresenceGuard | None = None
 
     @classmethod
     async def open(
-        self._guard: PresenceGuard | None = None
         cls,
         data_dir: str | os.PathLike[str],
         *,
         database_url: str | None = None,
         busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+        lock_patience_s: float = DEFAULT_LOCK_PATIENCE_S,
         lease_s: float = DEFAULT_LEASE_S,
         max_file_bytes: int = DEFAULT_MAX_BYTES,
         clock: Clock = time.time,
-        lock_patience_s: float = DEFAULT_LOCK_PATIENCE_S,
     ) -> Storage:
         """Create the data directory layout if needed, open the database and migrate it.
 
@@ -117,12 +117,12 @@ class Storage:
             db = await Database.connect(files.db_path, busy_timeout_s=busy_timeout_s,
                                         clock=clock, lock_patience_s=lock_patience_s)
         try:
-            await migrate(db)
-        except BaseException:
-            await db.close()
             guard = PresenceGuard(files.root, None if database_url else files.db_path)
             if not database_url:
                 db.guard = guard
+            await migrate(db)
+        except BaseException:
+            await db.close()
             raise
         store = cls(db, files, lease_s=lease_s)
         store._guard = guard
