@@ -13,7 +13,10 @@ The Application gets:
 * a JobQueue for album gathering and the delivery loop (:mod:`bot.delivery`);
 * a persistence in our database (:mod:`bot.persistence`) for the /learn conversation;
 * the handlers (:func:`add_handlers`) and the error handler (:mod:`bot.errors`);
-* start-up work (:func:`on_startup`): open the storage, set the command menus, start delivery.
+* an update queue that stores each update before Telegram is told it arrived, and marks it
+  handled once its handlers finished (:mod:`bot.intake`);
+* start-up work (:func:`on_startup`): open the storage, set the command menus, start delivery,
+  queue again the updates the last run left unhandled.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from . import (
 from .chatorder import ChatOrderedProcessor
 from .datawatch import stop_for_lost_data, stopped_for_lost_data, watch_data
 from .delivery import Delivery
+from .intake import InboxApplication, StoredUpdateQueue, replay_unhandled
 from .logs import install_redaction, quiet_noisy_loggers
 from .persistence import DatabasePersistence
 from .ratelimit import ChatRateLimiter
@@ -85,6 +89,8 @@ def build_application(settings: Settings, tuning: Tuning | None = None) -> Appli
     services = Services(settings, tuning or Tuning())
     application = (
         ApplicationBuilder()
+        .application_class(InboxApplication)
+        .update_queue(StoredUpdateQueue(services))
         .token(settings.token)
         .base_url(settings.base_url)
         .base_file_url(settings.base_file_url)
@@ -145,7 +151,8 @@ async def _stale_button(update: TgUpdate, context: Any) -> None:
 
 
 async def on_startup(application: Application) -> None:
-    """Open the storage, publish the command menus, start the delivery loop."""
+    """Open the storage, publish the command menus, start the delivery loop, queue the
+    updates left unhandled by the last run (before polling starts)."""
     services = get_services(application)
     await services.open()
     bot = application.bot
@@ -159,6 +166,7 @@ async def on_startup(application: Application) -> None:
     delivery.start(application.job_queue)
     watch_data(application)
     learning.resume_albums(application)
+    await replay_unhandled(application)
     await probes.start_health(application)
     log.info("bot @%s ready; data in %s", bot.username, services.settings.data_path)
 

@@ -26,7 +26,7 @@ from telegram.ext import ContextTypes
 
 from oneword import jobs
 from oneword.grammar import CommandError, EditCommand, parse_edit
-from storage import InvalidConceptName, Job, StorageError
+from storage import InvalidConceptName, Job, LimitReached, StorageError
 
 from . import buttons, photos, queueing, texts
 from .services import Services, get_services
@@ -128,12 +128,18 @@ async def again_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
     if not set(payload.concept_ids) <= visible:
         await query.answer(texts.CONCEPT_GONE, show_alert=True)
         return
-    refusal = await queueing.check_and_count(services, presser, jobs.JobKind.EDIT)
+    refusal = await queueing.check_active(services, presser)
     if refusal:
         await query.answer(refusal, show_alert=True)
         return
     payload.seed = secrets.randbelow(MAX_SEED) + 1
+    try:
+        await queueing.submit(services, context.bot, kind=jobs.JobKind.EDIT, chat_id=chat_id,
+                              user_id=presser, payload=jobs.to_json(payload),
+                              reply_to=query.message.message_id, daily=True,
+                              key=queueing.request_key(jobs.JobKind.EDIT, chat_id,
+                                                       f"button-{query.id}"))
+    except LimitReached as exc:
+        await query.answer(queueing.limit_refusal(exc), show_alert=True)
+        return
     await query.answer(texts.ANOTHER_TAKE)
-    await queueing.submit(services, context.bot, kind=jobs.JobKind.EDIT, chat_id=chat_id,
-                          user_id=presser, payload=jobs.to_json(payload),
-                          reply_to=query.message.message_id)

@@ -42,7 +42,13 @@ from telegram.ext import (
 
 from oneword import jobs
 from oneword.grammar import CommandError, parse_edit
-from storage import ConceptKind, InvalidConceptName, concept_name_key, normalize_concept_name
+from storage import (
+    ConceptKind,
+    InvalidConceptName,
+    LimitReached,
+    concept_name_key,
+    normalize_concept_name,
+)
 
 from . import commands, inbox, photos, queueing, sessions, texts
 from .persistence import save_now
@@ -162,6 +168,10 @@ async def photo_arrived(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
         ref = photos.image_in(message)
         if ref is None:
             raise photos.PhotoRefused(texts.NOT_AN_IMAGE)
+        if any(photo.key == ref.file_unique_id for photo in session.stored):
+            # this photo again: sent twice, or its update handled again after a crash
+            await message.reply_text(texts.photos_so_far(session.count))
+            return None
         stored = await photos.fetch(context.bot, services.store, ref, user_id=user.id,
                                     chat_id=chat.id, reuse=False)
     except photos.PhotoRefused as exc:
@@ -181,8 +191,6 @@ async def photo_arrived(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
                                    name=_album_job_name(chat.id, user.id))
         return None
     if session.count >= texts.MAX_PHOTOS:
-        sessions.drop(context, chat.id)
-        await save_now(context, user.id)
         context.application.create_task(finish(services, context, session), update=update)
         return END
     sessions.keep(context, session)
@@ -216,8 +224,6 @@ async def album_complete(context: ContextTypes.DEFAULT_TYPE) -> None:
     if session is None:
         return
     if session.count >= texts.MIN_PHOTOS:
-        sessions.drop(context, chat_id)
-        await save_now(context, session.user_id)
         await finish(get_services(context), context, session)
         return
     await context.bot.send_message(chat_id, texts.photos_so_far(session.count))
@@ -235,8 +241,6 @@ async def done_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> in
     if session.count < texts.MIN_PHOTOS:
         await message.reply_text(texts.photos_so_far(session.count))
         return None
-    sessions.drop(context, chat.id)
-    await save_now(context, user.id)
     _drop_album_timer(context, chat.id, user.id)
     context.application.create_task(finish(get_services(context), context, session),
                                     update=update)
@@ -276,8 +280,11 @@ def _drop_album_timer(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id:
 
 async def finish(services: Services, context: ContextTypes.DEFAULT_TYPE,
                  session: LearnSession) -> None:
-    """Queue the learning job from the session's stored photos. Runs outside the update that
-    triggered it (a task or a JobQueue job), so it reports its own failures."""
+    """Queue the learning job from the session's stored photos, then close the session.
+    Runs outside the update that triggered it (a task or a JobQueue job), so it reports its
+    own failures. The session is closed only after the job is queued: a bot killed in between
+    handles the request again after its restart, and finds the job queued by its request key
+    instead of losing the photos or queueing them twice."""
     try:
         await _finish(services, context, session)
     except Exception:
@@ -285,11 +292,18 @@ async def finish(services: Services, context: ContextTypes.DEFAULT_TYPE,
                       session.chat_id)
         with contextlib.suppress(Exception):
             await _say(context, session, texts.SOMETHING_WENT_WRONG)
+    current = sessions.current(context, session.chat_id)
+    if current is not None and current.request_message_id == session.request_message_id:
+        sessions.drop(context, session.chat_id)
+    await save_now(context, session.user_id)
 
 
 async def _finish(services: Services, context: ContextTypes.DEFAULT_TYPE,
                   session: LearnSession) -> None:
     chat_id = session.chat_id
+    key = queueing.request_key(jobs.JobKind.LEARN, chat_id, session.request_message_id)
+    if await services.store.jobs.find_request(key) is not None:
+        return  # queued before a crash; this is the request handled again
     notes: list[str] = []
     stored, extra = session.stored[:texts.MAX_PHOTOS], session.stored[texts.MAX_PHOTOS:]
     if extra:
@@ -311,9 +325,15 @@ async def _finish(services: Services, context: ContextTypes.DEFAULT_TYPE,
                                 media_ids=[photo.media_id for photo in stored],
                                 descriptions=[session.description_of(i)
                                               for i in range(len(stored))])
-    job = await queueing.submit(services, context.bot, kind=jobs.JobKind.LEARN, chat_id=chat_id,
-                                user_id=session.user_id, payload=jobs.to_json(payload),
-                                reply_to=session.request_message_id)
+    try:
+        job = await queueing.submit(services, context.bot, kind=jobs.JobKind.LEARN,
+                                    chat_id=chat_id, user_id=session.user_id,
+                                    payload=jobs.to_json(payload),
+                                    reply_to=session.request_message_id, key=key)
+    except LimitReached as exc:
+        await services.store.media.delete([photo.media_id for photo in stored])
+        await _say(context, session, "\n".join([*notes, queueing.limit_refusal(exc)]))
+        return
     await services.store.media.link_job([photo.media_id for photo in stored], job.id)
     log.info("learn job %d queued: %d photos", job.id, len(stored))
 

@@ -4,6 +4,14 @@ Limits come from settings: ``max_concurrent_jobs`` (queued or running, per user)
 ``edits_per_day`` (edits and stickers, counted separately, per UTC day) and ``max_concepts``.
 Each check returns the refusal to show, or None when the request may go ahead.
 
+The checks before a photo is downloaded are a quick first answer; the limits that count are
+checked again, in the transaction that queues the job (``enqueue``'s ``max_active`` and
+``daily``), so requests sent at once cannot slip past them together. A flood of requests over a
+limit is refused once per burst (:mod:`bot.bursts`), never once each.
+
+Every job carries the key of the request that asked for it (:func:`request_key`): a request
+handled again after a crash (:mod:`bot.intake`) finds its job instead of queueing another.
+
 After a job is queued the bot answers with ONE status message (queue position, later progress,
 see :mod:`bot.delivery`). The job id stays in ``Services.announcing`` until that message is
 linked to the job, so the delivery loop never answers a job before its status message exists.
@@ -19,7 +27,7 @@ from telegram import Bot, Message, ReplyParameters
 from telegram.error import TelegramError
 
 from oneword import jobs
-from storage import Job
+from storage import DailyLimitReached, Job, LimitReached
 
 from . import photos, texts
 from .photos import ImageRef, StoredPhoto
@@ -46,18 +54,28 @@ async def check_concepts(services: Services, user_id: int) -> str | None:
     return None
 
 
-async def take_daily(services: Services, user_id: int, kind: str) -> str | None:
-    """Count one edit (or sticker) for today; refusal if the daily limit is reached."""
-    limit = services.settings.edits_per_day
-    if not await services.store.usage.try_increment(user_id, limit, kind):
-        return texts.daily_limit(limit)
-    return None
+def request_key(kind: str, chat_id: int, message_id: int | str) -> str:
+    """The key of the request for a ``kind`` job made by message ``message_id`` (or by a
+    button press, ``"button-<query id>"``) in ``chat_id``."""
+    return f"{kind}:{chat_id}:{message_id}"
 
 
-async def check_and_count(services: Services, user_id: int, kind: str) -> str | None:
-    """Refusal if the user has the most jobs active or has used up today's edits; otherwise
-    one more edit (or sticker) is counted for today."""
-    return await check_active(services, user_id) or await take_daily(services, user_id, kind)
+def limit_refusal(exc: LimitReached) -> str:
+    """What to tell a user whose job ``enqueue`` refused for one of their limits."""
+    if isinstance(exc, DailyLimitReached):
+        return texts.daily_limit(exc.limit)
+    return texts.too_many_jobs(exc.limit)
+
+
+async def refuse_once_per_burst(services: Services, message: Message, user_id: int,
+                                text: str) -> None:
+    """Reply ``text`` unless this user got the same refusal in this chat moments ago (a
+    flood)."""
+    if services.refusals.first_of_burst((message.chat_id, user_id, text)):
+        await message.reply_text(text)
+    else:
+        log.info("chat %d, user %d: refusal kept quiet (one per burst)", message.chat_id,
+                 user_id)
 
 
 async def position(services: Services, job: Job) -> int | None:
@@ -66,16 +84,27 @@ async def position(services: Services, job: Job) -> int | None:
 
 
 async def submit(services: Services, bot: Bot, *, kind: str, chat_id: int, user_id: int,
-                 payload: dict[str, Any], reply_to: int | None) -> Job:
-    """Queue a job and post its status message (a reply to ``reply_to``).
+                 payload: dict[str, Any], reply_to: int | None, key: str,
+                 daily: bool = False) -> Job:
+    """Queue a job (for the request ``key``) and post its status message (a reply to
+    ``reply_to``). With ``daily`` the job counts in the user's allowance of today.
 
-    The job is queued even if the status message cannot be sent; its result is still delivered.
+    Raises :class:`storage.LimitReached` (nothing queued, nothing counted) when the user has
+    the most jobs active or, with ``daily``, has used up today's. If the request was queued
+    before, its job is returned as it is. The job is queued even if the status message cannot
+    be sent; its result is still delivered.
     """
     store = services.store
+    settings = services.settings
     queued = await store.jobs.enqueue(kind, chat_id=chat_id, user_id=user_id, payload=payload,
                                       reply_to_message_id=reply_to,
-                                      max_attempts=services.settings.max_attempts)
+                                      max_attempts=settings.max_attempts, request_key=key,
+                                      max_active=settings.max_concurrent_jobs,
+                                      daily=(kind, settings.edits_per_day) if daily else None)
     job = queued.job
+    if not queued.created:
+        log.info("job %d: its request was handled before; not queued again", job.id)
+        return job
     services.announcing.add(job.id)
     try:
         text = texts.job_status(job, await position(services, job))
@@ -96,23 +125,30 @@ async def submit(services: Services, bot: Bot, *, kind: str, chat_id: int, user_
 async def submit_photo_job(services: Services, bot: Bot, message: Message, ref: ImageRef, *,
                            kind: str, user_id: int, chat_id: int,
                            payload_for: Callable[[StoredPhoto], Any]) -> Job | None:
-    """The steps every photo job takes: check the user's active jobs, store the photo, count
-    today's use, queue the job (its payload built from the stored photo) and keep the photo
-    while the job runs. Refusals are answered here; then None is returned."""
+    """The steps every photo job takes: check the user's active jobs, store the photo, queue
+    the job (its payload built from the stored photo; the limits checked again and today's use
+    counted in the same transaction) and keep the photo while the job runs. Refusals are
+    answered here (over a limit: once per burst); then None is returned. A request that was
+    queued before (handled again after a crash) returns its job and does nothing else."""
+    key = request_key(kind, chat_id, message.message_id)
+    earlier = await services.store.jobs.find_request(key)
+    if earlier is not None:
+        return earlier
     refusal = await check_active(services, user_id)
-    if refusal is None:
-        try:
-            stored = await photos.fetch(bot, services.store, ref, user_id=user_id,
-                                        chat_id=chat_id)
-        except photos.PhotoRefused as exc:
-            refusal = str(exc)
-        else:
-            refusal = await take_daily(services, user_id, kind)
     if refusal is not None:
-        await message.reply_text(refusal)
+        await refuse_once_per_burst(services, message, user_id, refusal)
         return None
-    job = await submit(services, bot, kind=kind, chat_id=chat_id, user_id=user_id,
-                       payload=jobs.to_json(payload_for(stored)),
-                       reply_to=message.message_id)
+    try:
+        stored = await photos.fetch(bot, services.store, ref, user_id=user_id, chat_id=chat_id)
+    except photos.PhotoRefused as exc:
+        await message.reply_text(str(exc))
+        return None
+    try:
+        job = await submit(services, bot, kind=kind, chat_id=chat_id, user_id=user_id,
+                           payload=jobs.to_json(payload_for(stored)),
+                           reply_to=message.message_id, key=key, daily=True)
+    except LimitReached as exc:
+        await refuse_once_per_burst(services, message, user_id, limit_refusal(exc))
+        return None
     await services.store.media.link_job([stored.media_id], job.id)
     return job

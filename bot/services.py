@@ -18,6 +18,8 @@ from telegram.ext import Application, CallbackContext
 from oneword.settings import Settings
 from storage import Storage
 
+from .bursts import BurstGate
+
 BOT_DATA_KEY = "oneword"
 
 
@@ -32,6 +34,9 @@ class Tuning:
     # times out after Telegram took it is sent again by the next delivery pass, so a busy
     # server must not be taken for a lost request.
     reply_timeout: float = 30.0
+    # Refusals over a limit asked for less than this apart are one burst, answered once
+    # (bot.bursts): a minute, the period of a group's message budget.
+    refusal_quiet: float = 60.0
 
 
 @dataclass
@@ -122,6 +127,7 @@ class Services:
         self.tuning = tuning
         self.throttle = EditThrottle()
         self.announcing: set[int] = set()  # jobs whose status message is being sent
+        self.refusals = BurstGate(tuning.refusal_quiet)
         self._store: Storage | None = None
 
     @property

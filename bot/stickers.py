@@ -18,7 +18,7 @@ from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from oneword import jobs
-from storage import Job, StorageError
+from storage import Job, LimitReached, StorageError
 
 from . import buttons, photos, queueing, texts
 from .services import Services, get_services
@@ -71,7 +71,7 @@ async def sticker_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYP
     if not await asyncio.to_thread(photos.still_stored, services.store, image):
         await query.answer(texts.RESULT_GONE, show_alert=True)
         return
-    refusal = await queueing.check_and_count(services, presser, jobs.JobKind.STICKER)
+    refusal = await queueing.check_active(services, presser)
     if refusal:
         await query.answer(refusal, show_alert=True)
         return
@@ -79,11 +79,17 @@ async def sticker_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYP
     message = query.message
     if getattr(message, "photo", None):
         key = message.photo[-1].file_unique_id  # type: ignore[union-attr]
-    await query.answer()
     payload = jobs.StickerPayload(photo=image, photo_key=key, caption=None)
-    await queueing.submit(services, context.bot, kind=jobs.JobKind.STICKER, chat_id=chat_id,
-                          user_id=presser, payload=jobs.to_json(payload),
-                          reply_to=message.message_id)
+    try:
+        await queueing.submit(services, context.bot, kind=jobs.JobKind.STICKER,
+                              chat_id=chat_id, user_id=presser, payload=jobs.to_json(payload),
+                              reply_to=message.message_id, daily=True,
+                              key=queueing.request_key(jobs.JobKind.STICKER, chat_id,
+                                                       f"button-{query.id}"))
+    except LimitReached as exc:
+        await query.answer(queueing.limit_refusal(exc), show_alert=True)
+        return
+    await query.answer()
 
 
 @buttons.job_button(jobs.JobKind.STICKER)
