@@ -41,7 +41,8 @@ from engine.inversion import Inversion, invert, reconstruct
 from engine.metrics import psnr
 from engine.model import DiffusionModel
 from engine.operations import Editor, EditRequest
-from engine.stickers import STICKER_SIDE, make_sticker
+from engine.segmentation import load_segmenter
+from engine.stickers import STICKER_SIDE, cut_out, make_sticker, outlined
 from world.render import render
 from world.samples import SAMPLES_DIR, target_scenes
 from world.scene import Scene, caption
@@ -147,7 +148,8 @@ def time_inversion(model: DiffusionModel, image: Image.Image, text: str, mode: s
 
 
 def sticker_iou(sticker: Image.Image, scene: Scene, border: int = 5) -> float:
-    """IoU of the sticker's opaque area with the scene's objects, grown by the white outline."""
+    """IoU of the sticker's opaque area with the scene's objects, grown by the white outline
+    (a sticker before its crop: the photo's whole 512 px square)."""
     truth = sum(render(scene, STICKER_SIDE).masks.values())
     truth = Image.fromarray(((np.asarray(truth) > 0.5) * 255).astype(np.uint8))
     truth = np.asarray(truth.filter(ImageFilter.MaxFilter(2 * border + 1))) > 127
@@ -312,11 +314,14 @@ def run_speed(model: DiffusionModel, checker, plan: Plan, cache: ConceptCache | 
                                   timing.memory,
                                   {"edit_psnr_db": round(psnr(outcome.image, truth.image), 3)},
                                   evaluations=timing.evaluations), None)
-    timing, sticker = time_runs(lambda: make_sticker(model, image, text), plan.repeats,
-                                model.device, unet=model.unet)
-    stages["sticker"] = stage(Side(f"attention cut-out, {STICKER_SIDE} px", timing.median,
+    segmenter = load_segmenter(model.source)
+    timing, _ = time_runs(lambda: make_sticker(model, image, text, segmenter=segmenter),
+                          plan.repeats, model.device, unet=model.unet)
+    how = "segmenter" if segmenter is not None else "attention"
+    stages["sticker"] = stage(Side(f"{how} cut-out, cropped, {STICKER_SIDE} px", timing.median,
                                    timing.runs, timing.memory,
-                                   {"mask_iou": sticker_iou(sticker, scene)},
+                                   {"mask_iou": sticker_iou(outlined(*cut_out(
+                                       model, image, text, segmenter)), scene)},
                                    evaluations=timing.evaluations), None)
 
     stages["learn_concept"] = learn_stage(model, checker, plan, cache, log)
