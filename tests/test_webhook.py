@@ -16,7 +16,7 @@ from bot.startup import StartupError
 from bot.webhook import webhook_secret
 from botapi import BotApiServer
 from botapi.client import ControlClient
-from oneword.harness import Services, service_env
+from oneword.harness import StackProcesses, service_env
 from oneword.settings import Settings
 from storage.secret_files import stored_secret
 
@@ -64,7 +64,7 @@ async def test_without_a_configured_secret_forged_updates_are_refused(tmp_path):
     url = f"http://127.0.0.1:{port}/hook"
     data = tmp_path / "data"
     async with BotApiServer() as server, ControlClient(server.url) as tg:
-        services = Services(service_env(server, "unused", data, {
+        services = StackProcesses(service_env(server, "unused", data, {
             "ONEWORD_WEBHOOK_URL": url, "ONEWORD_WEBHOOK_LISTEN": "127.0.0.1",
             "ONEWORD_WEBHOOK_PORT": str(port), "ONEWORD_WEBHOOK_SECRET": ""}))
         try:
