@@ -144,7 +144,9 @@ def run_learn(args: argparse.Namespace) -> int:
     if window:
         print(f"learning <{args.name}>: at most {settings.steps} steps; it stops once the loss "
               f"has not improved for {window} steps, and the bar ends where that would be now")
-    with tqdm(total=settings.steps, desc=f"learning {args.name}", unit="step") as bar:
+    # no total until the engine tells where learning would end (not the cap, when it stops early)
+    with tqdm(total=None if window else settings.steps, desc=f"learning {args.name}",
+              unit="step") as bar:
         def progress(p) -> None:
             bar.total = p.stops_by or p.total
             bar.update(p.step - bar.n)
