@@ -4,6 +4,16 @@ and the database must end consistent.
 
 Users behave as people do when a bot goes quiet: a request that got no answer at all (the bot
 died before it was handled; the Bot API counts a fetched update as received) is sent again.
+
+One resend is the Bot API's and no bug: a bot killed after Telegram took a result but before it
+recorded the delivery (milliseconds) sends that result again after its restart, since "send"
+and "record" cannot be one step. The test notes, at each kill of the bot, which finished jobs
+were not yet recorded as delivered; a second answer to one of those, sent after that kill, is
+counted apart ("resent in the window") and allowed. Any other second answer fails the test.
+
+Every wait ends at an event (an answer, a job row, a delivery record); the bounds only stop a
+hang, and are generous because the test must pass on a machine whose cores are shared.
+``python -m tests.stress`` runs it over many seeds beside CPU hogs.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ USERS = 4
 KILLS = 8  # half the bot, half the worker, in a seeded order
 KILL_GAP_S = (3.0, 8.0)  # seeded pause before each kill
 ANSWER_S = 25.0  # a request without any answer after this is sent again
-RESULT_S = 240.0  # every job must be answered within this
+RESULT_S = 900.0  # bound: every job must be answered within this
 
 pytestmark = pytest.mark.slow
 
@@ -45,20 +55,41 @@ async def stack(tiny_model_dir, tmp_path) -> AsyncIterator[tuple[Service, Contro
 
 
 class Chaos:
-    """Kills the bot or the worker after seeded pauses, restarting it at once."""
+    """Kills the bot or the worker after seeded pauses, restarting it at once. At each kill
+    of the bot it notes the finished jobs whose delivery was not recorded yet, with the last
+    message id of their chat then (see the module docstring)."""
 
-    def __init__(self, service: Service, rng: random.Random) -> None:
-        self.service, self.rng = service, rng
+    def __init__(self, service: Service, rng: random.Random, store: Storage,
+                 tg: ControlClient) -> None:
+        self.service, self.rng, self.store, self.tg = service, rng, store, tg
         self.victims = ["bot", "worker"] * (KILLS // 2)
         rng.shuffle(self.victims)
         self.kills: list[str] = []
+        self.unrecorded: list[tuple[int, int]] = []  # (job id, its chat's last message id)
 
     async def run(self) -> None:
         for victim in self.victims:
-            await asyncio.sleep(self.rng.uniform(*KILL_GAP_S))
+            await asyncio.sleep(self.rng.uniform(*KILL_GAP_S))  # a seeded moment, not a wait
             self.service.kill(victim)
+            if victim == "bot":
+                await self.note_unrecorded()
             self.service.start(victim)
             self.kills.append(victim)
+
+    async def note_unrecorded(self) -> None:
+        """With the bot dead (nothing sends or records now), the finished jobs it may have
+        sent without recording it."""
+        for job in await all_jobs(self.store):
+            if job.state in (JobState.DONE, JobState.FAILED) and not job.delivered:
+                last = max((m.message_id for m in await self.tg.messages(job.chat_id)),
+                           default=0)
+                self.unrecorded.append((job.id, last))
+
+    def resent_in_window(self, job: Job, answers: list[MessageRecord]) -> bool:
+        """Two answers, the second sent after a kill that found the job unrecorded."""
+        return len(answers) == 2 and any(
+            job_id == job.id and answers[1].message_id > last
+            for job_id, last in self.unrecorded)
 
 
 async def job_for(store: Storage, request: MessageRecord) -> Job | None:
@@ -145,11 +176,13 @@ def deliveries(messages: list[MessageRecord], job: Job) -> list[MessageRecord]:
 
 
 async def settled(store: Storage, timeout: float) -> list[Job]:
-    """Every job finished and delivered (or the state at the timeout)."""
+    """Every job finished and delivered, its status message removed (or the state at the
+    timeout)."""
     deadline = time.monotonic() + timeout
     while True:
         found = await all_jobs(store)
-        if all(j.state in (JobState.DONE, JobState.FAILED) and j.delivered for j in found):
+        if (all(j.state in (JobState.DONE, JobState.FAILED) and j.delivered for j in found)
+                and not await store.jobs.delivered_with_status()):
             return found
         if time.monotonic() > deadline:
             return found
@@ -162,8 +195,8 @@ async def test_random_kills_lose_nothing_and_send_nothing_twice(stack, tmp_path)
     plan = ["learn"] * LEARNS + ["edit"] * (JOBS - LEARNS)
     rng.shuffle(plan)
     people = [await tg.user(f"User{i}") for i in range(USERS)]
-    chaos = Chaos(service, random.Random(SEED + 1))
     async with await Storage.open(tmp_path / "data") as store:
+        chaos = Chaos(service, random.Random(SEED + 1), store, tg)
 
         async def person(index: int) -> None:
             user = people[index]
@@ -178,17 +211,20 @@ async def test_random_kills_lose_nothing_and_send_nothing_twice(stack, tmp_path)
         await killing  # the kills left (bounded): each restart must not resend anything
         finished = await settled(store, RESULT_S)
         await people[0].say("/help")  # the last bot is up and has made its first passes
-        await people[0].wait_reply(contains="learn", timeout=60)
-        await asyncio.sleep(2.0)
+        await people[0].wait_reply(contains="learn", timeout=RESULT_S)
 
-        duplicates = lost = 0
+        duplicates = resent = lost = 0
         for job in finished:
             answers = deliveries(await tg.bot_messages(job.chat_id), job)
-            duplicates += len(answers) > 1
+            if chaos.resent_in_window(job, answers):
+                resent += 1
+            else:
+                duplicates += len(answers) > 1
             lost += not answers or not job.delivered
         print(f"\nfault test (seed {SEED}): kills {len(chaos.kills)} "
               f"(bot {chaos.kills.count('bot')}, worker {chaos.kills.count('worker')}), "
-              f"jobs {len(finished)}, duplicates {duplicates}, lost {lost}")
+              f"jobs {len(finished)}, duplicates {duplicates}, lost {lost}, "
+              f"resent in the window {resent}")
         assert len(chaos.kills) == KILLS and len(finished) >= JOBS
         assert (duplicates, lost) == (0, 0)
         await check_consistent(store, finished)
