@@ -3,7 +3,7 @@
     oneword playground [--port 8080] [--data-dir DIR] [--model M]
     oneword playground --script [--out DIR]
 
-Both start the same stack (local Telegram, bot, worker; :mod:`playground.stack`) with short
+Both start the same stack (local Telegram, bot, worker; :mod:`oneword.harness`) with short
 learning and inversion settings, so that a CPU gets through the story in minutes. Ctrl-C stops
 everything cleanly.
 """
@@ -24,13 +24,33 @@ from pathlib import Path
 
 from aiohttp import web
 
+import engine
 from botapi import ControlClient
+from oneword.harness import LocalStack, StackConfig, StackError
 from playground import transcript
 from playground.options import DEMO_INVERSION_STEPS, DEMO_LEARN_STEPS
 from playground.samples import load_samples
-from playground.stack import Stack, StackConfig, StackError, resolve_model
 from playground.story import Story
 from playground.web import create_people, make_app
+
+BUNDLED_MODEL = Path(engine.__file__).resolve().parent / "models" / "sticker-world"
+
+
+def resolve_model(model: str | None) -> str:
+    """The model the worker should load: the one given, else the bundled sticker-world model.
+
+    The bundled model is trained in the background while OneWord is developed and may not be
+    there yet; say so plainly instead of letting the worker fail with a loader traceback.
+    """
+    if model:
+        return model
+    if not (BUNDLED_MODEL / "model_index.json").is_file():
+        raise StackError(
+            f"the bundled model is missing: {BUNDLED_MODEL} has no model_index.json.\n"
+            "It is written by its training run (python -m world.train, see "
+            "world/train.py); wait for its first export, or pass --model with a "
+            "diffusers Stable Diffusion folder.")
+    return str(BUNDLED_MODEL)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,16 +65,17 @@ def run(args: argparse.Namespace) -> int:
     invert = args.inversion_steps or int(os.environ.get("ONEWORD_INVERSION_STEPS",
                                                         DEMO_INVERSION_STEPS))
     with _data_dir(args.data_dir) as data_dir:
-        config = StackConfig(data_dir=data_dir, model=model, learn_steps=learn,
-                             inversion_steps=invert,
-                             log_dir=out / "logs" if args.script else None)
+        config = StackConfig(data_dir=data_dir, model=model,
+                             log_dir=out / "logs" if args.script else None,
+                             env={"ONEWORD_LEARN_STEPS": str(learn),
+                                  "ONEWORD_INVERSION_STEPS": str(invert)})
         print(f"OneWord playground: model {model}, {learn} learning steps, {invert} inversion "
               f"steps, data in {data_dir}", flush=True)
         started = time.monotonic()
         try:
             if args.script:
                 _clear_previous(out)
-            with Stack(config) as stack:
+            with LocalStack(config) as stack:
                 if args.script:
                     return asyncio.run(play_script(stack, out, started))
                 code = asyncio.run(serve(stack, args.port))
@@ -80,7 +101,7 @@ def _data_dir(given: str | None) -> Iterator[Path]:
 # ----------------------------------------------------------------------------- the page
 
 
-async def serve(stack: Stack, port: int) -> int:
+async def serve(stack: LocalStack, port: int) -> int:
     """Serve the chat page for a started stack until Ctrl-C (or SIGTERM) or a service dies."""
     async with ControlClient(stack.url) as client:
         people = await create_people(client)
@@ -106,7 +127,7 @@ async def serve(stack: Stack, port: int) -> int:
         await runner.cleanup()
 
 
-async def _until_stopped(stack: Stack) -> int:
+async def _until_stopped(stack: LocalStack) -> int:
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -126,7 +147,7 @@ async def _until_stopped(stack: Stack) -> int:
 # ---------------------------------------------------------------------------- the story
 
 
-async def play_script(stack: Stack, out: Path, started: float) -> int:
+async def play_script(stack: LocalStack, out: Path, started: float) -> int:
     """Play the story against a started stack and write the transcript into ``out``, also
     when the story stops early (a step timed out, a service died): it shows how far it got."""
     config = stack.config
@@ -141,8 +162,10 @@ async def play_script(stack: Stack, out: Path, started: float) -> int:
             stopped_by = exc
         result = story.result
         elapsed = round(time.monotonic() - started)
-        notes = {"model": config.model, "learning steps": config.learn_steps,
-                 "inversion steps": config.inversion_steps, "wall time": f"{elapsed} s"}
+        notes = {"model": config.model,
+                 "learning steps": int(config.env["ONEWORD_LEARN_STEPS"]),
+                 "inversion steps": int(config.env["ONEWORD_INVERSION_STEPS"]),
+                 "wall time": f"{elapsed} s"}
         written = await transcript.collect(client, result.chats, out, "OneWord: the story",
                                            notes)
     json_path, html_path = transcript.write(written, out)

@@ -126,7 +126,7 @@ class StoryResult:
 
 
 class Story:
-    """Plays the story against a running playground stack (see :mod:`playground.stack`)."""
+    """Plays the story against a running playground stack (see :mod:`oneword.harness`)."""
 
     def __init__(self, client: ControlClient, samples: Samples, echo: Echo = print,
                  live: bool | None = None) -> None:

@@ -27,7 +27,6 @@ from PIL import Image
 
 from bot import buttons
 from bot.app import running
-from bot.services import Tuning
 from botapi import BotApiServer, ControlClient
 from botapi.persona import Persona
 from botapi.records import MessageRecord
@@ -35,10 +34,7 @@ from oneword import jobs
 from oneword.grammar import EditAction, EditCommand
 from oneword.settings import Settings
 from storage import Area, Job, JobState, Storage, StoredConcept
-
-BOT_USERNAME = "oneword_test_bot"
-TUNING = Tuning(delivery_interval=0.1, album_wait=0.4)
-
+from tests.helpers import BOT_USERNAME, TUNING
 
 # ------------------------------------------------------------------------------ pictures
 

@@ -3,108 +3,36 @@ model, talking through our local Bot API server, driven as users would drive Tel
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from botapi import BotApiServer
 from botapi.client import ControlClient
 from engine.model import BUNDLED_MODEL
+from oneword.harness import StackProcesses
+from tests.helpers import (  # noqa: F401 (SCENE, killed_at_exit: until the other modules
+    BOT_USERNAME,  # import them from tests.helpers directly)
+    SCENE,
+    SMALL_SCENE,
+    killed_at_exit,
+    learn,
+    quick_stack,
+    sample,
+)
 
-SAMPLES = Path(__file__).resolve().parent.parent / "engine" / "samples"
-BOT_USERNAME = "oneword_test_bot"
-SMALL_SCENE = "a big yellow square in the center with sky background"
-SCENE = "a big red circle on the left and a small blue star on the right with grass background"
-
-
-def sample(path: str) -> bytes:
-    return (SAMPLES / path).read_bytes()
-
-
-class Service:
-    """Starts and stops the bot and worker processes against one server and data dir."""
-
-    def __init__(self, server: BotApiServer, model_dir: Path, data_dir: Path):
-        self.env = {**os.environ, "TELEGRAM_TOKEN": server.token,
-                    "ONEWORD_BASE_URL": server.base_url,
-                    "ONEWORD_BASE_FILE_URL": server.base_file_url,
-                    "ONEWORD_MODEL": str(model_dir), "ONEWORD_DATA_DIR": str(data_dir),
-                    "ONEWORD_DEVICE": "cpu", "ONEWORD_LEARN_STEPS": "12",
-                    "ONEWORD_INVERSION_STEPS": "5", "ONEWORD_WORKER_LEASE": "3",
-                    "ONEWORD_WORKER_POLL": "0.1", "ONEWORD_PRIVATE_EDIT_INTERVAL": "0.2"}
-        self.processes: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, **env: str) -> None:
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "oneword", name], env={**self.env, **env},
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def kill(self, name: str) -> None:
-        process = self.processes.pop(name)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-
-    def stop_all(self) -> dict[str, str]:
-        logs = {}
-        for name, process in self.processes.items():
-            process.send_signal(signal.SIGTERM)
-            try:
-                _, err = process.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                _, err = process.communicate()
-            logs[name] = err.decode(errors="replace")
-        self.processes.clear()
-        return logs
-
-
-@contextlib.asynccontextmanager
-async def killed_at_exit(model_dir: Path, data_dir: Path, **env: str
-                         ) -> AsyncIterator[tuple[Service, ControlClient]]:
-    """The bot and the worker against a fresh Bot API server (privacy mode on), with extra
-    environment `env`; killed -9 at the end, since crash tests do not test a graceful stop."""
-    async with BotApiServer(privacy_mode=True) as server, ControlClient(server.url) as tg:
-        service = Service(server, model_dir, data_dir)
-        service.env.update(env)
-        service.start("bot")
-        service.start("worker")
-        try:
-            yield service, tg
-        finally:
-            for name in list(service.processes):
-                service.kill(name)
+Service = StackProcesses  # the former name, until the other modules import the harness directly
 
 
 @pytest.fixture
 async def stack(request, tiny_model_dir, tmp_path
-                ) -> AsyncIterator[tuple[Service, ControlClient]]:
-    """The service on the tiny model, or on the bundled one when parametrized with "bundled"."""
+                ) -> AsyncIterator[tuple[StackProcesses, ControlClient]]:
+    """The service on the tiny model, or on the bundled one when parametrized with "bundled";
+    the bot token must reach no log."""
     model_dir = BUNDLED_MODEL if getattr(request, "param", "tiny") == "bundled" else tiny_model_dir
-    async with BotApiServer(privacy_mode=True) as server, ControlClient(server.url) as tg:
-        service = Service(server, model_dir, tmp_path / "data")
-        service.start("bot")
-        service.start("worker")
-        try:
-            yield service, tg
-        finally:
-            logs = service.stop_all()
-            for log in logs.values():
-                assert server.token not in log  # the token never reaches a log
-
-
-async def learn(tg: ControlClient, user, name: str = "mochi"):
-    await user.say(f"/learn {name}")
-    await user.wait_reply(contains="photos", timeout=60)
-    await user.send_album([sample(f"creature/creature-{i}.png") for i in range(1, 5)])
-    return await user.wait_reply(contains="I learned", timeout=180)
+    async with quick_stack(model_dir, tmp_path / "data") as running:
+        yield running
 
 
 @pytest.mark.parametrize("stack", ["tiny", "bundled"], indirect=True)
@@ -167,7 +95,7 @@ async def test_bad_inputs_get_polite_answers_and_the_bot_lives_on(stack):
     assert (await alice.wait_reply(timeout=60)).text
     await alice.say("/start")
     assert "learn" in (await alice.wait_reply(timeout=60)).text.lower()
-    assert all(p.poll() is None for p in service.processes.values())
+    assert all(p.running for p in service.processes.values())
 
 
 async def test_a_worker_killed_mid_job_is_replaced_and_nothing_is_lost(stack):

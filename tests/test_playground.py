@@ -16,10 +16,10 @@ from PIL import Image
 from botapi import BotApiServer, ControlClient
 from botapi.records import MessageRecord
 from cli import main as oneword_cli
-from playground import stack as stack_module
+from oneword.harness import StackError
+from playground import cli as playground_cli
 from playground import transcript
 from playground.samples import load_samples
-from playground.stack import StackError, resolve_model
 from playground.story import describe, is_progress
 from playground.web import create_people, make_app
 
@@ -30,10 +30,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_missing_bundled_model_is_one_clear_message(monkeypatch, tmp_path, capsys) -> None:
-    monkeypatch.setattr(stack_module, "BUNDLED_MODEL", tmp_path / "sticker-world")
+    monkeypatch.setattr(playground_cli, "BUNDLED_MODEL", tmp_path / "sticker-world")
     with pytest.raises(StackError, match="bundled model is missing"):
-        resolve_model(None)
-    assert resolve_model("some/model") == "some/model"
+        playground_cli.resolve_model(None)
+    assert playground_cli.resolve_model("some/model") == "some/model"
     assert oneword_cli.main(["playground", "--script", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "sticker-world" in err and "--model" in err and "Traceback" not in err

@@ -22,11 +22,11 @@ from bot.app import running
 from botapi import BotApiServer
 from botapi.client import ControlClient
 from oneword import jobs
+from oneword.harness import StackProcesses, service_env
 from oneword.settings import Settings
 from storage import Area, ChatType, JobState, Storage
 from storage.jobs import LEASE_EXPIRED_ERROR
-from tests.test_bot import BOT_USERNAME, TUNING
-from tests.test_end_to_end import SCENE, Service, learn, sample
+from tests.helpers import BOT_USERNAME, QUICK_SETTINGS, SCENE, TUNING, learn, sample
 
 JOBS = 30
 ALICE = 101
@@ -106,7 +106,8 @@ async def test_bot_and_worker_on_different_hosts_learn_then_edit(
     tiny_model_dir, tmp_path: Path, pg_url: str
 ):
     async with BotApiServer(privacy_mode=True) as server, ControlClient(server.url) as tg:
-        service = Service(server, tiny_model_dir, tmp_path / "unused")
+        env = service_env(server, tiny_model_dir, tmp_path / "unused", QUICK_SETTINGS)
+        service = StackProcesses(env)
         service.start("bot", ONEWORD_DATABASE_URL=pg_url,
                       ONEWORD_DATA_DIR=str(tmp_path / "bot-host"))
         service.start("worker", ONEWORD_DATABASE_URL=pg_url,
@@ -120,7 +121,7 @@ async def test_bot_and_worker_on_different_hosts_learn_then_edit(
             result = await alice.wait_reply(photo=True, timeout=180)
             assert result.reply_to_message_id == photo.message_id
         finally:
-            logs = service.stop_all()
+            logs = service.stop()
         for log in logs.values():
             assert server.token not in log
     # Nothing was shared but the database: each host holds only its own copies.
