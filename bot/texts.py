@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from oneword.jobs import EditPayload, JobKind, LearnPayload, advice_in, from_json
-from oneword.names import NAME_RULE
+from oneword.names import NAME_RULE, quoted
 from storage import Job, JobState, StoredConcept
 from storage.jobs import LEASE_EXPIRED_ERROR
 
@@ -144,7 +144,8 @@ def bad_name(reason: str) -> str:
 
 def bad_kind(kind: str) -> str:
     """An unknown concept kind after the name."""
-    return f"\"{kind}\" isn't a kind I know. Use object, person or style, e.g. /learn mochi object."
+    return (f"\"{quoted(kind)}\" isn't a kind I know. Use object, person or style, "
+            f"e.g. /learn mochi object.")
 
 
 def name_taken(name: str, group: bool) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from oneword.names import InvalidName, concept_name
+from oneword.names import ARTICLES, STYLE_FILLERS, InvalidName, concept_name, quoted
 
 
 class EditAction(StrEnum):
@@ -50,9 +50,9 @@ VERBS = tuple(action.value for action in EditAction)
 USAGE = ("add <name> [on the left], replace <word> with <name>, restyle as <name>, "
          "remove <word>")
 MAX_CAPTION_CHARS = 300
+MAX_SUBJECT_CHARS = 40  # a word of what the photo shows
 _POSITION_WORDS = {"left": Position.LEFT, "right": Position.RIGHT, "center": Position.CENTER,
                    "centre": Position.CENTER, "middle": Position.CENTER}
-_ARTICLES = frozenset({"the", "a", "an"})
 _LEADING = re.compile(r"^\s*/?(?P<verb>[A-Za-z]+)(?:@(?P<bot>\w+))?(?=\s|$)")
 _WORD = re.compile(r"[\w-]+")
 
@@ -123,7 +123,7 @@ def parse_edit(text: str | None) -> EditCommand | None:
     if caption is not None and len(caption) > MAX_CAPTION_CHARS:
         raise CommandError(f"The description after '|' is too long (at most "
                            f"{MAX_CAPTION_CHARS} characters).")
-    words = [w for w in body.split() if w.lower() not in _ARTICLES]
+    words = [w for w in body.split() if w.lower() not in ARTICLES]
     read = {EditAction.ADD: _add, EditAction.REPLACE: _replace, EditAction.RESTYLE: _restyle,
             EditAction.REMOVE: _remove}[action]
     return read(words, caption)
@@ -133,13 +133,14 @@ def _name(word: str) -> str:
     try:
         return concept_name(word)
     except InvalidName as exc:
-        raise CommandError(f"\"{word}\" can't be a name. {exc}") from None
+        raise CommandError(f"\"{quoted(word)}\" can't be a name. {exc}") from None
 
 
 def _subject(word: str) -> str:
     word = word.removeprefix("<").removesuffix(">")
-    if not _WORD.fullmatch(word):
-        raise CommandError(f"\"{word}\" should be a single word of what the photo shows.")
+    if not _WORD.fullmatch(word) or len(word) > MAX_SUBJECT_CHARS:
+        raise CommandError(f"\"{quoted(word)}\" should be a single word of what the photo "
+                           f"shows.")
     return word.lower()
 
 
@@ -167,7 +168,7 @@ def _replace(words: list[str], caption: str | None) -> EditCommand:
 
 
 def _restyle(words: list[str], caption: str | None) -> EditCommand:
-    rest = [w for w in words if w.lower() not in ("as", "in", "style")]
+    rest = [w for w in words if w.lower() not in STYLE_FILLERS]
     if len(rest) != 1:
         raise CommandError("Restyle as what? Say \"restyle as inkwash\".")
     return EditCommand(EditAction.RESTYLE, concept=_name(rest[0]), caption=caption)

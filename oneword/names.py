@@ -4,6 +4,9 @@ A concept name is what people type in commands ("add rex", "restyle as inkwash")
 placeholder token ``<rex>`` in the model's prompts. Text encoders' tokenizers lowercase and
 split non-ASCII text unpredictably, so a name is 1 to 32 characters from ``a-z``, ``0-9``, ``_``
 and ``-``, compared without case: "Rex" may be shown as typed, and is the word ``rex``.
+A name is also never one of the words the edit grammar (:mod:`oneword.grammar`) drops from
+commands ("the", "as", ...): "restyle as style" could never reach a word named "style". The
+grammar takes those words from here, so the two cannot drift apart.
 (Standard library only, so the bot, the storage and the engine share it.)
 """
 
@@ -15,6 +18,16 @@ MAX_NAME_LENGTH = 32
 NAME_RULE = f"1-{MAX_NAME_LENGTH} letters a-z, digits, '_' or '-'"
 NAME_CHARS = "a-z0-9_-"  # for regular expressions: [NAME_CHARS]
 _NAME = re.compile(rf"[{NAME_CHARS}]{{1,{MAX_NAME_LENGTH}}}")
+ARTICLES = frozenset({"the", "a", "an"})  # dropped from every edit command
+STYLE_FILLERS = frozenset({"as", "in", "style"})  # dropped from "restyle [as] <name>"
+GRAMMAR_WORDS = ARTICLES | STYLE_FILLERS  # never names: the grammar drops them
+QUOTE_CHARS = 40  # of text that is no name, at most this much is quoted back to people
+
+
+def quoted(text: str) -> str:
+    """``text`` for a message that quotes what someone typed: at most QUOTE_CHARS
+    characters, with "..." when cut (a 4,000-character word is never echoed whole)."""
+    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "..."
 
 
 class InvalidName(ValueError):
@@ -34,6 +47,10 @@ def display_name(text: object) -> str:
                           f"({len(name)} given).")
     if not _NAME.fullmatch(name.lower()):
         raise InvalidName(f"A name may only use {NAME_RULE}.")
+    if name.lower() in GRAMMAR_WORDS:
+        words = ", ".join(f'"{word}"' for word in sorted(GRAMMAR_WORDS))
+        raise InvalidName(f'"{name}" is one of the words commands skip ({words}), so it '
+                          f"could never be used; pick another name.")
     return name
 
 

@@ -43,6 +43,7 @@ from storage import (
 from storage.jobs import LEASE_EXPIRED_ERROR
 from storage.presence import CHECK_EVERY_S
 from storage.stats import QueueStats
+from worker.failures import failure_text
 
 if TYPE_CHECKING:  # the model stack loads with the first model, not with this module, so a
     # lane can run on a stand-in engine (tests/queue_worker.py, bench/queue.py) in a moment
@@ -134,7 +135,7 @@ class LaneRunner:
         except PromptError as exc:  # the command cannot be done on this photo as said
             await self._fail(job, jobs.as_advice(str(exc)), retry=False)
         except (UserFacingError, EngineError) as exc:
-            await self._fail(job, str(exc), retry=False)
+            await self._fail(job, failure_text(exc), retry=False)
         except DataGone:
             raise  # nothing can be recorded any more: the worker stops (run_worker)
         except Exception:
