@@ -222,7 +222,7 @@ async def test_worker_is_ready_once_its_models_are_loaded(tiny_model_dir: Path,
         await worker
 
 
-class StickerStandIn:
+class FussySticker:
     """TEST-ONLY: the part of the engine a sticker job uses; a photo named "bad" is refused."""
 
     model_id = "stand-in"
@@ -242,7 +242,7 @@ async def test_worker_metrics_count_jobs_durations_waits_and_failures(
     await health.start()
     try:
         lane = LaneRunner("short", (jobs.JobKind.STICKER,), storage, settings,
-                          StickerStandIn(), metrics)  # type: ignore[arg-type]
+                          FussySticker(), metrics)  # type: ignore[arg-type]
         await storage.users.upsert(5, "Someone")
         await storage.chats.upsert(5, "private", "")
         for content in (b"good", b"bad", b"good"):
