@@ -107,6 +107,7 @@ def run_service(args: argparse.Namespace) -> int:
                                  device=args.device)
     except SettingsError as exc:
         return _cannot_start(args.command, str(exc))
+    logging.getLogger().setLevel(settings.log_level.upper())
     if args.command == "bot":
         from bot.app import run
         from bot.startup import StartupError
@@ -128,7 +129,8 @@ def use_cpu_defaults(environ: os._Environ | dict[str, str] = os.environ) -> None
 
 def main(argv: list[str] | None = None) -> int:
     use_cpu_defaults()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for noisy in ("httpx", "diffusers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
