@@ -156,7 +156,8 @@ def test_scene_labels_cover_what_applies():
 
 def test_captioner_for_needs_a_captioner_folder(tmp_path):
     assert captioner_for(SimpleNamespace(source=str(tmp_path))) is None
-    assert captioner_for(SimpleNamespace(source="stable-diffusion-v1-5/stable-diffusion-v1-5")) is None
+    hub_model = SimpleNamespace(source="stable-diffusion-v1-5/stable-diffusion-v1-5")
+    assert captioner_for(hub_model) is None
 
 
 # ---------------------------------------------------------------------------------------------

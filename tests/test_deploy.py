@@ -76,7 +76,8 @@ def test_env_example_names_every_setting_and_loads():
     assert named == set(setting_names())
     environ = dict(re.findall(r"^([A-Z_]+)=(.*)$", text, re.MULTILINE))
     settings = load_settings(environ={k: v for k, v in environ.items() if v})
-    assert settings.model == "stable-diffusion-v1-5/stable-diffusion-v1-5" and settings.data_dir == "/data"
+    assert settings.model == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert settings.data_dir == "/data"
 
 
 def test_systemd_units_start_the_two_services():
