@@ -7,6 +7,7 @@ scrape every few seconds costs the queue nothing.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,14 +36,18 @@ class QueueStats:
         """The statistics of an opened storage's database."""
         return cls(storage._db)  # the package's own object: the database stays private outside
 
-    async def check(self) -> None:
-        """Raise :class:`DatabaseUnavailable` when the database cannot answer a query, or when
-        the SQLite file is no longer where it was opened (a process writing into a file that
-        was deleted loses everything it writes)."""
+    async def check(self, timeout_s: float = 2.0) -> None:
+        """Raise :class:`DatabaseUnavailable` when the database does not answer a query within
+        `timeout_s` (a PostgreSQL server that is gone makes a connection pool wait, not fail),
+        or when the SQLite file is no longer where it was opened (a process writing into a
+        file that was deleted loses everything it writes)."""
         if self._db.dialect == "sqlite" and not Path(self._db.path).exists():
             raise DatabaseUnavailable(f"the database file {self._db.path} is gone")
         try:
-            await self._db.value("SELECT 1")
+            await asyncio.wait_for(self._db.value("SELECT 1"), timeout_s)
+        except TimeoutError:
+            raise DatabaseUnavailable(f"the database did not answer within {timeout_s:g} s"
+                                      ) from None
         except StorageError:
             raise
         except Exception as exc:  # the driver's own error: the connection is broken

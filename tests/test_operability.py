@@ -275,3 +275,34 @@ async def test_worker_metrics_count_jobs_durations_waits_and_failures(
     finally:
         await health.stop()
         await storage.close()
+
+
+async def test_readiness_fails_when_the_postgresql_server_is_gone(
+        http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    """The shared-database deployment: the server stops under a running process."""
+    from storage.pg_cluster import ThrowawayCluster, find_bin_dir
+
+    if find_bin_dir() is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("PostgreSQL not found (CI must run the PostgreSQL tests)")
+        pytest.skip("PostgreSQL not found: install Debian's postgresql package")
+    cluster = ThrowawayCluster()
+    url = await asyncio.to_thread(cluster.start)
+    try:
+        storage = await Storage.open(tmp_path / "cache", database_url=url)
+        health = HealthServer("127.0.0.1", 0, QueueStats.of(storage), ServiceMetrics("bot"),
+                              timeout_s=3.0)
+        await health.start()
+        try:
+            status, body = await get(http, health.port, "/readyz")
+            assert status == 200 and '"database": "ok"' in body
+            await asyncio.to_thread(cluster.stop)  # the database server is gone
+            status, body = await get(http, health.port, "/readyz")
+            assert status == 503 and "did not answer within" in body, body
+            assert (await get(http, health.port, "/livez"))[0] == 200
+        finally:
+            await health.stop()
+            with contextlib.suppress(Exception):  # closing a pool whose server is gone
+                await asyncio.wait_for(storage.close(), 10)
+    finally:
+        await asyncio.to_thread(cluster.stop)
