@@ -209,10 +209,13 @@ class Delivery:
         elif job.kind == jobs.JobKind.EDIT:
             result = _result(jobs.EditResult, job)
             image = await self._read(result.image)
-            command = _payload(jobs.EditPayload, job).command
-            await bot.send_photo(job.chat_id, image, caption=texts.edit_done(command.text),
-                                 reply_markup=buttons.result_keyboard(job.id),
-                                 reply_parameters=_reply(job))
+            payload = _payload(jobs.EditPayload, job)
+            # a photo sent as a file comes back as one: a photo would be recompressed to JPEG
+            send = bot.send_document if payload.as_file else bot.send_photo
+            await send(job.chat_id, image, caption=texts.edit_done(payload.command.text),
+                       reply_markup=buttons.result_keyboard(job.id),
+                       reply_parameters=_reply(job),
+                       **({"filename": "edited.png"} if payload.as_file else {}))
         elif job.kind == jobs.JobKind.STICKER:
             result = _result(jobs.StickerResult, job)
             sticker = await self._read(result.sticker)

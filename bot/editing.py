@@ -85,7 +85,7 @@ async def request_edit(update: Update, context: ContextTypes.DEFAULT_TYPE,
         services, context.bot, message, ref, kind=jobs.JobKind.EDIT, user_id=user.id,
         chat_id=chat.id, payload_for=lambda stored: jobs.EditPayload(
             photo=stored.path, photo_key=ref.file_unique_id, command=command,
-            concept_ids=concept_ids, seed=0))
+            concept_ids=concept_ids, seed=0, as_file=ref.as_file))
 
 
 async def unknown_concept(services: Services, name: str, user_id: int, chat_id: int) -> str:

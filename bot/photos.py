@@ -51,7 +51,7 @@ def image_in(message: Message | None) -> ImageRef | None:
         if not mime.startswith("image/"):
             raise PhotoRefused(texts.NOT_AN_IMAGE)
         doc = message.document
-        ref = ImageRef(doc.file_id, doc.file_unique_id, doc.file_size)
+        ref = ImageRef(doc.file_id, doc.file_unique_id, doc.file_size, as_file=True)
     elif message.sticker is not None:
         raise PhotoRefused(texts.NO_STICKERS)
     elif message.video or message.video_note or message.audio or message.voice:

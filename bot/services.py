@@ -55,6 +55,8 @@ class ImageRef:
     file_id: str
     file_unique_id: str
     file_size: int | None
+    # sent as a file (a document): Telegram left it uncompressed, and its edit goes back so too
+    as_file: bool = False
 
 
 @dataclass

@@ -117,6 +117,7 @@ class EditPayload:
     command: EditCommand  # parsed once, by the bot; its caption says what the photo shows
     concept_ids: list[int] = field(default_factory=list)  # concepts the command may use
     seed: int = 0
+    as_file: bool = False  # the photo came as a file: the result goes back as a file (PNG)
 
     def __post_init__(self) -> None:
         if not isinstance(self.command, EditCommand):  # from JSON

@@ -70,7 +70,7 @@ async def test_the_bot_process_loads_no_model(entry, tmp_path):
     # `oneword`'s parser reads the playground's and the benchmark's options where they are
     # installed and leaves their commands out where not (the bot's image)
     needed = modules & FIRST_PARTY - {"playground", "bench"}
-    assert needed == copied_by("Dockerfile.bot") == {"oneword", "bot", "storage"}
+    assert needed == copied_by("Dockerfile.bot") == {"oneword", "cli", "bot", "storage"}
 
 
 def test_no_bot_module_imports_the_engine_or_the_worker():

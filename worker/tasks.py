@@ -16,7 +16,7 @@ from PIL import Image
 
 from engine.acceleration import accelerate
 from engine.concepts import Concept, load_concept, save_concept
-from engine.config import ConceptSettings, InversionSettings
+from engine.config import ConceptSettings, EditSettings, InversionSettings
 from engine.images import read_image
 from engine.inversion import Inversion
 from engine.model import DiffusionModel, load_model
@@ -80,6 +80,7 @@ class EngineTasks:
         self.pack_plan = load_pack_plan(self.model.source, settings.pack_expressions)
         self.editor = Editor(self.model, self.captioner,
                              InversionSettings(steps=settings.inversion_steps),
+                             EditSettings(subject_min_focus=settings.subject_min_focus),
                              mode=settings.inversion_mode)
         log.info("lane ready: model %s on %s", self.model.source, self.model.device)
 
