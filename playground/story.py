@@ -2,8 +2,9 @@
 
 In the private chat Alice teaches the bot a creature from its five photos, puts it into a scene
 ("replace circle with mochi"), asks why, teaches an unnamed style and restyles a scene with it,
-makes a sticker and adds it to her set. In the group she shares the creature; Bob adds it to
-his photo and Carol removes a star from hers.
+makes a sticker and adds it to her set, and makes a sticker pack of the creature (six
+expressions, a sticker set and a custom emoji set). In the group she shares the creature; Bob
+adds it to his photo and Carol removes a star from hers.
 
 Everything goes through the control API as a person would (:class:`botapi.ControlClient`,
 :class:`botapi.Persona`); each step waits for the bot's answer, not for a fixed time. A step
@@ -190,6 +191,11 @@ class Story:
             self._act("Alice", "presses [Add to my set]")
             await alice.press(sticker, text="Add to my set")
             await self._answer("sticker set", alice, sticker, REPLY_TIMEOUT)
+
+        if learned is not None:
+            self._act("Alice", f"/pack {CREATURE}")
+            await self._answer("pack", alice, await alice.say(f"/pack {CREATURE}"),
+                               EDIT_TIMEOUT, media="sticker")
 
         if learned is not None:
             self._act("Alice", f"in the group: /share {CREATURE}", group=True)

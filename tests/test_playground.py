@@ -152,6 +152,8 @@ def test_scripted_story_on_the_tiny_model(tiny_model_dir, tmp_path) -> None:
     bot = [m for m in story["messages"] if m["from_bot"]]
     assert any(m["kind"] == "photo" and m["images"] for m in bot)
     assert any(m["kind"] == "sticker" and m["images"] for m in bot)
+    pack = next(m for m in bot if "pack is ready" in (m["text"] or ""))  # the story's pack
+    assert len(pack["buttons"]) == 6 and "addemoji" in pack["text"]
     assert any(m["deleted"] for m in bot), "status messages are kept, marked"
     assert {m["chat"] for m in story["messages"]} == {"OneWord", "Sticker Club"}
     for message in story["messages"]:
