@@ -7,14 +7,21 @@ PostgreSQL refuses to run as root, so as root the server runs as the unprivilege
 
 Uses the server programs of Debian's ``postgresql`` package (``/usr/lib/postgresql/<ver>/bin``)
 or whatever ``initdb`` is on the PATH.
+
+As a program it runs a command beside such a server (CI runs the test suite this way)::
+
+    python -m storage.pg_cluster [--env NAME] -- COMMAND [ARG...]
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import quote
@@ -99,8 +106,40 @@ class ThrowawayCluster:
         self.folder, self.url = None, ""
 
     def __enter__(self) -> ThrowawayCluster:
-        self.start()
+        try:
+            self.start()
+        except BaseException:  # e.g. SIGTERM during initdb: leave no server or folder behind
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a command with a throwaway server's URL in an environment variable; the server is
+    stopped and deleted when the command ends, also after Ctrl-C or SIGTERM. Returns the
+    command's exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m storage.pg_cluster",
+        description="Run COMMAND beside a throwaway local PostgreSQL server.")
+    parser.add_argument("--env", default="ONEWORD_TEST_DATABASE_URL",
+                        help="the variable that gets the server's URL (%(default)s)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("name the command to run after --")
+    # SIGTERM ends this process as Ctrl-C would: the command is killed, the server removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        with ThrowawayCluster() as cluster:
+            return subprocess.run(command, env={**os.environ, args.env: cluster.url}).returncode
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"storage.pg_cluster: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
