@@ -24,6 +24,7 @@ from engine.segmentation import Segmenter, subject_mask
 
 STICKER_SIDE = 512
 OUTLINE = 10  # px of white around the subject, at the sticker's size
+MAX_STICKER_BYTES = 512 * 1024
 MARGIN = 0.06  # room around the subject's box, as a share of its longer side (outline inside)
 # English words that never name the thing to cut out: articles, prepositions, places, sizes.
 NOT_SUBJECTS = {"a", "an", "the", "of", "on", "in", "with", "and", "at", "to", "photo",
@@ -133,4 +134,9 @@ def sticker_webp(sticker: Image.Image) -> bytes:
                                  Image.LANCZOS)
     out = io.BytesIO()
     sticker.save(out, "WEBP", lossless=True)
+    for quality in (90, 80, 65, 50):  # Telegram takes static stickers of at most 512 KB
+        if out.tell() <= MAX_STICKER_BYTES:
+            break
+        out = io.BytesIO()
+        sticker.save(out, "WEBP", quality=quality, exact=True)
     return out.getvalue()

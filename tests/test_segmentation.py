@@ -103,3 +103,10 @@ def test_sticker_is_cropped_to_the_subject_with_one_side_512(tiny_model):
     assert white > 0.02  # the white outline
     decoded = Image.open(io.BytesIO(sticker_webp(sticker)))
     assert decoded.format == "WEBP" and max(decoded.size) == STICKER_SIDE
+
+
+def test_a_busy_sticker_still_fits_telegrams_512_kb():
+    noise = np.random.default_rng(0).integers(0, 256, (512, 400, 4), dtype=np.uint8)
+    data = sticker_webp(Image.fromarray(noise, "RGBA"))
+    assert len(data) <= 512 * 1024
+    assert Image.open(io.BytesIO(data)).size == (512, 400)
