@@ -24,7 +24,7 @@ import secrets
 from telegram import CallbackQuery, Message, ReplyParameters, Update
 from telegram.ext import ContextTypes
 
-from oneword import jobs
+from oneword import jobs, names
 from oneword.grammar import CommandError, EditCommand, parse_edit
 from storage import InvalidConceptName, Job, LimitReached, StorageError
 
@@ -106,7 +106,8 @@ async def why_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
         await query.answer(texts.MAPS_GONE, show_alert=True)
         return
     await query.answer()
-    caption = texts.WHY_CAPTION.format(source=result.source_prompt, target=result.target_prompt)
+    caption = texts.WHY_CAPTION.format(source=names.readable_prompt(result.source_prompt),
+                                       target=names.readable_prompt(result.target_prompt))
     await context.bot.send_photo(
         query.message.chat.id, data, caption=caption[:1000],
         reply_parameters=ReplyParameters(query.message.message_id,

@@ -270,7 +270,8 @@ def not_allowed(user_id: int | None) -> str:
     return ("Sorry, this bot is private: it only works for the people and chats its owner "
             f"allowed. If you know the owner, ask them to add you{who}.")
 CONCEPT_GONE = "One of the words in that edit is no longer available to you here."
-WHY_CAPTION = "Where each word looked, before and after: {source} -> {target}"
+WHY_CAPTION = ('Where each word looked in the result, one picture per word: "{target}" '
+               '(the photo was read as "{source}")')
 
 # ------------------------------------------------------------------------------ stickers
 

@@ -69,3 +69,12 @@ def is_concept_name(text: object) -> bool:
     except InvalidName:
         return False
     return True
+
+
+_PLACEHOLDERS = re.compile(rf"<([{NAME_CHARS}]+)>(?:\s+<\1>_\d+)*")
+
+
+def readable_prompt(prompt: str) -> str:
+    """A model prompt as people write it: each learned word's tokens (``<rex> <rex>_1 ...``)
+    become the word itself (``rex``)."""
+    return _PLACEHOLDERS.sub(lambda match: match.group(1), prompt)

@@ -104,7 +104,7 @@ class StandInWorker:
         image, maps = picture(256, 256, "PNG", (10, 200, 10)), picture(512, 128, "PNG")
         result = jobs.EditResult(self._result_file(image, ".png"),
                                  self._result_file(maps, ".png"),
-                                 "a photo of a dog", "a photo of a mochi")
+                                 "a photo of a dog", "a photo of a <mochi> <mochi>_1")
         done = await self.store.jobs.complete(job.id, self.worker_id, jobs.to_json(result))
         return done, image, maps
 
@@ -576,6 +576,7 @@ async def test_edit_result_buttons_why_sticker_and_another_take(
     query = await alice.press(result, text="Why?")
     why = await tg.wait_for(alice.id, photo=True, after=result.message_id)
     assert why.reply_to_message_id == result.message_id and "dog" in why.text
+    assert '"a photo of a mochi"' in why.text and "<mochi>" not in why.text  # as people write
     assert same_picture(await tg.download(why.photo_file_id), maps)
     await tg.wait_for_answer(query["id"])
 
