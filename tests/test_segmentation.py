@@ -109,4 +109,4 @@ def test_a_busy_sticker_still_fits_telegrams_512_kb():
     noise = np.random.default_rng(0).integers(0, 256, (512, 400, 4), dtype=np.uint8)
     data = sticker_webp(Image.fromarray(noise, "RGBA"))
     assert len(data) <= 512 * 1024
-    assert Image.open(io.BytesIO(data)).size == (512, 400)
+    assert Image.open(io.BytesIO(data)).size == (400, 512)
