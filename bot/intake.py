@@ -32,7 +32,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application
 
-from storage import StorageError
+from storage import DataGone, StorageError
 
 from .services import Services, get_services
 
@@ -90,6 +90,8 @@ class StoredUpdateQueue(asyncio.Queue):  # type: ignore[type-arg]
         while True:
             try:
                 return await self._services.store.inbox.add(update.update_id, body)
+            except DataGone:
+                raise  # nothing can be stored any more: the bot stops (bot.datawatch)
             except StorageError as exc:
                 log.warning("update %d not stored yet (%s); trying again", update.update_id,
                             exc)
