@@ -20,9 +20,11 @@ from engine.captioning import load_captioner
 from engine.concept_tokens import concepts_in_use, expand_prompt
 from engine.concepts import Concept, load_concept, save_concept
 from engine.config import ConceptSettings
+from engine.likeness import CaptionJudge
 from engine.model import DiffusionModel
 from engine.sampling import generate
-from engine.textual_inversion import ConceptProgress, LearnedWord, learn_concept
+from engine.self_check import learn_checked
+from engine.textual_inversion import ConceptProgress, LearnedWord
 from world.samples import SAMPLES_DIR
 from world.scene import RESERVED
 
@@ -124,8 +126,9 @@ class ConceptCache:
 
 def learn_reserved(model: DiffusionModel, which: str, settings: ConceptSettings,
                    step_times: list[float] | None = None) -> tuple[LearnedConcept, LearnedWord]:
-    """Learn a reserved concept from its sample photos; `step_times` collects the
-    perf_counter time at the end of every step (for per-step extrapolation)."""
+    """Learn a reserved concept from its sample photos with the self-check the worker makes
+    (on a model with a captioner); `step_times` collects the perf_counter time at the end of
+    every step (for per-step extrapolation)."""
     if which not in RESERVED:
         raise ValueError(f"unknown reserved concept {which!r}")
     photos = sample_photos(which)
@@ -134,9 +137,11 @@ def learn_reserved(model: DiffusionModel, which: str, settings: ConceptSettings,
         if step_times is not None:
             step_times.append(time.perf_counter())
 
-    start = time.perf_counter()
-    result = learn_concept(model, photos, concept_name(which), CONCEPT_KINDS[which], settings,
-                           progress=progress, captioner=load_captioner(model.source))
+    captioner = load_captioner(model.source)
+    judge = CaptionJudge(captioner) if captioner is not None else None
+    start = time.perf_counter()  # learning and its self-check, as the worker does them
+    result, _ = learn_checked(model, photos, concept_name(which), CONCEPT_KINDS[which],
+                              settings, judge, progress=progress, captioner=captioner)
     seconds = time.perf_counter() - start
     learned = LearnedConcept(which, result.concept, result.steps, final_loss(result.losses),
                              seconds, cached=False)

@@ -231,7 +231,7 @@ class Delivery:
             result = _result(jobs.LearnResult, job)
             payload = _payload(jobs.LearnPayload, job)
             caption = texts.learned(payload.name, result.steps, result.warnings, result.seen_as,
-                                    payload.kind.value)
+                                    payload.kind.value, result.check)
             if result.preview:
                 preview = await self._read(result.preview)
                 await bot.send_photo(job.chat_id, preview, caption=caption[:1000],

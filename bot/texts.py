@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from oneword.jobs import EditPayload, JobKind, LearnPayload, advice_in, from_json
+from oneword.jobs import (
+    EditPayload,
+    JobKind,
+    LearnPayload,
+    MixedPhotos,
+    WordCheck,
+    advice_in,
+    from_json,
+)
 from oneword.names import NAME_RULE, quoted
 from storage import Job, JobState, StoredConcept
 from storage.jobs import LEASE_EXPIRED_ERROR
@@ -200,17 +208,68 @@ def some_photos_refused(problems: Sequence[str], kept: int) -> str:
 
 
 def learned(name: str, steps: int, warnings: Sequence[str], seen_as: str | None = None,
-            kind: str = "object") -> str:
+            kind: str = "object", check: WordCheck | None = None) -> str:
     """Caption of the preview once a concept is learned; `seen_as`, the model's own words for
     what the photos show, tells the user what the word grew from; the suggested command fits
-    the `kind` (a style restyles, a thing or a person is added)."""
+    the `kind` (a style restyles, a thing or a person is added); `check`, the self-check of
+    the word's drawings, says how reliably it comes out and what to do if it does not."""
     start = f" I started from what I saw in your photos: \"{seen_as}\"." if seen_as else ""
     command = f"restyle as {name}" if kind == "style" else f"add {name}"
     text = (f"I learned \"{name}\" ({steps} steps).{start} Here's how I picture it. Try it: "
             f"send a photo with the caption \"{command}\".")
+    if check is not None and check.tries > 0:
+        text += "\n" + word_check(name, check)
     if warnings:
         text += "\nNote: " + " ".join(warnings)
     return text
+
+
+GOOD_WORD = 0.75  # a word drawn like the photos this often needs no advice
+WEAK_WORD = 0.4  # under this share it mostly fails
+
+
+def word_check(name: str, check: WordCheck) -> str:
+    """The self-check in plain words, with advice fitting what went wrong when the word is
+    not reliable: nothing recognisable drawn, or some of the photos' features missed."""
+    share = check.alike / check.tries
+    said = f"\"{name}\" comes out like your photos in {check.alike} of {check.tries} tries"
+    if share >= GOOD_WORD:
+        return said + "."
+    if share >= WEAK_WORD:
+        text = said + ": usable, but expect some misses."
+    else:
+        text = said + ", so it is not reliable yet."
+    if 2 * check.blank >= check.tries:
+        advice = ("Often nothing recognisable comes out: photos where it is big, sharp and "
+                  "alone in the picture help most.")
+    elif check.missing:
+        shown = ", ".join(f"\"{word}\"" for word in check.missing[:4])
+        advice = (f"It often misses {shown}. Photos that show "
+                  f"{'that' if len(check.missing) == 1 else 'those'} clearly, up close, help.")
+    else:
+        advice = ("It often comes out as something else: 4-5 photos of just this thing, from "
+                  "different sides and on different backgrounds, help most.")
+    return (f"{text} {advice} To teach it again: /forget {name}, then /learn {name} with "
+            f"new photos.")
+
+
+def mixed_photos(mixed: MixedPhotos, name: str | None = None) -> str:
+    """Photos of a learning job that show something else than the rest: which ones, and what
+    to do (replace or drop them), since a word learned from a mix comes out as neither."""
+    again = f"/learn {name}" if name else "/learn"
+    if len(mixed.odd) >= mixed.count:
+        return (f"🤔 Your {mixed.count} photos don't seem to show one and the same thing, so I "
+                f"didn't learn from them. Please send {again} again with photos of just the "
+                f"one thing.")
+    numbers = ", ".join(str(n) for n in mixed.odd)
+    many = len(mixed.odd) > 1
+    lacks = (f" (I don't see the others' {', '.join(mixed.missing[:4])} there)"
+             if mixed.missing else "")
+    return (f"🤔 Photo{'s' if many else ''} {numbers} of {mixed.count} seem{'' if many else 's'} "
+            f"to show something else than the others{lacks}, so I didn't learn yet: a word "
+            f"learned from a mix comes out as neither. Please send {again} again and replace "
+            f"{'them' if many else 'it'} with a photo of the same thing, or leave "
+            f"{'them' if many else 'it'} out.")
 
 
 # ------------------------------------------------------------------------------- editing
@@ -450,6 +509,10 @@ def job_failed(job: Job) -> str:
     advice = advice_in(job.error)
     if advice is not None:
         return f"🤔 {advice}"
+    mixed = MixedPhotos.in_error(job.error)
+    if mixed is not None:
+        payload = job.payload if isinstance(job.payload, dict) else {}
+        return mixed_photos(mixed, str(payload.get("name") or "") or None)
     title = job_title(job)
     error = (job.error or "unknown error").strip()
     tries = f" (tried {job.attempts} times)" if job.attempts > 1 else ""

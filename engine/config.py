@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from oneword.limits import LEARN_PHOTOS
 from oneword.modes import INVERSION_MODES  # noqa: F401 - named there, implemented in inversion.py
 
 
@@ -142,8 +143,13 @@ class ConceptSettings:
     preview_every: int = 0  # steps between preview images (0: none)
     preview_steps: int = 10  # DDIM steps of a preview image
     seed: int = 0
-    min_images: int = 3
-    max_images: int = 20
+    # Candidate words learned together in one batch, each from its own draws (seed + k * 7919)
+    # and start noise, each stopping on its own; the self-check keeps the one drawn most like
+    # the photos (engine/self_check.py), else the lowest probe loss wins. K candidates cost K
+    # times the steps' time.
+    candidates: int = 1
+    min_images: int = LEARN_PHOTOS.least  # the bot's rule too (oneword/limits.py)
+    max_images: int = LEARN_PHOTOS.most
     consistency_threshold: float = 0.05  # typical colour overlap under which photos look unrelated
     strict: bool = False  # raise InconsistentImagesError instead of warning
 
@@ -165,3 +171,20 @@ class ConceptSettings:
         return cls(steps=3000, learning_rate=5e-3, style_learning_rate=5e-3, vectors=1,
                    style_vectors=1, description_vectors=1, augment=0, early_stop_window=0)
 
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """The photo check before learning and the self-check after it (engine/likeness.py,
+    engine/self_check.py)."""
+
+    tries: int = 8  # drawings of a learned word the self-check judges (0: no self-check)
+    steps: int = 15  # DDIM steps of each drawing
+    guidance: float = 7.5
+    # Caption judge: the share of the photos' common subject words a drawing must show to count
+    # as alike (1: all of them, as the benchmark's checker asks of a reserved concept), and
+    # under which a photo shows something else than the other photos.
+    words_alike: float = 1.0
+    words_odd: float = 0.5
+    # Embedding judge: cosine to the photos' mean embedding, relative to the photos' own.
+    embedding_alike: float = 0.9
+    embedding_odd: float = 0.8

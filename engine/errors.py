@@ -27,6 +27,18 @@ class InconsistentImagesError(EngineError):
     """The images of a concept differ too much to share one concept."""
 
 
+class MixedPhotosError(InconsistentImagesError):
+    """Some photos of a concept show something else than the rest (found before learning)."""
+
+    def __init__(self, odd: tuple[int, ...], count: int, missing: tuple[str, ...] = ()):
+        numbers = ", ".join(str(i + 1) for i in odd)
+        super().__init__(f"photo{'s' if len(odd) > 1 else ''} {numbers} of {count} "
+                         f"show{'' if len(odd) > 1 else 's'} something else than the others")
+        self.odd = odd  # 0-based indexes of the odd photos
+        self.count = count
+        self.missing = missing  # the other photos' words the odd ones lack (may be empty)
+
+
 class ConceptFileError(EngineError):
     """A concept file is unreadable or in an unknown layout."""
 

@@ -27,6 +27,10 @@ explain only its subject:
   its loss stops improving; the best vectors seen are kept. A style learns faster and to the last
   step instead (`ConceptSettings.style_learning_rate`, `style_early_stop_window`): its
   high-noise loss levels off while the word still draws the look it started from.
+- Several candidates, if asked (`ConceptSettings.candidates`): words learned together in one
+  batch, each from its own draws and start noise and each stopping on its own, since the same
+  photos learned with another draw can give a much better or worse word; the self-check keeps
+  the one drawn most like the photos (engine/self_check.py).
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ PREVIEW_TEMPLATES = {"object": "a {}", "person": "a picture of {}",
                      "style": "a picture in {} style"}
 ATTENTION_FLOOR = 0.2  # attention focus: the least weight any latent pixel gets
 PROBE_DRAWS = 16  # draws in the fixed probe that decides when learning has levelled off
+CANDIDATE_SEED_STEP = 7919  # candidate k draws with seed + k * this
 STYLE_SHARE_OF_PROMPT = 5  # a style's word takes at most 1/5 of the model's tokens
 
 
@@ -116,6 +121,9 @@ class LearnedWord:
     preview_caption: str | None = None  # a caption with "{}" that shows the concept well
     focus: str = "whole picture"  # "subject masks", "word attention" or "whole picture"
     start_words: str | None = None  # the words the vectors started from, if any
+    # every candidate word learned together (ConceptSettings.candidates), `concept` among them:
+    # the one with the lowest probe loss, until a self-check picks (engine/self_check.py)
+    candidates: list[Concept] = field(default_factory=list)
 
 
 @dataclass
@@ -154,14 +162,19 @@ def learn_concept(model: DiffusionModel, images: Sequence[Image.Image], name: st
         raise ValueError("give one description (or None) per photo")
     warnings = check_images(images, settings)
     data = training_set(model, images, kind, settings, captioner, descriptions)
-    generator = torch.Generator().manual_seed(settings.seed)  # on the CPU: same draws anywhere
+    # one stream of draws per candidate, on the CPU: the same draws on any device
+    generators = [torch.Generator().manual_seed(settings.seed + CANDIDATE_SEED_STEP * k)
+                  for k in range(max(1, settings.candidates))]
     start_words = initializer or data.words
     length = word_length(model, kind, settings)
-    start, note = initial_vectors(model, length, start_words, generator,
-                                  length if kind == "style" else settings.description_vectors)
+    starts = []
+    for generator in generators:
+        start, note = initial_vectors(model, length, start_words, generator,
+                                      length if kind == "style" else settings.description_vectors)
+        starts.append(start)
     warnings += [note] if note else []
-    count = len(start)
-    vectors = torch.nn.Parameter(start.to(model.device))
+    count = len(starts[0])
+    vectors = torch.nn.Parameter(torch.stack(starts).to(model.device))  # (K, n, d)
     optimizer = torch.optim.AdamW([vectors], lr=settings.learning_rate_for(kind), weight_decay=0.0)
     # A half-precision UNet passes small gradients back through fp16: scale the loss.
     scaler = torch.amp.GradScaler("cuda", enabled=model.device.type == "cuda"
@@ -181,15 +194,17 @@ def learn_concept(model: DiffusionModel, images: Sequence[Image.Image], name: st
                        if captioner is not None else None)
     losses: list[float] = []
     smoothed, reason = 0.0, "done"
-    best, best_step = float("inf"), 0  # the last score that improved by the tolerance
-    lowest, kept = float("inf"), vectors.detach().clone()  # the lowest score and its vectors
+    track = [EarlyStop(vectors[k].detach().clone()) for k in range(len(generators))]
+    active = list(range(len(generators)))  # the candidates still learning
     for step in range(1, settings.steps + 1):
         if should_stop is not None and should_stop():
             reason = "cancelled"
             break
-        draws = Draws.random(data, choices, scheduler, settings.batch_size, generator,
-                             first_step, offset)
-        loss = focused_loss(model, scheduler, data, draws, ids, slots, vectors)
+        draws = Draws.join([Draws.random(data, choices, scheduler, settings.batch_size,
+                                         generators[k], first_step, offset) for k in active])
+        owners = torch.tensor(active).repeat_interleave(settings.batch_size)
+        loss = focused_losses(model, scheduler, data, draws, ids, slots,
+                              vectors[owners.to(vectors.device)]).mean()
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -198,29 +213,55 @@ def learn_concept(model: DiffusionModel, images: Sequence[Image.Image], name: st
         smoothed = 0.9 * smoothed + 0.1 * losses[-1]
         if progress is not None:
             show = settings.preview_every > 0 and step % settings.preview_every == 0
-            preview = (preview_image(model, vectors.detach(), kind, settings.preview_steps,
-                                     seed=settings.seed, template=preview_caption)
+            preview = (preview_image(model, vectors[active[0]].detach(), kind,
+                                     settings.preview_steps, seed=settings.seed,
+                                     template=preview_caption)
                        if show else None)
-            stops_by = (min(settings.steps, max(best_step, check_every) + window)
+            stops_by = (min(settings.steps,
+                            max(max(track[k].best_step for k in active), check_every) + window)
                         if window > 0 else settings.steps)
             progress(ConceptProgress(step, settings.steps, smoothed / (1 - 0.9**step), preview,
                                      stops_by))
         if window > 0 and step % check_every == 0:
             with torch.no_grad():
-                score = focused_loss(model, scheduler, data, probe, ids, slots, vectors).item()
-            if best == float("inf") or score < best * (1 - settings.early_stop_tolerance):
-                best, best_step = score, step
-            if score < lowest:
-                lowest, kept = score, vectors.detach().clone()
-            if step - best_step >= window:
+                rows = torch.tensor(active).repeat_interleave(len(probe.views))
+                scores = focused_losses(model, scheduler, data, Draws.join([probe] * len(active)),
+                                        ids, slots, vectors[rows.to(vectors.device)])
+            for k, score in zip(active, scores.view(len(active), -1).mean(1).tolist(),
+                                strict=True):
+                track[k].score(step, score, vectors[k], settings.early_stop_tolerance)
+            for k in active:
+                track[k].levelled = step - track[k].best_step >= window
+            active = [k for k in active if not track[k].levelled]
+            if not active:
                 reason = "levelled off"
                 break
 
-    final = kept if reason == "levelled off" else vectors.detach()
-    concept = Concept(name, kind, final.float().cpu(), steps=len(losses),
-                      base_model=model.source)
+    finals = [t.kept if t.levelled else vectors[k].detach() for k, t in enumerate(track)]
+    candidates = [Concept(name, kind, final.float().cpu(), steps=len(losses),
+                          base_model=model.source) for final in finals]
+    chosen = min(range(len(track)), key=lambda k: (track[k].lowest, k))
+    concept = candidates[chosen]
     return LearnedWord(concept, losses, len(losses), reason != "done", reason, warnings,
-                       preview_caption, data.focus, start_words)
+                       preview_caption, data.focus, start_words, candidates)
+
+
+@dataclass
+class EarlyStop:
+    """One candidate's early stopping: its probe scores and the vectors of its lowest."""
+
+    kept: torch.Tensor  # the vectors at the lowest probe score so far
+    lowest: float = float("inf")
+    best: float = float("inf")  # the last score that improved by the tolerance
+    best_step: int = 0
+    levelled: bool = False  # no improvement for a window: it learns no further
+
+    def score(self, step: int, score: float, vectors: torch.Tensor, tolerance: float) -> None:
+        """Take the probe score of `vectors` at `step`."""
+        if self.best == float("inf") or score < self.best * (1 - tolerance):
+            self.best, self.best_step = score, step
+        if score < self.lowest:
+            self.lowest, self.kept = score, vectors.detach().clone()
 
 
 def word_length(model: DiffusionModel, kind: str, settings: ConceptSettings) -> int:
@@ -468,7 +509,8 @@ def template_ids(model: DiffusionModel, templates: Sequence[str],
 def encode_with_vectors(model: DiffusionModel, ids: torch.Tensor, slots: torch.Tensor,
                         vectors: torch.Tensor) -> torch.Tensor:
     """Text-encoder hidden states (B, L, d) of `ids` whose token embeddings at `slots` are
-    `vectors` [n, d] (each row of `slots` has n True entries); differentiable in `vectors`.
+    `vectors` [n, d], or row b's at `vectors[b]` for vectors [B, n, d] (each row of `slots` has
+    n True entries); differentiable in `vectors`.
     """
     owner = threading.get_ident()
 
@@ -476,7 +518,9 @@ def encode_with_vectors(model: DiffusionModel, ids: torch.Tensor, slots: torch.T
         if threading.get_ident() != owner:  # another job using the shared encoder meanwhile
             return None
         output = output.clone()
-        output[slots] = vectors.to(output.dtype).repeat(len(output), 1)
+        rows = (vectors.reshape(-1, vectors.shape[-1]) if vectors.dim() == 3
+                else vectors.repeat(len(output), 1))
+        output[slots] = rows.to(output.dtype)
         return output
 
     handle = model.text_encoder.get_input_embeddings().register_forward_hook(substitute)
@@ -546,10 +590,26 @@ class Draws:
                                                  generator=generator)
         return cls(views, captions, steps, noise)
 
+    @classmethod
+    def join(cls, parts: Sequence[Draws]) -> Draws:
+        """One batch of several batches' draws, in order."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(*(torch.cat([getattr(p, name) for p in parts])
+                     for name in ("views", "captions", "steps", "noise")))
+
 
 def focused_loss(model: DiffusionModel, scheduler: DDIMScheduler, data: TrainingSet, draws: Draws,
                  ids: torch.Tensor, slots: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
-    """The denoising error of `draws`, each view under its own caption, where its subject is.
+    """The mean of `focused_losses`."""
+    return focused_losses(model, scheduler, data, draws, ids, slots, vectors).mean()
+
+
+def focused_losses(model: DiffusionModel, scheduler: DDIMScheduler, data: TrainingSet,
+                   draws: Draws, ids: torch.Tensor, slots: torch.Tensor,
+                   vectors: torch.Tensor) -> torch.Tensor:
+    """The denoising error (B,) of each of `draws`, each view under its own caption, where its
+    subject is; the word's vectors are [n, d], or [B, n, d] for a word per draw (candidates).
 
     Each draw's squared error is averaged over its weights: the view's subject mask, else (an
     object or person without a mask) the word's own attention (`attention_focus`), else (a
@@ -575,7 +635,7 @@ def focused_loss(model: DiffusionModel, scheduler: DDIMScheduler, data: Training
         focus = torch.where(data.has_mask[views][:, None, None], data.masks[views], focus)
     error = (prediction.float() - target.float()).pow(2).mean(1)  # (B, h, w)
     weights = focus.to(error.device, error.dtype)
-    return ((error * weights).sum((1, 2)) / weights.sum((1, 2)).clamp_min(1e-6)).mean()
+    return (error * weights).sum((1, 2)) / weights.sum((1, 2)).clamp_min(1e-6)
 
 
 def attention_focus(store: AttentionStore, slots: torch.Tensor, side: int) -> torch.Tensor:

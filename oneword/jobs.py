@@ -8,6 +8,7 @@ directory and always made by ``storage.DataDir``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -99,6 +100,16 @@ class LearnPayload:
 
 
 @dataclass
+class WordCheck:
+    """The self-check of a learned word: how many of its drawings came out like the photos."""
+
+    tries: int
+    alike: int
+    missing: list[str] = field(default_factory=list)  # photo words most drawings lack
+    blank: int = 0  # drawings in which nothing like a subject was found
+
+
+@dataclass
 class LearnResult:
     concept_id: int
     concept_file: str
@@ -106,6 +117,39 @@ class LearnResult:
     steps: int
     warnings: list[str] = field(default_factory=list)
     seen_as: str | None = None  # the model's words for the photos' subject, where learning began
+    check: WordCheck | None = None  # None: the worker's model has no judge of likeness
+
+    def __post_init__(self) -> None:  # from JSON, the check arrives as a dict
+        if isinstance(self.check, dict):
+            self.check = from_json(WordCheck, self.check)
+
+
+# A failed learning job's error when some photos show something else than the rest: the bot
+# names them and asks for them to be replaced or left out.
+MIXED_PHOTOS_MARK = "mixed photos: "
+
+
+@dataclass
+class MixedPhotos:
+    """The photos of a learning job that show something else than the others."""
+
+    odd: list[int]  # photo numbers, from 1, in the order they were sent
+    count: int  # photos sent
+    missing: list[str] = field(default_factory=list)  # the others' words the odd ones lack
+
+    def as_error(self) -> str:
+        """The job error that carries this."""
+        return MIXED_PHOTOS_MARK + json.dumps(asdict(self))
+
+    @classmethod
+    def in_error(cls, error: str | None) -> MixedPhotos | None:
+        """What a job error carries, None for any other error."""
+        if not error or not error.startswith(MIXED_PHOTOS_MARK):
+            return None
+        try:
+            return from_json(cls, json.loads(error[len(MIXED_PHOTOS_MARK):]))
+        except (ValueError, TypeError):
+            return None
 
 
 @dataclass

@@ -59,6 +59,12 @@ class Settings:
     inversion_mode: str = "direct"  # direct | null-text | fast | ddim (engine/inversion.py)
     inversion_steps: int = 50
     learn_steps: int = 600
+    # a transformers image model (hub id or folder) whose embeddings compare pictures: the
+    # photos of a word with each other before learning, and the word's drawings with the
+    # photos after (e.g. openai/clip-vit-base-patch32); empty: the model folder's own
+    # captioner judges, if it ships one (the bundled model does), else no such checks
+    likeness_model: str = ""
+    self_check_tries: int = 8  # drawings of a new word judged after learning (0: none)
     compile_unet: int = 0  # 1: torch.compile the UNet on a CUDA GPU (slow first edits, then faster)
     max_concurrent_jobs: int = 2  # per user, queued or running
     max_concepts: int = 20  # per user

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from engine.errors import EngineError, PromptError
+from engine.errors import EngineError, MixedPhotosError, PromptError
 from oneword import jobs
 from oneword.health import HealthServer
 from oneword.metrics import ServiceMetrics
@@ -192,9 +192,15 @@ class LaneRunner:
             return earlier
         files = self.storage.files
         photos = [files.resolve(path) for path in payload.photos]
-        learned, preview = await asyncio.to_thread(
-            self.tasks.learn, photos, payload.name, payload.kind, progress.report,
-            progress.stop.is_set, payload.descriptions)
+        try:
+            learned, preview, check = await asyncio.to_thread(
+                self.tasks.learn, photos, payload.name, payload.kind, progress.report,
+                progress.stop.is_set, payload.descriptions)
+        except MixedPhotosError as exc:  # the bot names the photos and asks to replace them
+            raise UserFacingError(jobs.MixedPhotos([i + 1 for i in exc.odd], exc.count,
+                                                   list(exc.missing)).as_error()) from exc
+        summary = (jobs.WordCheck(check.tries, check.alike, list(check.missing), check.blank)
+                   if check is not None else None)
         concept_path = files.new_path(Area.CONCEPTS, ".safetensors")
         preview_path = files.new_path(Area.RESULTS, ".png")
         await asyncio.to_thread(self.tasks.save_concept, learned.concept,
@@ -206,7 +212,8 @@ class LaneRunner:
                 kind=payload.kind, file_path=concept_path, base_model=self.tasks.model_id,
                 num_vectors=learned.concept.num_vectors, media_ids=payload.media_ids,
                 meta={"job_id": job.id, "preview": preview_path, "steps": learned.steps,
-                      "warnings": learned.warnings, "seen_as": learned.start_words})
+                      "warnings": learned.warnings, "seen_as": learned.start_words,
+                      "check": jobs.to_json(summary) if summary is not None else None})
         except ConceptExists as exc:
             files.delete_many([concept_path, preview_path])
             earlier = await self._learned_before(job, payload)
@@ -214,7 +221,7 @@ class LaneRunner:
                 return earlier
             raise UserFacingError(f"the name '{payload.name}' was taken meanwhile") from exc
         return jobs.LearnResult(concept.id, concept_path, preview_path, learned.steps,
-                                learned.warnings, learned.start_words)
+                                learned.warnings, learned.start_words, summary)
 
     async def _learned_before(self, job: Job, payload: jobs.LearnPayload
                               ) -> jobs.LearnResult | None:
@@ -228,7 +235,8 @@ class LaneRunner:
             if concept.scope_chat_id == payload.scope_chat_id and meta.get("job_id") == job.id:
                 return jobs.LearnResult(concept.id, concept.file_path, meta.get("preview"),
                                         int(meta.get("steps", 0)),
-                                        list(meta.get("warnings", [])), meta.get("seen_as"))
+                                        list(meta.get("warnings", [])), meta.get("seen_as"),
+                                        meta.get("check"))
         return None
 
     async def _edit(self, payload: jobs.EditPayload,

@@ -15,17 +15,20 @@ from pathlib import Path
 from PIL import Image
 
 from engine.acceleration import accelerate
+from engine.captioning import load_captioner
 from engine.concepts import Concept, load_concept, save_concept
-from engine.config import ConceptSettings, EditSettings, InversionSettings
+from engine.config import CheckSettings, ConceptSettings, EditSettings, InversionSettings
 from engine.images import read_image
 from engine.inversion import Inversion
+from engine.likeness import load_judge
 from engine.model import DiffusionModel, load_model
 from engine.operations import Editor, EditOutcome, EditRequest
 from engine.packs import load_pack_plan, make_pack
 from engine.photo_captioner import captioner_for
 from engine.segmentation import load_segmenter
+from engine.self_check import SelfCheck, learn_checked
 from engine.stickers import make_sticker, sticker_webp
-from engine.textual_inversion import LearnedWord, learn_concept, preview_image
+from engine.textual_inversion import LearnedWord, preview_image
 from oneword.grammar import EditCommand
 from oneword.settings import Settings
 
@@ -82,6 +85,13 @@ class EngineTasks:
                              InversionSettings(steps=settings.inversion_steps),
                              EditSettings(subject_min_focus=settings.subject_min_focus),
                              mode=settings.inversion_mode)
+        # what compares a word's photos and drawings: the image model the settings name, else
+        # the model folder's own captioner
+        self.check_settings = CheckSettings(tries=settings.self_check_tries)
+        own_captioner = (load_captioner(self.model.source) if settings.captioner
+                         else self.captioner)
+        self.judge = load_judge(settings.likeness_model, own_captioner, self.model.device,
+                                self.check_settings)
         log.info("lane ready: model %s on %s", self.model.source, self.model.device)
 
     @property
@@ -90,9 +100,11 @@ class EngineTasks:
 
     def learn(self, photos: list[Path], name: str, kind: str, report: Report,
               should_stop: StopCheck, descriptions: list[str] | None = None
-              ) -> tuple[LearnedWord, Image.Image]:
-        """Learn a concept from photo files; returns it with a preview picture. `descriptions`
-        (one per photo, "" for none) are the sender's words for what else a photo shows."""
+              ) -> tuple[LearnedWord, Image.Image, SelfCheck | None]:
+        """Learn a concept from photo files; returns it with a preview picture and its
+        self-check (None without a judge). `descriptions` (one per photo, "" for none) are the
+        sender's words for what else a photo shows. Photos that disagree raise
+        MixedPhotosError before any learning."""
         images = [read_image(path) for path in photos]
         settings = ConceptSettings(steps=self.settings.learn_steps)
 
@@ -100,15 +112,18 @@ class EngineTasks:
             end = p.stops_by or p.total
             report(0.95 * p.step / end, f"learning: step {p.step} of {end}")
 
-        result = learn_concept(self.model, images, name, kind, settings, progress=progress,
-                               should_stop=should_stop, captioner=self.captioner,
-                               descriptions=_per_photo(descriptions, len(images)))
+        result, check = learn_checked(self.model, images, name, kind, settings, self.judge,
+                                      self.check_settings, progress=progress,
+                                      should_stop=should_stop, captioner=self.captioner,
+                                      descriptions=_per_photo(descriptions, len(images)))
         if result.reason == "cancelled":
             raise InterruptedError("learning cancelled")
+        if check is not None and check.best_drawing is not None:
+            return result, check.best_drawing, check
         report(0.97, "drawing a preview")
         preview = preview_image(self.model, result.concept.vectors, kind, seed=0,
                                 template=result.preview_caption)
-        return result, preview
+        return result, preview, check
 
     def invert(self, photo: Path, caption: str | None, report: Report,
                should_stop: StopCheck) -> Inversion:
