@@ -17,17 +17,19 @@ from oneword.jobs import (
     advice_in,
     from_json,
 )
+from oneword.limits import LEARN_PHOTOS
 from oneword.names import NAME_RULE, quoted
 from storage import Job, JobState, StoredConcept
 from storage.jobs import LEASE_EXPIRED_ERROR
 
-MIN_PHOTOS = 3
-MAX_PHOTOS = 5
+MIN_PHOTOS, MAX_PHOTOS = LEARN_PHOTOS.least, LEARN_PHOTOS.most  # the engine's rule too
+PHOTO_RANGE = f"{MIN_PHOTOS}-{MAX_PHOTOS}"
 
 # ------------------------------------------------------------------------ start and help
 
 START = (
-    "Hi {name}! I'm OneWord. Show me a thing (your dog, your mug, a drawing style) in 3-5 "
+    "Hi {name}! I'm OneWord. Show me a thing (your dog, your mug, a drawing style) in "
+    f"{PHOTO_RANGE} "
     "photos and give it a name: I learn it as one new word. Then use that word on any photo: "
     "\"add mochi\", \"replace dog with mochi\", \"restyle as mochi\", \"remove the man\", or "
     "turn a photo into a sticker.\n\n"
@@ -37,10 +39,10 @@ START = (
 HELP = (
     "How to use OneWord\n\n"
     "1. Teach me a word\n"
-    "/learn mochi - then send 3-5 photos of it (an album is easiest; photos sent as files work "
-    "too). Add object, person or style after the name if it's not an object: /learn inkwash "
-    "style. When I have at least 3 photos, /done starts learning. Learning takes a while; I'll "
-    "keep one message updated and show you a preview when it's done.\n\n"
+    f"/learn mochi - then send {PHOTO_RANGE} photos of it (an album is easiest; photos sent as "
+    "files work too). Add object, person or style after the name if it's not an object: /learn "
+    f"inkwash style. When I have at least {MIN_PHOTOS} photos, /done starts learning. Learning "
+    "takes a while; I'll keep one message updated and show you a preview when it's done.\n\n"
     "2. Edit a photo\n"
     "Send a photo with a caption, or reply to a photo with:\n"
     "  add mochi  (also: add mochi on the left)\n"
@@ -67,7 +69,7 @@ HELP = (
 )
 
 COMMANDS_PRIVATE = (
-    ("learn", "Learn a new word from 3-5 photos"),
+    ("learn", f"Learn a new word from {PHOTO_RANGE} photos"),
     ("done", "Start learning with the photos sent so far"),
     ("concepts", "The words you can use"),
     ("sticker", "Reply to a photo: make a sticker"),
@@ -143,7 +145,8 @@ LEARN_USAGE = (
 )
 LEARN_CANCELLED = "OK, I stopped collecting photos."
 DONE_WITHOUT_SESSION = "There's nothing to start: use /learn <name> first."
-SESSION_NEEDS_PHOTOS = "I'm waiting for photos: send 3-5 pictures, /done to start, /cancel to stop."
+SESSION_NEEDS_PHOTOS = (f"I'm waiting for photos: send {PHOTO_RANGE} pictures, /done to start, "
+                        "/cancel to stop.")
 
 
 def bad_name(reason: str) -> str:
@@ -197,14 +200,6 @@ def photo_refused(reason: str, count: int) -> str:
 def using_first(count: int) -> str:
     """More photos than needed arrived."""
     return f"You sent {count} photos; I'll learn from the first {MAX_PHOTOS}."
-
-
-def some_photos_refused(problems: Sequence[str], kept: int) -> str:
-    """Some downloaded photos failed the checks."""
-    lines = "\n".join(f"- {p}" for p in problems)
-    if kept >= MIN_PHOTOS:
-        return f"I skipped some photos:\n{lines}"
-    return f"I skipped some photos:\n{lines}\n{photos_so_far(kept)}"
 
 
 def learned(name: str, steps: int, warnings: Sequence[str], seen_as: str | None = None,
@@ -334,7 +329,6 @@ WHY_CAPTION = ('Where each word looked in the result, one picture per word: "{ta
 
 # ------------------------------------------------------------------------------ stickers
 
-STICKER_CAPTION = "Your sticker"
 ADDING_TO_SET = "Adding it to your set..."
 
 

@@ -96,11 +96,6 @@ def concepts_in_use(model: DiffusionModel, concepts: Iterable[Concept]) -> Itera
             handle.remove()
 
 
-def installed_concepts(model_or_tokenizer) -> dict[str, int]:
-    """Names of the concepts a tokenizer knows, with their number of vectors."""
-    return dict(_installed_counts(_tokenizer(model_or_tokenizer)))
-
-
 def expand_prompt(model_or_tokenizer, prompt: str) -> str:
     """The prompt with each `<name>` spelled out as its tokens `<name> <name>_1 ...`.
 

@@ -434,15 +434,6 @@ def augmented_views(image: Image.Image, count: int, size: int,
 
 
 @torch.no_grad()
-def cache_latents(model: DiffusionModel, images: Sequence[Image.Image], augment: int, seed: int,
-                  batch: int = 8) -> torch.Tensor:
-    """VAE latents [N, C, h, w] of every view of every image, encoded once before training."""
-    rng = random.Random(seed)
-    views = [v for image in images for v in augmented_views(image, augment, model.image_size, rng)]
-    return encode_views(model, views, batch)
-
-
-@torch.no_grad()
 def encode_views(model: DiffusionModel, views: Sequence[Image.Image],
                  batch: int = 8) -> torch.Tensor:
     """Scaled VAE latents [N, C, h, w] of model-sized views."""
@@ -528,22 +519,6 @@ def encode_with_vectors(model: DiffusionModel, ids: torch.Tensor, slots: torch.T
         return model.text_encoder(ids)[0]
     finally:
         handle.remove()
-
-
-def diffusion_loss(model: DiffusionModel, scheduler: DDIMScheduler, latents: torch.Tensor,
-                   hidden: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Plain denoising MSE of the frozen UNet for random cached latents, noise and timesteps.
-
-    The target follows the model's prediction type: the noise (SD 1.x), the velocity (SD 2.x
-    v-prediction) or the clean latent.
-    """
-    batch = len(hidden)
-    pick = torch.randint(len(latents), (batch,), generator=generator).to(latents.device)
-    clean = latents[pick]
-    noise = torch.randn(clean.shape, generator=generator).to(clean.device, clean.dtype)
-    steps = torch.randint(scheduler.config.num_train_timesteps, (batch,), generator=generator)
-    prediction, target = denoise(model, scheduler, clean, noise, steps.to(clean.device), hidden)
-    return F.mse_loss(prediction.float(), target.float())
 
 
 def denoise(model: DiffusionModel, scheduler: DDIMScheduler, clean: torch.Tensor,
@@ -654,16 +629,6 @@ def attention_focus(store: AttentionStore, slots: torch.Tensor, side: int) -> to
     heat = F.interpolate(heat, size=(side, side), mode="bilinear", align_corners=False)[:, 0]
     heat = heat / heat.flatten(1).amax(1).clamp_min(1e-8)[:, None, None]
     return ATTENTION_FLOOR + (1 - ATTENTION_FLOOR) * heat
-
-
-def levelled_off(losses: Sequence[float], window: int, tolerance: float) -> bool:
-    """True when the last `window` losses improve on the `window` before by less than
-    `tolerance` (relative). Checked once per window, as single-step losses are noisy."""
-    if window <= 0 or len(losses) < 2 * window or len(losses) % window:
-        return False
-    before = sum(losses[-2 * window:-window]) / window
-    after = sum(losses[-window:]) / window
-    return before - after < tolerance * before
 
 
 @torch.no_grad()

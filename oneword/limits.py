@@ -1,5 +1,6 @@
-"""What an input picture may be: checked by the bot before it queues a job and by the engine
-when it reads the file, with the same numbers (standard library only, so both can import it)."""
+"""Limits that several processes must agree on, each in one place (standard library only, so
+the bot, the storage and the engine can all import it): what an input picture may be, how many
+photos learning takes, and how large a stored file may be."""
 
 from __future__ import annotations
 
@@ -16,3 +17,19 @@ class ImageLimits:
 
 
 IMAGE_LIMITS = ImageLimits()
+
+
+@dataclass(frozen=True)
+class PhotoCount:
+    """How many photos of a thing learning a word takes: the bot asks for and keeps this many,
+    the engine and the command line refuse other counts."""
+
+    least: int = 3
+    most: int = 5
+
+
+LEARN_PHOTOS = PhotoCount()
+
+# The largest file (photo, concept, inversion, result) the storage keeps, by default; the
+# service's own limit is the max_file_mb setting.
+MAX_STORED_FILE_BYTES = 50 * 1024 * 1024

@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from oneword.limits import MAX_STORED_FILE_BYTES
+
 ENV_PREFIX = "ONEWORD_"
 
 
@@ -47,7 +49,8 @@ class Settings:
     # empty: the SQLite file in data_dir (one machine); postgresql://...: a database shared by
     # the bot and workers on any hosts, each with a data_dir of its own (a cache)
     database_url: str = ""
-    max_file_mb: float = 50.0  # the largest file (photo, concept, inversion, result) stored
+    # the largest file (photo, concept, inversion, result) stored
+    max_file_mb: float = MAX_STORED_FILE_BYTES / 2**20
     retention_days: float = 30.0  # photos, results and cached inversions older than this go
     device: str = ""  # cuda / mps / cpu; empty: the best available
     base_url: str = "https://api.telegram.org/bot"  # a local Bot API server for tests and demos

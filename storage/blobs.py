@@ -21,15 +21,16 @@ from typing import Any
 
 import psycopg
 
+from oneword.limits import MAX_STORED_FILE_BYTES
+
 from .errors import DatabaseUnavailable, FileTooLarge
-from .files import DEFAULT_MAX_BYTES
 from .pg import connect_sync, sql_params
 
 
 class BlobStore:
     """The ``files`` table of a PostgreSQL database, on one blocking connection."""
 
-    def __init__(self, url: str, *, max_bytes: int = DEFAULT_MAX_BYTES,
+    def __init__(self, url: str, *, max_bytes: int = MAX_STORED_FILE_BYTES,
                  clock: Callable[[], float] = time.time) -> None:
         self._url = url
         self.max_bytes = int(max_bytes)

@@ -284,23 +284,6 @@ class ConceptRepo:
             )
         return None
 
-    async def unshare(self, concept_id: int, *, user_id: int, chat_id: int) -> bool:
-        """Stop sharing a personal concept into ``chat_id``; return False if it was not shared.
-
-        Raises :class:`ConceptNotFound`, or :class:`NotAllowed` if ``user_id`` is not the owner.
-        """
-        async with self._db.transaction() as tx:
-            owner = await tx.value("SELECT owner_id FROM concepts WHERE id = ?", (concept_id,))
-            if owner is None:
-                raise ConceptNotFound(f"Concept {concept_id} does not exist.")
-            if owner != user_id:
-                raise NotAllowed("Only the owner can stop sharing a concept.")
-            removed = await tx.execute(
-                "DELETE FROM concept_shares WHERE concept_id = ? AND chat_id = ?",
-                (concept_id, chat_id),
-            )
-        return removed > 0
-
     async def shared_into(self, concept_id: int) -> list[int]:
         """Ids of the groups a concept is shared into, oldest share first."""
         rows = await self._db.all(
@@ -338,12 +321,4 @@ class ConceptRepo:
         """How many concepts ``user_id`` taught (personal and group ones), for quota checks."""
         return int(
             await self._db.value("SELECT COUNT(*) FROM concepts WHERE owner_id = ?", (user_id,))
-        )
-
-    async def count_in_chat(self, chat_id: int) -> int:
-        """How many concepts belong to ``chat_id`` (e.g. a group's quota)."""
-        return int(
-            await self._db.value(
-                "SELECT COUNT(*) FROM concepts WHERE scope_chat_id = ?", (chat_id,)
-            )
         )

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from .blobs import BlobStore
 
 DB_FILENAME = "oneword.sqlite3"
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024  # the largest file a shared database takes by default
 _TEMP_PREFIX = ".tmp-"
 _SUFFIX_RE = re.compile(r"\.[a-z0-9]{1,16}")
 

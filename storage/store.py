@@ -19,12 +19,14 @@ import time
 from types import TracebackType
 from typing import Any
 
+from oneword.limits import MAX_STORED_FILE_BYTES
+
 from .botstate import BotStateRepo
 from .chats import ChatRepo
 from .concepts import ConceptRepo
 from .db import Clock, Database
 from .errors import InvalidArgument, StorageError
-from .files import DEFAULT_MAX_BYTES, Area, DataDir
+from .files import Area, DataDir
 from .inbox import UpdateInbox
 from .inversions import InversionCache
 from .jobs import DEFAULT_LEASE_S, JobQueue
@@ -82,7 +84,7 @@ class Storage:
         busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
         lock_patience_s: float = DEFAULT_LOCK_PATIENCE_S,
         lease_s: float = DEFAULT_LEASE_S,
-        max_file_bytes: int = DEFAULT_MAX_BYTES,
+        max_file_bytes: int = MAX_STORED_FILE_BYTES,
         clock: Clock = time.time,
     ) -> Storage:
         """Create the data directory layout if needed, open the database and migrate it.

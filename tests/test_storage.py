@@ -315,7 +315,6 @@ async def test_names_unique_case_insensitively_per_scope(store: Storage):
     with pytest.raises(ConceptExists):
         await make_concept(store, ALICE, ALICE_DM, "my-DOG")
     assert await store.concepts.count_owned(ALICE) == 3
-    assert await store.concepts.count_in_chat(GROUP) == 1
 
 
 # --------------------------------------------------------------------------- privacy
@@ -362,10 +361,6 @@ async def test_privacy_matrix(store: Storage):
     assert await store.concepts.shared_into(rex.id) == [GROUP]
     await assert_visibility(store, VISIBLE_AFTER_SHARING_REX_INTO_GROUP)
 
-    assert await store.concepts.unshare(rex.id, user_id=ALICE, chat_id=GROUP)
-    assert not await store.concepts.unshare(rex.id, user_id=ALICE, chat_id=GROUP)
-    await assert_visibility(store, VISIBLE_BEFORE_SHARING)
-
 
 async def test_share_rules(store: Storage):
     rex = await make_concept(store, ALICE, ALICE_DM, "rex")
@@ -376,8 +371,6 @@ async def test_share_rules(store: Storage):
         await store.concepts.share(mug.id, user_id=BOB, chat_id=OTHER_GROUP)
     with pytest.raises(InvalidArgument):  # never into someone's private chat
         await store.concepts.share(rex.id, user_id=ALICE, chat_id=BOB_DM)
-    with pytest.raises(NotAllowed):
-        await store.concepts.unshare(rex.id, user_id=BOB, chat_id=GROUP)
     with pytest.raises(ConceptNotFound):
         await store.concepts.share(9999, user_id=ALICE, chat_id=GROUP)
     # A name the group can already use cannot be shared into it.

@@ -16,7 +16,6 @@ from PIL import Image, ImageDraw, ImageFilter
 from world.scene import POSITIONS, SIZES, Features, Scene, WorldObject, hue_rgb
 
 SUPERSAMPLE = 2
-Colour = tuple[int, int, int]
 
 
 @dataclass

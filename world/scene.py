@@ -300,13 +300,6 @@ def object_words(obj: WorldObject, *, with_size: bool = True, with_colour: bool 
     return words + POSITION_PHRASES[obj.position].split()
 
 
-def object_phrase(obj: WorldObject, *, with_size: bool = True, with_colour: bool = True,
-                  word: str | None = None, fine: tuple[str, ...] = ()) -> str:
-    """'a big red circle on the left'; see `object_words`."""
-    return " ".join(object_words(obj, with_size=with_size, with_colour=with_colour, word=word,
-                                 fine=fine))
-
-
 def full_description(obj: WorldObject) -> str:
     """Everything the world's words say of one object, without size or place: "teal wideeyed
     pointyeared gaping spotted creature", "orange diamond with blue stripes".
