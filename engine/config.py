@@ -182,9 +182,10 @@ class CheckSettings:
     guidance: float = 7.5
     # Caption judge: the share of the photos' common subject words a drawing must show to count
     # as alike (1: all of them, as the benchmark's checker asks of a reserved concept), and
-    # under which a photo shows something else than the other photos.
+    # under which a photo shows something else than the other photos (1: one word of them
+    # missing is enough, so the same creature in another colour is caught too).
     words_alike: float = 1.0
-    words_odd: float = 0.5
+    words_odd: float = 1.0
     # Embedding judge: cosine to the photos' mean embedding, relative to the photos' own.
     embedding_alike: float = 0.9
     embedding_odd: float = 0.8

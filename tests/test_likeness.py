@@ -23,7 +23,7 @@ from engine.likeness import (
 from engine.model import BUNDLED_MODEL
 from engine.self_check import best_word, check_word, learn_checked, refuse_mixed_photos
 from tests.helpers import SAMPLES
-from tests.odd_photos import another_creature, creature_photos
+from tests.odd_photos import another_creature, creature_photos, recoloured_creature
 from tests.pictures import test_photo
 from tests.tiny_image_model import make_tiny_image_model
 
@@ -58,6 +58,12 @@ def test_the_captioner_names_the_photo_of_another_creature(caption_judge):
     assert check.odd == (2,)
     assert {"teal", "spotted"} <= set(check.likeness[2].missing)
     assert all(item.score == 1.0 for i, item in enumerate(check.likeness) if i != 2)
+
+
+def test_the_same_creature_in_another_colour_is_caught(caption_judge):
+    check = check_photos(caption_judge, creature_photos(4) + [recoloured_creature()], "object")
+    assert check.odd == (4,)
+    assert check.likeness[4].missing == ("teal",)
 
 
 def test_photos_of_different_things_all_disagree(caption_judge):
