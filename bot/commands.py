@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Update
+from telegram import Chat, Message, Update, User
 from telegram.constants import ChatMemberStatus, ChatType
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
@@ -26,6 +26,7 @@ from storage import (
 
 from . import queueing, sessions, texts
 from .editing import unknown_concept
+from .senders import from_a_sender
 from .services import get_services
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,10 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         await update.effective_message.reply_text(texts.HELP)
 
 
-async def concepts_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@from_a_sender()
+async def concepts_command(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                           message: Message, chat: Chat, user: User) -> None:
     """``/concepts``: the words this user may use in this chat, and whose they are."""
-    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
-    if message is None or chat is None or user is None:
-        return
     store = get_services(context).store
     group = chat.type != ChatType.PRIVATE
     rows: list[tuple[StoredConcept, str]] = []
@@ -72,12 +72,11 @@ async def concepts_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     await message.reply_text(texts.concept_list(rows, group))
 
 
-async def forget_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@from_a_sender()
+async def forget_command(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                         message: Message, chat: Chat, user: User) -> None:
     """``/forget <name>``: delete a word and its files (its teacher, or a group admin for a
     word of the group)."""
-    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
-    if message is None or chat is None or user is None:
-        return
     services = get_services(context)
     if len(context.args or []) != 1:
         await message.reply_text(texts.FORGET_USAGE)
@@ -111,11 +110,10 @@ async def forget_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     await message.reply_text(texts.forgotten(concept.name))
 
 
-async def share_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@from_a_sender()
+async def share_command(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                        message: Message, chat: Chat, user: User) -> None:
     """``/share <name>`` in a group: let everyone in it use the sender's private word."""
-    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
-    if message is None or chat is None or user is None:
-        return
     if chat.type == ChatType.PRIVATE:
         await message.reply_text(texts.SHARE_IN_GROUP)
         return
@@ -140,11 +138,10 @@ async def share_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     await message.reply_text(texts.shared(concept.name))
 
 
-async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@from_a_sender()
+async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                         message: Message, chat: Chat, user: User) -> None:
     """``/cancel``: stop collecting photos, or cancel the sender's newest job in this chat."""
-    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
-    if message is None or chat is None or user is None:
-        return
     services = get_services(context)
     session = sessions.drop(context, chat.id)
     if session is not None:
@@ -172,11 +169,10 @@ async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     await message.reply_text(texts.cancelled(title))
 
 
-async def status_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@from_a_sender()
+async def status_command(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                         message: Message, chat: Chat, user: User) -> None:
     """``/status``: the sender's waiting and running jobs (in a group: those of this group)."""
-    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
-    if message is None or chat is None or user is None:
-        return
     services = get_services(context)
     chat_filter = None if chat.type == ChatType.PRIVATE else chat.id
     lines: list[str] = []

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import secrets
 
-from telegram import CallbackQuery, Message, ReplyParameters, Update
+from telegram import CallbackQuery, Chat, Message, ReplyParameters, Update, User
 from telegram.ext import ContextTypes
 
 from oneword import jobs, names
@@ -29,6 +29,7 @@ from oneword.grammar import CommandError, EditCommand, parse_edit
 from storage import InvalidConceptName, Job, LimitReached, StorageError
 
 from . import buttons, photos, queueing, texts
+from .senders import from_a_sender
 from .services import Services, get_services
 
 log = logging.getLogger(__name__)
@@ -54,12 +55,11 @@ async def edit_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     await request_edit(update, context, command, source)
 
 
+@from_a_sender()
 async def request_edit(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                       message: Message, chat: Chat, user: User,
                        command: EditCommand, source: Message | None) -> None:
     """Check, download and queue one edit of the picture in ``source``."""
-    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
-    if message is None or chat is None or user is None:
-        return
     services = get_services(context)
     ref = await photos.image_or_reply(message, source, texts.REPLY_TO_A_PHOTO)
     if ref is None:

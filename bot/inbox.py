@@ -13,20 +13,20 @@ since python-telegram-bot's CommandHandler only reads message text.
 
 from __future__ import annotations
 
-from telegram import Message, Update
+from telegram import Chat, Message, Update, User
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from oneword.grammar import VERBS, CommandError, command_addressee, parse_edit
 
 from . import editing, photos, sessions, stickers, texts
+from .senders import from_a_sender
 
 
-async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+@from_a_sender()
+async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                     message: Message, chat: Chat, user: User) -> None:
     """Route an ordinary (non-command) message."""
-    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
-    if message is None or chat is None or user is None:
-        return
     private = chat.type == ChatType.PRIVATE
     text = message.text or message.caption
     with_media = photos.has_media(message)

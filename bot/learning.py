@@ -29,7 +29,7 @@ import contextlib
 import logging
 import time
 
-from telegram import ForceReply, Message, ReplyParameters, Update
+from telegram import Chat, ForceReply, Message, ReplyParameters, Update, User
 from telegram.constants import ChatAction, ChatType
 from telegram.ext import (
     BaseHandler,
@@ -52,6 +52,7 @@ from storage import (
 
 from . import commands, inbox, photos, queueing, sessions, texts
 from .persistence import save_now
+from .senders import from_a_sender
 from .services import AnyApplication, LearnSession, Services, get_services
 
 log = logging.getLogger(__name__)
@@ -116,11 +117,10 @@ async def name_problem(services: Services, chat_id: int, name: str, group: bool)
     return None
 
 
-async def learn_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
+@from_a_sender()
+async def learn_command(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                        message: Message, chat: Chat, user: User) -> int | None:
     """``/learn <name> [kind]``: validate, then ask for photos."""
-    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
-    if message is None or chat is None or user is None:
-        return None
     services = get_services(context)
     args = context.args or []
     if not args or len(args) > 2:
@@ -229,11 +229,10 @@ async def album_complete(context: ContextTypes.DEFAULT_TYPE) -> None:
     await context.bot.send_message(chat_id, texts.photos_so_far(session.count))
 
 
-async def done_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
+@from_a_sender(skipped=END)
+async def done_command(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                       message: Message, chat: Chat, user: User) -> int | None:
     """``/done``: learn from the photos collected so far (at least three)."""
-    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
-    if message is None or chat is None or user is None:
-        return END
     session = sessions.current(context, chat.id)
     if session is None:
         await message.reply_text(texts.DONE_WITHOUT_SESSION)
@@ -247,11 +246,10 @@ async def done_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> in
     return END
 
 
-async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+@from_a_sender(skipped=END)
+async def cancel_command(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                         message: Message, chat: Chat, user: User) -> int:
     """``/cancel`` while collecting: drop the photos (without a session: cancel a job)."""
-    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
-    if message is None or chat is None or user is None:
-        return END
     _drop_album_timer(context, chat.id, user.id)
     await commands.cancel_command(update, context)
     await save_now(context, user.id)
