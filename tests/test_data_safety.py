@@ -15,6 +15,8 @@ from storage import DataGone, JobState, Storage
 from storage.presence import PresenceGuard
 from tests.helpers import SCENE, killed_at_exit, sample
 
+pytestmark = pytest.mark.slow  # the real bot and worker processes
+
 BOUND_S = 600.0  # generous: every wait below ends at an event, this only stops a hang
 LOCK_WAIT_LINE = "locked by another process"  # storage's line while a write waits for a lock
 

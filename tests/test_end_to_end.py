@@ -22,6 +22,8 @@ from tests.helpers import (  # noqa: F401 (SCENE, killed_at_exit: until the othe
     sample,
 )
 
+pytestmark = pytest.mark.slow  # the real bot and worker processes
+
 Service = StackProcesses  # the former name, until the other modules import the harness directly
 
 

@@ -16,6 +16,8 @@ from botapi.client import ControlClient
 from storage import Area, Storage
 from tests.test_end_to_end import SCENE, Service, killed_at_exit, sample
 
+pytestmark = pytest.mark.slow  # the real bot and worker processes
+
 
 @pytest.fixture
 async def stack(tiny_model_dir, tmp_path) -> AsyncIterator[tuple[Service, ControlClient]]:
