@@ -5,9 +5,10 @@ A chat's type decides who a concept learned in it belongs to (see :mod:`storage.
 
 from __future__ import annotations
 
-from .db import Database, Row
+from .db import Database
 from .errors import ChatNotFound, ConceptExists, Conflict, InvalidArgument
 from .models import ChatType, StoredChat
+from .rows import from_row
 
 
 def parse_chat_type(value: ChatType | str) -> ChatType:
@@ -18,17 +19,6 @@ def parse_chat_type(value: ChatType | str) -> ChatType:
         raise InvalidArgument(
             f"Unsupported chat type {value!r}: expected private, group or supergroup."
         ) from None
-
-
-def row_to_chat(row: Row) -> StoredChat:
-    """Build a :class:`Chat` from a ``chats`` row."""
-    return StoredChat(
-        id=row["id"],
-        type=ChatType(row["type"]),
-        title=row["title"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
 
 
 class ChatRepo:
@@ -61,14 +51,14 @@ class ChatRepo:
                 (chat_id, kind.value, title or "", now, now),
             )
         assert row is not None
-        return row_to_chat(row)
+        return from_row(StoredChat, row)
 
     async def get(self, chat_id: int) -> StoredChat:
         """Return the chat or raise :class:`ChatNotFound`."""
         row = await self._db.one("SELECT * FROM chats WHERE id = ?", (chat_id,))
         if row is None:
             raise ChatNotFound(f"Unknown chat {chat_id}.")
-        return row_to_chat(row)
+        return from_row(StoredChat, row)
 
     async def migrate_to_supergroup(
         self, old_chat_id: int, new_chat_id: int, title: str = ""
@@ -120,4 +110,4 @@ class ChatRepo:
                 (new_chat_id, old_chat_id),
             )
         assert row is not None
-        return row_to_chat(row)
+        return from_row(StoredChat, row)

@@ -25,7 +25,7 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .db import Database, Row, dump_json, load_json, placeholders
+from .db import Database, dump_json, placeholders
 from .errors import (
     ChatNotFound,
     ConceptExists,
@@ -38,6 +38,7 @@ from .errors import (
 from .files import Area, DataDir
 from .models import ChatType, ConceptKind, StoredConcept
 from .names import concept_name_key, normalize_concept_name
+from .rows import from_row
 
 _SELECT = """
     SELECT c.*, s.type AS scope_type
@@ -74,23 +75,6 @@ def parse_concept_kind(value: ConceptKind | str) -> ConceptKind:
         raise InvalidArgument(
             f"Unknown concept kind {value!r}: expected object, person or style."
         ) from None
-
-
-def row_to_concept(row: Row) -> StoredConcept:
-    """Build a :class:`StoredConcept` from a ``concepts`` row joined with its scope chat's type."""
-    return StoredConcept(
-        id=row["id"],
-        owner_id=row["owner_id"],
-        scope_chat_id=row["scope_chat_id"],
-        scope_type=ChatType(row["scope_type"]),
-        name=row["name"],
-        kind=ConceptKind(row["kind"]),
-        file_path=row["file_path"],
-        base_model=row["base_model"],
-        num_vectors=row["num_vectors"],
-        meta=load_json(row["meta"]) or {},
-        created_at=row["created_at"],
-    )
 
 
 class ConceptRepo:
@@ -183,7 +167,7 @@ class ConceptRepo:
                     )
             row = await tx.one(f"{_SELECT} WHERE c.id = ?", (concept_id,))
         assert row is not None
-        return row_to_concept(row)
+        return from_row(StoredConcept, row)
 
     async def get(self, concept_id: int) -> StoredConcept:
         """Return a concept by id, **without** privacy checks; raise :class:`ConceptNotFound`.
@@ -194,7 +178,7 @@ class ConceptRepo:
         row = await self._db.one(f"{_SELECT} WHERE c.id = ?", (concept_id,))
         if row is None:
             raise ConceptNotFound(f"Concept {concept_id} does not exist (deleted?).")
-        return row_to_concept(row)
+        return from_row(StoredConcept, row)
 
     async def get_visible(self, name: str, *, user_id: int, chat_id: int) -> StoredConcept | None:
         """The concept named ``name`` (any case) that ``user_id`` may use in ``chat_id``, or None.
@@ -210,7 +194,7 @@ class ConceptRepo:
             """,
             {"key": key, "user": user_id, "chat": chat_id},
         )
-        return None if row is None else row_to_concept(row)
+        return None if row is None else from_row(StoredConcept, row)
 
     async def list_visible(self, *, user_id: int, chat_id: int) -> list[StoredConcept]:
         """Every concept ``user_id`` may use in ``chat_id`` (their own + the chat's + shared),
@@ -222,7 +206,7 @@ class ConceptRepo:
             """,
             {"user": user_id, "chat": chat_id},
         )
-        return [row_to_concept(row) for row in rows]
+        return [from_row(StoredConcept, row) for row in rows]
 
     async def name_taken(self, name: str, *, chat_id: int) -> bool:
         """True if the scope ``chat_id`` already has a concept with this name (any case).
@@ -248,7 +232,7 @@ class ConceptRepo:
             row = await tx.one(f"{_SELECT} WHERE c.id = ?", (concept_id,))
             if row is None:
                 raise ConceptNotFound(f"Concept {concept_id} does not exist.")
-            concept = row_to_concept(row)
+            concept = from_row(StoredConcept, row)
             if not concept.is_personal:
                 raise NotAllowed(
                     f"{concept.name!r} belongs to the group it was learned in and cannot be shared."
@@ -305,7 +289,7 @@ class ConceptRepo:
             row = await tx.one(f"{_SELECT} WHERE c.id = ?", (concept_id,))
             if row is None:
                 raise ConceptNotFound(f"Concept {concept_id} does not exist.")
-            concept = row_to_concept(row)
+            concept = from_row(StoredConcept, row)
             if concept.owner_id != user_id and not force:
                 raise NotAllowed(f"Only the person who taught {concept.name!r} can delete it.")
             media_rows = await tx.all(

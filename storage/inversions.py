@@ -10,24 +10,13 @@ from __future__ import annotations
 
 import asyncio
 
-from .db import Database, Row
+from .db import Database
 from .errors import InvalidArgument
 from .files import Area, DataDir
 from .models import InversionEntry
+from .rows import from_row
 
 _KEY_WHERE = "file_unique_id = ? AND model_id = ? AND mode = ?"
-
-
-def row_to_inversion(row: Row) -> InversionEntry:
-    """Build an :class:`InversionEntry` from an ``inversions`` row."""
-    return InversionEntry(
-        file_unique_id=row["file_unique_id"],
-        model_id=row["model_id"],
-        mode=row["mode"],
-        path=row["path"],
-        created_at=row["created_at"],
-        last_used_at=row["last_used_at"],
-    )
 
 
 def _check_key(file_unique_id: str, model_id: str, mode: str) -> tuple[str, str, str]:
@@ -65,7 +54,7 @@ class InversionCache:
             if not self._files.exists(row["path"]):
                 await tx.execute(f"DELETE FROM inversions WHERE {_KEY_WHERE}", key)
                 return None
-        return row_to_inversion(row)
+        return from_row(InversionEntry, row)
 
     async def put(self, file_unique_id: str, model_id: str, mode: str, path: str) -> InversionEntry:
         """Record that ``path`` (a file already written in ``inversions/``) holds this key's
@@ -91,7 +80,7 @@ class InversionCache:
         if old_path is not None and old_path != path:
             await asyncio.to_thread(self._files.delete, old_path)
         assert row is not None
-        return row_to_inversion(row)
+        return from_row(InversionEntry, row)
 
     async def count(self) -> int:
         """Number of cached entries."""

@@ -53,7 +53,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from .db import Database, Row, Session, dump_json, load_json, placeholders
+from .db import Database, Session, dump_json, placeholders
 from .errors import (
     ChatNotFound,
     DailyLimitReached,
@@ -69,6 +69,7 @@ from .errors import (
 )
 from .files import DataDir, stored_paths
 from .models import Enqueued, Job, JobKind, JobState
+from .rows import from_row
 from .usage import take_within, utc_day
 
 DEFAULT_LEASE_S = 120.0
@@ -81,34 +82,6 @@ MAX_IDLE_S = 10.0  # the longest an idle worker sleeps on PostgreSQL without a n
 
 _KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _ACTIVE = "('queued', 'running')"
-
-
-def row_to_job(row: Row) -> Job:
-    """Build a :class:`Job` from a ``jobs`` row."""
-    return Job(
-        id=row["id"],
-        kind=row["kind"],
-        state=JobState(row["state"]),
-        chat_id=row["chat_id"],
-        user_id=row["user_id"],
-        reply_to_message_id=row["reply_to_message_id"],
-        status_message_id=row["status_message_id"],
-        payload=load_json(row["payload"]) or {},
-        result=load_json(row["result"]),
-        progress=row["progress"],
-        progress_text=row["progress_text"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        error=row["error"],
-        worker_id=row["worker_id"],
-        lease_until=row["lease_until"],
-        heartbeat_at=row["heartbeat_at"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        run_after=row["run_after"],
-        delivered=bool(row["delivered"]),
-    )
 
 
 def check_kind(kind: JobKind | str) -> str:
@@ -247,7 +220,7 @@ class JobQueue:
     async def find_request(self, request_key: str) -> Job | None:
         """The job queued for ``request_key`` (see :meth:`enqueue`), or None."""
         row = await self._db.one("SELECT * FROM jobs WHERE request_key = ?", (request_key,))
-        return None if row is None else row_to_job(row)
+        return None if row is None else from_row(Job, row)
 
     async def set_status_message(self, job_id: int, message_id: int | None) -> None:
         """Remember the bot's "working on it..." message so progress can be edited into it."""
@@ -302,7 +275,7 @@ class JobQueue:
             params.append(chat_id)
         kind_sql, kind_params = _kind_filter(_check_kinds(kinds))
         rows = await self._db.all(f"{sql}{kind_sql} ORDER BY id", [*params, *kind_params])
-        return [row_to_job(row) for row in rows]
+        return [from_row(Job, row) for row in rows]
 
     async def count_active(self, user_id: int, kinds: Sequence[JobKind | str] | None = None) -> int:
         """How many queued or running jobs ``user_id`` has (for "one at a time" limits)."""
@@ -343,7 +316,7 @@ class JobQueue:
             )
             if not rows:  # finished meanwhile (PostgreSQL: a worker's completion)
                 raise JobNotActive(f"Job {job_id} already {(await self._get(tx, job_id)).state}.")
-        return row_to_job(rows[0])
+        return from_row(Job, rows[0])
 
     async def undelivered(self, limit: int = 100) -> list[Job]:
         """Finished (``done`` or ``failed``) jobs whose outcome the bot has not sent yet,
@@ -356,7 +329,7 @@ class JobQueue:
             """,
             (limit,),
         )
-        return [row_to_job(row) for row in rows]
+        return [from_row(Job, row) for row in rows]
 
     async def delivered_with_status(self, limit: int = 100) -> list[Job]:
         """Finished, delivered jobs whose status message the bot has not removed yet (it
@@ -371,7 +344,7 @@ class JobQueue:
             """,
             (limit,),
         )
-        return [row_to_job(row) for row in rows]
+        return [from_row(Job, row) for row in rows]
 
     async def mark_delivered(self, job_id: int) -> None:
         """Record that the job's outcome reached the chat (idempotent)."""
@@ -429,7 +402,7 @@ class JobQueue:
                 """,
                 (worker_id, now, now, now + lease, job_id),
             )
-        return row_to_job(rows[0])
+        return from_row(Job, rows[0])
 
     async def heartbeat(
         self,
@@ -464,7 +437,7 @@ class JobQueue:
             )
             if not rows:
                 await self._raise_not_held(tx, job_id, worker_id)
-        return row_to_job(rows[0])
+        return from_row(Job, rows[0])
 
     async def complete(
         self, job_id: int, worker_id: str, result: Mapping[str, Any] | None = None
@@ -490,7 +463,7 @@ class JobQueue:
             )
             if not rows:
                 await self._raise_not_held(tx, job_id, worker_id)
-        return row_to_job(rows[0])
+        return from_row(Job, rows[0])
 
     async def fail(
         self,
@@ -538,7 +511,7 @@ class JobQueue:
             rows = await tx.all(sql, params)
             if not rows:
                 await self._raise_not_held(tx, job_id, worker_id)
-        return row_to_job(rows[0])
+        return from_row(Job, rows[0])
 
     async def release(self, job_id: int, worker_id: str) -> Job:
         """Give a running job back to the queue without counting the attempt (graceful
@@ -559,7 +532,7 @@ class JobQueue:
             if not rows:
                 await self._raise_not_held(tx, job_id, worker_id)
             await tx.notify(JOBS_CHANNEL, rows[0]["kind"])
-        return row_to_job(rows[0])
+        return from_row(Job, rows[0])
 
     async def requeue_stale(self) -> list[Job]:
         """Recover jobs whose worker lease expired (a crashed or hung worker): back to
@@ -620,7 +593,7 @@ class JobQueue:
         row = await session.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
         if row is None:
             raise JobNotFound(f"Job {job_id} does not exist.")
-        return row_to_job(row)
+        return from_row(Job, row)
 
     @staticmethod
     async def _position(session: Session, job_id: int, kinds: list[str] | None) -> int | None:
@@ -654,7 +627,7 @@ class JobQueue:
             """,
             (now, LEASE_EXPIRED_ERROR, now),
         )
-        jobs = sorted((row_to_job(row) for row in rows), key=lambda job: job.id)
+        jobs = sorted((from_row(Job, row) for row in rows), key=lambda job: job.id)
         if any(job.state is JobState.QUEUED for job in jobs):
             await session.notify(JOBS_CHANNEL, "")
         return jobs

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from .db import Database, Row, placeholders
+from .db import Database, placeholders
 from .errors import ChatNotFound, InvalidArgument, JobNotFound, MediaNotFound, UserNotFound
 from .files import Area, DataDir
 from .models import Media, MediaKind
+from .rows import from_row
 
 _AREA_OF_KIND = {MediaKind.PHOTO: Area.PHOTOS, MediaKind.RESULT: Area.RESULTS}
 
@@ -25,21 +26,6 @@ def parse_media_kind(value: MediaKind | str) -> MediaKind:
         return MediaKind(value)
     except ValueError:
         raise InvalidArgument(f"Unknown media kind {value!r}: expected photo or result.") from None
-
-
-def row_to_media(row: Row) -> Media:
-    """Build a :class:`Media` from a ``media`` row."""
-    return Media(
-        id=row["id"],
-        path=row["path"],
-        kind=MediaKind(row["kind"]),
-        user_id=row["user_id"],
-        chat_id=row["chat_id"],
-        file_unique_id=row["file_unique_id"],
-        concept_id=row["concept_id"],
-        job_id=row["job_id"],
-        created_at=row["created_at"],
-    )
 
 
 class MediaRepo:
@@ -88,7 +74,7 @@ class MediaRepo:
                 (path, media_kind.value, user_id, chat_id, file_unique_id, job_id, now),
             )
         assert row is not None
-        return row_to_media(row)
+        return from_row(Media, row)
 
     async def link_job(self, media_ids: Sequence[int], job_id: int) -> None:
         """Link already recorded media to a job (e.g. a learn job's photos, recorded before the
@@ -110,7 +96,7 @@ class MediaRepo:
         row = await self._db.one("SELECT * FROM media WHERE id = ?", (media_id,))
         if row is None:
             raise MediaNotFound(f"Media {media_id} does not exist.")
-        return row_to_media(row)
+        return from_row(Media, row)
 
     async def find(self, *, user_id: int, file_unique_id: str) -> Media | None:
         """The newest stored copy of a Telegram file sent by ``user_id`` that is still on disk."""
@@ -123,7 +109,7 @@ class MediaRepo:
         )
         for row in rows:
             if self._files.exists(row["path"]):
-                return row_to_media(row)
+                return from_row(Media, row)
         return None
 
     async def for_concept(self, concept_id: int) -> list[Media]:
@@ -131,7 +117,7 @@ class MediaRepo:
         rows = await self._db.all(
             "SELECT * FROM media WHERE concept_id = ? ORDER BY id", (concept_id,)
         )
-        return [row_to_media(row) for row in rows]
+        return [from_row(Media, row) for row in rows]
 
     async def delete(self, media_ids: Sequence[int]) -> list[str]:
         """Delete media rows not attached to a concept, and their files; return the paths."""

@@ -6,20 +6,10 @@ counters (foreign keys) always exist and names stay fresh.
 
 from __future__ import annotations
 
-from .db import Database, Row
+from .db import Database
 from .errors import InvalidArgument, UserNotFound
 from .models import StoredUser
-
-
-def row_to_user(row: Row) -> StoredUser:
-    """Build a :class:`User` from a ``users`` row."""
-    return StoredUser(
-        id=row["id"],
-        name=row["name"],
-        username=row["username"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+from .rows import from_row
 
 
 class UserRepo:
@@ -46,11 +36,11 @@ class UserRepo:
                 (user_id, name or "", username or None, now, now),
             )
         assert row is not None
-        return row_to_user(row)
+        return from_row(StoredUser, row)
 
     async def get(self, user_id: int) -> StoredUser:
         """Return the user or raise :class:`UserNotFound`."""
         row = await self._db.one("SELECT * FROM users WHERE id = ?", (user_id,))
         if row is None:
             raise UserNotFound(f"Unknown user {user_id}.")
-        return row_to_user(row)
+        return from_row(StoredUser, row)
