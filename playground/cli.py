@@ -3,7 +3,7 @@
     oneword playground [--port 8080] [--data-dir DIR] [--model M]
     oneword playground --script [--out DIR]
 
-Both start the same stack (local Telegram, bot, worker; :mod:`oneword.harness`) with short
+Both start the same stack (local Telegram, bot, worker; :mod:`playground.harness`) with short
 learning and inversion settings, so that a CPU gets through the story in minutes. Ctrl-C stops
 everything cleanly.
 """
@@ -26,8 +26,8 @@ from aiohttp import web
 
 import engine
 from botapi import ControlClient
-from oneword.harness import LocalStack, StackConfig, StackError
 from playground import transcript
+from playground.harness import LocalStack, StackConfig, StackError
 from playground.options import DEMO_INVERSION_STEPS, DEMO_LEARN_STEPS
 from playground.samples import load_samples
 from playground.story import Story

@@ -127,7 +127,7 @@ class StoryResult:
 
 
 class Story:
-    """Plays the story against a running playground stack (see :mod:`oneword.harness`)."""
+    """Plays the story against a running playground stack (see :mod:`playground.harness`)."""
 
     def __init__(self, client: ControlClient, samples: Samples, echo: Echo = print,
                  live: bool | None = None) -> None:

@@ -1,6 +1,6 @@
 """What several test modules share: the sample pictures, the scenes they show, the settings
 that make the service quick on the tiny model, and the service started through the one harness
-(:mod:`oneword.harness`) with those settings. Test modules import from here, never from each
+(:mod:`playground.harness`) with those settings. Test modules import from here, never from each
 other."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bot.services import Tuning
 from botapi.client import ControlClient
-from oneword.harness import StackProcesses, running_stack
+from playground.harness import StackProcesses, running_stack
 
 SAMPLES = Path(__file__).resolve().parent.parent / "engine" / "samples"
 BOT_USERNAME = "oneword_test_bot"

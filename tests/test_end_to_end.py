@@ -11,7 +11,7 @@ from PIL import Image
 
 from botapi.client import ControlClient
 from engine.model import BUNDLED_MODEL
-from oneword.harness import StackProcesses
+from playground.harness import StackProcesses
 from tests.helpers import (  # noqa: F401 (SCENE, killed_at_exit: until the other modules
     BOT_USERNAME,  # import them from tests.helpers directly)
     SCENE,

@@ -16,9 +16,9 @@ from PIL import Image
 from botapi import BotApiServer, ControlClient
 from botapi.records import MessageRecord
 from cli import main as oneword_cli
-from oneword.harness import StackError
 from playground import cli as playground_cli
 from playground import transcript
+from playground.harness import StackError
 from playground.samples import load_samples
 from playground.story import describe, is_progress
 from playground.web import create_people, make_app

@@ -14,7 +14,7 @@ from PIL import Image
 
 from botapi.client import ControlClient
 from oneword import jobs
-from oneword.harness import StackProcesses
+from playground.harness import StackProcesses
 from storage import JobNotFound, Storage
 from tests.helpers import learn, quick_stack
 from tests.pictures import test_photo

@@ -22,8 +22,8 @@ from bot.app import running
 from botapi import BotApiServer
 from botapi.client import ControlClient
 from oneword import jobs
-from oneword.harness import StackProcesses, service_env
 from oneword.settings import Settings
+from playground.harness import StackProcesses, service_env
 from storage import Area, ChatType, JobState, Storage
 from storage.jobs import LEASE_EXPIRED_ERROR
 from tests.helpers import BOT_USERNAME, QUICK_SETTINGS, SCENE, TUNING, learn, sample

@@ -16,8 +16,8 @@ from bot.startup import StartupError
 from bot.webhook import webhook_secret
 from botapi import BotApiServer
 from botapi.client import ControlClient
-from oneword.harness import StackProcesses, service_env
 from oneword.settings import Settings
+from playground.harness import StackProcesses, service_env
 from storage.secret_files import stored_secret
 
 BOUND_S = 300.0  # generous: each wait ends at an event; this only stops a hang
