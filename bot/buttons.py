@@ -7,14 +7,17 @@ carries only an action and a job id (``"why:1234"``); the handler reads the rest
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
-from storage import Job, JobNotFound, JobState
+from oneword import jobs
+from storage import Job, JobNotFound, JobState, StorageError
 
 from . import texts
 from .services import Services, get_services
@@ -26,6 +29,7 @@ ADD_TO_SET = "set"  # put a sticker into the presser's own set
 REDO = "redo"  # "redo<index>": draw sticker <index> of a pack again (bot/packs.py)
 ACTIONS = (WHY, STICKER, AGAIN, ADD_TO_SET) + tuple(f"{REDO}{i}" for i in range(10))
 _DATA = re.compile(r"(?P<action>[a-z]+\d?):(?P<job>\d{1,18})")
+R = TypeVar("R")
 
 
 def pattern(action: str) -> str:
@@ -98,3 +102,17 @@ def job_button(kind: str) -> Callable[[JobButtonHandler], Callable]:
                 await handler(query, context, services, job)
         return run
     return decorate
+
+
+async def stored_result(query: CallbackQuery, services: Services, job: Job, kind: type[R],
+                        file_of: Callable[[R], str], gone: str) -> tuple[R, bytes] | None:
+    """A finished job's result (of type ``kind``) and the bytes of the stored file ``file_of``
+    names in it; None, the press answered with ``gone``, when either is no longer there (the
+    retention period removed the file, or the job has no result)."""
+    try:
+        result = jobs.from_json(kind, job.result)
+        data = await asyncio.to_thread(services.store.files.read_bytes, file_of(result))
+    except (OSError, StorageError, TypeError):
+        await query.answer(gone, show_alert=True)
+        return None
+    return result, data

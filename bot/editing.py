@@ -26,7 +26,7 @@ from telegram.ext import ContextTypes
 
 from oneword import jobs, names
 from oneword.grammar import CommandError, EditCommand, parse_edit
-from storage import InvalidConceptName, Job, LimitReached, StorageError
+from storage import InvalidConceptName, Job
 
 from . import buttons, photos, queueing, texts
 from .senders import from_a_sender
@@ -99,12 +99,11 @@ async def why_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
                      services: Services, job: Job) -> None:
     """"Why?": send the attention maps of an edit as a reply to its result."""
     assert query.message is not None
-    try:
-        result = jobs.from_json(jobs.EditResult, job.result)
-        data = await asyncio.to_thread(services.store.files.read_bytes, result.maps)
-    except (OSError, StorageError, TypeError):
-        await query.answer(texts.MAPS_GONE, show_alert=True)
+    found = await buttons.stored_result(query, services, job, jobs.EditResult,
+                                        lambda result: result.maps, texts.MAPS_GONE)
+    if found is None:
         return
+    result, data = found
     await query.answer()
     caption = texts.WHY_CAPTION.format(source=names.readable_prompt(result.source_prompt),
                                        target=names.readable_prompt(result.target_prompt))
@@ -129,18 +128,6 @@ async def again_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYPE,
     if not set(payload.concept_ids) <= visible:
         await query.answer(texts.CONCEPT_GONE, show_alert=True)
         return
-    refusal = await queueing.check_active(services, presser)
-    if refusal:
-        await query.answer(refusal, show_alert=True)
-        return
     payload.seed = secrets.randbelow(MAX_SEED) + 1
-    try:
-        await queueing.submit(services, context.bot, kind=jobs.JobKind.EDIT, chat_id=chat_id,
-                              user_id=presser, payload=jobs.to_json(payload),
-                              reply_to=query.message.message_id, daily=True,
-                              key=queueing.request_key(jobs.JobKind.EDIT, chat_id,
-                                                       f"button-{query.id}"))
-    except LimitReached as exc:
-        await query.answer(queueing.limit_refusal(exc), show_alert=True)
-        return
-    await query.answer(texts.ANOTHER_TAKE)
+    await queueing.submit_for_button(services, context.bot, query, kind=jobs.JobKind.EDIT,
+                                     payload=jobs.to_json(payload), done=texts.ANOTHER_TAKE)

@@ -125,25 +125,11 @@ async def redo_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if job.user_id != query.from_user.id:
         await query.answer(texts.PACK_NOT_YOURS, show_alert=True)
         return
-    refusal = await queueing.check_active(services, query.from_user.id)
-    if refusal:
-        await query.answer(refusal, show_alert=True)
-        return
     redo = jobs.PackPayload(concept_id=payload.concept_id, word=payload.word,
                             seed=zlib.crc32(query.id.encode()) % 1_000_000 + 1, redo=index,
                             pack_job=payload.pack_job or job.id)
-    assert query.message is not None
-    chat_id = query.message.chat.id
-    try:
-        await queueing.submit(services, context.bot, kind=jobs.JobKind.PACK, chat_id=chat_id,
-                              user_id=query.from_user.id, payload=jobs.to_json(redo),
-                              reply_to=query.message.message_id, daily=True,
-                              key=queueing.request_key(jobs.JobKind.PACK, chat_id,
-                                                       f"button-{query.id}"))
-    except LimitReached as exc:
-        await query.answer(queueing.limit_refusal(exc), show_alert=True)
-        return
-    await query.answer(texts.PACK_REDOING)
+    await queueing.submit_for_button(services, context.bot, query, kind=jobs.JobKind.PACK,
+                                     payload=jobs.to_json(redo), done=texts.PACK_REDOING)
 
 
 async def deliver_pack(bot: Bot, services: Services, job: Job,

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from telegram import Bot, Message, ReplyParameters
+from telegram import Bot, CallbackQuery, Message, ReplyParameters
 from telegram.error import TelegramError
 
 from oneword import jobs
@@ -120,6 +120,28 @@ async def submit(services: Services, bot: Bot, *, kind: str, chat_id: int, user_
         return await store.jobs.get(job.id)
     finally:
         services.announcing.discard(job.id)
+
+
+async def submit_for_button(services: Services, bot: Bot, query: CallbackQuery, *, kind: str,
+                            payload: dict[str, Any], done: str | None = None) -> None:
+    """Queue the job a button press asks for, for the presser, as a reply to the button's
+    message and counted in today's allowance; answer the press (with ``done``), or say why the
+    job was refused (the presser is at a limit). A press handled again after a crash finds
+    the job it queued before."""
+    assert query.message is not None
+    chat_id, presser = query.message.chat.id, query.from_user.id
+    refusal = await check_active(services, presser)
+    if refusal:
+        await query.answer(refusal, show_alert=True)
+        return
+    try:
+        await submit(services, bot, kind=kind, chat_id=chat_id, user_id=presser,
+                     payload=payload, reply_to=query.message.message_id, daily=True,
+                     key=request_key(kind, chat_id, f"button-{query.id}"))
+    except LimitReached as exc:
+        await query.answer(limit_refusal(exc), show_alert=True)
+        return
+    await query.answer(done)
 
 
 async def submit_photo_job(services: Services, bot: Bot, message: Message, ref: ImageRef, *,

@@ -18,7 +18,7 @@ from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from oneword import jobs
-from storage import Job, LimitReached, StorageError
+from storage import Job
 
 from . import buttons, photos, queueing, texts
 from .services import Services, get_services
@@ -63,7 +63,6 @@ async def sticker_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYP
                          services: Services, job: Job) -> None:
     """"Sticker" under an edit result: a sticker job on the result picture."""
     assert query.message is not None
-    chat_id, presser = query.message.chat.id, query.from_user.id
     try:
         image = jobs.from_json(jobs.EditResult, job.result).image
     except TypeError:  # no result: nothing to make a sticker of
@@ -71,25 +70,13 @@ async def sticker_button(query: CallbackQuery, context: ContextTypes.DEFAULT_TYP
     if not await asyncio.to_thread(photos.still_stored, services.store, image):
         await query.answer(texts.RESULT_GONE, show_alert=True)
         return
-    refusal = await queueing.check_active(services, presser)
-    if refusal:
-        await query.answer(refusal, show_alert=True)
-        return
     key = f"result-{job.id}"
     message = query.message
     if getattr(message, "photo", None):
         key = message.photo[-1].file_unique_id  # type: ignore[union-attr]
     payload = jobs.StickerPayload(photo=image, photo_key=key, caption=None)
-    try:
-        await queueing.submit(services, context.bot, kind=jobs.JobKind.STICKER,
-                              chat_id=chat_id, user_id=presser, payload=jobs.to_json(payload),
-                              reply_to=message.message_id, daily=True,
-                              key=queueing.request_key(jobs.JobKind.STICKER, chat_id,
-                                                       f"button-{query.id}"))
-    except LimitReached as exc:
-        await query.answer(queueing.limit_refusal(exc), show_alert=True)
-        return
-    await query.answer()
+    await queueing.submit_for_button(services, context.bot, query, kind=jobs.JobKind.STICKER,
+                                     payload=jobs.to_json(payload))
 
 
 @buttons.job_button(jobs.JobKind.STICKER)
@@ -98,12 +85,11 @@ async def add_to_set_button(query: CallbackQuery, context: ContextTypes.DEFAULT_
     """"Add to my set": put the sticker into the presser's own set (made on first use)."""
     assert query.message is not None
     user, bot = query.from_user, context.bot
-    try:
-        result = jobs.from_json(jobs.StickerResult, job.result)
-        data = await asyncio.to_thread(services.store.files.read_bytes, result.sticker)
-    except (OSError, StorageError, TypeError):
-        await query.answer(texts.RESULT_GONE, show_alert=True)
+    found = await buttons.stored_result(query, services, job, jobs.StickerResult,
+                                        lambda result: result.sticker, texts.RESULT_GONE)
+    if found is None:
         return
+    result, data = found
     await query.answer(texts.ADDING_TO_SET)
     name = set_name(user.id, bot.username)
     try:
