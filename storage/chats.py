@@ -8,7 +8,7 @@ from __future__ import annotations
 from .db import Database
 from .errors import ChatNotFound, ConceptExists, Conflict, InvalidArgument
 from .models import ChatType, StoredChat
-from .rows import from_row
+from .rows import from_row, one_row
 
 
 def parse_chat_type(value: ChatType | str) -> ChatType:
@@ -55,10 +55,8 @@ class ChatRepo:
 
     async def get(self, chat_id: int) -> StoredChat:
         """Return the chat or raise :class:`ChatNotFound`."""
-        row = await self._db.one("SELECT * FROM chats WHERE id = ?", (chat_id,))
-        if row is None:
-            raise ChatNotFound(f"Unknown chat {chat_id}.")
-        return from_row(StoredChat, row)
+        return await one_row(self._db, StoredChat, "SELECT * FROM chats WHERE id = ?",
+                             (chat_id,), ChatNotFound(f"Unknown chat {chat_id}."))
 
     async def migrate_to_supergroup(
         self, old_chat_id: int, new_chat_id: int, title: str = ""

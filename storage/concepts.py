@@ -38,7 +38,7 @@ from .errors import (
 from .files import Area, DataDir
 from .models import ChatType, ConceptKind, StoredConcept
 from .names import concept_name_key, normalize_concept_name
-from .rows import from_row
+from .rows import from_row, one_row
 
 _SELECT = """
     SELECT c.*, s.type AS scope_type
@@ -175,10 +175,8 @@ class ConceptRepo:
         For the worker, which runs jobs whose concept ids the bot already resolved with
         :meth:`get_visible`. Never use it to answer a user's request by name.
         """
-        row = await self._db.one(f"{_SELECT} WHERE c.id = ?", (concept_id,))
-        if row is None:
-            raise ConceptNotFound(f"Concept {concept_id} does not exist (deleted?).")
-        return from_row(StoredConcept, row)
+        return await one_row(self._db, StoredConcept, f"{_SELECT} WHERE c.id = ?", (concept_id,),
+                             ConceptNotFound(f"Concept {concept_id} does not exist (deleted?)."))
 
     async def get_visible(self, name: str, *, user_id: int, chat_id: int) -> StoredConcept | None:
         """The concept named ``name`` (any case) that ``user_id`` may use in ``chat_id``, or None.
@@ -229,10 +227,8 @@ class ConceptRepo:
         """
         now = self._db.now()
         async with self._db.transaction() as tx:
-            row = await tx.one(f"{_SELECT} WHERE c.id = ?", (concept_id,))
-            if row is None:
-                raise ConceptNotFound(f"Concept {concept_id} does not exist.")
-            concept = from_row(StoredConcept, row)
+            concept = await one_row(tx, StoredConcept, f"{_SELECT} WHERE c.id = ?", (concept_id,),
+                                    ConceptNotFound(f"Concept {concept_id} does not exist."))
             if not concept.is_personal:
                 raise NotAllowed(
                     f"{concept.name!r} belongs to the group it was learned in and cannot be shared."
@@ -286,10 +282,8 @@ class ConceptRepo:
         Raises :class:`ConceptNotFound` or :class:`NotAllowed`.
         """
         async with self._db.transaction() as tx:
-            row = await tx.one(f"{_SELECT} WHERE c.id = ?", (concept_id,))
-            if row is None:
-                raise ConceptNotFound(f"Concept {concept_id} does not exist.")
-            concept = from_row(StoredConcept, row)
+            concept = await one_row(tx, StoredConcept, f"{_SELECT} WHERE c.id = ?", (concept_id,),
+                                    ConceptNotFound(f"Concept {concept_id} does not exist."))
             if concept.owner_id != user_id and not force:
                 raise NotAllowed(f"Only the person who taught {concept.name!r} can delete it.")
             media_rows = await tx.all(

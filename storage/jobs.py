@@ -69,7 +69,7 @@ from .errors import (
 )
 from .files import DataDir, stored_paths
 from .models import Enqueued, Job, JobKind, JobState
-from .rows import from_row
+from .rows import from_row, one_row
 from .usage import take_within, utc_day
 
 DEFAULT_LEASE_S = 120.0
@@ -590,10 +590,8 @@ class JobQueue:
 
     @staticmethod
     async def _get(session: Session, job_id: int) -> Job:
-        row = await session.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        if row is None:
-            raise JobNotFound(f"Job {job_id} does not exist.")
-        return from_row(Job, row)
+        return await one_row(session, Job, "SELECT * FROM jobs WHERE id = ?", (job_id,),
+                             JobNotFound(f"Job {job_id} does not exist."))
 
     @staticmethod
     async def _position(session: Session, job_id: int, kinds: list[str] | None) -> int | None:

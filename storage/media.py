@@ -15,7 +15,7 @@ from .db import Database, placeholders
 from .errors import ChatNotFound, InvalidArgument, JobNotFound, MediaNotFound, UserNotFound
 from .files import Area, DataDir
 from .models import Media, MediaKind
-from .rows import from_row
+from .rows import from_row, one_row
 
 _AREA_OF_KIND = {MediaKind.PHOTO: Area.PHOTOS, MediaKind.RESULT: Area.RESULTS}
 
@@ -93,10 +93,8 @@ class MediaRepo:
 
     async def get(self, media_id: int) -> Media:
         """Return a media row or raise :class:`MediaNotFound`."""
-        row = await self._db.one("SELECT * FROM media WHERE id = ?", (media_id,))
-        if row is None:
-            raise MediaNotFound(f"Media {media_id} does not exist.")
-        return from_row(Media, row)
+        return await one_row(self._db, Media, "SELECT * FROM media WHERE id = ?", (media_id,),
+                             MediaNotFound(f"Media {media_id} does not exist."))
 
     async def find(self, *, user_id: int, file_unique_id: str) -> Media | None:
         """The newest stored copy of a Telegram file sent by ``user_id`` that is still on disk."""

@@ -14,11 +14,27 @@ import functools
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from .db import Row, load_json
+from .db import Params, Row, load_json
+from .errors import StorageError
 
 T = TypeVar("T")
+
+
+class Reads(Protocol):
+    """A database or a transaction: what reads one row."""
+
+    async def one(self, sql: str, params: Params = ()) -> Any: ...
+
+
+async def one_row(reads: Reads, cls: type[T], sql: str, params: Params,
+                  missing: StorageError) -> T:
+    """The one row ``sql`` selects, as a ``cls``; raises ``missing`` where there is none."""
+    row = await reads.one(sql, params)
+    if row is None:
+        raise missing
+    return from_row(cls, row)
 
 
 def from_row(cls: type[T], row: Row) -> T:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .db import Database
 from .errors import InvalidArgument, UserNotFound
 from .models import StoredUser
-from .rows import from_row
+from .rows import from_row, one_row
 
 
 class UserRepo:
@@ -40,7 +40,5 @@ class UserRepo:
 
     async def get(self, user_id: int) -> StoredUser:
         """Return the user or raise :class:`UserNotFound`."""
-        row = await self._db.one("SELECT * FROM users WHERE id = ?", (user_id,))
-        if row is None:
-            raise UserNotFound(f"Unknown user {user_id}.")
-        return from_row(StoredUser, row)
+        return await one_row(self._db, StoredUser, "SELECT * FROM users WHERE id = ?",
+                             (user_id,), UserNotFound(f"Unknown user {user_id}."))
