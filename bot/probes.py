@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from telegram.ext import Application
 
-from oneword.health import HealthServer
+from oneword.health import HealthPortError, HealthServer
 from oneword.metrics import ServiceMetrics
 from storage.stats import QueueStats
 
 from .services import get_services
+from .startup import StartupError
 
 HEALTH_KEY = "oneword.health"
 
@@ -26,7 +27,10 @@ async def start_health(application: Application) -> None:
     server = HealthServer(settings.health_listen, settings.health_port,
                           QueueStats.of(services.store), ServiceMetrics("bot"),
                           extra_checks={"updates": lambda: application.running})
-    await server.start()
+    try:
+        await server.start()
+    except HealthPortError as exc:  # one line and exit code 1, as other start-up failures
+        raise StartupError(str(exc)) from None
     application.bot_data[HEALTH_KEY] = server
 
 

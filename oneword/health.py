@@ -34,6 +34,10 @@ from oneword.metrics import CONTENT_TYPE, JobCountLike, ServiceMetrics
 log = logging.getLogger(__name__)
 
 
+class HealthPortError(RuntimeError):
+    """The health server cannot listen where the settings say (e.g. the port is taken)."""
+
+
 class QueueProbe(Protocol):
     """What health checks read from the database (storage.stats.QueueStats)."""
 
@@ -68,9 +72,15 @@ class HealthServer:
 
     async def start(self) -> None:
         """Bind and serve on a daemon thread; the checks run on the calling loop. Raises
-        OSError when the port cannot be bound (e.g. taken)."""
+        :class:`HealthPortError` when the address cannot be bound (e.g. the port is taken)."""
         self._loop = asyncio.get_running_loop()
-        self._server = ThreadingHTTPServer((self.listen, self.requested_port), _handler(self))
+        try:
+            self._server = ThreadingHTTPServer((self.listen, self.requested_port),
+                                               _handler(self))
+        except OSError as exc:
+            raise HealthPortError(f"cannot serve health checks on {self.listen}:"
+                                  f"{self.requested_port} ({exc.strerror or exc}); set "
+                                  "ONEWORD_HEALTH_PORT to a free port, or 0 for none") from None
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="health",
                                         daemon=True)

@@ -148,6 +148,32 @@ async def test_the_log_level_setting_and_level_names_in_log_lines(server: BotApi
     assert quiet.returncode == 1 and "log_level must be one of" in err.decode()
 
 
+# ------------------------------------------------------------------ a health port in use
+
+
+@pytest.mark.parametrize("service", ["bot", "worker"])
+async def test_a_taken_health_port_is_one_clear_line(service: str, server: BotApiServer,
+                                                      tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "TELEGRAM_TOKEN": server.token, "ONEWORD_BASE_URL": server.base_url,
+               "ONEWORD_BASE_FILE_URL": server.base_file_url, "ONEWORD_DEVICE": "cpu",
+               "ONEWORD_DATA_DIR": str(tmp_path / "data"), "ONEWORD_HEALTH_PORT": str(port),
+               "ONEWORD_HEALTH_LISTEN": "127.0.0.1"}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "oneword", service, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        _, err = await process.communicate()
+    lines = [line for line in err.decode().splitlines() if "Traceback" in line or
+             line.startswith(f"oneword {service}:")]
+    assert process.returncode == 1, err.decode()[-2000:]
+    assert lines == [f"oneword {service}: cannot serve health checks on 127.0.0.1:{port} "
+                     "(Address already in use); set ONEWORD_HEALTH_PORT to a free port, or 0 "
+                     "for none"], err.decode()[-2000:]
+
+
 # --------------------------------------------------------------------------- the bot's health
 
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from PIL import Image
 
 from engine.errors import EngineError, MixedPhotosError, PromptError
 from oneword import jobs
-from oneword.health import HealthServer
+from oneword.health import HealthPortError, HealthServer
 from oneword.metrics import ServiceMetrics
 from oneword.settings import Settings
 from storage import (
@@ -431,6 +432,9 @@ def main(settings: Settings) -> int:
 
     try:
         asyncio.run(serve())
+    except HealthPortError as exc:
+        print(f"oneword worker: {exc}", file=sys.stderr)
+        return 1
     except DataGone as exc:
         log.critical("worker stopped: %s; nothing more can be stored. Put the data directory "
                      "back (or point the worker at a new one) and start it again.", exc)
