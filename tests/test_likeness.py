@@ -81,7 +81,7 @@ def test_the_embedding_judge_loads_by_name_and_finds_the_odd_photo(image_model_d
     looks = judge.looks(similar, "object")
     assert all(torch.isclose(look.norm(), torch.tensor(1.0)) for look in looks)
     assert judge.compare(looks, looks[:1])[0].score == pytest.approx(1.0, abs=0.05)
-    odd = Image.new("RGB", (64, 64), "black")
+    odd = ImageOps.invert(photo)  # the same shapes in opposite colours
     check = check_photos(judge, similar[:2] + [odd] + similar[2:], "object")
     assert check.odd == (2,)
     assert check.likeness[2].score < judge.odd_bar <= min(
@@ -116,8 +116,7 @@ def test_the_self_check_draws_and_judges_a_word(tiny_model, image_model_dir):
 def test_mixed_photos_are_refused_before_learning(tiny_model, image_model_dir):
     judge = EmbeddingJudge(str(image_model_dir))
     photo = test_photo(seed=1, size=64)
-    photos = [photo, ImageOps.mirror(photo), Image.new("RGB", (64, 64), "black"),
-              photo.rotate(3)]
+    photos = [photo, ImageOps.mirror(photo), ImageOps.invert(photo), photo.rotate(3)]
     stopped: list[bool] = []
     with pytest.raises(MixedPhotosError, match="photo 3 of 4") as caught:
         learn_checked(tiny_model, photos, "mochi", "object", FAST, judge,
