@@ -9,6 +9,8 @@ results nobody can keep.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 
 from telegram.ext import Application, ContextTypes
 
@@ -21,6 +23,8 @@ log = logging.getLogger(__name__)
 
 JOB_NAME = "data-watch"
 STOPPED_KEY = "oneword.data_gone"  # in bot_data: why the bot stopped, once it did
+EXIT_CODE = 1
+STOP_GRACE_S = 30.0  # a clean stop that takes longer than this ends with the exit code at once
 
 
 def watch_data(application: Application) -> None:
@@ -44,6 +48,11 @@ def stop_for_lost_data(application: Application, error: DataGone) -> None:
     application.bot_data[STOPPED_KEY] = str(error)
     log.critical("bot stopped: %s; nothing more can be stored. Put the data directory back "
                  "(or point the bot at a new one) and start it again.", error)
+    # The clean stop writes (persistence) and may meet the missing data on the way; whatever
+    # it meets, the process ends, with the exit code that says why.
+    guard = threading.Timer(STOP_GRACE_S, os._exit, args=(EXIT_CODE,))
+    guard.daemon = True
+    guard.start()
     application.stop_running()
 
 

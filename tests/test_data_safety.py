@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+import subprocess
 import time
 
 import pytest
@@ -79,7 +80,10 @@ async def test_a_data_folder_removed_under_the_running_service_stops_both(
         for name in ("bot", "worker"):
             running = service.processes[name]
             assert running.process is not None
-            code = await asyncio.to_thread(running.process.wait, BOUND_S)
+            try:
+                code = await asyncio.to_thread(running.process.wait, BOUND_S)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"the {name} still runs; its last output:\n{running.output()[-3000:]}")
             assert code != 0, f"the {name} ended with exit code 0"
             # the folder or the database file in it, whichever the process met first
             said = [line for line in running.output().splitlines() if f"{name} stopped:" in line]
