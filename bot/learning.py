@@ -122,6 +122,9 @@ async def learn_command(update: Update, context: ContextTypes.DEFAULT_TYPE,
                         message: Message, chat: Chat, user: User) -> int | None:
     """``/learn <name> [kind]``: validate, then ask for photos."""
     services = get_services(context)
+    open_session = sessions.current(context, chat.id)
+    if open_session is not None and open_session.request_message_id == message.message_id:
+        return COLLECTING  # this /learn handled again after a crash: keep what it collected
     args = context.args or []
     if not args or len(args) > 2:
         await message.reply_text(texts.LEARN_USAGE)
@@ -169,9 +172,7 @@ async def photo_arrived(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
         if ref is None:
             raise photos.PhotoRefused(texts.NOT_AN_IMAGE)
         if any(photo.key == ref.file_unique_id for photo in session.stored):
-            # this photo again: sent twice, or its update handled again after a crash
-            await message.reply_text(texts.photos_so_far(session.count))
-            return None
+            return None  # counted already: its update handled again after a crash (or resent)
         stored = await photos.fetch(context.bot, services.store, ref, user_id=user.id,
                                     chat_id=chat.id, reuse=False)
     except photos.PhotoRefused as exc:
