@@ -7,7 +7,7 @@ import pytest
 
 from botapi import BotApiServer, ControlClient
 from botapi.stickers import MAX_STICKERS
-from tests.test_botapi import Api, image_bytes
+from tests.botapi_calls import Api, image_bytes
 
 BOT = "oneword_test_bot"
 

@@ -1,5 +1,7 @@
 """The code reads without ambiguity: no two public classes of the project's packages share a name,
-so a name met where packages meet (a job result, a stored row, a worker lane) means one thing."""
+so a name met where packages meet (a job result, a stored row, a worker lane) means one thing;
+and no test module imports another (what tests share lives in helper modules such as
+tests/helpers.py, or in conftest.py fixtures)."""
 
 from __future__ import annotations
 
@@ -52,3 +54,31 @@ def test_no_two_public_classes_share_a_name() -> None:
     shared = shared_class_names(project_packages())
     assert not shared, "\n".join(f"{name}: {', '.join(modules)}"
                                  for name, modules in sorted(shared.items()))
+
+
+def imported_test_modules(module: Path) -> set[str]:
+    """The test modules (``tests/test_*.py``) that ``module`` imports, anywhere in it."""
+    found = set()
+    for node in ast.walk(ast.parse(module.read_text(), filename=str(module))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found |= {name.split(".")[1] for name in names
+                  if name.startswith("tests.test_") and name.count(".") == 1}
+    return found
+
+
+def test_the_import_scan_finds_test_modules(tmp_path: Path) -> None:
+    (tmp_path / "test_a.py").write_text("import os\nfrom tests.test_b import x\n"
+                                        "from tests import helpers, test_c\n"
+                                        "def f():\n    import tests.test_d\n")
+    assert imported_test_modules(tmp_path / "test_a.py") == {"test_b", "test_c", "test_d"}
+
+
+def test_no_test_module_imports_another() -> None:
+    imports = {module.name: imported_test_modules(module)
+               for module in sorted((ROOT / "tests").glob("*.py"))}
+    assert {name: found for name, found in imports.items() if found} == {}

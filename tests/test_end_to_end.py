@@ -12,19 +12,9 @@ from PIL import Image
 from botapi.client import ControlClient
 from engine.model import BUNDLED_MODEL
 from playground.harness import StackProcesses
-from tests.helpers import (  # noqa: F401 (SCENE, killed_at_exit: until the other modules
-    BOT_USERNAME,  # import them from tests.helpers directly)
-    SCENE,
-    SMALL_SCENE,
-    killed_at_exit,
-    learn,
-    quick_stack,
-    sample,
-)
+from tests.helpers import BOT_USERNAME, SCENE, SMALL_SCENE, learn, quick_stack, sample
 
 pytestmark = pytest.mark.slow  # the real bot and worker processes
-
-Service = StackProcesses  # the former name, until the other modules import the harness directly
 
 
 @pytest.fixture

@@ -32,8 +32,9 @@ from botapi.client import ControlClient
 from botapi.persona import Persona
 from botapi.records import MessageRecord
 from oneword import jobs
+from playground.harness import StackProcesses
 from storage import Job, JobNotFound, JobState, Storage
-from tests.test_end_to_end import SCENE, Service, killed_at_exit, sample
+from tests.helpers import SCENE, killed_at_exit, sample
 
 SEED = int(os.environ.get("FAULT_SEED", "1212"))  # another seed: another run of faults
 JOBS = 20  # learn and edit requests, spread over USERS people
@@ -48,7 +49,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-async def stack(tiny_model_dir, tmp_path) -> AsyncIterator[tuple[Service, ControlClient]]:
+async def stack(tiny_model_dir, tmp_path) -> AsyncIterator[tuple[StackProcesses, ControlClient]]:
     async with killed_at_exit(tiny_model_dir, tmp_path / "data", ONEWORD_MAX_ATTEMPTS="20",
                               ONEWORD_MAX_CONCURRENT_JOBS="10") as running:
         yield running
@@ -59,7 +60,7 @@ class Chaos:
     of the bot it notes the finished jobs whose delivery was not recorded yet, with the last
     message id of their chat then (see the module docstring)."""
 
-    def __init__(self, service: Service, rng: random.Random, store: Storage,
+    def __init__(self, service: StackProcesses, rng: random.Random, store: Storage,
                  tg: ControlClient) -> None:
         self.service, self.rng, self.store, self.tg = service, rng, store, tg
         self.victims = ["bot", "worker"] * (KILLS // 2)

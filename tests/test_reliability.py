@@ -13,14 +13,15 @@ import pytest
 from PIL import Image
 
 from botapi.client import ControlClient
+from playground.harness import StackProcesses
 from storage import Area, Storage
-from tests.test_end_to_end import SCENE, Service, killed_at_exit, sample
+from tests.helpers import SCENE, killed_at_exit, sample
 
 pytestmark = pytest.mark.slow  # the real bot and worker processes
 
 
 @pytest.fixture
-async def stack(tiny_model_dir, tmp_path) -> AsyncIterator[tuple[Service, ControlClient]]:
+async def stack(tiny_model_dir, tmp_path) -> AsyncIterator[tuple[StackProcesses, ControlClient]]:
     """The bot and the worker on the tiny model, against a fresh Bot API server."""
     async with killed_at_exit(tiny_model_dir, tmp_path / "data") as running:
         yield running
