@@ -11,6 +11,8 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from storage import Area, Storage
 from tests.helpers import BOT_USERNAME, SCENE, SMALL_SCENE, killed_at_exit, learn, sample
 
@@ -43,6 +45,7 @@ def job_count(store: Storage, user_id: int) -> int:
         return db.execute("SELECT COUNT(*) FROM jobs WHERE user_id = ?", (user_id,)).fetchone()[0]
 
 
+@pytest.mark.slow  # the real bot and worker processes
 async def test_a_flood_of_photos_queues_the_limit_and_gets_one_refusal(tiny_model_dir, tmp_path):
     """Thirty captioned photos at once in a group whose messages Telegram limits to 20 a
     minute, the worker stopped meanwhile: two jobs, one refusal, and then both results."""
@@ -70,6 +73,7 @@ async def test_a_flood_of_photos_queues_the_limit_and_gets_one_refusal(tiny_mode
         await until(both_results, "both results delivered", timeout=240)
 
 
+@pytest.mark.slow  # the real bot and worker processes
 async def test_hostile_names_get_polite_short_refusals(tiny_model_dir, tmp_path):
     """A 4,000-character word is refused quoting a short prefix; "/learn the", "as" and
     "style" (words the edit grammar drops, so never usable) are refused by the name rule."""
@@ -91,6 +95,7 @@ async def test_hostile_names_get_polite_short_refusals(tiny_model_dir, tmp_path)
         assert all(p.running for p in services.processes.values())
 
 
+@pytest.mark.slow  # the real bot and worker processes
 async def test_a_failed_edit_says_what_to_do_not_which_file_failed(tiny_model_dir, tmp_path):
     """The file of a learned word is gone: the failed edit's reply tells the user to learn the
     word again, and names no stored file."""

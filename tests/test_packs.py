@@ -81,6 +81,7 @@ async def bundled_stack(tmp_path):
         yield running
 
 
+@pytest.mark.slow  # the real bot and worker processes
 async def test_pack_end_to_end_sets_emoji_progress_and_redo(bundled_stack):
     _, tg = bundled_stack
     alice = await tg.user("Alice")

@@ -11,6 +11,8 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from botapi.client import ControlClient
 from storage import Storage
 from tests.helpers import SCENE, killed_at_exit, sample
@@ -59,6 +61,7 @@ def jobs_of(store: Storage, user_id: int) -> list[int]:
                                              (user_id,))]
 
 
+@pytest.mark.slow  # the real bot and worker processes
 async def test_a_request_survives_a_bot_killed_while_it_fetches_the_photo(tiny_model_dir,
                                                                           tmp_path):
     """The update is confirmed and the bot is downloading the photo (getFile answered late)
@@ -82,6 +85,7 @@ async def test_a_request_survives_a_bot_killed_while_it_fetches_the_photo(tiny_m
         assert len([m for m in await tg.bot_messages(alice.id) if m.photo]) == 1
 
 
+@pytest.mark.slow  # the real bot and worker processes
 async def test_a_request_handled_again_after_a_crash_queues_no_second_job(tiny_model_dir,
                                                                           tmp_path):
     """The job is queued and the bot is sending its status message (answered late) when it

@@ -102,6 +102,7 @@ async def test_two_worker_hosts_share_one_queue_and_take_over_a_killed_workers_j
                 assert job.error is None or job.error == LEASE_EXPIRED_ERROR
 
 
+@pytest.mark.slow  # the real bot and worker processes
 async def test_bot_and_worker_on_different_hosts_learn_then_edit(
     tiny_model_dir, tmp_path: Path, pg_url: str
 ):

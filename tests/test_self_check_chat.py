@@ -62,6 +62,7 @@ async def bundled(tmp_path) -> AsyncIterator:
         yield running
 
 
+@pytest.mark.slow  # the real bot and worker processes
 async def test_a_photo_of_another_creature_is_named_before_learning(bundled):
     service, tg = bundled
     alice = await tg.user("Alice")
@@ -79,6 +80,7 @@ async def test_a_photo_of_another_creature_is_named_before_learning(bundled):
     assert all(p.running for p in service.processes.values())
 
 
+@pytest.mark.slow  # the real bot and worker processes
 async def test_the_self_check_by_image_embeddings_comes_with_the_preview(tiny_model_dir,
                                                                          tmp_path):
     image_model = make_tiny_image_model(tmp_path / "clip")
