@@ -131,9 +131,9 @@ def test_learning_lowers_the_loss_and_trains_only_the_new_vectors(tiny_model, ci
 
 def test_same_seed_same_concept(tiny_model, circles):
     settings = replace(FAST, steps=5)
-    first = learn_concept(tiny_model, circles, "a", settings=settings)
-    again = learn_concept(tiny_model, circles, "a", settings=settings)
-    other = learn_concept(tiny_model, circles, "a", settings=replace(settings, seed=1))
+    first = learn_concept(tiny_model, circles, "dot", settings=settings)
+    again = learn_concept(tiny_model, circles, "dot", settings=settings)
+    other = learn_concept(tiny_model, circles, "dot", settings=replace(settings, seed=1))
     assert torch.equal(first.concept.vectors, again.concept.vectors)
     assert first.losses == again.losses
     assert not torch.equal(first.concept.vectors, other.concept.vectors)
