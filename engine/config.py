@@ -147,7 +147,7 @@ class ConceptSettings:
     # and start noise, each stopping on its own; the self-check keeps the one drawn most like
     # the photos (engine/self_check.py), else the lowest probe loss wins. K candidates cost K
     # times the steps' time. On the bundled model over learning seeds 0-3 (recognised in 12
-    # drawings), 2 candidates judged by the captioner's 8 drawings each moved the creature
+    # drawings), 2 candidates judged by the captioner's 8 drawings each moved the character
     # from 0.875 mean (lowest 0.833) to 0.896 (0.750) and the object from 0.562 (0.417) to
     # 0.542 (0.417), at twice the time (24 s -> 49 s with the self-check): so one.
     candidates: int = 1
@@ -186,7 +186,7 @@ class CheckSettings:
     # Caption judge: the share of the photos' common subject words a drawing must show to count
     # as alike (1: all of them, as the benchmark's checker asks of a reserved concept), and
     # under which a photo shows something else than the other photos (1: one word of them
-    # missing is enough, so the same creature in another colour is caught too).
+    # missing is enough, so the same thing in another colour is caught too).
     words_alike: float = 1.0
     words_odd: float = 1.0
     # Embedding judge: cosine to the photos' mean embedding, relative to the photos' own.
