@@ -68,6 +68,7 @@ def is_finite_number(value) -> bool:
 # End to end
 
 
+@pytest.mark.slow  # starts processes or runs a whole pipeline
 def test_quick_benchmark_writes_every_stage_and_every_kind_by_mode(tiny_model_dir, tmp_path):
     args = bench_args("--quick", "--model", str(tiny_model_dir), "--out", str(tmp_path))
     assert run(args, Log(quiet=True), checker=untrained_checker()) == 0
@@ -301,6 +302,7 @@ def test_the_gpu_stages_run_on_a_tiny_sd15_on_the_cpu():
     assert stages["edit"]["unet_forward"] == 2 * 4  # two steps of [uncond, cond] x 2 prompts
 
 
+@pytest.mark.slow  # starts processes or runs a whole pipeline
 def test_each_gpu_option_and_a_whole_learning_run_on_a_tiny_sd15_on_the_cpu():
     """The GPU plan's option table and learning end to end, at tiny size: each option runs
     the same photo-to-result edit and leaves the model as it found it."""

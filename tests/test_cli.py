@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from engine.concepts import load_concept
@@ -18,6 +19,7 @@ def oneword(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.slow  # starts processes or runs a whole pipeline
 def test_learn_then_edit_from_the_command_line(tiny_model_dir, tmp_path):
     concept_file = tmp_path / "mochi.safetensors"
     photos = sorted(str(p) for p in (SAMPLES / "creature").glob("*.png"))
@@ -90,6 +92,7 @@ def edit(tmp_path: Path, command: str, *args: str, photo: Path | None = None,
                    "--out", str(out or tmp_path / "edited.png"), *args)
 
 
+@pytest.mark.slow  # starts processes or runs a whole pipeline
 def test_an_unloadable_model_is_noticed_after_the_checks(tmp_path):
     """The control for the tests below: good inputs reach the model, which fails to load."""
     learned = learn(tmp_path)

@@ -40,6 +40,7 @@ def photo() -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.slow  # starts processes or runs a whole pipeline
 @pytest.mark.parametrize("entry", [("-m", "oneword", "bot"), ("-m", "bot")])
 async def test_the_bot_process_loads_no_model(entry, tmp_path):
     log = tmp_path / "importtime.log"

@@ -162,6 +162,7 @@ async def test_cancelled_learning_stops_and_stores_nothing(world):
     assert await storage.concepts.count_owned(USER) == 0
 
 
+@pytest.mark.slow  # starts processes or runs a whole pipeline
 def test_a_killed_worker_process_is_replaced_and_the_job_completes(tiny_model_dir, tmp_path):
     data = tmp_path / "data"
 

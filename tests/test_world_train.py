@@ -77,6 +77,7 @@ def test_an_unknown_field_is_refused_by_name(tmp_path):
         run_config(str(tmp_path / "new"), overrides={"pool": "3"})
 
 
+@pytest.mark.slow  # starts processes or runs a whole pipeline
 def test_pools_render_the_same_on_several_processes():
     """Parallel rendering (a GPU run's pools) gives what one process gives, in order."""
     rng = random.Random(3)
@@ -91,6 +92,7 @@ def test_pools_render_the_same_on_several_processes():
     assert any(grids[16].any() for _, grids in alone)  # masks were drawn
 
 
+@pytest.mark.slow  # starts processes or runs a whole pipeline
 def test_ears_are_drawn_the_same_on_several_processes():
     """A pool's ear grids drawn in parts on two processes are `ear_cells` of the whole pool."""
     scenes = [creature_scene("round"), creature_scene("pointy"), creature_scene("none")]
@@ -102,6 +104,7 @@ def test_ears_are_drawn_the_same_on_several_processes():
     assert together[:2].any()  # the eared creatures' ears were drawn
 
 
+@pytest.mark.slow  # starts processes or runs a whole pipeline
 def test_a_pool_renders_on_several_processes_within_few_file_descriptors():
     """Mask grids come back from the rendering processes without holding a file descriptor
     each (a pool of 18,000 scenes at two grid sides once ran out of them)."""
