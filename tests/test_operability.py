@@ -119,6 +119,7 @@ def test_allowlist_settings_are_checked() -> None:
 # ------------------------------------------------------------------------------ log level
 
 
+@pytest.mark.slow  # the real bot or worker process
 async def test_the_log_level_setting_and_level_names_in_log_lines(server: BotApiServer,
                                                                     tmp_path: Path) -> None:
     """`oneword bot` as an operator runs it: at DEBUG, debug lines show; each names its level."""
@@ -151,6 +152,7 @@ async def test_the_log_level_setting_and_level_names_in_log_lines(server: BotApi
 # ------------------------------------------------------------------ a health port in use
 
 
+@pytest.mark.slow  # the real bot or worker process
 @pytest.mark.parametrize("service", ["bot", "worker"])
 async def test_a_taken_health_port_is_one_clear_line(service: str, server: BotApiServer,
                                                       tmp_path: Path) -> None:
@@ -177,6 +179,7 @@ async def test_a_taken_health_port_is_one_clear_line(service: str, server: BotAp
 # --------------------------------------------------------------------------- the bot's health
 
 
+@pytest.mark.slow  # the real bot or worker process
 async def test_bot_health_answers_and_readiness_fails_when_the_database_is_gone(
         server: BotApiServer, tg: ControlClient, http: aiohttp.ClientSession,
         tmp_path: Path) -> None:
@@ -214,6 +217,7 @@ async def test_bot_health_answers_and_readiness_fails_when_the_database_is_gone(
 # ------------------------------------------------------------------------ the worker's health
 
 
+@pytest.mark.slow  # the real bot or worker process
 async def test_worker_is_ready_once_its_models_are_loaded(tiny_model_dir: Path,
                                                           http: aiohttp.ClientSession,
                                                           tmp_path: Path) -> None:
@@ -259,6 +263,7 @@ class FussySticker:
         return b"sticker"
 
 
+@pytest.mark.slow  # the real bot or worker process
 async def test_worker_metrics_count_jobs_durations_waits_and_failures(
         http: aiohttp.ClientSession, tmp_path: Path) -> None:
     settings = load_settings(environ={}, data_dir=str(tmp_path / "data"))

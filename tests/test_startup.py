@@ -13,10 +13,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from botapi import BotApiServer
 
 ROOT = Path(__file__).resolve().parents[1]
 WRONG_TOKEN = "987654321:AAWrongWrongWrongWrongWrongWrongWro"  # the shape of a real one
+
+
+pytestmark = pytest.mark.slow  # each test starts the real bot process
 
 
 def service_env(data_dir: Path, **settings: str) -> dict[str, str]:
