@@ -723,6 +723,7 @@ async def test_429_burst_everything_still_delivered(bot: Any, tg: ControlClient,
         assert await is_delivered(worker.store, job.id)
 
 
+@pytest.mark.slow  # a whole model run, or waits out a peer client's polling
 async def test_a_late_answer_is_not_taken_for_a_lost_send(bot: Any, tg: ControlClient,
                                                           worker: StandInWorker) -> None:
     """Telegram busy: the result is taken at once but answered 8 s later (past PTB's default

@@ -70,6 +70,7 @@ async def replies(tg: ControlClient, chat_id: int) -> list[MessageRecord]:
     return await tg.bot_messages(chat_id)
 
 
+@pytest.mark.slow  # a whole model run, or waits out a peer client's polling
 async def test_polling_offsets_no_update_twice(peer: Any, tg: ControlClient) -> None:
     alice = await tg.user("Alice")
     for text in ("one", "two <&> three"):

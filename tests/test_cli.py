@@ -137,6 +137,7 @@ def test_edit_refuses_bad_inputs_before_loading(tmp_path):
     assert mode.returncode == 2 and "invalid choice: 'slow'" in mode.stderr
 
 
+@pytest.mark.slow  # a whole model run, or waits out a peer client's polling
 def test_an_edit_the_model_cannot_plan_stops_before_inverting(tiny_model_dir, tmp_path):
     """A plain word may be one the model knows: the model tells, and the inversion (whose
     progress bar would show on stderr) never starts."""
