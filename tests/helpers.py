@@ -5,9 +5,11 @@ other."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from bot.services import Tuning
 from botapi.client import ControlClient
@@ -57,3 +59,14 @@ async def killed_at_exit(model_dir: Path, data_dir: Path, **env: str
     async with running_stack(model_dir, data_dir, settings={**QUICK_SETTINGS, **env},
                              crash_at_exit=True, privacy_mode=True) as running:
         yield running
+
+
+async def until(condition: Callable[[], Awaitable[Any]], what: str, timeout: float = 180) -> Any:
+    """Wait for ``condition()`` to be true (checked every tenth of a second); fail after
+    ``timeout`` seconds, a bound against a hang."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (found := await condition()):
+        assert loop.time() < deadline, f"{what}: not within {timeout} s"
+        await asyncio.sleep(0.1)
+    return found

@@ -8,28 +8,15 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
 
 from storage import Area, Storage
-from tests.helpers import BOT_USERNAME, SCENE, SMALL_SCENE, killed_at_exit, learn, sample
+from tests.helpers import BOT_USERNAME, SCENE, SMALL_SCENE, killed_at_exit, learn, sample, until
 
 LIMIT = 2  # the default max_concurrent_jobs
 FLOOD = 30
 TOO_MANY = "waiting or running"  # words of the refusal over the job limit
-
-
-async def until(condition: Callable[[], Awaitable[Any]], what: str, timeout: float = 180) -> Any:
-    """Wait for ``condition()`` to be true (checked every tenth of a second); fail after
-    ``timeout`` seconds, a bound against a hang."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (found := await condition()):
-        assert loop.time() < deadline, f"{what}: not within {timeout} s"
-        await asyncio.sleep(0.1)
-    return found
 
 
 async def flood_handled(store: Storage) -> bool:

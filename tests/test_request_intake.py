@@ -6,29 +6,16 @@ the Bot API server holds one answer back so that moment lasts."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from botapi.client import ControlClient
 from storage import Storage
-from tests.helpers import SCENE, killed_at_exit, sample
+from tests.helpers import SCENE, killed_at_exit, sample, until
 
 HELD_S = 600  # a held answer outlasts the test; the bot is killed while it waits
-
-
-async def until(condition: Callable[[], Awaitable[Any]], what: str, timeout: float = 120) -> Any:
-    """Wait for ``condition()`` to be true (checked every tenth of a second); fail after
-    ``timeout`` seconds, a bound against a hang."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (found := await condition()):
-        assert loop.time() < deadline, f"{what}: not within {timeout} s"
-        await asyncio.sleep(0.1)
-    return found
 
 
 async def bot_is_up(user: Any) -> None:
