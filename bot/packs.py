@@ -1,8 +1,10 @@
 """Sticker packs of a learned word: ``/pack mochi``, its delivery into sticker sets, and redo.
 
-``/pack <word>`` queues one ``pack`` job (:class:`oneword.jobs.PackPayload`); the worker draws
-the word in each of the model's expressions, cut out with a white outline, and the status
-message shows which sticker it is drawing. The delivery loop then puts the stickers into a
+``/pack <word>`` (or a bare ``/pack`` replying to a message that names the word, such as the
+bot's "I learned mochi"; see :func:`named_words`) queues one ``pack`` job
+(:class:`oneword.jobs.PackPayload`); the worker draws the word in each of the model's
+expressions, cut out with a white outline, and the status message shows which sticker it is
+drawing. The delivery loop then puts the stickers into a
 new sticker set of the requester's, ``<word>_<job id>_by_<bot>``, and the same pictures into a
 custom emoji set, ``<word>_<job id>_emoji_by_<bot>``, and answers with both links and one
 "redo" button per sticker. A redo is a pack job for one index with another seed; its delivery
@@ -18,12 +20,14 @@ import asyncio
 import logging
 import re
 import zlib
+from collections.abc import Sequence
 
 from telegram import (
     Bot,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputSticker,
+    Message,
     ReplyParameters,
     Update,
 )
@@ -32,7 +36,8 @@ from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from oneword import jobs
-from storage import InvalidConceptName, Job, LimitReached, StorageError
+from oneword.names import NAME_CHARS
+from storage import InvalidConceptName, Job, LimitReached, StorageError, StoredConcept
 
 from . import buttons, queueing, texts
 from .services import Services, get_services
@@ -43,6 +48,7 @@ MAX_SET_NAME = 64
 MAX_TITLE = 64
 _REDO = re.compile(rf"^{buttons.REDO}(\d):(\d{{1,18}})$")
 REDO_PATTERN = _REDO.pattern
+_WORDS = re.compile(rf"[{NAME_CHARS}]+")  # a message's words, as concept names are written
 
 
 def set_names(word: str, job_id: int, bot_username: str) -> tuple[str, str]:
@@ -70,24 +76,69 @@ def redo_keyboard(result: jobs.PackResult, job_id: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([keys[i:i + 3] for i in range(0, len(keys), 3)])
 
 
+def named_words(text: str, concepts: Sequence[StoredConcept]) -> list[StoredConcept]:
+    """The concepts whose names ``text`` says as words (any case, quoted or not), in the order
+    first said, each once; of concepts sharing a name, the first listed (the one
+    :meth:`storage.concepts.ConceptRepo.get_visible` would pick, as ``list_visible`` orders
+    them)."""
+    by_name: dict[str, StoredConcept] = {}
+    for concept in concepts:
+        by_name.setdefault(concept.name.lower(), concept)
+    found: dict[str, StoredConcept] = {}
+    for word in _WORDS.findall(text.lower()):
+        if word in by_name:
+            found.setdefault(word, by_name[word])
+    return list(found.values())
+
+
+async def _word_of_reply(message: Message, services: Services, user_id: int,
+                         chat_id: int) -> StoredConcept | None:
+    """The word a bare ``/pack`` means: the one thing (not style) the replied message's text
+    or caption names among the words this user may use here. Otherwise answers why not (no
+    reply, no known word, only a style, several things) and returns None."""
+    replied = message.reply_to_message
+    if replied is None:
+        await message.reply_text(texts.PACK_USAGE)
+        return None
+    visible = await services.store.concepts.list_visible(user_id=user_id, chat_id=chat_id)
+    named = named_words(replied.text or replied.caption or "", visible)
+    things = [c for c in named if c.kind != jobs.ConceptKind.STYLE]
+    if len(things) == 1:
+        return things[0]
+    if things:
+        await message.reply_text(texts.pack_which_word([c.name for c in things]))
+    elif named:
+        await message.reply_text(texts.pack_style(named[0].name))
+    else:
+        await message.reply_text(texts.pack_no_word_in_reply(
+            [c.name for c in visible if c.kind != jobs.ConceptKind.STYLE]))
+    return None
+
+
 async def pack_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """``/pack <word>``: a sticker pack of a learned word (in private, or in a group)."""
+    """``/pack <word>``: a sticker pack of a learned word (in private, or in a group); a bare
+    ``/pack`` replying to a message takes the word that message names."""
     message, chat, user = update.effective_message, update.effective_chat, update.effective_user
     if message is None or chat is None or user is None:
         return
     services = get_services(context)
     words = (message.text or message.caption or "").split()[1:]
-    if len(words) != 1:
+    if len(words) > 1:
         await message.reply_text(texts.PACK_USAGE)
         return
-    try:
-        concept = await services.store.concepts.get_visible(words[0], user_id=user.id,
-                                                            chat_id=chat.id)
-    except InvalidConceptName:
-        concept = None
-    if concept is None:
-        await message.reply_text(texts.pack_unknown_word(words[0]))
-        return
+    if not words:
+        concept = await _word_of_reply(message, services, user.id, chat.id)
+        if concept is None:
+            return
+    else:
+        try:
+            concept = await services.store.concepts.get_visible(words[0], user_id=user.id,
+                                                                chat_id=chat.id)
+        except InvalidConceptName:
+            concept = None
+        if concept is None:
+            await message.reply_text(texts.pack_unknown_word(words[0]))
+            return
     if concept.kind == jobs.ConceptKind.STYLE:
         await message.reply_text(texts.pack_style(concept.name))
         return

@@ -341,7 +341,8 @@ def sticker_added(link: str, created: bool) -> str:
 STICKER_SET_FAILED = "I couldn't add it to your sticker set: {reason}"
 STICKER_SET_TITLE = "{name}'s OneWord stickers"
 
-PACK_USAGE = "Which word? /pack <name> makes a sticker pack of a word you taught me."
+PACK_USAGE = ("Which word? /pack <name> makes a sticker pack of a word you taught me (or reply "
+              "/pack to a message that names the word).")
 PACK_NOT_YOURS = "Only the person who asked for this pack can redo its stickers."
 PACK_REDOING = "Drawing that one again..."
 
@@ -350,6 +351,22 @@ def pack_unknown_word(name: str) -> str:
     """/pack of a word this chat doesn't know."""
     return (f"I don't know the word \"{name[:40]}\" here. Teach it to me with /learn, or see "
             "/concepts for the words you can use.")
+
+
+def pack_no_word_in_reply(words: Sequence[str]) -> str:
+    """A bare /pack replying to a message that names no word the user may use here."""
+    known = (f" Your words here: {', '.join(words[:10])}{', ...' if len(words) > 10 else ''}."
+             if words else " Teach me one first with /learn.")
+    return ("I don't see a word you taught me in that message. Which word? Send /pack <name>."
+            + known)
+
+
+def pack_which_word(words: Sequence[str]) -> str:
+    """A bare /pack replying to a message that names several of the user's words."""
+    shown = words[:5]
+    return (f"That message names {len(words)} of your words ({', '.join(shown)}"
+            f"{', ...' if len(words) > len(shown) else ''}). Which one? Send /pack {shown[0]}, "
+            "say, for a pack of that one.")
 
 
 def pack_style(name: str) -> str:

@@ -618,6 +618,62 @@ async def test_sticker_command_and_add_to_my_set(bot: Any, tg: ControlClient,
     assert sticker_set["owner_id"] == alice.id
 
 
+def pack_of(job: Job) -> jobs.PackPayload:
+    """The typed payload of a pack job, as the worker reads it."""
+    return jobs.from_json(jobs.PackPayload, job.payload)
+
+
+async def test_a_bare_pack_reply_takes_the_word_the_message_names(
+        bot: Any, tg: ControlClient, worker: StandInWorker) -> None:
+    alice, bob = await tg.user("Alice"), await tg.user("Bob")
+    await alice.say("/learn Mochi")
+    await alice.wait_reply(contains="Send me")
+    await alice.send_album([picture(color=(i * 50, 20, 20)) for i in range(3)])
+    await alice.wait_reply(contains="queue")
+    await worker.finish_learn(await worker.claim("learn"))
+    learned = await alice.wait_reply(photo=True)
+    assert learned.text.startswith('I learned "Mochi"')
+    request = await alice.say("/pack", reply_to=learned)  # the bot's own "I learned" message
+    await alice.wait_reply(contains="queue")
+    job = await worker.claim("pack")
+    assert pack_of(job).word == "Mochi" and job.reply_to_message_id == request.message_id
+
+    group_id = await group_with(tg, alice, bob)  # privacy mode: the bot sees no plain chat
+    alice_g, bob_g = alice.in_chat(group_id), bob.in_chat(group_id)
+    rex = await add_concept(worker.store, owner=bob.id, chat_id=group_id, name="rex",
+                            chat_type="supergroup")
+    await worker.store.concepts.create(
+        owner_id=bob.id, chat_id=group_id, name="inkwash", kind="style", base_model="stand-in",
+        file_path=worker.store.files.store_bytes(Area.CONCEPTS, b"style", ".safetensors"))
+    await alice_g.say("/share mochi")
+    await alice_g.wait_reply(contains="can now use")
+    plain = await bob_g.say("what a sunny day")
+    assert not plain.delivered
+    await alice_g.say("/pack", reply_to=plain)
+    nothing = (await alice_g.wait_reply()).text
+    assert "don't see a word you taught me" in nothing and "Mochi, rex" in nothing
+    both = await bob_g.say("mochi and REX are friends")
+    await alice_g.say(f"/pack@{BOT_USERNAME}", reply_to=both)
+    assert "names 2 of your words (Mochi, rex). Which one?" in (await alice_g.wait_reply()).text
+    styled = await bob_g.say("restyle as inkwash")
+    await alice_g.say("/pack", reply_to=styled)
+    assert '"inkwash" is a style' in (await alice_g.wait_reply()).text
+    await alice_g.say("/pack")
+    assert "Which word?" in (await alice_g.wait_reply()).text
+    assert await worker.store.jobs.queue_length() == 0
+
+    # a thing and a style named: the pack is of the thing; bob may use the word shared here
+    named = await alice_g.say('look at "REX", restyled as inkwash!')
+    request = await bob_g.say("/pack", reply_to=named)
+    await bob_g.wait_reply(contains="queue")
+    job = await worker.claim("pack")
+    assert (pack_of(job).concept_id, job.chat_id, job.user_id) == (rex.id, group_id, bob.id)
+    assert job.reply_to_message_id == request.message_id
+    await alice_g.say("/pack mochi", reply_to=named)  # a name given: the reply is not read
+    await alice_g.wait_reply(contains="queue")
+    assert pack_of(await worker.claim("pack")).word == "Mochi"
+
+
 async def test_edits_and_stickers_say_why_they_have_no_picture(bot: Any, tg: ControlClient,
                                                                worker: StandInWorker) -> None:
     alice = await tg.user("Alice")
