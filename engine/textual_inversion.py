@@ -16,7 +16,9 @@ explain only its subject:
   beach"); without either, the generic templates. A style's captions name the content and put
   the word in the style's place ("a dog on a sofa in <word> style").
 - A loss focused on the subject, for objects and persons: the denoising error is weighted by the
-  subject's mask from the captioner, else by the word's own cross-attention (`attention_focus`).
+  subject's mask from the captioner, else, for a person, by the head and shoulders a face
+  detector (and a segmenter) find in the portrait (engine/faces.py says why a detector), else by
+  the word's own cross-attention (`attention_focus`).
   A style covers the whole picture, so its loss is the plain one, drawn at high noise only
   (`lowest_timestep`) and with offset noise (`ConceptSettings.style_noise_offset`): there the
   picture's look, its tint above all, is the words' to set.
@@ -58,6 +60,7 @@ from engine.errors import (
     NotEnoughImagesError,
     TooManyImagesError,
 )
+from engine.faces import PersonFinder
 from engine.images import fit_square, read_image
 from engine.model import DiffusionModel, image_to_tensor
 
@@ -119,7 +122,9 @@ class LearnedWord:
     reason: str  # "done", "levelled off" or "cancelled"
     warnings: list[str] = field(default_factory=list)  # for the user, in plain words
     preview_caption: str | None = None  # a caption with "{}" that shows the concept well
-    focus: str = "whole picture"  # "subject masks", "word attention" or "whole picture"
+    # "subject masks", "head and shoulders" (a person's, engine/faces.py), "word attention" or
+    # "whole picture"
+    focus: str = "whole picture"
     start_words: str | None = None  # the words the vectors started from, if any
     # every candidate word learned together (ConceptSettings.candidates), `concept` among them:
     # the one with the lowest probe loss, until a self-check picks (engine/self_check.py)
@@ -134,7 +139,7 @@ class TrainingSet:
     captions: list[tuple[str, ...]]  # per view, captions with "{}" for the word
     masks: torch.Tensor | None  # (V, h, w) subject weights in [0, 1]; None: no view has one
     has_mask: torch.Tensor  # (V,) bool: which views' masks are real
-    focus: str  # "subject masks", "word attention" or "whole picture"
+    focus: str  # as LearnedWord.focus
     words: str | None = None  # the captioner's words for the subject, the most common among views
 
 
@@ -144,13 +149,15 @@ def learn_concept(model: DiffusionModel, images: Sequence[Image.Image], name: st
                   progress: Callable[[ConceptProgress], None] | None = None,
                   should_stop: Callable[[], bool] | None = None,
                   captioner: Captioner | None = None,
-                  descriptions: Sequence[str | None] | None = None) -> LearnedWord:
+                  descriptions: Sequence[str | None] | None = None,
+                  people: PersonFinder | None = None) -> LearnedWord:
     """Learn a word for the thing (or person, or style) shown in `images`.
 
     `initializer` (words, e.g. "cat") is where the vectors start, else the captioner's words
     for the subject (`initial_vectors`). `captioner` (the model's, if it has one) captions and
     masks each photo; `descriptions`, one per photo (or None), say what else a photo shows,
-    e.g. "on a beach" ("a dog on a sofa" for a style). Deterministic for a given
+    e.g. "on a beach" ("a dog on a sofa" for a style). `people` finds a person's head and
+    shoulders in portraits, for the person kind's loss (engine/faces.py). Deterministic for a given
     `settings.seed` on a given device. The model is left unchanged. Raises
     NotEnoughImagesError, TooManyImagesError, ConceptNameError, and with `settings.strict`
     InconsistentImagesError; other doubts about the photos become warnings.
@@ -161,7 +168,7 @@ def learn_concept(model: DiffusionModel, images: Sequence[Image.Image], name: st
     if descriptions is not None and len(descriptions) != len(images):
         raise ValueError("give one description (or None) per photo")
     warnings = check_images(images, settings)
-    data = training_set(model, images, kind, settings, captioner, descriptions)
+    data = training_set(model, images, kind, settings, captioner, descriptions, people)
     # one stream of draws per candidate, on the CPU: the same draws on any device
     generators = [torch.Generator().manual_seed(settings.seed + CANDIDATE_SEED_STEP * k)
                   for k in range(max(1, settings.candidates))]
@@ -300,24 +307,37 @@ def learn_concept_from_files(model: DiffusionModel, paths: Sequence[str | Path],
 
 def training_set(model: DiffusionModel, images: Sequence[Image.Image], kind: str,
                  settings: ConceptSettings, captioner: Captioner | None = None,
-                 descriptions: Sequence[str | None] | None = None) -> TrainingSet:
+                 descriptions: Sequence[str | None] | None = None,
+                 people: PersonFinder | None = None) -> TrainingSet:
     """Every training view of every photo with its latent, captions and subject mask.
 
     Views (the photo, its mirror, crops) are captioned one by one, since a mirror or a crop moves
     the subject. A view the captioner finds no subject in, or every view without a captioner,
-    gets the kind's templates, with the photo's description if the user gave one.
+    gets the kind's templates, with the photo's description if the user gave one. A person's
+    view the captioner gives no mask for takes the head and shoulders `people` finds in the
+    whole photo (engine/faces.py), cropped and mirrored as the view is: a detector sees a face
+    better in the photo than in a model-sized crop of it.
     """
     rng = random.Random(settings.seed)
     views, captions, masks = [], [], []
     described: Counter[str] = Counter()
+    found_people = 0
     for index, image in enumerate(images):
         description = (descriptions[index] if descriptions else None) or ""
-        for view in augmented_views(image, settings.augment, model.image_size, rng):
+        state = rng.getstate()
+        photo_views = augmented_views(image, settings.augment, model.image_size, rng)
+        person = people.mask(image) if people is not None and kind == "person" else None
+        person_views = (_mask_views(person, state, settings.augment, model.image_size)
+                        if person is not None else [None] * len(photo_views))
+        for view, person_view in zip(photo_views, person_views, strict=True):
             subject = captioner.subject(view, kind) if captioner is not None else None
             views.append(view)
             captions.append((subject.caption,) if subject is not None
                             else described_templates(kind, description))
-            masks.append(subject.mask if subject is not None and kind != "style" else None)
+            mask = subject.mask if subject is not None and kind != "style" else None
+            if mask is None and person_view is not None:
+                mask, found_people = person_view, found_people + 1
+            masks.append(mask)
             if subject is not None and subject.words:
                 described[subject.words] += 1
     latents = encode_views(model, views)
@@ -333,7 +353,7 @@ def training_set(model: DiffusionModel, images: Sequence[Image.Image], kind: str
     if kind == "style":
         focus = "whole picture"
     elif has_mask.all():
-        focus = "subject masks"
+        focus = "head and shoulders" if found_people == len(views) else "subject masks"
     else:
         focus = "word attention"
     words = described.most_common(1)[0][0] if described else None
@@ -353,6 +373,16 @@ def described_templates(kind: str, description: str = "") -> tuple[str, ...]:
         return (f"{description} in {PLACEHOLDER} style",
                 f"{description} in the style of {PLACEHOLDER}")
     return tuple(f"{template} {description}" for template in TEMPLATES[kind])
+
+
+def _mask_views(mask: np.ndarray, state: object, count: int, size: int) -> list[np.ndarray]:
+    """A photo's mask cut into the same views as the photo: `augmented_views` again, with the
+    random state the photo's views were drawn with."""
+    rng = random.Random()
+    rng.setstate(state)
+    picture = Image.fromarray((np.clip(mask, 0, 1) * 255).astype(np.uint8), "L")
+    return [np.asarray(view, np.float32) / 255 for view in
+            augmented_views(picture, count, size, rng)]
 
 
 def latent_mask(mask: np.ndarray, side: int) -> torch.Tensor:

@@ -43,6 +43,11 @@ class Settings:
     # transformers image-segmentation model (id or folder) cutting out stickers on real photos;
     # empty: the model folder's own segmenter, if any, else the attention cut-out; "none": off
     segmenter: str = ""
+    # a face detector for learning people: a person's loss lies on the head and shoulders it
+    # finds in each portrait (engine/faces.py). "opencv": OpenCV's frontal-face cascade (the
+    # `faces` extra, opencv-python-headless); a path: a cascade file of one's own; "auto":
+    # OpenCV's when installed; "none": off (the word's own attention, or the model's captioner)
+    face_detector: str = "auto"
     # /pack on a model without a captioner's expression words: one sticker per expression
     pack_expressions: str = "happy,sad,angry,surprised,sleepy,laughing"
     data_dir: str = "data"

@@ -61,7 +61,7 @@ def test_the_bot_installs_no_model_stack():
         text = (DEPLOY / image).read_text()
         assert "COPY botapi" not in text and "COPY playground" not in text, image
     worker = (DEPLOY / "Dockerfile.worker").read_text()
-    assert 'pip install ".[worker]"' in worker and "COPY bot " not in worker
+    assert 'pip install ".[worker,faces]"' in worker and "COPY bot " not in worker
 
 
 def test_make_test_installs_what_it_needs_first():

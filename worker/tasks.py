@@ -18,6 +18,7 @@ from engine.acceleration import accelerate
 from engine.captioning import load_captioner
 from engine.concepts import Concept, load_concept, save_concept
 from engine.config import CheckSettings, ConceptSettings, EditSettings, InversionSettings
+from engine.faces import PersonFinder, load_face_finder
 from engine.images import read_image
 from engine.inversion import Inversion
 from engine.likeness import load_judge
@@ -80,6 +81,8 @@ class EngineTasks:
         # the captioning model the settings name, else the model folder's own captioner
         self.captioner = captioner_for(self.model.source, self.model.device, settings.captioner)
         self.segmenter = load_segmenter(self.model.source, settings.segmenter)
+        # where a person's portraits show the head and shoulders, for the person kind's loss
+        self.people = PersonFinder(load_face_finder(settings.face_detector), self.segmenter)
         self.pack_plan = load_pack_plan(self.model.source, settings.pack_expressions)
         self.editor = Editor(self.model, self.captioner,
                              InversionSettings(steps=settings.inversion_steps),
@@ -115,6 +118,7 @@ class EngineTasks:
         result, check = learn_checked(self.model, images, name, kind, settings, self.judge,
                                       self.check_settings, progress=progress,
                                       should_stop=should_stop, captioner=self.captioner,
+                                      people=self.people,
                                       descriptions=_per_photo(descriptions, len(images)))
         if result.reason == "cancelled":
             raise InterruptedError("learning cancelled")

@@ -1,0 +1,162 @@
+"""Where a portrait's person is: a face found by a detector, grown to head and shoulders.
+
+A person's word should learn the face and shoulders, never the room behind them. Learning an
+object weights its loss by the subject's mask from the model's captioner, else by the word's
+own cross-attention (engine/textual_inversion.py). For a person neither is enough on real
+photos: real Stable Diffusion folders ship no captioner, and a new word's attention starts
+from its starting words, vague and spread over the whole picture, so the room is in the loss
+until the word has already learned much of it. A face detector instead knows where the face is
+from the first step, whatever the word has learned, on any photo.
+
+The detector is OpenCV's frontal-face cascade (Viola-Jones, `opencv-python-headless` below 5,
+the `faces` extra): its model file is inside the wheel, so nothing is fetched at run time; it
+needs only numpy, runs in milliseconds on a CPU and takes no GPU memory. Heavier detectors
+(MediaPipe's, with its many dependencies; OpenCV's YuNet, whose ONNX file no package ships)
+would find turned faces too, but a portrait for learning a person is mostly frontal, and a view
+in which no face is found simply falls back to the word's attention.
+
+The face box is grown to the head (hair above, ears beside, the chin below) and the shoulders
+beneath it; with a segmenter (engine/segmentation.py) the region is cut to the person's own
+pixels, so the wall between hair and shoulders is left out too. Without a detector, a segmenter
+alone gives the person's mask down to head-and-shoulders height.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from engine.errors import ModelLoadError
+from engine.segmentation import Segmenter
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom, in pixels
+# Around a face box (its width w, height h): the head reaches this far above it (hair), beside
+# it (ears, hair) and below it (chin, neck); the shoulders are an ellipse this wide and this
+# far below the chin.
+HAIR_ABOVE = 0.35
+HEAD_BESIDE = 0.2
+NECK_BELOW = 0.35
+SHOULDERS_WIDE = 2.8
+SHOULDERS_BELOW = 1.4
+MIN_FACE_SHARE = 0.04  # a face narrower than this share of the photo's shorter side is noise
+
+
+@runtime_checkable
+class FaceFinder(Protocol):
+    """What a face detector supplies."""
+
+    def faces(self, image: Image.Image) -> list[Box]:
+        """The boxes of the faces in a picture, in pixels, largest first."""
+
+
+class CascadeFaceFinder:
+    """OpenCV's Viola-Jones face cascade as a FaceFinder."""
+
+    def __init__(self, cascade_file: str | Path | None = None):
+        try:
+            import cv2
+        except ImportError as exc:
+            raise ModelLoadError("the OpenCV face detector needs opencv-python-headless "
+                                 "(pip install 'oneword[faces]')") from exc
+        if not hasattr(cv2, "CascadeClassifier"):
+            raise ModelLoadError(f"OpenCV {cv2.__version__} has no face cascade; "
+                                 "install opencv-python-headless below 5")
+        path = Path(cascade_file) if cascade_file else (
+            Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml")
+        self.classifier = cv2.CascadeClassifier(str(path))
+        if self.classifier.empty():
+            raise ModelLoadError(f"no face cascade could be read from {path}")
+        self._cv2 = cv2
+
+    def faces(self, image: Image.Image) -> list[Box]:
+        """Frontal faces at least MIN_FACE_SHARE of the shorter side wide, largest first."""
+        cv2 = self._cv2
+        gray = cv2.equalizeHist(np.asarray(image.convert("L")))
+        least = max(16, round(MIN_FACE_SHARE * min(image.size)))
+        found = self.classifier.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4,
+                                                 minSize=(least, least))
+        boxes = [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in found]
+        return sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+
+
+def load_face_finder(setting: str) -> FaceFinder | None:
+    """The detector the `face_detector` setting names: "" or "none" none, "opencv" OpenCV's
+    frontal-face cascade, "auto" that cascade when OpenCV is installed (else none), or the path
+    of a cascade file of one's own. One named that cannot be loaded raises ModelLoadError."""
+    value = setting.strip()
+    if value.lower() in ("", "none"):
+        return None
+    if value.lower() == "auto":
+        try:
+            return CascadeFaceFinder()
+        except ModelLoadError:
+            return None
+    if value.lower() == "opencv":
+        return CascadeFaceFinder()
+    if not Path(value).is_file():
+        raise ModelLoadError(f"face_detector: {value!r} is neither 'opencv' nor a cascade file")
+    return CascadeFaceFinder(value)
+
+
+def head_and_shoulders(box: Box, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) mask in {0, 1} of the head and shoulders around a face box in a picture of
+    `size` (width, height): an ellipse over the face grown to hair, ears and chin, and a wider
+    ellipse for the shoulders under it, cut at the picture's edges."""
+    left, top, right, bottom = box
+    w, h = right - left, bottom - top
+    centre = (left + right) / 2
+    canvas = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(canvas)
+    draw.ellipse((left - HEAD_BESIDE * w, top - HAIR_ABOVE * h,
+                  right + HEAD_BESIDE * w, bottom + NECK_BELOW * h), fill=1)
+    chin = bottom + NECK_BELOW * h * 0.6
+    half = SHOULDERS_WIDE * w / 2
+    draw.ellipse((centre - half, chin, centre + half, chin + 2 * SHOULDERS_BELOW * h), fill=1)
+    return np.asarray(canvas, np.float32)
+
+
+@dataclass
+class PersonFinder:
+    """Finds where a portrait's person is: a face detector's box grown to head and shoulders,
+    cut to a segmenter's mask when there is one; else the segmenter's mask alone, down to
+    head-and-shoulders height. None for a photo where neither finds anybody."""
+
+    faces: FaceFinder | None = None
+    segmenter: Segmenter | None = None
+
+    def mask(self, image: Image.Image) -> np.ndarray | None:
+        """(H, W) in [0, 1] at the picture's size, 1 on the person's head and shoulders."""
+        person = self._segmented(image)
+        if self.faces is not None:
+            boxes = self.faces.faces(image)
+            if boxes:
+                region = head_and_shoulders(boxes[0], image.size)
+                return region * person if person is not None else region
+        if person is None:
+            return None
+        return upper_part(person)
+
+    def _segmented(self, image: Image.Image) -> np.ndarray | None:
+        if self.segmenter is None:
+            return None
+        mask = np.clip(np.asarray(self.segmenter.mask(image), np.float32), 0, 1)
+        if mask.shape != (image.height, image.width) or (mask > 0.5).sum() < 0.001 * mask.size:
+            return None  # nobody found, or a mask of the wrong size: no help
+        return mask
+
+
+def upper_part(mask: np.ndarray) -> np.ndarray:
+    """A person's mask cut below head-and-shoulders height: a head-and-shoulders crop is about
+    as tall as it is wide, so the rows from the mask's top down by its width are kept."""
+    rows = np.flatnonzero((mask > 0.5).any(1))
+    cols = np.flatnonzero((mask > 0.5).any(0))
+    if not len(rows):
+        return mask
+    keep = rows[0] + (cols[-1] - cols[0] + 1)
+    cut = mask.copy()
+    cut[keep:] = 0
+    return cut
