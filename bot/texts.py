@@ -46,7 +46,7 @@ HELP = (
     "2. Edit a photo\n"
     "Send a photo with a caption, or reply to a photo with:\n"
     "  add mochi  (also: add mochi on the left)\n"
-    "  replace dog with mochi\n"
+    "  replace dog with mochi  (also: replace the man on the left with anna)\n"
     "  restyle as inkwash\n"
     "  remove the man\n"
     "Say what the photo shows after a '|' to help me: "
@@ -81,7 +81,7 @@ COMMANDS_PRIVATE = (
 )
 COMMANDS_GROUP = (
     ("add", "Reply to a photo: add <name>"),
-    ("replace", "Reply to a photo: replace <word> with <name>"),
+    ("replace", "Reply to a photo: replace <word> [on the left] with <name>"),
     ("restyle", "Reply to a photo: restyle as <name>"),
     ("remove", "Reply to a photo: remove <word>"),
     ("sticker", "Reply to a photo: make a sticker"),

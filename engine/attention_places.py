@@ -3,10 +3,14 @@
 A photo's inversion records where each word of its caption attends (`Inversion.maps`). From
 those maps an edit can tell whether a word the caption did not name still finds something in
 the photo (a focused map) or nothing (a map spread evenly), and where a new thing can go: the
-part of the photo the caption's words leave alone, on the side the user asked for if any.
+part of the photo the caption's words leave alone, on the side the user asked for if any, as
+big as the things already there and in line with them (`subject_parts`, `others_measure`), so
+that someone added to a group photo stands among the others at their size.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -19,6 +23,16 @@ TOP_SHARE = 0.25
 # Each place's horizontal band, as a fraction of the width (left, center, right thirds).
 BANDS: dict[Position, tuple[float, float]] = {
     Position.LEFT: (0.0, 1 / 3), Position.CENTER: (1 / 3, 2 / 3), Position.RIGHT: (2 / 3, 1.0)}
+# A thing's parts: where its word's attention is at least this share of the word's peak; parts
+# smaller than MIN_PART of the word's largest are specks of a vague map, not things.
+PART_OF_PEAK = 0.5
+MIN_PART = 0.1
+# The side of a new thing's square, as a share of the photo's: the others' typical size, kept
+# within these bounds (a vague map can make the others look tiny or huge).
+SIZE_RANGE = (0.15, 0.7)
+DEFAULT_SIZE = 0.4  # without anything to measure
+
+Box = tuple[int, int, int, int]  # top, left, bottom, right in map pixels (bottom/right excluded)
 
 
 def word_heat(maps: torch.Tensor, positions: list[int]) -> torch.Tensor:
@@ -50,20 +64,82 @@ def similar_words(maps: torch.Tensor, word: list[int], others: dict[str, list[in
     return found
 
 
+def connected_parts(mask: torch.Tensor) -> list[Box]:
+    """The boxes of the 8-connected parts of a (side, side) boolean mask, largest first.
+
+    Each pixel takes the largest label around it until nothing changes: a few dozen passes on
+    an attention map's side of 8 to 64 pixels.
+    """
+    side_h, side_w = mask.shape
+    labels = torch.where(mask, torch.arange(1, mask.numel() + 1, dtype=torch.float32)
+                         .view(side_h, side_w), torch.zeros(()))
+    while True:
+        grown = F.max_pool2d(labels[None, None], 3, stride=1, padding=1)[0, 0] * mask
+        if torch.equal(grown, labels):
+            break
+        labels = grown
+    boxes = []
+    for label in labels.unique().tolist():
+        if label == 0:
+            continue
+        rows, cols = torch.nonzero(labels == label, as_tuple=True)
+        boxes.append((int(rows.min()), int(cols.min()), int(rows.max()) + 1,
+                      int(cols.max()) + 1, int(len(rows))))
+    boxes.sort(key=lambda b: -b[4])
+    return [b[:4] for b in boxes]
+
+
+def subject_parts(maps: torch.Tensor, words: Iterable[list[int]],
+                  least_focus: float) -> list[Box]:
+    """The boxes of the things the caption's words find in the photo: for each word whose
+    attention is focused (`focus` at least `least_focus`; "photo" or "room" are spread out),
+    each connected part of its map near its peak, so "two men" gives one box per man."""
+    found: list[Box] = []
+    for positions in words:
+        if not positions or focus(maps, positions) < least_focus:
+            continue
+        heat = word_heat(maps, positions)
+        parts = connected_parts(heat >= PART_OF_PEAK * heat.max())
+        largest = _area(parts[0]) if parts else 0
+        found += [part for part in parts if _area(part) >= MIN_PART * largest]
+    return found
+
+
+def _area(box: Box) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def others_measure(parts: list[Box], side: int) -> tuple[float, float] | None:
+    """(size, level) for a new thing among `parts`: the median side of their boxes, as a share
+    of the map's side (within SIZE_RANGE), and the median height of their centres, as a share
+    from the top; None when there is nothing to measure."""
+    if not parts:
+        return None
+    sides = [max(b[2] - b[0], b[3] - b[1]) / side for b in parts]
+    levels = [(b[0] + b[2]) / 2 / side for b in parts]
+    low, high = SIZE_RANGE
+    return float(np.clip(np.median(sides), low, high)), float(np.median(levels))
+
+
 def free_place(maps: torch.Tensor, taken: list[int], position: Position | None = None,
-               size: float = 0.4) -> np.ndarray:
+               size: float = DEFAULT_SIZE, level: float | None = None) -> np.ndarray:
     """A (side, side) mask in {0, 1} of a square where the photo's named things are not.
 
     `taken` are the token positions of the caption's words for things; their summed attention
     is how occupied each pixel is. The square (`size` of the side) with the least of it wins,
-    its centre inside the band of `position` when the user named one, anywhere otherwise.
-    Without any word for a thing the whole photo counts as free and the square goes to the
-    middle of the band.
+    its centre inside the band of `position` when the user named one, anywhere otherwise, and
+    at the height `level` (a share of the side from the top) when given, in line with the
+    others. Without any word for a thing the whole photo counts as free and the square goes to
+    the middle of the band.
     """
     side = maps.shape[0]
     occupied = (word_heat(maps, taken) if taken else torch.zeros(side, side))[None, None]
     box = max(1, round(size * side))
     cost = F.avg_pool2d(occupied, box, stride=1)[0, 0]  # (side - box + 1) ** 2 candidates
+    if level is not None:  # one row of squares: the one centred nearest the others' level
+        top = int(np.clip(round(level * side - box / 2), 0, cost.shape[0] - 1))
+        cost = torch.full_like(cost, torch.inf).index_copy(0, torch.tensor([top]),
+                                                           cost[top:top + 1])
     low, high = BANDS[position] if position is not None else (0.0, 1.0)
     centres = (torch.arange(cost.shape[1]) + box / 2) / side
     allowed = (centres >= low) & (centres <= high)

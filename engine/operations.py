@@ -22,7 +22,15 @@ import numpy as np
 from PIL import Image
 
 from engine.attention_maps import FUNCTION_WORDS, attention_grid
-from engine.attention_places import focus, free_place, similar_words
+from engine.attention_places import (
+    BANDS,
+    DEFAULT_SIZE,
+    focus,
+    free_place,
+    others_measure,
+    similar_words,
+    subject_parts,
+)
 from engine.captioning import CaptionGrammar, load_grammar
 from engine.concept_tokens import concepts_in_use, expand_prompt
 from engine.concepts import Concept
@@ -46,7 +54,8 @@ class EditRequest:
 
     add: put `concept` in (at `position`, if given); replace: `subject` becomes `concept`;
     restyle: repaint as `concept`; remove: take `subject` out. `concept` is a learned concept's
-    name or a word the model knows; `subject` a word for something in the photo.
+    name or a word the model knows; `subject` a word for something in the photo; for replace
+    and remove, `position` says which of several things the word names is meant.
     """
 
     action: EditAction
@@ -131,9 +140,12 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     subject = request.subject
     if subject not in caption.split():
         raise PromptError(f"'{subject}' is not in the edit's source prompt '{caption}'")
+    # "the man on the left": the edit is confined to that one of the things the word finds
+    which = (_one_of(model, caption, subject, request.position, maps)
+             if request.position is not None else None)
     remove = dict(keep_outside=True, self_replace=settings.remove_self_replace,
                   cross_replace=settings.remove_cross_replace,
-                  blend_growth=settings.remove_mask_growth)
+                  blend_growth=settings.remove_mask_growth, region=which)
     if grammar is not None and not _named_by_user(caption, subject):
         if request.action is EditAction.REPLACE:
             rewritten = grammar.with_replaced(caption, subject, value, learned)
@@ -141,7 +153,7 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
                 target, replaced = rewritten
                 return PromptEdit(caption, target, replaced, value_words, keep_outside=True,
                                   cross_replace=settings.concept_cross_replace if learned
-                                  else None, blend_threshold=threshold)
+                                  else None, blend_threshold=threshold, region=which)
         else:
             target = grammar.without(caption, subject)
             if target is not None:
@@ -153,7 +165,7 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
         return PromptEdit(caption, _swap_word(caption, subject, value), (subject,), value_words,
                           reweight={w: 0.0 for w in alike}, keep_outside=True,
                           cross_replace=settings.concept_cross_replace if learned else None,
-                          blend_threshold=threshold)
+                          blend_threshold=threshold, region=which)
     # remove: turn the word's attention negative where it is
     return PromptEdit(caption, caption, (subject,), (subject,),
                       reweight={subject: -1.0, **{w: 0.0 for w in alike}}, **remove)
@@ -163,7 +175,9 @@ def _plan_add(model: DiffusionModel, caption: str, position: Position | None, va
               value_words: tuple[str, ...], settings: EditSettings, threshold: float | None,
               grammar: CaptionGrammar | None, maps) -> PromptEdit:
     """add: the grammar's free place, else the caption "and a <value>" confined to the part of
-    the photo its words leave free (`free_place`), on the side the user named if any."""
+    the photo its words leave free (`free_place`), on the side the user named if any, as big
+    as the things its words find and in line with them (`subject_parts`): someone added to a
+    group photo is the size of the others, not of a fixed square."""
     common = dict(blend_target_words=value_words, keep_outside=True,
                   cross_replace=settings.add_cross_replace, blend_threshold=threshold)
     target = grammar.with_added(caption, value, position) if grammar is not None else None
@@ -173,10 +187,34 @@ def _plan_add(model: DiffusionModel, caption: str, position: Position | None, va
     region = None
     if maps is not None:
         spans = token_spans(model.tokenizer, caption)
-        taken = [p for word in set(caption.split()) - FUNCTION_WORDS
-                 for p in spans.positions(word)]
-        region = free_place(maps, taken, position)
+        things = [spans.positions(word) for word in sorted(set(caption.split()) - FUNCTION_WORDS)]
+        taken = [p for positions in things for p in positions]
+        measure = others_measure(subject_parts(maps, things, settings.subject_min_focus),
+                                 maps.shape[0])
+        size, level = measure if measure is not None else (DEFAULT_SIZE, None)
+        region = free_place(maps, taken, position, size, level)
     return PromptEdit(caption, f"{caption} and a {value}{where}", region=region, **common)
+
+
+def _one_of(model: DiffusionModel, caption: str, subject: str, position: Position,
+            maps) -> np.ndarray:
+    """A (side, side) mask in {0, 1} around the one thing `subject` names at `position`: of the
+    parts of the photo the word's attention finds (`subject_parts`), the leftmost, rightmost or
+    most central, its box grown by a quarter on each side so the new thing has room."""
+    if maps is None:
+        raise PromptError(f"I can't tell which {subject} is meant in this photo; try the edit "
+                          f"without saying which")
+    parts = subject_parts(maps, [token_spans(model.tokenizer, caption).positions(subject)], 0.0)
+    side = maps.shape[0]
+    if not parts:
+        return np.ones((side, side), np.float32)  # the word finds nothing: the blend decides
+    low, high = BANDS[position]
+    aim = (low + high) / 2
+    top, left, bottom, right = min(parts, key=lambda b: abs((b[1] + b[3]) / 2 / side - aim))
+    grow_y, grow_x = max(1, (bottom - top) // 4), max(1, (right - left) // 4)
+    mask = np.zeros((side, side), np.float32)
+    mask[max(0, top - grow_y):bottom + grow_y, max(0, left - grow_x):right + grow_x] = 1.0
+    return mask
 
 
 def _alike(model: DiffusionModel, caption: str, subject: str, settings: EditSettings,

@@ -4,10 +4,13 @@ Case-insensitive; "the", "a" and "an" are ignored; a leading ``/`` and ``@botnam
 allowed, so captions, replies and group commands read the same::
 
     add <name> [on the left|on the right|in the center]
-    replace <word> with <name>
+    replace <word> [on the left|...] with <name>      (or "replace the left <word> with <name>")
     restyle [as] <name>
-    remove <word>
+    remove <word> [on the left|...]                   (or "remove the left <word>")
     ... | <what the photo shows>          optional description of the photo
+
+A place after ``add`` says where the new thing goes; after the word of ``replace`` or
+``remove`` it says which of several such things ("replace the man on the left with anna").
 
 ``<name>`` is a concept name (:mod:`oneword.names`, ``<name>`` with brackets too); ``<word>``
 is a word of the photo's description. Parsing yields a typed :class:`EditCommand`, which a job
@@ -34,7 +37,8 @@ class EditAction(StrEnum):
 
 
 class Position(StrEnum):
-    """Where ``add`` puts the new thing."""
+    """Where ``add`` puts the new thing, or which of several things ``replace`` and ``remove``
+    change."""
 
     LEFT = "left"
     CENTER = "center"
@@ -48,12 +52,13 @@ class Position(StrEnum):
 
 VERBS = tuple(action.value for action in EditAction)
 USAGE = ("add <name> [on the left], replace <word> with <name>, restyle as <name>, "
-         "remove <word>")
+         "remove <word>; which of several: replace the man on the left with <name>")
 MAX_CAPTION_CHARS = 300
 MAX_SUBJECT_CHARS = 40  # a word of what the photo shows
 _POSITION_WORDS = {"left": Position.LEFT, "right": Position.RIGHT, "center": Position.CENTER,
                    "centre": Position.CENTER, "middle": Position.CENTER}
 _LEADING = re.compile(r"^\s*/?(?P<verb>[A-Za-z]+)(?:@(?P<bot>\w+))?(?=\s|$)")
+_PLACE_FILLERS = ("on", "in", "at")  # "on the left": the article is gone already
 _WORD = re.compile(r"[\w-]+")
 
 
@@ -68,7 +73,7 @@ class EditCommand:
     action: EditAction
     concept: str | None = None  # the concept it puts in (add, replace, restyle)
     subject: str | None = None  # the word of the photo it changes (replace, remove)
-    position: Position | None = None  # add only
+    position: Position | None = None  # add: where; replace, remove: which one
     caption: str | None = None  # what the photo shows, if the user said
 
     def __post_init__(self) -> None:  # rebuilt from JSON, the enums arrive as their values
@@ -81,11 +86,12 @@ class EditCommand:
         """The command in canonical words (without the description), for people and logs."""
         if self.action is EditAction.ADD:
             return f"add {self.concept}" + (f" {self.position.phrase}" if self.position else "")
+        place = f" {self.position.phrase}" if self.position else ""
         if self.action is EditAction.REPLACE:
-            return f"replace {self.subject} with {self.concept}"
+            return f"replace {self.subject}{place} with {self.concept}"
         if self.action is EditAction.RESTYLE:
             return f"restyle as {self.concept}"
-        return f"remove {self.subject}"
+        return f"remove {self.subject}{place}"
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | str) -> EditCommand:
@@ -148,7 +154,7 @@ def _add(words: list[str], caption: str | None) -> EditCommand:
     if not words:
         raise CommandError("Add what? Say \"add mochi\".")
     position = None
-    rest = [w.lower() for w in words[1:] if w.lower() not in ("on", "in", "at")]
+    rest = [w.lower() for w in words[1:] if w.lower() not in _PLACE_FILLERS]
     if rest:
         if len(rest) != 1 or rest[0] not in _POSITION_WORDS:
             raise CommandError("After the name I only understand a place like \"on the left\".")
@@ -157,14 +163,29 @@ def _add(words: list[str], caption: str | None) -> EditCommand:
                        caption=caption)
 
 
+def _placed_subject(words: list[str]) -> tuple[str, Position | None] | None:
+    """The word of the photo and which one: "man", "man on left", "left man"; None when the
+    words are not one of these."""
+    rest = [w for w in words if w.lower() not in _PLACE_FILLERS]
+    places = [w for w in rest if w.lower() in _POSITION_WORDS]
+    others = [w for w in rest if w.lower() not in _POSITION_WORDS]
+    if len(others) != 1 or len(places) > 1:
+        return None
+    return _subject(others[0]), (_POSITION_WORDS[places[0].lower()] if places else None)
+
+
 def _replace(words: list[str], caption: str | None) -> EditCommand:
     lowered = [w.lower() for w in words]
     if "with" not in lowered:
         raise CommandError("Replace what with what? Say \"replace dog with mochi\".")
-    if lowered.index("with") != 1 or len(words) != 3:
-        raise CommandError("Say one word to replace and one name: \"replace dog with mochi\".")
-    return EditCommand(EditAction.REPLACE, concept=_name(words[2]), subject=_subject(words[0]),
-                       caption=caption)
+    split = lowered.index("with")
+    subject = _placed_subject(words[:split])
+    if subject is None or len(words) != split + 2:
+        raise CommandError("Say one word to replace (and which one, if you like) and one name: "
+                           "\"replace dog with mochi\", \"replace the man on the left with "
+                           "anna\".")
+    return EditCommand(EditAction.REPLACE, concept=_name(words[split + 1]), subject=subject[0],
+                       position=subject[1], caption=caption)
 
 
 def _restyle(words: list[str], caption: str | None) -> EditCommand:
@@ -175,6 +196,9 @@ def _restyle(words: list[str], caption: str | None) -> EditCommand:
 
 
 def _remove(words: list[str], caption: str | None) -> EditCommand:
-    if len(words) != 1:
-        raise CommandError("Say one word to remove: \"remove the man\".")
-    return EditCommand(EditAction.REMOVE, subject=_subject(words[0]), caption=caption)
+    subject = _placed_subject(words)
+    if subject is None:
+        raise CommandError("Say one word to remove (and which one, if you like): \"remove the "
+                           "man\", \"remove the man on the right\".")
+    return EditCommand(EditAction.REMOVE, subject=subject[0], position=subject[1],
+                       caption=caption)

@@ -31,6 +31,14 @@ from oneword.names import InvalidName, concept_name
     ("restyle as inkwash", EditCommand(EditAction.RESTYLE, concept="inkwash")),
     ("/restyle in pixel style", EditCommand(EditAction.RESTYLE, concept="pixel")),
     ("remove the man", EditCommand(EditAction.REMOVE, subject="man")),
+    # which of several: a place after the word, or before it
+    ("replace the man on the left with anna",
+     EditCommand(EditAction.REPLACE, concept="anna", subject="man", position=Position.LEFT)),
+    ("/replace the right woman with anna | three friends",
+     EditCommand(EditAction.REPLACE, concept="anna", subject="woman", position=Position.RIGHT,
+                 caption="three friends")),
+    ("remove the man in the middle",
+     EditCommand(EditAction.REMOVE, subject="man", position=Position.CENTER)),
 ])
 def test_commands_are_read_once_into_typed_commands(text, expected):
     assert parse_edit(text) == expected
@@ -38,7 +46,7 @@ def test_commands_are_read_once_into_typed_commands(text, expected):
 
 def test_canonical_text_reads_back_as_the_same_command():
     for text in ("add mochi on the right", "replace dog with mochi", "restyle as inkwash",
-                 "remove man"):
+                 "remove man", "replace man on the left with anna", "remove dog in the center"):
         command = parse_edit(text)
         assert command is not None and command.text == text and parse_edit(command.text) == command
 
@@ -56,6 +64,9 @@ def test_other_text_is_not_a_command(text):
     ("add 猫咪", "letters a-z"),
     ("add mochi upstairs", "on the left"),
     ("remove the big man", "one word to remove"),
+    ("replace the man on the left and right with anna", "one word to replace"),
+    ("replace on the left with anna", "one word to replace"),
+    ("remove the left", "one word to remove"),
     ("restyle as", "Restyle as what"),
     ("remove mochi | " + "x" * 301, "too long"),
 ])
