@@ -17,9 +17,11 @@ What an expression is depends on the model, so the engine reads it as data:
 - other models (real Stable Diffusion) use the `pack_expressions` setting, and the prompt says
   the expression in words beside the learned word.
 
-Each expression is drawn from a few seeds; with a captioner, the picture whose subject's words
-share most with the asked expression's words and the word's own words is kept. It is then cut
-out with the segmenter (else the attention) into a sticker, and as a 100x100 custom emoji.
+Each expression is drawn several times (in batches of a few, each from its own seed); with a
+captioner, the drawing that shows most of the word's own words is kept, and among those the one
+that shows most of the asked expression's words: a sticker that is not the word is worse than
+one with another face. It is then cut out with the segmenter (else the attention) into a
+sticker, and as a 100x100 custom emoji.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from engine.stickers import make_sticker
 
 PACK_FILE = "pack.json"
 PACK_SIZE = 6
+PACK_CANDIDATES = 12  # drawings per sticker; with a captioner the best is kept
+BATCH = 6  # drawings drawn at once, so memory stays that of a few pictures on real models
 EMOJI_SIDE = 100  # Telegram's custom emoji: 100x100
 DEFAULT_TEMPLATE = "a sticker of {}, white background"
 DEFAULT_EMOJI = "✨"
@@ -199,14 +203,16 @@ def pack_prompts(model: DiffusionModel, concept: Concept, plan: PackPlan) -> lis
 
 def make_pack(model: DiffusionModel, concept: Concept, plan: PackPlan,
               segmenter: Segmenter | None = None, captioner: Captioner | None = None,
-              seed: int = 0, candidates: int = 6, steps: int = 20,
+              seed: int = 0, candidates: int = PACK_CANDIDATES, steps: int = 20,
               which: list[int] | None = None, progress: Progress | None = None
               ) -> list[PackSticker]:
     """Stickers of the word, one per expression of the plan (or per index in `which`, to redo
-    some with another seed), each the best of `candidates` drawings by the captioner's reading.
-    """
+    some with another seed), each the best of `candidates` drawings by the captioner's reading
+    (see the module docstring)."""
     if concept.kind == "style":
         raise PromptError("a sticker pack draws a thing or a person; this word is a style")
+    if candidates < 1:
+        raise ValueError(f"a sticker needs at least one drawing to choose from, not {candidates}")
     which = list(range(len(plan.expressions))) if which is None else which
     if not which or any(not 0 <= i < len(plan.expressions) for i in which):
         raise PromptError(f"a pack has stickers 1 to {len(plan.expressions)}")
@@ -216,15 +222,14 @@ def make_pack(model: DiffusionModel, concept: Concept, plan: PackPlan,
         for done, index in enumerate(which):
             expression = plan.expressions[index]
             options = expression_prompts(concept, readout, plan, expression)
-            prompts = [options[i * len(options) // candidates] for i in range(candidates)]
-            latents = generate(model, prompts, steps=steps, seed=seed * 1000 + index)
-            images = model.decode(latents)
+            prompts, images = draw_candidates(model, options, candidates, steps,
+                                              seed * 1000 + index)
             chosen, score = 0, None
             if captioner is not None:
                 wanted = wanted_words(readout, plan, expression)
-                scores = [_share(captioner, image, concept.kind, wanted) for image in images]
-                chosen = max(range(len(images)), key=lambda i: (scores[i], -i))
-                score = scores[chosen]
+                scores = [_shares(captioner, image, concept.kind, wanted) for image in images]
+                chosen = best_drawing(scores)
+                score = _score(scores[chosen])
             best, prompt = images[chosen], prompts[chosen]
             cut_words = [t for t in concept.tokens if t in prompt.split()]
             sticker = make_sticker(model, best, prompt, words=cut_words, segmenter=segmenter)
@@ -234,14 +239,42 @@ def make_pack(model: DiffusionModel, concept: Concept, plan: PackPlan,
     return stickers
 
 
-def _share(captioner: Captioner, image: Image.Image, kind: str,
-           wanted: tuple[set[str], set[str]]) -> float:
-    """How well a drawing shows the word and the expression, 0..1: the share of the word's own
-    words the captioner reads counts twice the share of the expression's (a sticker that is
-    not the word is worse than one with another face)."""
+def draw_candidates(model: DiffusionModel, options: list[str], candidates: int, steps: int,
+                    seed: int) -> tuple[list[str], list[Image.Image]]:
+    """`candidates` drawings of one sticker, in batches of at most BATCH, each batch from its
+    own seed and taking the prompt options in equal turns; the prompts and the pictures."""
+    prompts: list[str] = []
+    images: list[Image.Image] = []
+    for batch, start in enumerate(range(0, candidates, BATCH)):
+        size = min(BATCH, candidates - start)
+        batch_prompts = [options[i * len(options) // size] for i in range(size)]
+        latents = generate(model, batch_prompts, steps=steps, seed=seed + 1_000_000 * batch)
+        prompts += batch_prompts
+        images += model.decode(latents)
+    return prompts, images
+
+
+def _shares(captioner: Captioner, image: Image.Image, kind: str,
+            wanted: tuple[set[str], set[str]]) -> tuple[float, float]:
+    """How well a drawing shows the word and the expression: the shares (0..1) of the word's
+    own words and of the expression's words that the captioner reads in its subject."""
     subject = captioner.subject(image, kind)
     seen = set((subject.words or "").split()) if subject is not None else set()
     own, expression = wanted
     own_share = len(seen & own) / len(own) if own else 1.0
     expression_share = len(seen & expression) / len(expression) if expression else 1.0
+    return own_share, expression_share
+
+
+def best_drawing(shares: list[tuple[float, float]]) -> int:
+    """The index of the drawing to keep, given each one's (own words, expression words)
+    shares: most of the word's own look first, then most of the expression, then the
+    earliest (a sticker that is not the word is worse than one with another face)."""
+    return max(range(len(shares)), key=lambda i: (shares[i], -i))
+
+
+def _score(shares: tuple[float, float]) -> float:
+    """One number for a kept sticker, 0..1: the word's own share counts twice the
+    expression's."""
+    own_share, expression_share = shares
     return (2 * own_share + expression_share) / 3

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -14,10 +15,13 @@ from engine.concepts import Concept
 from engine.errors import ModelLoadError, PromptError
 from engine.model import BUNDLED_MODEL
 from engine.packs import (
+    BATCH,
     EMOJI_SIDE,
     PACK_FILE,
     Expression,
     PackPlan,
+    best_drawing,
+    draw_candidates,
     emoji_image,
     expression_phrase,
     expressions_from_setting,
@@ -73,6 +77,28 @@ def test_tiny_model_pack_without_segmenter_or_captioner(tiny_model):
         make_pack(tiny_model, concept, plan, which=[5], steps=2)
     with pytest.raises(PromptError, match="style"):
         make_pack(tiny_model, Concept("ink", "style", concept.vectors), plan, steps=2)
+    with pytest.raises(ValueError, match="at least one drawing"):
+        make_pack(tiny_model, concept, plan, candidates=0, steps=2)
+
+
+def test_the_kept_drawing_shows_the_word_first_then_its_expression():
+    # each drawing's (share of the word's own words, share of the expression's words)
+    assert best_drawing([(0.75, 1.0), (1.0, 0.5), (1.0, 1.0)]) == 2
+    assert best_drawing([(0.75, 1.0), (1.0, 0.0)]) == 1  # the word, though with another face
+    assert best_drawing([(0.5, 0.5), (1.0, 0.5), (1.0, 0.5)]) == 1  # a tie: the first
+
+
+def test_candidates_are_drawn_in_batches_each_from_its_own_seed(tiny_model):
+    options = ["a photo of a cat", "a photo of a dog"]
+    prompts, images = draw_candidates(tiny_model, options, BATCH + 2, steps=2, seed=3)
+    half = BATCH // 2
+    assert prompts == [options[0]] * half + [options[1]] * (BATCH - half) + options
+    assert len(images) == BATCH + 2
+    _, first_batch = draw_candidates(tiny_model, options, BATCH, steps=2, seed=3)
+    # more candidates only add drawings to what fewer would draw
+    assert all(np.array_equal(np.asarray(a), np.asarray(b))
+               for a, b in zip(images[:BATCH], first_batch, strict=True))
+    assert not np.array_equal(np.asarray(images[BATCH]), np.asarray(images[0]))  # a new seed
 
 
 @pytest.fixture
@@ -131,3 +157,29 @@ async def test_pack_end_to_end_sets_emoji_progress_and_redo(bundled_stack):
         s["file_id"] for i, s in enumerate(stickers) if i != 2]
     assert new_stickers[2]["emoji"] == stickers[2]["emoji"]
     assert after[emoji_name]["stickers"][2]["file_id"] != emoji[2]["file_id"]
+
+
+@pytest.mark.slow  # the real bot and worker processes
+async def test_a_bare_pack_replying_in_a_group_packs_the_word_the_message_names(bundled_stack):
+    _, tg = bundled_stack
+    alice, bob = await tg.user("Alice"), await tg.user("Bob")
+    await learn(tg, alice)
+    group = (await tg.create_group("Friends", [alice.id, bob.id]))["id"]
+    alice_in, bob_in = alice.in_chat(group), bob.in_chat(group)
+    await alice_in.say("/share mochi")
+    shared = await alice_in.wait_reply(contains="can now use", timeout=60)
+    chatter = await bob_in.say("what a sunny day")
+    await bob_in.say("/pack", reply_to=chatter)
+    asked = await bob_in.wait_reply(timeout=60)
+    assert "don't see a word you taught me" in asked.text and "mochi" in asked.text
+
+    request = await bob_in.say("/pack", reply_to=shared)  # the bot's 'can now use "mochi"'
+    ready = await bob_in.wait_reply(contains="pack is ready", timeout=600)
+    assert ready.reply_to_message_id == request.message_id
+    job_id = int(ready.buttons[0]["callback_data"].split(":")[1])
+    sets = {s["name"]: s for s in await tg.sticker_sets()}
+    name = f"mochi_{job_id}_by_{BOT_USERNAME}"
+    assert set(sets) == {name, f"mochi_{job_id}_emoji_by_{BOT_USERNAME}"}
+    assert sets[name]["owner_id"] == bob.id and len(sets[name]["stickers"]) == 6
+    sticker = await bob_in.wait_reply(sticker=True, after=request.message_id, timeout=60)
+    assert sticker.sticker["file_id"] == sets[name]["stickers"][0]["file_id"]
