@@ -140,7 +140,7 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     subject = request.subject
     if subject not in caption.split():
         raise PromptError(f"'{subject}' is not in the edit's source prompt '{caption}'")
-    # "the man on the left": the edit is confined to that one of the things the word finds
+    # which of several ("the left man"): the edit is confined to that one of the word's things
     which = (_one_of(model, caption, subject, request.position, maps)
              if request.position is not None else None)
     remove = dict(keep_outside=True, self_replace=settings.remove_self_replace,
