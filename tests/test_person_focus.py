@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 
 from engine.config import ConceptSettings
 from engine.errors import ModelLoadError
@@ -23,34 +23,12 @@ from engine.faces import (
     upper_part,
 )
 from engine.textual_inversion import Draws, focused_loss, learn_concept, template_ids, training_set
+from tests.pictures import portrait
 
 pytest.importorskip("cv2")  # the `faces` extra (also in dev)
 
 FAST = ConceptSettings(steps=4, learning_rate=0.05, batch_size=3, vectors=2, augment=2,
                        early_stop_window=0)
-
-
-def portrait(centre: tuple[int, int] = (170, 110), width: int = 80, size: int = 256,
-             background: tuple[int, int, int] = (90, 140, 200)) -> Image.Image:
-    """A drawn head-and-shoulders portrait: skin, hair, brows, eyes, nose and mouth, a body."""
-    cx, cy = centre
-    w, h = width, round(width * 1.3)
-    image = Image.new("RGB", (size, size), background)
-    d = ImageDraw.Draw(image)
-    d.ellipse((cx - 1.4 * w, cy + 0.55 * h, cx + 1.4 * w, cy + 2.2 * h), fill=(60, 60, 110))
-    d.rectangle((cx - 0.2 * w, cy + 0.3 * h, cx + 0.2 * w, cy + 0.75 * h), fill=(205, 160, 130))
-    d.ellipse((cx - 0.58 * w, cy - 0.6 * h, cx + 0.58 * w, cy + 0.25 * h), fill=(60, 40, 25))
-    d.ellipse((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), fill=(225, 180, 150))
-    d.rectangle((cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy - 0.3 * h), fill=(60, 40, 25))
-    for side in (-1, 1):
-        ex, ey = cx + side * 0.2 * w, cy - 0.08 * h
-        d.rectangle((ex - 0.13 * w, ey - 0.12 * w, ex + 0.13 * w, ey - 0.08 * w),
-                    fill=(70, 50, 35))
-        d.ellipse((ex - 0.09 * w, ey - 0.04 * w, ex + 0.09 * w, ey + 0.04 * w), fill=(40, 30, 30))
-    d.polygon([(cx, cy - 0.02 * h), (cx - 0.06 * w, cy + 0.15 * h),
-               (cx + 0.06 * w, cy + 0.15 * h)], fill=(195, 145, 120))
-    d.ellipse((cx - 0.17 * w, cy + 0.24 * h, cx + 0.17 * w, cy + 0.3 * h), fill=(150, 60, 60))
-    return image.filter(ImageFilter.GaussianBlur(1.5))
 
 
 def portraits() -> list[Image.Image]:

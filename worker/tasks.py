@@ -122,6 +122,8 @@ class EngineTasks:
                                       descriptions=_per_photo(descriptions, len(images)))
         if result.reason == "cancelled":
             raise InterruptedError("learning cancelled")
+        log.info("learned a %s in %d steps, its loss focused on %s", kind, result.steps,
+                 result.focus)
         if check is not None and check.best_drawing is not None:
             return result, check.best_drawing, check
         report(0.97, "drawing a preview")
