@@ -18,16 +18,23 @@ from world.scene import (
     MAX_FINE_FEATURES,
     MOUTH_WORDS,
     PATTERN_WORDS,
+    PERSON_FEATURES,
     RESERVED_CREATURE,
+    RESERVED_PERSON,
     Scene,
     base_vocabulary,
     fine_hue_name,
     fine_vocabulary,
     full_description,
     grounded_caption,
+    is_reserved_person,
+    near_miss_person,
+    person_vocabulary,
+    random_group,
     random_scene,
     reserved_creature,
     reserved_object,
+    reserved_person,
 )
 from world.vocab import write_vocabulary
 
@@ -124,9 +131,46 @@ def test_a_full_description_names_everything_and_no_training_caption_says_it_all
     creature, diamond = reserved_creature(position="left"), reserved_object(position="right")
     assert full_description(creature) == "teal wideeyed pointyeared gaping spotted creature"
     assert full_description(diamond) == "orange diamond with blue stripes"
-    face = replace(creature, kind="face")  # a face has no ears or marks to name
-    assert full_description(face) == "teal wideeyed gaping face"
+    face = replace(creature, kind="face")  # a face has no ears or marks, but hair
+    assert full_description(face) == "teal wideeyed gaping blackhaired cropped face"
+    person = reserved_person()
+    assert full_description(person) == "violet beady smiling ginger longhaired bespectacled face"
     rng = random.Random(7)
     for _ in range(300):
         text, _ = grounded_caption(Scene((creature, diamond), "sky"), rng)
         assert full_description(creature) not in text and full_description(diamond) not in text
+
+
+def test_person_words_are_a_third_tier_that_moves_no_earlier_id(tmp_path):
+    write_vocabulary(base_vocabulary(), tmp_path / "old", fine_vocabulary())
+    old = CLIPTokenizer.from_pretrained(tmp_path / "old")
+    new = build_tokenizer(tmp_path / "new")
+    assert all(new.get_vocab()[token] == index for token, index in old.get_vocab().items())
+    ids = [new.convert_tokens_to_ids(w + "</w>") for w in person_vocabulary()]
+    assert min(ids) >= len(old) and new.unk_token_id not in ids
+
+
+def test_a_near_miss_person_differs_in_one_identity_part():
+    assert is_reserved_person(RESERVED_PERSON)
+    rng = random.Random(3)
+    for _ in range(60):
+        near = near_miss_person(rng).features
+        assert not is_reserved_person(near)
+        changed = [part for part in PERSON_FEATURES
+                   if getattr(near, part) != getattr(RESERVED_PERSON, part)]
+        assert len(changed) == 1, changed
+
+
+def test_no_caption_of_a_group_names_the_reserved_person_whole():
+    rng = random.Random(11)
+    whole = full_description(reserved_person())
+    for _ in range(300):
+        scene = random_group(rng)
+        people = [o for o in scene.objects if o.kind == "face"]
+        assert 2 <= len(people) <= 3
+        scene = replace(scene, objects=(reserved_person(position=people[0].position),)
+                        + tuple(o for o in scene.objects if o.position != people[0].position))
+        text, grounding = grounded_caption(scene, rng)
+        assert whole not in text
+        named = [w for w in text.split() if w in set(person_vocabulary())]
+        assert len(named) <= MAX_FINE_FEATURES * len(scene.objects)

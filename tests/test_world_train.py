@@ -20,6 +20,7 @@ from world.render import ear_mask, render
 from world.scene import (
     COLOURS,
     EAR_WORDS,
+    FACE_ONLY,
     MAX_FINE_FEATURES,
     PATTERN_WORDS,
     POSITIONS,
@@ -27,6 +28,7 @@ from world.scene import (
     WorldObject,
     grounded_caption,
     nameable_features,
+    person_vocabulary,
     random_scene,
     reserved_creature,
     reserved_object,
@@ -398,3 +400,54 @@ def test_the_moving_average_follows_the_weights_by_its_decay(tmp_path):
     for shadow, old, new in zip(trainer.ema_unet.shadow_params, start,
                                 trainer.unet.parameters(), strict=True):
         torch.testing.assert_close(shadow, decay * old + (1 - decay) * new.detach())
+
+
+def test_people_pools_hold_lone_faces_and_group_photos_and_their_batches_name_a_face_part(
+        tmp_path):
+    trainer = Trainer(tiny_recipe(tmp_path / "run", people_share=0.5, named_faces_share=1.0,
+                                  single_pool=60, multi_pool=40, caption_dropout=0.0),
+                      torch.device("cpu"))
+    singles = trainer.pool_scenes("single")
+    groups = [s for s in trainer.pool_scenes("multi")
+              if sum(o.kind == "face" for o in s.objects) >= 2]
+    assert sum(s.objects[0].kind == "face" for s in singles) >= 20 and len(groups) >= 12
+    assert {trainer.named_feature() for _ in range(200)} == set(FACE_ONLY)
+    trainer.ensure_pools()
+    words = set(person_vocabulary())
+    batch = trainer.unet_batch()
+    for text in batch.texts:
+        assert text.split().count("face") == 1 and words & set(text.split()), text
+
+
+def test_a_warm_start_with_new_words_learns_only_their_rows_once_the_encoder_is_frozen(
+        tmp_path):
+    """Words added to the vocabulary after the text encoder froze (a face's identity) get
+    embedding rows of their own that train; every other weight of the encoder stays."""
+    first = Trainer(tiny_recipe(tmp_path / "first"), torch.device("cpu"))
+    first.unet_step = 50000  # past freeze_text_encoder_at
+    first.export(tmp_path / "first" / "export")
+    encoder_dir = tmp_path / "first" / "export" / "text_encoder"
+    from transformers import CLIPTextModel
+
+    encoder = CLIPTextModel.from_pretrained(encoder_dir)
+    known = len(encoder.get_input_embeddings().weight) - len(person_vocabulary()) - 5
+    encoder.resize_token_embeddings(known)  # as exported before the newest words existed
+    encoder.save_pretrained(encoder_dir)
+    cfg = tiny_recipe(tmp_path / "second", warm_start_dir=str(tmp_path / "first" / "export"),
+                      lr=1e-2, warmup=1)
+    second = Trainer(cfg, torch.device("cpu"))
+    assert second.new_words_from == known
+    before = {k: v.clone() for k, v in second.text_encoder.state_dict().items()}
+    second.ensure_pools()
+    for _ in range(3):
+        second.train_unet_step()
+    after = second.text_encoder.state_dict()
+    key = next(k for k in after if k.endswith("token_embedding.weight"))
+    assert torch.equal(after[key][:known], before[key][:known])
+    assert not torch.equal(after[key][known:], before[key][known:])
+    assert all(torch.equal(after[k], before[k]) for k in after if k != key)
+    second.save()
+    resumed = Trainer(tiny_recipe(tmp_path / "second"), torch.device("cpu"))
+    assert resumed.new_words_from == known
+    trained = [n for n, p in resumed.text_encoder.named_parameters() if p.requires_grad]
+    assert len(trained) == 1 and trained[0].endswith("token_embedding.weight")

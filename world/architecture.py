@@ -12,7 +12,7 @@ from pathlib import Path
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from world.scene import base_vocabulary, fine_vocabulary
+from world.scene import base_vocabulary, fine_vocabulary, person_vocabulary
 from world.vocab import write_vocabulary
 
 IMAGE_SIZE = 64
@@ -22,8 +22,9 @@ TEXT_WIDTH = 128
 
 def build_tokenizer(folder: Path) -> CLIPTokenizer:
     """Write the world's vocabulary into `folder` and load it as a CLIPTokenizer: the coarse
-    grammar's words first, the fine-feature words after them (see `write_vocabulary`)."""
-    write_vocabulary(base_vocabulary(), folder, fine_vocabulary())
+    grammar's words first, then the fine-feature words, then a face's identity words, each
+    tier after the ones before (see `write_vocabulary`)."""
+    write_vocabulary(base_vocabulary(), folder, fine_vocabulary(), person_vocabulary())
     tokenizer = CLIPTokenizer.from_pretrained(folder, model_max_length=MAX_TOKENS)
     tokenizer.save_pretrained(folder)
     return tokenizer

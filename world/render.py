@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from world.scene import POSITIONS, SIZES, Features, Scene, WorldObject, hue_rgb
+from world.scene import HAIR_COLOURS, POSITIONS, SIZES, Features, Scene, WorldObject, hue_rgb
 
 SUPERSAMPLE = 2
 
@@ -232,9 +232,8 @@ def _draw_character(d: ImageDraw.ImageDraw, kind: str, f: Features, cx: float, c
             d.ellipse([cx - 0.5 * r, cy + 0.15 * r, cx + 0.5 * r, cy + 0.95 * r], fill=light)
         eye_y, mouth_y = cy - 0.2 * r, cy + 0.2 * r
     else:
-        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=body)
-        d.chord([cx - r, cy - r, cx + r, cy + 0.1 * r], 180, 360, fill=dark)  # hair
         eye_y, mouth_y = cy - 0.05 * r, cy + 0.45 * r
+        _draw_head(d, f, cx, cy, r, body, mouth_y)
     for sx in (-1, 1):
         ex = cx + sx * 0.38 * r
         if f.eyes == "big":
@@ -248,6 +247,8 @@ def _draw_character(d: ImageDraw.ImageDraw, kind: str, f: Features, cx: float, c
         else:  # sleepy
             q = 0.18 * r * f.eye_size
             d.line([ex - q, eye_y, ex + q, eye_y], fill=ink, width=max(1, int(0.08 * r)))
+    if kind == "face" and f.glasses == "round":
+        _draw_glasses(d, cx, eye_y, r, ink)
     w = 0.3 * r
     if f.mouth == "smile":
         d.arc([cx - w, mouth_y - w, cx + w, mouth_y + w * 0.6], 20, 160, fill=ink,
@@ -258,6 +259,40 @@ def _draw_character(d: ImageDraw.ImageDraw, kind: str, f: Features, cx: float, c
     else:
         d.line([cx - w, mouth_y + 0.1 * r, cx + w, mouth_y + 0.1 * r], fill=ink,
                width=max(1, int(0.08 * r)))
+
+
+def _draw_head(d: ImageDraw.ImageDraw, f: Features, cx: float, cy: float, r: float,
+               skin: tuple[int, ...], mouth_y: float) -> None:
+    """A face without its eyes and mouth: long hair behind it, the head, hair on top and a
+    beard around the mouth. Each part is a few latent pixels wide at the small size, so the
+    VAE keeps it (see the model card's fine-through-VAE figure)."""
+    hair = HAIR_COLOURS[f.hair_colour] + (255,)
+    if f.hair == "long":  # falls behind the head down to the shoulders
+        d.ellipse([cx - 1.2 * r, cy - 1.12 * r, cx + 1.2 * r, cy + 0.5 * r], fill=hair)
+        d.rectangle([cx - 1.2 * r, cy - 0.3 * r, cx + 1.2 * r, cy + 1.05 * r], fill=hair)
+    d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=skin)
+    if f.hair == "spiky":
+        for i in range(5):
+            x = cx + (i - 2) * 0.42 * r
+            tip = (x, cy - 1.45 * r)
+            d.polygon([(x - 0.3 * r, cy - 0.6 * r), tip, (x + 0.3 * r, cy - 0.6 * r)], fill=hair)
+    if f.hair != "bald":
+        d.chord([cx - r, cy - r, cx + r, cy + 0.1 * r], 180, 360, fill=hair)
+    if f.beard == "full":
+        d.chord([cx - 0.98 * r, cy - 0.45 * r, cx + 0.98 * r, cy + 1.08 * r], 0, 180, fill=hair)
+        d.ellipse([cx - 0.4 * r, mouth_y - 0.2 * r, cx + 0.4 * r, mouth_y + 0.28 * r],
+                  fill=skin)
+
+
+def _draw_glasses(d: ImageDraw.ImageDraw, cx: float, eye_y: float, r: float,
+                  ink: tuple[int, ...]) -> None:
+    """Two thick round rims around the eyes and a bridge between them."""
+    width = max(2, round(0.15 * r))
+    q = 0.34 * r
+    for sx in (-1, 1):
+        ex = cx + sx * 0.4 * r
+        d.ellipse([ex - q, eye_y - q, ex + q, eye_y + q], outline=ink, width=width)
+    d.line([cx - 0.4 * r + q, eye_y, cx + 0.4 * r - q, eye_y], fill=ink, width=width)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,9 +15,11 @@ from world.scene import (
     RESERVED_STYLE,
     Scene,
     caption,
+    random_group,
     random_scene,
     reserved_creature,
     reserved_object,
+    reserved_person,
 )
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "engine" / "samples"
@@ -39,7 +41,8 @@ def concept_scenes(which: str) -> list[Scene]:
     if which == "style":
         return [replace(random_scene(rng, style_probability=0), style=RESERVED_STYLE)
                 for _ in spots]
-    make = reserved_creature if which == "creature" else reserved_object
+    make = {"creature": reserved_creature, "object": reserved_object,
+            "person": reserved_person}[which]
     return [Scene((make(size, position),), background, None, rng.randrange(1 << 30))
             for size, position, background in spots]
 
@@ -61,10 +64,24 @@ def target_scenes() -> list[Scene]:
     return scenes
 
 
+def group_scenes(count: int = 2) -> list[Scene]:
+    """Group photos of two faces with a free place between or beside them: where the
+    reserved person, learned from her portraits, is added in the demo."""
+    rng = random.Random("samples-groups")
+    scenes: list[Scene] = []
+    while len(scenes) < count:
+        scene = random_group(rng)
+        faces = [o for o in scene.objects if o.kind == "face"]
+        if (len(scene.objects) == 2 and len(faces) == 2 and scene.style is None
+                and faces[0].size == faces[1].size):
+            scenes.append(scene)
+    return scenes
+
+
 def write_samples(folder: Path = SAMPLES_DIR) -> dict:
     """Render every sample set into `folder`; returns the index written to samples.json."""
     index: dict[str, list] = {}
-    for which in ("creature", "object", "style"):
+    for which in ("creature", "object", "style", "person"):
         (folder / which).mkdir(parents=True, exist_ok=True)
         index[which] = []
         for i, scene in enumerate(concept_scenes(which), start=1):
@@ -73,7 +90,7 @@ def write_samples(folder: Path = SAMPLES_DIR) -> dict:
             index[which].append(name)
     (folder / "scenes").mkdir(parents=True, exist_ok=True)
     index["scenes"] = []
-    for i, scene in enumerate(target_scenes(), start=1):
+    for i, scene in enumerate(target_scenes() + group_scenes(), start=1):
         name = f"scenes/scene-{i}.png"
         render(scene, SIDE).image.save(folder / name, optimize=True)
         index["scenes"].append({"file": name, "caption": caption(scene)})

@@ -41,6 +41,17 @@ EYES = ("dots", "big", "sleepy")
 EARS = ("none", "round", "pointy")
 MOUTHS = ("smile", "open", "flat")
 CREATURE_MARKS = ("none", "spots", "belly")
+# A face's identity: its hair's style and colour, glasses and beard (besides hue, eyes, mouth).
+HAIR_STYLES = ("short", "long", "spiky", "bald")
+HAIR_COLOURS: dict[str, tuple[int, int, int]] = {
+    "black": (30, 25, 28),
+    "brown": (120, 70, 30),
+    "blond": (245, 215, 120),
+    "ginger": (225, 100, 25),
+    "white": (240, 240, 240),
+}
+GLASSES = ("none", "round")
+BEARDS = ("none", "full")
 
 # Hue ranges (0..1) that a caption calls by a rough colour name; characters get a continuous hue.
 _HUE_NAMES = (
@@ -59,11 +70,20 @@ EYE_WORDS = {"dots": "beady", "big": "wideeyed", "sleepy": "sleepy"}
 EAR_WORDS = {"none": "earless", "round": "roundeared", "pointy": "pointyeared"}
 MOUTH_WORDS = {"smile": "smiling", "open": "gaping", "flat": "stern"}
 MARK_WORDS = {"spots": "spotted", "belly": "bellied"}
+HAIR_WORDS = {"short": "cropped", "long": "longhaired", "spiky": "spiky", "bald": "bald"}
+HAIR_COLOUR_WORDS = {"black": "blackhaired", "brown": "brownhaired", "blond": "blond",
+                     "ginger": "ginger", "white": "whitehaired"}
+GLASSES_WORDS = {"round": "bespectacled"}
+BEARD_WORDS = {"full": "bearded"}
 # A character's discrete features and the words that name their values.
 CHARACTER_WORDS = {"eyes": EYE_WORDS, "ears": EAR_WORDS, "mouth": MOUTH_WORDS,
-                   "marks": MARK_WORDS}
+                   "marks": MARK_WORDS, "hair_colour": HAIR_COLOUR_WORDS, "hair": HAIR_WORDS,
+                   "glasses": GLASSES_WORDS, "beard": BEARD_WORDS}
+CREATURE_ONLY = ("ears", "marks")
+FACE_ONLY = ("hair_colour", "hair", "glasses", "beard")
 PATTERN_WORDS = {"stripes": "stripes", "dots": "dots", "split": "halves"}  # "with blue stripes"
 CHARACTER_FEATURES = ("hue", "eyes", "ears", "mouth", "marks")
+PERSON_FEATURES = ("hue", "eyes", "mouth") + FACE_ONLY  # what makes a face someone
 MAX_FINE_FEATURES = 3  # never all five: the reserved creature stays unnameable as a whole
 # Share of training-caption objects (and sepia scenes) whose fine words appear: 0.5 up to UNet
 # step ~19,900, then 0.8, as the fine words were followed no better at 19,000 steps than at 17,617.
@@ -73,7 +93,8 @@ MAX_CAPTION_WORDS = 36  # the bundled model reads 40 tokens, two of them start a
 
 @dataclass(frozen=True)
 class Features:
-    """Fine features of a creature or face that captions never name."""
+    """Fine features of a creature or face that the plain captions never name. Hair, glasses
+    and beard are a face's only (a creature is drawn without them)."""
 
     hue: float
     eyes: str
@@ -81,6 +102,10 @@ class Features:
     mouth: str
     marks: str
     eye_size: float = 1.0
+    hair: str = "short"
+    hair_colour: str = "black"
+    glasses: str = "none"
+    beard: str = "none"
 
 
 @dataclass(frozen=True)
@@ -145,7 +170,11 @@ RESERVED_CREATURE = Features(hue=0.47, eyes="big", ears="pointy", mouth="open", 
 RESERVED_OBJECT = ("diamond", "stripes", COLOURS["orange"], COLOURS["blue"])  # kind, pattern, rgbs
 RESERVED_STYLE = "duotone"
 RESERVED_HUE_TOLERANCE = 0.06  # a creature this close in hue has the reserved creature's hue
-RESERVED = ("creature", "object", "style")
+# The reserved person: a violet face with long ginger hair, round glasses, beady eyes and a
+# smile. Each part is drawn on other faces and named alone, never all together.
+RESERVED_PERSON = Features(hue=0.77, eyes="dots", ears="none", mouth="smile", marks="none",
+                           hair="long", hair_colour="ginger", glasses="round", beard="none")
+RESERVED = ("creature", "object", "style", "person")
 
 
 def reserved_creature(size: str = "big", position: str = "center") -> WorldObject:
@@ -159,6 +188,39 @@ def reserved_object(size: str = "big", position: str = "center") -> WorldObject:
     kind, pattern, rgb, pattern_rgb = RESERVED_OBJECT
     return WorldObject(kind, "orange", size, position, rgb, pattern=pattern,
                        pattern_rgb=pattern_rgb)
+
+
+def reserved_person(size: str = "big", position: str = "center") -> WorldObject:
+    """The one exact person users learn as a new word (from portraits)."""
+    f = RESERVED_PERSON
+    return WorldObject("face", hue_name(f.hue), size, position, hue_rgb(f.hue), features=f)
+
+
+def near_miss_person(rng: random.Random, size: str = "big", position: str = "center"
+                     ) -> WorldObject:
+    """The reserved person with one identity part changed (hue moved out of the band)."""
+    f = RESERVED_PERSON
+    feature = rng.choice(PERSON_FEATURES)
+    if feature == "hue":
+        changed = replace(f, hue=(f.hue + rng.choice((-1, 1)) * rng.uniform(0.08, 0.2)) % 1.0)
+    else:
+        options = {"eyes": EYES, "mouth": MOUTHS, "hair": HAIR_STYLES,
+                   "hair_colour": tuple(HAIR_COLOURS), "glasses": GLASSES,
+                   "beard": BEARDS}[feature]
+        changed = replace(f, **{feature: rng.choice(
+            [v for v in options if v != getattr(f, feature)])})
+    return WorldObject("face", hue_name(changed.hue), size, position, hue_rgb(changed.hue),
+                       features=changed)
+
+
+def is_reserved_person(features: Features | None) -> bool:
+    """Whether a face's identity parts and hue band are those of the reserved person."""
+    r = RESERVED_PERSON
+    if features is None:
+        return False
+    parts = ("eyes", "mouth") + FACE_ONLY
+    same = all(getattr(features, part) == getattr(r, part) for part in parts)
+    return same and abs(features.hue - r.hue) < RESERVED_HUE_TOLERANCE
 
 
 def near_miss_creature(rng: random.Random, size: str = "big", position: str = "center"
@@ -221,7 +283,7 @@ def random_object(rng: random.Random, position: str, *, allow_characters: bool =
                             mouth=rng.choice(MOUTHS), marks=rng.choice(CREATURE_MARKS),
                             eye_size=rng.uniform(0.8, 1.2))
         if kind == "face":
-            features = replace(features, ears="none", marks="none")
+            features = face_identity(replace(features, ears="none", marks="none"))
         return WorldObject(kind, hue_name(hue), size, position, hue_rgb(hue), jitter,
                            features=features)
     colour = rng.choice(tuple(COLOURS))
@@ -232,6 +294,35 @@ def random_object(rng: random.Random, position: str, *, allow_characters: bool =
         pattern = rng.choice(PATTERNS)
         pattern_rgb = COLOURS[rng.choice([c for c in COLOURS if c != colour])]
     return WorldObject(kind, colour, size, position, rgb, jitter, pattern, pattern_rgb)
+
+
+def face_identity(features: Features) -> Features:
+    """A face's hair, glasses and beard, drawn from a generator seeded by its own hue and eye
+    size: the world's random streams stay as they were before faces had an identity, so every
+    scene a seed gave (held-out scenes, benchmark seeds) is the same scene, its faces now with
+    hair, glasses and beards."""
+    rng = random.Random(f"face-{features.hue!r}-{features.eye_size!r}")
+    hair = rng.choice(HAIR_STYLES)
+    return replace(features, hair=hair, hair_colour=rng.choice(tuple(HAIR_COLOURS)),
+                   glasses=rng.choice(GLASSES), beard="full" if rng.random() < 0.3 else "none")
+
+
+def random_group(rng: random.Random) -> Scene:
+    """A group photo: two or three faces side by side, sometimes one other thing beside two."""
+    count = rng.choice((2, 2, 3))
+    positions = rng.sample(tuple(POSITIONS), count)
+    objects = []
+    for position in positions:
+        obj = random_object(rng, position)
+        while obj.kind != "face":
+            obj = random_object(rng, position)
+        objects.append(obj)
+    free = [p for p in POSITIONS if p not in positions]
+    if free and rng.random() < 0.4:
+        objects.append(random_object(rng, free[0], allow_characters=False))
+    style = rng.choice(STYLES) if rng.random() < 0.15 else None
+    return Scene(tuple(sorted(objects, key=lambda o: POSITIONS[o.position])),
+                 rng.choice(BACKGROUNDS), style, rng.randrange(1 << 30))
 
 
 def random_scene(rng: random.Random, *, max_objects: int = 3, style_probability: float = 0.3,
@@ -320,10 +411,13 @@ def nameable_features(obj: WorldObject) -> tuple[str, ...]:
     if obj.features is None:
         return ("pattern",) if obj.pattern else ()
     names = ["hue"]
+    f = obj.features
     for name, table in CHARACTER_WORDS.items():
-        if obj.kind == "face" and name in ("ears", "marks"):
+        if name in (CREATURE_ONLY if obj.kind == "face" else FACE_ONLY):
             continue
-        if getattr(obj.features, name) in table:
+        if name == "hair_colour" and f.hair == "bald" and f.beard == "none":
+            continue  # no hair to see the colour of
+        if getattr(f, name) in table:
             names.append(name)
     return tuple(names)
 
@@ -401,6 +495,15 @@ def fine_vocabulary() -> list[str]:
     return sorted(words - set(base_vocabulary()))
 
 
+def person_vocabulary() -> list[str]:
+    """The words of a face's identity, appended after the fine words (a third tier, so that
+    a model trained before faces had an identity keeps its token ids)."""
+    words = set()
+    for table in (HAIR_WORDS, HAIR_COLOUR_WORDS, GLASSES_WORDS, BEARD_WORDS):
+        words.update(table.values())
+    return sorted(words - set(base_vocabulary()) - set(fine_vocabulary()))
+
+
 def vocabulary() -> list[str]:
     """Every word the grammar can produce."""
-    return base_vocabulary() + fine_vocabulary()
+    return base_vocabulary() + fine_vocabulary() + person_vocabulary()

@@ -13,9 +13,12 @@ Stages, each resumed from `<run>/state.pt`:
    (`object_loss_weight`, where the fine features are; `ear_loss_weight` for the creatures'
    ears, the feature least drawn right, with `named_ears_share` of the batches lone eared
    creatures whose captions name their ears, and `named_patterns_share` lone patterned shapes
-   whose captions name their pattern) and noise whose mean varies
+   whose captions name their pattern, `people_share` of the pools lone faces and group
+   photos, `named_faces_share` of the batches lone faces with one identity part named) and
+   noise whose mean varies
    (`noise_offset`, so that words can set a picture's overall tint); the text encoder is
-   frozen for the last stretch so textual inversion meets a fixed encoder, as it does on SD.
+   frozen for the last stretch so textual inversion meets a fixed encoder, as it does on SD;
+   a warm start whose vocabulary grew trains only the new words' embedding rows then.
 The EMA weights are exported as a diffusers StableDiffusionPipeline folder; each periodic
 export is also kept beside it (`keep_exports`), so a run's late exports can be averaged
 (`world.average`).
@@ -50,12 +53,14 @@ from world.captioner import write_captioner_spec
 from world.grounding import AttentionRecorder, grounding_loss, scene_cells, word_masks
 from world.render import ear_mask, render
 from world.scene import (
+    FACE_ONLY,
     FINE_HUES,
     MAX_FINE_FEATURES,
     Scene,
     grounded_caption,
     hue_name,
     nameable_features,
+    random_group,
     random_scene,
 )
 
@@ -89,6 +94,9 @@ class TrainConfig:
     ear_loss_weight: float = 1.0  # ...and where creatures' ears are, at least this many (1: off)
     named_ears_share: float = 0.0  # share of batches of lone eared creatures, their ears named
     named_patterns_share: float = 0.0  # ...and of lone patterned shapes, their pattern named
+    named_faces_share: float = 0.0  # ...and of lone faces, one identity part named
+    people_share: float = 0.0  # share of the pools that are lone faces (one-object pool) and
+    # group photos of 2-3 faces (the other pool): where faces learn their identity parts
     noise_offset: float = 0.1  # std of a per-channel constant added to the training noise
     noise_pyramid: float = 0.0  # weight per halving of coarser noise added to it (0: off)
     bf16: bool = True  # bfloat16 autocast of the forward passes, fp32 weights: ~1.3x on CPU
@@ -287,10 +295,12 @@ class Trainer:
     """Holds the models, optimisers and progress; `run` advances whatever stage is current."""
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
-        if cfg.named_ears_share + cfg.named_patterns_share > 1:
-            raise ValueError(f"named_ears_share ({cfg.named_ears_share}) and "
-                             f"named_patterns_share ({cfg.named_patterns_share}) are shares of "
-                             "the batches: together at most 1")
+        shares = cfg.named_ears_share + cfg.named_patterns_share + cfg.named_faces_share
+        if shares > 1:
+            raise ValueError(f"named_ears_share ({cfg.named_ears_share}), "
+                             f"named_patterns_share ({cfg.named_patterns_share}) and "
+                             f"named_faces_share ({cfg.named_faces_share}) are shares of the "
+                             "batches: together at most 1")
         self.cfg, self.device = cfg, device
         self.run_dir = Path(cfg.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -309,6 +319,8 @@ class Trainer:
         self.vae_step = 0
         self.unet_step = 0
         self.warmed_from = 0  # the UNet step this run's optimiser state started at
+        self.new_words_from: int | None = None  # first new embedding row of a grown vocabulary
+        self.known_rows: torch.Tensor | None = None  # the rows before it, kept as they were
         self.scaling_factor = 1.0
         self.rng = random.Random(cfg.seed)
         self.pools: dict[str, tuple[list, torch.Tensor]] = {}
@@ -335,7 +347,7 @@ class Trainer:
         state = {
             "config": asdict(self.cfg), "vae_step": self.vae_step, "unet_step": self.unet_step,
             "warmed_from": self.warmed_from, "scaling_factor": self.scaling_factor,
-            "vae": self.vae.state_dict(),
+            "new_words_from": self.new_words_from, "vae": self.vae.state_dict(),
             "vae_opt": self.vae_opt.state_dict(), "unet": self.unet.state_dict(),
             "text_encoder": self.text_encoder.state_dict(), "opt": self.opt.state_dict(),
             "ema_unet": self.ema_unet.state_dict(), "ema_text": self.ema_text.state_dict(),
@@ -360,6 +372,8 @@ class Trainer:
         self.opt.load_state_dict(state["opt"])
         self.ema_unet.load_state_dict(state["ema_unet"])
         self.ema_text.load_state_dict(state["ema_text"])
+        if state.get("new_words_from") is not None:
+            self.train_new_words(state["new_words_from"])
         self.rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         log(self.run_dir, f"resumed: vae step {self.vae_step}, unet step {self.unet_step}")
@@ -386,6 +400,8 @@ class Trainer:
             "scaling_factor"])
         if self.text_encoder_frozen():
             self.text_encoder.requires_grad_(False)
+            if self.new_words_from is not None:
+                self.train_new_words(self.new_words_from)
         log(self.run_dir, f"warm start from {folder}: vae step {self.vae_step}, "
                           f"unet step {self.unet_step}")
 
@@ -404,11 +420,34 @@ class Trainer:
             vocab = self.tokenizer.get_vocab()
             for start, word in FINE_HUES:
                 row, source = vocab.get(word + "</w>"), vocab.get(hue_name(start) + "</w>")
-                if row is not None and source is not None and source < old.shape[0]:
+                if (row is not None and row >= old.shape[0] and source is not None
+                        and source < old.shape[0]):
                     grown[row] = old[source]
             state[key] = grown
+            self.new_words_from = old.shape[0]
             log(self.run_dir, f"text encoder grown from {old.shape[0]} to {ours.shape[0]} tokens")
         self.text_encoder.load_state_dict(state)
+
+    def token_embedding(self) -> torch.nn.Parameter:
+        return self.text_encoder.get_input_embeddings().weight
+
+    def train_new_words(self, first_row: int) -> None:
+        """With the text encoder frozen, still learn the embedding rows of words added by a
+        warm start (from `first_row` on), the way textual inversion learns a word: every
+        other weight of the encoder, and every known word's row, stays as it was."""
+        self.new_words_from = first_row
+        self.text_encoder.requires_grad_(False)
+        weight = self.token_embedding()
+        weight.requires_grad_(True)
+        self.known_rows = weight.detach()[:first_row].clone()
+        log(self.run_dir, f"training the embedding rows of new words {first_row}.."
+                          f"{weight.shape[0] - 1} only")
+
+    def keep_known_rows(self) -> None:
+        """Undo the optimiser's step (weight decay included) on the known words' rows."""
+        if self.known_rows is not None:
+            with torch.no_grad():
+                self.token_embedding()[: len(self.known_rows)] = self.known_rows
 
     # -- stage 1: VAE --------------------------------------------------------------------------
     def vae_batch(self) -> torch.Tensor:
@@ -441,7 +480,20 @@ class Trainer:
         count = self.cfg.single_pool if name == "single" else self.cfg.multi_pool
         rng = random.Random(f"{self.cfg.seed}-{name}")
         max_objects = 1 if name == "single" else 3
-        return [random_scene(rng, max_objects=max_objects) for _ in range(count)]
+        people = random.Random(f"{self.cfg.seed}-{name}-people")
+        return [self.people_scene(people, name)
+                if self.cfg.people_share and people.random() < self.cfg.people_share
+                else random_scene(rng, max_objects=max_objects) for _ in range(count)]
+
+    @staticmethod
+    def people_scene(rng: random.Random, pool: str) -> Scene:
+        """A lone face (the one-object pool) or a group photo (the other pool)."""
+        if pool == "multi":
+            return random_group(rng)
+        scene = random_scene(rng, max_objects=1)
+        while scene.objects[0].kind != "face":
+            scene = random_scene(rng, max_objects=1)
+        return scene
 
     @torch.no_grad()
     def build_pool(self, name: str) -> None:
@@ -544,13 +596,14 @@ class Trainer:
         """The fine feature this batch always names ('ears', 'pattern'), or None for a batch
         of the recipe's own. The coin is drawn only when a share is set, so the recipe's own
         runs keep their random stream."""
-        shares = (("ears", self.cfg.named_ears_share), ("pattern", self.cfg.named_patterns_share))
+        shares = (("ears", self.cfg.named_ears_share), ("pattern", self.cfg.named_patterns_share),
+                  ("face", self.cfg.named_faces_share))
         if not any(share > 0 for _, share in shares):
             return None
         coin = self.rng.random()
         for feature, share in shares:
             if coin < share:
-                return feature
+                return self.rng.choice(FACE_ONLY) if feature == "face" else feature
             coin -= share
         return None
 
@@ -600,7 +653,8 @@ class Trainer:
         sides = self.grounding_sides
         recorder = AttentionRecorder(sides)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            with torch.set_grad_enabled(not self.text_encoder_frozen()):
+            with torch.set_grad_enabled(not self.text_encoder_frozen()
+                                        or self.new_words_from is not None):
                 context = self.text_encoder(ids)[0]
             with controlled_attention(self.unet, recorder):
                 pred = self.unet(noisy, t, context).sample.float()
@@ -627,6 +681,7 @@ class Trainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.unet.parameters(), 1.0)
         self.opt.step()
+        self.keep_known_rows()
         self.ema_unet.step(self.unet.parameters())
         if not self.text_encoder_frozen():
             self.ema_text.step(self.text_encoder.parameters())

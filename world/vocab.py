@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
@@ -68,20 +69,24 @@ def _merge(symbols: list[str], pair: tuple[str, str]) -> list[str]:
     return out
 
 
-def write_vocabulary(words: list[str], folder: Path, extra_words: list[str] = ()) -> int:
+def write_vocabulary(words: list[str], folder: Path,
+                     *extra_tiers: Sequence[str]) -> int:
     """Write vocab.json and merges.txt into `folder`; returns the vocabulary size.
 
-    `extra_words` are appended after everything `words` gives (their merges after its merges,
-    their tokens after the end-of-text token), so a model trained on the vocabulary of `words`
-    keeps every token id and only needs new embedding rows."""
+    Each tier of `extra_tiers` is appended after everything before it (its merges after the
+    earlier merges, its tokens after the earlier tokens), so a model trained on the vocabulary
+    of the earlier tiers keeps every token id and only needs new embedding rows."""
     folder.mkdir(parents=True, exist_ok=True)
     base = list(_bytes_to_unicode().values())
     merges = train_bpe(words)
     tokens = base + [c + "</w>" for c in base] + ["".join(m) for m in merges] + [BOS, EOS]
-    extra = [w for w in dict.fromkeys(extra_words) if w not in words]
-    extra_merges = learn_merges({w: apply_merges(w, merges) for w in extra})
-    merges += extra_merges
-    tokens += ["".join(m) for m in extra_merges]
+    known = set(words)
+    for tier in extra_tiers:
+        extra = [w for w in dict.fromkeys(tier) if w not in known]
+        known.update(extra)
+        extra_merges = learn_merges({w: apply_merges(w, merges) for w in extra})
+        merges += extra_merges
+        tokens += ["".join(m) for m in extra_merges]
     vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
