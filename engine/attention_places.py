@@ -109,46 +109,55 @@ def _area(box: Box) -> int:
     return (box[2] - box[0]) * (box[3] - box[1])
 
 
-def others_measure(parts: list[Box], side: int) -> tuple[float, float] | None:
-    """(size, level) for a new thing among `parts`: the median side of their boxes, as a share
-    of the map's side (within SIZE_RANGE), and the median height of their centres, as a share
-    from the top; None when there is nothing to measure."""
+def others_measure(parts: list[Box], side: int) -> tuple[tuple[float, float], float] | None:
+    """((height, width), level) for a new thing among `parts`: the median height and width of
+    their boxes, as shares of the map's side (each within SIZE_RANGE), and the median height of
+    their centres, as a share from the top; None when there is nothing to measure."""
     if not parts:
         return None
-    sides = [max(b[2] - b[0], b[3] - b[1]) / side for b in parts]
-    levels = [(b[0] + b[2]) / 2 / side for b in parts]
     low, high = SIZE_RANGE
-    return float(np.clip(np.median(sides), low, high)), float(np.median(levels))
+    heights = [(b[2] - b[0]) / side for b in parts]
+    widths = [(b[3] - b[1]) / side for b in parts]
+    levels = [(b[0] + b[2]) / 2 / side for b in parts]
+    size = (float(np.clip(np.median(heights), low, high)),
+            float(np.clip(np.median(widths), low, high)))
+    return size, float(np.median(levels))
 
 
 def free_place(maps: torch.Tensor, taken: list[int], position: Position | None = None,
-               size: float = DEFAULT_SIZE, level: float | None = None) -> np.ndarray:
-    """A (side, side) mask in {0, 1} of a square where the photo's named things are not.
+               size: float | tuple[float, float] = DEFAULT_SIZE, level: float | None = None,
+               avoid: Iterable[Box] = ()) -> np.ndarray:
+    """A (side, side) mask in {0, 1} of a box where the photo's named things are not.
 
     `taken` are the token positions of the caption's words for things; their summed attention
-    is how occupied each pixel is. The square (`size` of the side) with the least of it wins,
-    its centre inside the band of `position` when the user named one, anywhere otherwise, and
-    at the height `level` (a share of the side from the top) when given, in line with the
-    others. Without any word for a thing the whole photo counts as free and the square goes to
-    the middle of the band.
+    is how occupied each pixel is. The box (`size` of the side: a square, or (height, width))
+    with the least of it wins, its centre inside the band of `position` when the user named
+    one, anywhere otherwise, and at the height `level` (a share of the side from the top) when
+    given, in line with the others. The boxes in `avoid` (people a detector found) count as
+    fully taken. Without any word for a thing the whole photo counts as free and the box goes
+    to the middle of the band.
     """
     side = maps.shape[0]
     occupied = (word_heat(maps, taken) if taken else torch.zeros(side, side))[None, None]
-    box = max(1, round(size * side))
-    cost = F.avg_pool2d(occupied, box, stride=1)[0, 0]  # (side - box + 1) ** 2 candidates
-    if level is not None:  # one row of squares: the one centred nearest the others' level
-        top = int(np.clip(round(level * side - box / 2), 0, cost.shape[0] - 1))
+    for top, left, bottom, right in avoid:
+        occupied[..., top:bottom, left:right] += 1.0
+    tall, wide = size if isinstance(size, tuple) else (size, size)
+    high_px, wide_px = max(1, round(tall * side)), max(1, round(wide * side))
+    cost = F.avg_pool2d(occupied, (high_px, wide_px), stride=1)[0, 0]  # every placement
+    if level is not None:  # one row of boxes: the one centred nearest the others' level
+        top = int(np.clip(round(level * side - high_px / 2), 0, cost.shape[0] - 1))
         cost = torch.full_like(cost, torch.inf).index_copy(0, torch.tensor([top]),
                                                            cost[top:top + 1])
     low, high = BANDS[position] if position is not None else (0.0, 1.0)
-    centres = (torch.arange(cost.shape[1]) + box / 2) / side
-    allowed = (centres >= low) & (centres <= high)
-    if not bool(allowed.any()):  # a band narrower than one square: the nearest start
-        allowed[int(torch.argmin((centres - (low + high) / 2).abs()))] = True
+    columns = (torch.arange(cost.shape[1]) + wide_px / 2) / side
+    rows = (torch.arange(cost.shape[0]) + high_px / 2) / side
+    allowed = (columns >= low) & (columns <= high)
+    if not bool(allowed.any()):  # a band narrower than one box: the nearest start
+        allowed[int(torch.argmin((columns - (low + high) / 2).abs()))] = True
     # Ties (an empty map) go to the band's middle row and column.
-    middle = ((centres - (low + high) / 2).abs()[None, :] + (centres - 0.5).abs()[:, None]) * 1e-6
+    middle = ((columns - (low + high) / 2).abs()[None, :] + (rows - 0.5).abs()[:, None]) * 1e-6
     scored = torch.where(allowed[None, :], cost + middle, torch.inf)
     top, left = divmod(int(torch.argmin(scored)), cost.shape[1])
     mask = np.zeros((side, side), np.float32)
-    mask[top:top + box, left:left + box] = 1.0
+    mask[top:top + high_px, left:left + wide_px] = 1.0
     return mask

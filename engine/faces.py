@@ -30,10 +30,11 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image, ImageDraw
 
+from engine.attention_places import Box
 from engine.errors import ModelLoadError
 from engine.segmentation import Segmenter
 
-Box = tuple[int, int, int, int]  # left, top, right, bottom, in pixels
+FaceBox = tuple[int, int, int, int]  # left, top, right, bottom, in pixels
 # Around a face box (its width w, height h): the head reaches this far above it (hair), beside
 # it (ears, hair) and below it (chin, neck); the shoulders are an ellipse this wide and this
 # far below the chin.
@@ -49,7 +50,7 @@ MIN_FACE_SHARE = 0.04  # a face narrower than this share of the photo's shorter 
 class FaceFinder(Protocol):
     """What a face detector supplies."""
 
-    def faces(self, image: Image.Image) -> list[Box]:
+    def faces(self, image: Image.Image) -> list[FaceBox]:
         """The boxes of the faces in a picture, in pixels, largest first."""
 
 
@@ -72,7 +73,7 @@ class CascadeFaceFinder:
             raise ModelLoadError(f"no face cascade could be read from {path}")
         self._cv2 = cv2
 
-    def faces(self, image: Image.Image) -> list[Box]:
+    def faces(self, image: Image.Image) -> list[FaceBox]:
         """Frontal faces at least MIN_FACE_SHARE of the shorter side wide, largest first."""
         cv2 = self._cv2
         gray = cv2.equalizeHist(np.asarray(image.convert("L")))
@@ -102,7 +103,7 @@ def load_face_finder(setting: str) -> FaceFinder | None:
     return CascadeFaceFinder(value)
 
 
-def head_and_shoulders(box: Box, size: tuple[int, int]) -> np.ndarray:
+def head_and_shoulders(box: FaceBox, size: tuple[int, int]) -> np.ndarray:
     """(H, W) mask in {0, 1} of the head and shoulders around a face box in a picture of
     `size` (width, height): an ellipse over the face grown to hair, ears and chin, and a wider
     ellipse for the shoulders under it, cut at the picture's edges."""
@@ -147,6 +148,33 @@ class PersonFinder:
         if mask.shape != (image.height, image.width) or (mask > 0.5).sum() < 0.001 * mask.size:
             return None  # nobody found, or a mask of the wrong size: no help
         return mask
+
+
+def portrait_box(box: FaceBox, size: tuple[int, int]) -> FaceBox:
+    """The square-ish box a head-and-shoulders portrait of a face fills, cut at the picture's
+    edges: half a face width beside it, the hair above, one face height of shoulders below.
+    The face then fills about the share of it that it fills of a portrait learned from, so a
+    person drawn in such a box comes out at the size of the face it was measured on."""
+    left, top, right, bottom = box
+    w, h = right - left, bottom - top
+    width, height = size
+    return (max(0, round(left - w / 2)), max(0, round(top - HAIR_ABOVE * h)),
+            min(width, round(right + w / 2)), min(height, round(bottom + h)))
+
+
+def people_parts(faces: FaceFinder, image: Image.Image, side: int) -> list[Box]:
+    """The portrait boxes (`portrait_box`) of the people in a square picture, in the (top,
+    left, bottom, right) pixels of a (side, side) attention map of it
+    (engine/attention_places.py): what someone added to a group photo is measured against and
+    kept clear of."""
+    scale = side / image.width
+    boxes = []
+    for face in faces.faces(image):
+        left, top, right, bottom = portrait_box(face, image.size)
+        boxes.append((int(top * scale), int(left * scale),
+                      max(int(top * scale) + 1, round(bottom * scale)),
+                      max(int(left * scale) + 1, round(right * scale))))
+    return boxes
 
 
 def upper_part(mask: np.ndarray) -> np.ndarray:

@@ -58,9 +58,10 @@ def portrait(centre: tuple[int, int] = (170, 110), width: int = 80, size: int = 
 
 
 def group_photo(size: tuple[int, int] = (320, 256), faces: int = 2) -> Image.Image:
-    """Faces side by side across the photo (each as `portrait` draws them), free to the right."""
+    """Faces side by side from the left (each as `portrait` draws them), the room of two more
+    free on the right."""
     width, height = size
-    step = width // (faces + 1)
+    step = width // (faces + 2)
     image = portrait((step // 2 + 10, height // 2 - 20), step // 2, width)
     image = image.crop((0, 0, width, height))
     for number in range(1, faces):

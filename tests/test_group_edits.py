@@ -24,7 +24,7 @@ from engine.operations import Editor, EditRequest, plan_edit, source_prompt
 from engine.prompt_alignment import token_spans
 from engine.textual_inversion import learn_concept
 from oneword.grammar import Position
-from tests.pictures import test_photo
+from tests.pictures import group_photo, test_photo
 
 CAPTION = "a photo of two men"
 SIDE = 16
@@ -54,10 +54,10 @@ def test_the_parts_of_a_words_map_are_the_things_it_finds(tiny_model):
     words = [spans.positions(w) for w in CAPTION.split()]
     # "photo" and "two" look everywhere: no thing; "men": two, 4 pixels high and wide
     assert sorted(subject_parts(maps, words, 0.4)) == [LEFT_MAN, RIGHT_MAN]
-    assert others_measure([LEFT_MAN, RIGHT_MAN], SIDE) == (4 / SIDE, 7 / SIDE)
+    assert others_measure([LEFT_MAN, RIGHT_MAN], SIDE) == ((4 / SIDE, 4 / SIDE), 7 / SIDE)
     assert others_measure([], SIDE) is None
     size, level = others_measure([(0, 0, 1, 1)], SIDE)
-    assert size == 0.15  # a speck: no smaller than the size range allows
+    assert size == (0.15, 0.15)  # a speck: no smaller than the size range allows
 
 
 def test_a_free_place_at_the_others_level_is_one_row_of_squares():
@@ -165,3 +165,30 @@ def test_replacing_the_man_on_the_left_keeps_the_man_on_the_right(tiny_model, an
     assert last <= LEFT_MAN[3] + 3 < left
     same = np.asarray(outcome.image)[outcome.mask == 0] == np.asarray(photo)[outcome.mask == 0]
     assert same.all()
+
+
+def test_a_person_is_added_beside_the_faces_a_detector_finds_and_as_big(tiny_model, anna):
+    pytest.importorskip("cv2")  # the `faces` extra (also in dev)
+    from engine.faces import CascadeFaceFinder, people_parts
+
+    finder = CascadeFaceFinder()
+    photo = group_photo((384, 384))  # two people on the left half, the right half free
+    editor = Editor(tiny_model, None, InversionSettings(steps=4), mode="direct", faces=finder)
+    inversion = editor.prepare(photo, CAPTION)  # the random model's own maps
+    side = inversion.maps.shape[0]
+    people = people_parts(finder, photo, side)
+    assert len(people) == 2 and max(p[3] for p in people) <= side // 2 + 1
+    outcome = editor.run(inversion, EditRequest("add", concept="anna"), [anna], photo=photo)
+    rows, cols = np.nonzero(outcome.prompt_edit.region)
+    (tall, wide), level = others_measure(people, side)
+    assert rows.max() + 1 - rows.min() == round(tall * side)  # as big as the others
+    assert cols.max() + 1 - cols.min() == round(wide * side)
+    assert abs((rows.min() + rows.max() + 1) / 2 - level * side) <= 1  # in line with them
+    assert cols.min() >= max(p[3] for p in people)  # beside them, not over anybody
+    same = np.asarray(outcome.image)[outcome.mask == 0] == np.asarray(photo)[outcome.mask == 0]
+    assert same.all()
+    # an object added to the same photo is measured by the words' attention, not the faces
+    hat = editor.run(inversion, EditRequest("add", concept="hat"), [anna], photo=photo)
+    words_only = plan_edit(tiny_model, inversion.prompt, EditRequest("add", concept="hat"), {},
+                           EditSettings(), maps=inversion.maps)
+    assert np.array_equal(hat.prompt_edit.region, words_only.region)
