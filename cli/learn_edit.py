@@ -132,12 +132,20 @@ def run_learn(args: argparse.Namespace) -> int:
     from engine.captioning import load_captioner
     from engine.concepts import save_concept
     from engine.config import ConceptSettings
+    from engine.faces import PersonFinder, load_face_finder
     from engine.model import load_model
+    from engine.segmentation import load_segmenter
     from engine.textual_inversion import learn_concept_from_files
+    from oneword.settings import load_settings
 
     descriptions = (args.describe * len(args.images) if len(args.describe) == 1
                     else args.describe or None)
     model = load_model(args.model, args.device)
+    people = None
+    if args.kind == "person":  # a person's loss lies on the head and shoulders found
+        configured = load_settings()
+        people = PersonFinder(load_face_finder(configured.face_detector),
+                              load_segmenter(model.source, configured.segmenter))
     settings = ConceptSettings(**_given(steps=args.steps, vectors=args.vectors,
                                         style_vectors=args.vectors, seed=args.seed))
     window = settings.early_stop_window_for(args.kind)
@@ -155,7 +163,7 @@ def run_learn(args: argparse.Namespace) -> int:
         result = learn_concept_from_files(model, args.images, args.name, args.kind, settings,
                                           initializer=args.init, progress=progress,
                                           captioner=load_captioner(model.source),
-                                          descriptions=descriptions)
+                                          descriptions=descriptions, people=people)
     for warning in result.warnings:
         print(f"warning: {warning}")
     save_concept(result.concept, args.out)
@@ -215,6 +223,7 @@ def run_edit(args: argparse.Namespace) -> int:
 
     from engine.concept_tokens import concepts_in_use
     from engine.config import InversionSettings
+    from engine.faces import load_face_finder
     from engine.images import read_image
     from engine.model import load_model
     from engine.operations import Editor, plan_edit
@@ -224,8 +233,10 @@ def run_edit(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, args.device)
     inversion_settings = InversionSettings(**_given(steps=args.steps))
-    captioner = captioner_for(model.source, model.device, load_settings().captioner)
-    editor = Editor(model, captioner, inversion_settings, mode=args.mode)
+    configured = load_settings()
+    captioner = captioner_for(model.source, model.device, configured.captioner)
+    editor = Editor(model, captioner, inversion_settings, mode=args.mode,
+                    faces=load_face_finder(configured.face_detector))
     image = read_image(args.image, IMAGE_LIMITS)
     request = edit_request(command)
     caption = editor.source_prompt(image, request, args.caption or command.caption)

@@ -44,6 +44,23 @@ def test_learn_then_edit_from_the_command_line(tiny_model_dir, tmp_path):
     assert Image.open(maps).width > 32
 
 
+@pytest.mark.slow  # starts processes
+def test_a_person_is_learned_from_the_head_and_shoulders_on_the_command_line(tiny_model_dir,
+                                                                            tmp_path):
+    pytest.importorskip("cv2")  # the face detector (the `faces` extra, also in dev)
+    from tests.pictures import portrait
+
+    photos = []
+    for number, background in enumerate(((90, 140, 200), (200, 200, 120), (120, 190, 120))):
+        photos.append(str(tmp_path / f"anna-{number}.png"))
+        portrait(background=background).save(photos[-1])
+    learned = oneword("learn", "--model", str(tiny_model_dir), "--name", "anna", "--kind",
+                      "person", "--steps", "3", "--out", str(tmp_path / "anna.safetensors"),
+                      *photos)
+    assert learned.returncode == 0, learned.stderr
+    assert "focused on head and shoulders" in learned.stdout
+
+
 def test_command_line_errors_are_one_clear_line(tiny_model_dir, tmp_path):
     few = oneword("learn", "--model", str(tiny_model_dir), "--name", "mochi", "--out",
                   str(tmp_path / "x.safetensors"), str(SAMPLES / "creature" / "creature-1.png"))
