@@ -245,7 +245,7 @@ def run_edit(args: argparse.Namespace) -> int:
                   grammar=editor.grammar)
     steps = inversion_settings.steps
     with tqdm(total=steps, desc=f"inverting ({args.mode})", unit="step") as bar:
-        inversion = editor.prepare(image, caption,
+        inversion = editor.prepare(image, caption, framing=editor.framing(image, request),
                                    progress=lambda i, n, loss: bar.update(i - bar.n))
     print(f"caption: {inversion.prompt}")
     with tqdm(total=steps, desc="editing", unit="step") as bar:

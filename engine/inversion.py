@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from engine.attention_control import AttentionStore, controlled_attention, map_resolution
 from engine.config import INVERSION_MODES, InversionSettings
 from engine.errors import InversionError
-from engine.images import fit_square
+from engine.images import Framing, fit
 from engine.model import DiffusionModel
 from engine.sampling import guided_noise, sample, timesteps
 
@@ -56,6 +56,7 @@ class Inversion:
     # (side, side, tokens) the prompt's cross-attention over the photo along the inversion, on
     # the CPU: where its words are, and what they leave free (None: an older save without it)
     maps: torch.Tensor | None = None
+    framing: Framing = Framing.CENTRE  # how the photo was put into the model's square
 
     @property
     def empty_unconditional(self) -> bool:
@@ -73,7 +74,7 @@ class Inversion:
         if self.maps is not None:
             tensors["maps"] = self.maps.contiguous().cpu()
         meta = {"mode": self.mode, "prompt": self.prompt, "model_source": self.model_source,
-                "settings": json.dumps(asdict(self.settings))}
+                "settings": json.dumps(asdict(self.settings)), "framing": str(self.framing)}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         save_file(tensors, tmp, metadata=meta)
@@ -98,10 +99,15 @@ class Inversion:
         trajectory = tensors.get("trajectory")
         if meta["mode"] == "direct" and trajectory is None:
             raise InversionError(f"the saved direct inversion {path.name} has no trajectory")
+        try:  # saves older than framing were all of the centre square
+            framing = Framing(meta.get("framing", Framing.CENTRE))
+        except ValueError:
+            raise InversionError(f"the saved inversion {path.name} names an unknown framing "
+                                 f"{meta['framing']!r}") from None
         return cls(meta["mode"], meta["prompt"], tensors["noise_latent"].to(model.device), uncond,
                    InversionSettings(**json.loads(meta["settings"])), meta["model_source"], image,
                    None if trajectory is None else trajectory.to(model.device),
-                   tensors.get("maps"))
+                   tensors.get("maps"), framing)
 
     def anchor(self, all_items: bool = False) -> TrajectoryAnchor | None:
         """What keeps sampling on this photo's trajectory (direct mode), else None."""
@@ -150,11 +156,13 @@ def ddim_trajectory(model: DiffusionModel, latent: torch.Tensor, cond: torch.Ten
 def invert(model: DiffusionModel, image: Image.Image, prompt: str, mode: str = "null-text",
            settings: InversionSettings = InversionSettings(),
            progress: InversionProgress | None = None,
-           should_stop: Callable[[], bool] | None = None) -> Inversion:
-    """Invert a photo under its caption with one of MODES."""
+           should_stop: Callable[[], bool] | None = None,
+           framing: Framing = Framing.CENTRE) -> Inversion:
+    """Invert a photo under its caption with one of MODES, put into the model's square as
+    `framing` says (engine/images.py)."""
     if mode not in MODES:
         raise InversionError(f"unknown inversion mode {mode!r}; use one of {', '.join(MODES)}")
-    image = fit_square(image, model.image_size)
+    image = fit(image, model.image_size, framing)
     cond = model.encode_text([prompt]).float()
     store = AttentionStore(map_resolution(model.unet))
     with controlled_attention(model.unet, store):
@@ -171,7 +179,7 @@ def invert(model: DiffusionModel, image: Image.Image, prompt: str, mode: str = "
     if progress is not None and mode != "null-text":
         progress(settings.steps, settings.steps, None)
     return Inversion(mode, prompt, trajectory[-1], uncond, settings, model.source, image, kept,
-                     store.maps()[0].cpu())
+                     store.maps()[0].cpu(), Framing(framing))
 
 
 def optimise_null_text(model: DiffusionModel, trajectory: list[torch.Tensor], cond: torch.Tensor,

@@ -25,7 +25,6 @@ from engine.attention_maps import FUNCTION_WORDS, attention_grid
 from engine.attention_places import (
     BANDS,
     DEFAULT_SIZE,
-    Box,
     focus,
     free_place,
     others_measure,
@@ -37,9 +36,9 @@ from engine.concept_tokens import concepts_in_use, expand_prompt
 from engine.concepts import Concept
 from engine.config import EditSettings, InversionSettings
 from engine.editing import EditOutput, PromptEdit, edit
-from engine.errors import NotInPhotoError, PromptError
-from engine.faces import FaceFinder, people_parts
-from engine.full_size import at_photo_size, centre_square
+from engine.errors import InversionError, NotInPhotoError, PromptError
+from engine.full_size import at_photo_size, framing_for
+from engine.images import Framing
 from engine.inversion import Inversion, InversionProgress, invert
 from engine.model import DiffusionModel
 from engine.prompt_alignment import token_spans
@@ -106,16 +105,13 @@ def _named_by_user(prompt: str, subject: str) -> bool:
 
 def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
               concepts: dict[str, Concept], settings: EditSettings = EditSettings(),
-              grammar: CaptionGrammar | None = None, maps=None,
-              others: list[Box] | None = None) -> PromptEdit:
+              grammar: CaptionGrammar | None = None, maps=None) -> PromptEdit:
     """Source and target prompts, and how to confine the change, for a request on a caption.
 
     `caption` is the prompt the photo was inverted under; `maps` (side, side, tokens) that
     prompt's cross-attention over the photo (`Inversion.maps`; None: not recorded), from which
     a subject the user named is checked and a free place for an add is found. `grammar` is the
-    model's caption grammar, if it has one. `others` are the boxes (map pixels) of the people a
-    face detector found in the photo: an add measures the new person against them and keeps
-    them clear, in place of the words' attention parts.
+    model's caption grammar, if it has one.
 
     Each edit keeps what its name promises to keep. add, replace and remove are confined by
     LocalBlend to the edited words' attention and keep the photo's own pixels elsewhere. add
@@ -136,7 +132,7 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     threshold = settings.concept_blend_threshold if learned else None
     if request.action is EditAction.ADD:
         return _plan_add(model, caption, request.position, value, value_words, settings,
-                         threshold, grammar, maps, others)
+                         threshold, grammar, maps)
     if request.action is EditAction.RESTYLE:
         return PromptEdit(caption, _STYLE.sub("", caption) + f" in {value} style",
                           cross_replace=settings.restyle_cross_replace,
@@ -178,8 +174,7 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
 
 def _plan_add(model: DiffusionModel, caption: str, position: Position | None, value: str,
               value_words: tuple[str, ...], settings: EditSettings, threshold: float | None,
-              grammar: CaptionGrammar | None, maps,
-              others: list[Box] | None = None) -> PromptEdit:
+              grammar: CaptionGrammar | None, maps) -> PromptEdit:
     """add: the grammar's free place, else the caption "and a <value>" confined to the part of
     the photo its words leave free (`free_place`), on the side the user named if any, as big
     as the things its words find and in line with them (`subject_parts`): someone added to a
@@ -195,10 +190,10 @@ def _plan_add(model: DiffusionModel, caption: str, position: Position | None, va
         spans = token_spans(model.tokenizer, caption)
         things = [spans.positions(word) for word in sorted(set(caption.split()) - FUNCTION_WORDS)]
         taken = [p for positions in things for p in positions]
-        parts = others or subject_parts(maps, things, settings.subject_min_focus)
-        measure = others_measure(parts, maps.shape[0])
+        measure = others_measure(subject_parts(maps, things, settings.subject_min_focus),
+                                 maps.shape[0])
         size, level = measure if measure is not None else (DEFAULT_SIZE, None)
-        region = free_place(maps, taken, position, size, level, others or ())
+        region = free_place(maps, taken, position, size, level)
     return PromptEdit(caption, f"{caption} and a {value}{where}", region=region, **common)
 
 
@@ -274,29 +269,13 @@ class Editor:
 
     def __init__(self, model: DiffusionModel, captioner: Captioner | None = None,
                  inversion_settings: InversionSettings = InversionSettings(),
-                 edit_settings: EditSettings = EditSettings(), mode: str = "null-text",
-                 faces: FaceFinder | None = None):
+                 edit_settings: EditSettings = EditSettings(), mode: str = "null-text"):
         self.model = model
-        self.faces = faces  # people in a photo, for adding a person among them
         self.captioner = captioner
         self.inversion_settings = inversion_settings
         self.edit_settings = edit_settings
         self.mode = mode
         self.grammar = load_grammar(model.source)
-
-    def _people_in(self, inversion: Inversion, request: EditRequest,
-                   concepts: dict[str, Concept], photo: Image.Image | None) -> list[Box] | None:
-        """For adding a person: the head and shoulders of the people the face detector finds
-        in the photo's centre square (the part an add edits, at the photo's own resolution,
-        where faces are easier to find than in the model's square), in its attention maps'
-        pixels; else None (the words' attention measures the others)."""
-        concept = concepts.get(request.concept or "")
-        if (self.faces is None or inversion.maps is None or request.action is not EditAction.ADD
-                or concept is None or concept.kind != "person"):
-            return None
-        square = (photo.convert("RGB").crop(centre_square(photo.size)) if photo is not None
-                  else inversion.image)
-        return people_parts(self.faces, square, inversion.maps.shape[0]) or None
 
     def caption(self, image: Image.Image, caption: str | None = None) -> str:
         """The given caption, else the captioner's; without either the edit cannot be planned."""
@@ -312,28 +291,42 @@ class Editor:
         """The prompt to invert `image` under for `request` (`source_prompt`)."""
         return source_prompt(self.caption(image, caption), request)
 
+    @staticmethod
+    def framing(image: Image.Image, request: EditRequest) -> Framing:
+        """How `request` needs `image` put into the model's square (`prepare`'s `framing`):
+        the whole frame for a restyle of a photo that is not square, else the centre square
+        (engine/full_size.py)."""
+        return framing_for(image.size, request.action is EditAction.RESTYLE)
+
     def prepare(self, image: Image.Image, caption: str | None = None,
                 progress: InversionProgress | None = None,
-                should_stop: Callable[[], bool] | None = None) -> Inversion:
-        """Invert a photo under its caption; reuse the result for every edit of it."""
+                should_stop: Callable[[], bool] | None = None,
+                framing: Framing = Framing.CENTRE) -> Inversion:
+        """Invert a photo under its caption; reuse the result for every edit of it that needs
+        the same `framing` (`Editor.framing`)."""
         return invert(self.model, image, self.caption(image, caption), self.mode,
-                      self.inversion_settings, progress, should_stop)
+                      self.inversion_settings, progress, should_stop, framing)
 
     def run(self, inversion: Inversion, request: EditRequest,
             concepts: Iterable[Concept] = (), progress: Callable[[int, int], None] | None = None,
             seed: int | None = None, photo: Image.Image | None = None) -> EditOutcome:
         """Carry out one edit on an inverted photo with the given learned concepts; with the
-        `photo` itself, the result comes back at its size (engine/full_size.py)."""
+        `photo` itself, the result comes back at its size (engine/full_size.py), which needs
+        the photo inverted with the framing the edit asks for (`Editor.framing`)."""
+        if photo is not None and inversion.framing is not self.framing(photo, request):
+            raise InversionError(
+                f"a {request.action} of a {photo.width}x{photo.height} photo needs it inverted "
+                f"with framing '{self.framing(photo, request)}', not '{inversion.framing}'")
         by_name = {c.name: c for c in concepts}
         settings = self.edit_settings if seed is None else replace(self.edit_settings, seed=seed)
         with concepts_in_use(self.model, by_name.values()):  # this edit's words, then none
             prompt_edit = plan_edit(self.model, inversion.prompt, request, by_name,
-                                    self.edit_settings, self.grammar, inversion.maps,
-                                    self._people_in(inversion, request, by_name, photo))
+                                    self.edit_settings, self.grammar, inversion.maps)
             result = edit(self.model, inversion, prompt_edit, settings, progress)
         maps = attention_grid(result.image, result.maps[1], result.target_tokens)
         if photo is None:
             return EditOutcome(result.image, maps, result, prompt_edit, result.pixel_mask)
         image, mask = at_photo_size(photo, result.image,
-                                    result.mask if prompt_edit.keep_outside else None)
+                                    result.mask if prompt_edit.keep_outside else None,
+                                    inversion.framing)
         return EditOutcome(image, maps, result, prompt_edit, mask)

@@ -74,17 +74,29 @@ async def test_a_large_photo_sent_as_a_file_comes_back_at_its_size(stack, tmp_pa
     alice = await tg.user("Alice")
     await learn(tg, alice)
     photo = test_photo(8, (1280, 960), blobs=3)
-    sent = []
-    for command in ("remove man | a photo of a man sitting", "add mochi"):
-        sent.append(await alice.send_document(png(photo), "photo.png", "image/png",
-                                              caption=command))
+    sent, results = [], []
+    for command in ("remove man | a photo of a man sitting", "add mochi", "restyle as mochi"):
+        if command.startswith("restyle"):  # of the photo just edited: its inversion is cached
+            sent.append(await alice.say(command, reply_to=sent[-1]))
+        else:
+            sent.append(await alice.send_document(png(photo), "photo.png", "image/png",
+                                                  caption=command))
         reply = await alice.wait_reply(document=True, after=sent[-1].message_id, timeout=180)
         edited = Image.open(io.BytesIO(await tg.download(reply.document["file_id"])))
         assert edited.format == "PNG" and edited.size == (1280, 960), command
-        sent[-1] = np.asarray(edited.convert("RGB"))
+        results.append(np.asarray(edited.convert("RGB")))
+    *confined, restyled = results
     masks = await edit_masks(tmp_path / "data")
-    assert len(masks) == 2
+    assert len(masks) == 2  # the restyle has none: it may change every pixel
     original = np.asarray(photo)
-    for edited, mask in zip(sent, masks, strict=True):
+    for edited, mask in zip(confined, masks, strict=True):
         assert mask.shape == (960, 1280) and 0 < mask.sum() < mask.size
         assert (edited[~mask] == original[~mask]).all()  # outside the grown mask: the photo
+    for strip in (slice(0, 160), slice(-160, None)):  # beside the centre square: restyled too
+        change = np.abs(restyled[:, strip].astype(float) - original[:, strip])
+        assert change.mean() > 10
+    storage = await Storage.open(tmp_path / "data")
+    try:  # the restyled photo's centre inversion (the add's) is kept beside its whole-frame one
+        assert await storage.inversions.count() == 3
+    finally:
+        await storage.close()

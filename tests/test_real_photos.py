@@ -10,10 +10,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from engine.attention_places import focus, free_place
 from engine.config import EditSettings, InversionSettings
-from engine.errors import ModelLoadError, NotInPhotoError
+from engine.errors import InversionError, ModelLoadError, NotInPhotoError
+from engine.images import Framing, fit_square, fit_whole, unfit_whole, whole_frame_box
+from engine.inversion import Inversion
 from engine.operations import Editor, EditRequest, source_prompt
 from engine.photo_captioner import ImageToTextCaptioner, load_photo_captioner, plain_caption
 from oneword.grammar import Position
@@ -140,9 +143,46 @@ def test_a_large_photo_comes_back_at_its_size_untouched_outside_the_mask(tiny_mo
     assert same.all()
 
 
-def test_a_restyle_comes_back_at_the_photos_resolution(tiny_model):
+@pytest.mark.parametrize("size, box", [((1280, 960), (0, 0, 512, 512)),
+                                       ((960, 1280), (0, 0, 512, 512)),
+                                       ((1920, 1080), (0, 40, 512, 472))])
+def test_the_whole_frame_goes_into_the_square_and_comes_back(size, box):
+    photo = test_photo(9, size, blobs=3)
+    square = np.asarray(fit_whole(photo, 512))
+    assert square.shape == (512, 512, 3) and whole_frame_box(size, 512) == box
+    top, bottom = box[1], box[3]
+    if top:  # the padding mirrors the frame's edges
+        assert (square[:top] == square[2 * top - 1:top - 1:-1]).all()
+        assert (square[bottom:] == square[bottom - 1:2 * bottom - 513:-1]).all()
+    back = np.asarray(unfit_whole(Image.fromarray(square), size), np.float32)
+    error = np.abs(back - np.asarray(photo, np.float32)).mean(axis=2)
+    assert back.shape[:2] == (size[1], size[0])
+    assert np.median(error) < 1 and error.mean() < 2  # all of it back, soft at the edges only
+    strip = min(size) // 8  # the photo's own strips beside the centre square come back there
+    assert error[:, :strip].mean() < 2 and error[:, -strip:].mean() < 2
+    square_photo = test_photo(9, 96)
+    assert fit_whole(square_photo, 32).tobytes() == fit_square(square_photo, 32).tobytes()
+
+
+def test_a_restyle_of_a_large_photo_comes_back_whole_at_its_size(tiny_model, tmp_path):
     editor = editor_for(tiny_model)
-    photo = test_photo(6, (400, 300))
-    inversion = editor.prepare(photo, "a photo of a man sitting")
-    outcome = editor.run(inversion, EditRequest("restyle", concept="painting"), photo=photo)
-    assert outcome.image.size == (300, 300) and outcome.mask is None
+    photo = test_photo(6, (1280, 960), blobs=3)
+    restyle = EditRequest("restyle", concept="painting")
+    assert editor.framing(photo, restyle) is Framing.WHOLE
+    assert editor.framing(photo, EditRequest("add", concept="hat")) is Framing.CENTRE
+    assert editor.framing(test_photo(6, 96), restyle) is Framing.CENTRE  # one inversion serves
+    centre = editor.prepare(photo, "a photo of a man sitting")
+    with pytest.raises(InversionError, match="framing 'whole'"):
+        editor.run(centre, restyle, photo=photo)
+    inversion = editor.prepare(photo, "a photo of a man sitting", framing=Framing.WHOLE)
+    assert inversion.image.tobytes() == fit_whole(photo, tiny_model.image_size).tobytes()
+    inversion.save(tmp_path / "whole.safetensors")
+    reloaded = Inversion.load(tmp_path / "whole.safetensors", tiny_model)
+    assert reloaded.framing is Framing.WHOLE
+    outcome = editor.run(reloaded, restyle, photo=photo)
+    assert outcome.image.size == (1280, 960) and outcome.mask is None
+    result, original = np.asarray(outcome.image, np.float32), np.asarray(photo, np.float32)
+    for strip in (slice(0, 160), slice(-160, None)):  # beside the centre square: restyled too
+        assert np.abs(result[:, strip] - original[:, strip]).mean() > 10
+    # the whole restyled square, stretched back onto the frame: not its centre, not the photo
+    assert outcome.image.tobytes() == unfit_whole(outcome.result.image, photo.size).tobytes()

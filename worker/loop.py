@@ -244,7 +244,9 @@ class LaneRunner:
                     progress: Progress) -> jobs.EditResult:
         photo = self.storage.files.resolve(payload.photo)
         prompt = await asyncio.to_thread(self.tasks.source_prompt, photo, payload.command)
-        inversion = await self._inversion(payload.photo, payload.photo_key, prompt, progress)
+        framing = await asyncio.to_thread(self.tasks.framing, photo, payload.command)
+        inversion = await self._inversion(payload.photo, payload.photo_key, prompt, framing,
+                                          progress)
         concept_files = []
         for concept_id in payload.concept_ids:
             concept = await self.storage.concepts.get(concept_id)
@@ -263,25 +265,29 @@ class LaneRunner:
         return jobs.EditResult(image_path, maps_path, outcome.prompt_edit.source,
                                outcome.prompt_edit.target, mask_path)
 
-    async def _inversion(self, photo: str, photo_key: str, caption: str | None,
+    async def _inversion(self, photo: str, photo_key: str, caption: str | None, framing: str,
                          progress: Progress):
         """The photo's inversion, from the cache when it was inverted before under this prompt
-        (`caption`; None: under any)."""
+        (`caption`; None: under any) and framed the same way (`framing`: the centre square,
+        or the whole frame a restyle of a photo that is not square needs)."""
         from engine.inversion import Inversion
 
-        mode = self.tasks.editor.mode
+        mode = _cache_mode(self.tasks.editor.mode, framing)
         cached = await self.storage.inversions.get(photo_key, self.tasks.model_id, mode)
         if cached is not None and self.storage.files.exists(cached.path):
             try:
                 inversion = Inversion.load(self.storage.files.resolve(cached.path),
                                            self.tasks.model)
-                if caption is None or " ".join(caption.lower().split()) == inversion.prompt:
+                prompt = inversion.prompt
+                if ((caption is None or " ".join(caption.lower().split()) == prompt)
+                        and inversion.framing == framing):
                     progress.report(0.7, "photo already read")
                     return inversion
             except EngineError:
                 log.warning("cached inversion %s unusable; inverting again", cached.path)
         inversion = await asyncio.to_thread(self.tasks.invert, self.storage.files.resolve(photo),
-                                            caption, progress.report, progress.stop.is_set)
+                                            caption, progress.report, progress.stop.is_set,
+                                            framing)
         path = self.storage.files.new_path(Area.INVERSIONS, ".safetensors")
         await asyncio.to_thread(inversion.save, self.storage.files.resolve(path))
         await self.storage.inversions.put(photo_key, self.tasks.model_id, mode, path)
@@ -306,6 +312,13 @@ class LaneRunner:
             payload.photo), payload.caption, progress.report)
         path = self.storage.files.store_bytes(Area.RESULTS, webp, ".webp")
         return jobs.StickerResult(path)
+
+
+def _cache_mode(mode: str, framing: str) -> str:
+    """The inversion cache's mode key: the inversion mode, and a framing other than the centre
+    square after it, so a whole-frame inversion (a restyle's) and a centre one (the other
+    edits') of the same photo are kept apart, and entries made before framing still serve."""
+    return mode if framing == "centre" else f"{mode}+{framing}"
 
 
 def _mask_image(share: np.ndarray) -> Image.Image:

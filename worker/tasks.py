@@ -19,7 +19,7 @@ from engine.captioning import load_captioner
 from engine.concepts import Concept, load_concept, save_concept
 from engine.config import CheckSettings, ConceptSettings, EditSettings, InversionSettings
 from engine.faces import PersonFinder, load_face_finder
-from engine.images import read_image
+from engine.images import Framing, read_image
 from engine.inversion import Inversion
 from engine.likeness import load_judge
 from engine.model import DiffusionModel, load_model
@@ -87,7 +87,7 @@ class EngineTasks:
         self.editor = Editor(self.model, self.captioner,
                              InversionSettings(steps=settings.inversion_steps),
                              EditSettings(subject_min_focus=settings.subject_min_focus),
-                             mode=settings.inversion_mode, faces=self.people.faces)
+                             mode=settings.inversion_mode)
         # what compares a word's photos and drawings: the image model the settings name, else
         # the model folder's own captioner
         self.check_settings = CheckSettings(tries=settings.self_check_tries)
@@ -132,12 +132,17 @@ class EngineTasks:
         return result, preview, check
 
     def invert(self, photo: Path, caption: str | None, report: Report,
-               should_stop: StopCheck) -> Inversion:
-        """Invert a photo (the slow part of an edit)."""
+               should_stop: StopCheck, framing: Framing = Framing.CENTRE) -> Inversion:
+        """Invert a photo (the slow part of an edit), framed as `framing` says."""
         image = read_image(photo)
         return self.editor.prepare(
-            image, caption, should_stop=should_stop,
+            image, caption, should_stop=should_stop, framing=framing,
             progress=lambda i, n, _loss: report(0.7 * i / n, f"reading the photo: {i}/{n}"))
+
+    def framing(self, photo: Path, command: EditCommand) -> Framing:
+        """How `command` needs the photo put into the model's square: a restyle of a photo
+        that is not square sees its whole frame, other edits the centre square."""
+        return self.editor.framing(read_image(photo), edit_request(command))
 
     def source_prompt(self, photo: Path, command: EditCommand) -> str | None:
         """The prompt to invert the photo under for `command`, or None when any earlier
