@@ -25,6 +25,7 @@ from engine.attention_maps import FUNCTION_WORDS, attention_grid
 from engine.attention_places import (
     BANDS,
     DEFAULT_SIZE,
+    Box,
     focus,
     free_place,
     others_measure,
@@ -37,7 +38,8 @@ from engine.concepts import Concept
 from engine.config import EditSettings, InversionSettings
 from engine.editing import EditOutput, PromptEdit, edit
 from engine.errors import InversionError, NotInPhotoError, PromptError
-from engine.full_size import at_photo_size, framing_for
+from engine.faces import FaceFinder, people_parts
+from engine.full_size import at_photo_size, centre_square, framing_for
 from engine.images import Framing
 from engine.inversion import Inversion, InversionProgress, invert
 from engine.model import DiffusionModel
@@ -105,13 +107,16 @@ def _named_by_user(prompt: str, subject: str) -> bool:
 
 def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
               concepts: dict[str, Concept], settings: EditSettings = EditSettings(),
-              grammar: CaptionGrammar | None = None, maps=None) -> PromptEdit:
+              grammar: CaptionGrammar | None = None, maps=None,
+              others: list[Box] | None = None) -> PromptEdit:
     """Source and target prompts, and how to confine the change, for a request on a caption.
 
     `caption` is the prompt the photo was inverted under; `maps` (side, side, tokens) that
     prompt's cross-attention over the photo (`Inversion.maps`; None: not recorded), from which
     a subject the user named is checked and a free place for an add is found. `grammar` is the
-    model's caption grammar, if it has one.
+    model's caption grammar, if it has one. `others` are the boxes (map pixels) of the people a
+    face detector found in the photo: an add measures the new person against them and keeps
+    them clear, in place of the words' attention parts.
 
     Each edit keeps what its name promises to keep. add, replace and remove are confined by
     LocalBlend to the edited words' attention and keep the photo's own pixels elsewhere. add
@@ -132,7 +137,7 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     threshold = settings.concept_blend_threshold if learned else None
     if request.action is EditAction.ADD:
         return _plan_add(model, caption, request.position, value, value_words, settings,
-                         threshold, grammar, maps)
+                         threshold, grammar, maps, others)
     if request.action is EditAction.RESTYLE:
         return PromptEdit(caption, _STYLE.sub("", caption) + f" in {value} style",
                           cross_replace=settings.restyle_cross_replace,
@@ -174,7 +179,8 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
 
 def _plan_add(model: DiffusionModel, caption: str, position: Position | None, value: str,
               value_words: tuple[str, ...], settings: EditSettings, threshold: float | None,
-              grammar: CaptionGrammar | None, maps) -> PromptEdit:
+              grammar: CaptionGrammar | None, maps,
+              others: list[Box] | None = None) -> PromptEdit:
     """add: the grammar's free place, else the caption "and a <value>" confined to the part of
     the photo its words leave free (`free_place`), on the side the user named if any, as big
     as the things its words find and in line with them (`subject_parts`): someone added to a
@@ -190,10 +196,10 @@ def _plan_add(model: DiffusionModel, caption: str, position: Position | None, va
         spans = token_spans(model.tokenizer, caption)
         things = [spans.positions(word) for word in sorted(set(caption.split()) - FUNCTION_WORDS)]
         taken = [p for positions in things for p in positions]
-        measure = others_measure(subject_parts(maps, things, settings.subject_min_focus),
-                                 maps.shape[0])
+        parts = others or subject_parts(maps, things, settings.subject_min_focus)
+        measure = others_measure(parts, maps.shape[0])
         size, level = measure if measure is not None else (DEFAULT_SIZE, None)
-        region = free_place(maps, taken, position, size, level)
+        region = free_place(maps, taken, position, size, level, others or ())
     return PromptEdit(caption, f"{caption} and a {value}{where}", region=region, **common)
 
 
@@ -269,13 +275,29 @@ class Editor:
 
     def __init__(self, model: DiffusionModel, captioner: Captioner | None = None,
                  inversion_settings: InversionSettings = InversionSettings(),
-                 edit_settings: EditSettings = EditSettings(), mode: str = "null-text"):
+                 edit_settings: EditSettings = EditSettings(), mode: str = "null-text",
+                 faces: FaceFinder | None = None):
         self.model = model
+        self.faces = faces  # people in a photo, for adding a person among them
         self.captioner = captioner
         self.inversion_settings = inversion_settings
         self.edit_settings = edit_settings
         self.mode = mode
         self.grammar = load_grammar(model.source)
+
+    def _people_in(self, inversion: Inversion, request: EditRequest,
+                   concepts: dict[str, Concept], photo: Image.Image | None) -> list[Box] | None:
+        """For adding a person: the head and shoulders of the people the face detector finds
+        in the photo's centre square (the part an add edits, at the photo's own resolution,
+        where faces are easier to find than in the model's square), in its attention maps'
+        pixels; else None (the words' attention measures the others)."""
+        concept = concepts.get(request.concept or "")
+        if (self.faces is None or inversion.maps is None or request.action is not EditAction.ADD
+                or concept is None or concept.kind != "person"):
+            return None
+        square = (photo.convert("RGB").crop(centre_square(photo.size)) if photo is not None
+                  else inversion.image)
+        return people_parts(self.faces, square, inversion.maps.shape[0]) or None
 
     def caption(self, image: Image.Image, caption: str | None = None) -> str:
         """The given caption, else the captioner's; without either the edit cannot be planned."""
@@ -321,7 +343,8 @@ class Editor:
         settings = self.edit_settings if seed is None else replace(self.edit_settings, seed=seed)
         with concepts_in_use(self.model, by_name.values()):  # this edit's words, then none
             prompt_edit = plan_edit(self.model, inversion.prompt, request, by_name,
-                                    self.edit_settings, self.grammar, inversion.maps)
+                                    self.edit_settings, self.grammar, inversion.maps,
+                                    self._people_in(inversion, request, by_name, photo))
             result = edit(self.model, inversion, prompt_edit, settings, progress)
         maps = attention_grid(result.image, result.maps[1], result.target_tokens)
         if photo is None:

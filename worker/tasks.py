@@ -87,7 +87,7 @@ class EngineTasks:
         self.editor = Editor(self.model, self.captioner,
                              InversionSettings(steps=settings.inversion_steps),
                              EditSettings(subject_min_focus=settings.subject_min_focus),
-                             mode=settings.inversion_mode)
+                             mode=settings.inversion_mode, faces=self.people.faces)
         # what compares a word's photos and drawings: the image model the settings name, else
         # the model folder's own captioner
         self.check_settings = CheckSettings(tries=settings.self_check_tries)
