@@ -1,4 +1,5 @@
-"""The reserved concepts (creature, object, style), learned from the sample photos and cached.
+"""The reserved concepts (creature, object, style, person), learned from the sample photos and
+cached.
 
 Learning a concept is the benchmark's costliest fixed step, and its result depends only on the
 model's weights and the settings, so each concept is kept in `<results>/cache/<model hash>/`
@@ -29,7 +30,8 @@ from world.samples import SAMPLES_DIR
 from world.scene import RESERVED
 
 # The textual-inversion kind (prompt templates) each reserved concept is learned as.
-CONCEPT_KINDS = {"creature": "object", "object": "object", "style": "style"}
+CONCEPT_KINDS = {"creature": "object", "object": "object", "style": "style",
+                 "person": "person"}
 QUALITY_BAR = 0.8  # share of generations showing the concept: the model card's target
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RUNS_FOLDER = "runs"  # under the results folder: quick, partial and skipped runs (not tracked)
-PARTS = ("speed", "quality", "seeds", "gpu", "queue")
+PARTS = ("speed", "quality", "seeds", "people", "gpu", "queue")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class Plan:
     quality_steps: int  # quality: DDIM steps of every inversion and edit
     learning_seeds: int = 4  # seeds: learning seeds of the creature and the object
     seed_mode: str = "ddim"  # seeds: the one inversion mode their edits run after
+    people_scenes: int = 16  # people: group photos of two faces (an add and a replace each)
+    people_mode: str = "direct"  # people: the inversion mode (the worker's default)
     queue_jobs: int = 400  # queue: jobs per measured run (bench/queue.py)
 
     @classmethod
@@ -48,7 +50,7 @@ class Plan:
     def quick(cls) -> Plan:
         return cls("quick", repeats=1, slow_repeats=1, speed_steps=5, ti_steps=8,
                    ti_reference_steps=3, concept_samples=2, sample_steps=5, scenes=1,
-                   quality_steps=5, learning_seeds=2, queue_jobs=40)
+                   quality_steps=5, learning_seeds=2, queue_jobs=40, people_scenes=1)
 
     def with_overrides(self, args: argparse.Namespace) -> Plan:
         """This plan with the counts given on the command line."""
@@ -66,7 +68,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                              "(skipped with a message when there is none)")
     parser.add_argument("--only", default=None,
                         help=f"comma-separated parts to run, of {', '.join(PARTS)} "
-                             "(default: speed,quality,seeds,queue, plus gpu with --gpu; --quick "
+                             "(default: speed,quality,seeds,people,queue, plus gpu with --gpu; "
+                             "--quick "
                              "leaves out queue); --only queue writes queue.md/json alone")
     parser.add_argument("--model", default=None,
                         help="diffusers folder (default: the bundled engine/models/sticker-world)")
@@ -92,7 +95,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 
 def default_parts(quick: bool) -> list[str]:
     """The parts a run without --only measures (the queue only in the full plan)."""
-    return ["speed", "quality", "seeds"] + ([] if quick else ["queue"])
+    return ["speed", "quality", "seeds", "people"] + ([] if quick else ["queue"])
 
 
 def chosen_parts(args: argparse.Namespace) -> list[str]:

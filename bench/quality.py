@@ -251,6 +251,16 @@ def edit_succeeded(edit: BenchEdit, reading) -> bool:
     return shows_reserved(reading, "style")
 
 
+def size_right(edit: BenchEdit, reading) -> bool | None:
+    """For an edit that puts a thing in (replace, add): whether the checker reads something at
+    its place at the size its truth has; None for other edits."""
+    if edit.kind not in ("replace-word", "replace-concept", "add"):
+        return None
+    position = edit.changed[0]
+    seen = reading.object_at(position)
+    return seen is not None and seen.size == edit.target.object_at(position).size
+
+
 # ---------------------------------------------------------------------------------------------
 # Running the set
 
@@ -267,6 +277,8 @@ class EditScore:
     edit_psnr_db: float
     seconds: float
     success: bool | None = None  # None without a checker
+    # whether the checker reads the new object at the size the truth has (an add or replace)
+    size_right: bool | None = None
 
 
 @dataclass
@@ -281,9 +293,11 @@ class QualityRun:
 
 def run_edits(model: DiffusionModel, checker, concepts: Sequence[Concept], edits: list[BenchEdit],
               steps: int, log: Callable[[str], None] = print,
-              modes: Sequence[str] = MODES) -> QualityRun:
+              modes: Sequence[str] = MODES, as_sent: bool = False) -> QualityRun:
     """Invert every source scene with each of `modes`, run its edits and measure them.
 
+    `as_sent`: each edit is given the photo, as the worker gives it, so the result is what the
+    user receives (the photo's own pixels outside the edit's mask); else the model's output.
     An edit whose prompts the model cannot read (too many tokens for a small text encoder) is
     skipped and listed rather than failing the run.
     """
@@ -305,7 +319,8 @@ def run_edits(model: DiffusionModel, checker, concepts: Sequence[Concept], edits
             for edit in group:
                 start = time.perf_counter()
                 try:
-                    outcome = editor.run(inversion, edit.command, concepts)
+                    outcome = editor.run(inversion, edit.command, concepts,
+                                         photo=source.image if as_sent else None)
                 except PromptError as exc:
                     run.skipped.append({"index": edit.index, "kind": edit.kind, "mode": mode,
                                         "reason": str(exc)})
@@ -329,6 +344,7 @@ def run_edits(model: DiffusionModel, checker, concepts: Sequence[Concept], edits
             for (edit, score, _), reading in zip(judged, checker.read([j[2] for j in judged]),
                                                  strict=True):
                 score.success = edit_succeeded(edit, reading)
+                score.size_right = size_right(edit, reading)
     return run
 
 

@@ -262,6 +262,51 @@ def seeds_section(seeds: dict) -> list[str]:
     return lines + table(header, rows)
 
 
+# What the people part must reach (the mean over the learning seeds, and the lowest seed).
+PEOPLE_TARGETS = ("add: recognised >= 80% mean and >= 60% lowest, background >= 30 dB; "
+                  "replace: recognised >= 80% mean")
+
+
+def people_section(people: dict) -> list[str]:
+    """The person added to and swapped into group photos, per learning seed, then the mean and
+    range over the seeds."""
+    lines = ["## People in group photos", "",
+             f"The reserved person learned from her five portraits (the person kind) with "
+             f"{people['seeds']} learning seeds; with each, two edits of {people['scenes']} "
+             "rendered group photos of two faces after "
+             f"{people['mode']} inversion at {people['steps']} DDIM steps: \"add <person>\" "
+             "(no place named: the free one) and \"replace the face <at one face's place> "
+             "with <person>\". Each result is the picture the user receives (the photo's own "
+             "pixels outside the edit's mask). Recognised: "
+             + "; ".join(f"{name}: {meaning}" for name, meaning in
+                         people["success_means"].items())
+             + ". Background PSNR: against the edited scene's rendering outside the new face's "
+             "(and the replaced face's) true mask, dilated. Same size: the new face read at "
+             f"the others' size. Targets: {PEOPLE_TARGETS}.", ""]
+    header = ["seed", "recognised (concept figure)", "add: recognised", "add: background PSNR",
+              "add: same size", "replace: recognised", "replace: background PSNR",
+              "replace: same size", "steps"]
+
+    def cells(get) -> list[str]:
+        out = []
+        for name in ("add", "replace"):
+            for figure in ("recognised", "background_psnr_db", "size_right"):
+                value = get(name, figure)
+                out.append(number(value, 1, " dB") if figure == "background_psnr_db"
+                           else percent(value))
+        return out
+
+    rows = [[str(row["seed"]), percent(row["shown"]),
+             *cells(lambda name, figure, row=row: row[name][figure]), str(row["steps"])]
+            for row in people["rows"]]
+    spread = people["spread"]
+    for label, key in (("**mean**", "mean"), ("lowest", "min"), ("highest", "max")):
+        rows.append([label, percent(spread["shown"][key]) if spread["shown"] else "n/a",
+                     *cells(lambda name, figure, key=key: (spread[name][figure] or {}).get(key)),
+                     ""])
+    return lines + table(header, rows)
+
+
 def gpu_section(gpu: dict) -> list[str]:
     lines = ["## GPU (SD 1.5 architecture, random weights)", ""]
     if "skipped" in gpu:
@@ -303,14 +348,17 @@ def plan_text(plan: dict) -> str:
             f"{plan['concept_samples']} generations of {plan['sample_steps']} steps; quality "
             f"on {plan['scenes']} scenes x 5 edits x {len(MODES)} inversion modes at "
             f"{plan['quality_steps']} DDIM steps; the creature's and object's edits again for "
-            f"{plan['learning_seeds']} learning seeds after {plan['seed_mode']} inversion.")
+            f"{plan['learning_seeds']} learning seeds after {plan['seed_mode']} inversion; "
+            f"the person learned with as many seeds, added to and swapped into "
+            f"{plan.get('people_scenes', 0)} group photos after "
+            f"{plan.get('people_mode', 'direct')} inversion.")
 
 
 def markdown(report: dict) -> str:
     """The report as markdown: what ran where, then one section per part."""
     lines = ["# OneWord benchmark", ""] + meta_lines(report)
     plan = report["meta"]["plan"]
-    if {"speed", "quality", "seeds"} & set(report):
+    if {"speed", "quality", "seeds", "people"} & set(report):
         lines += ["", plan_text(plan), ""]
     else:
         lines += [""]
@@ -320,6 +368,8 @@ def markdown(report: dict) -> str:
         lines += quality_section(report["quality"]) + [""]
     if "seeds" in report:
         lines += seeds_section(report["seeds"]) + [""]
+    if "people" in report:
+        lines += people_section(report["people"]) + [""]
     if "gpu" in report:
         lines += gpu_section(report["gpu"]) + [""]
     if "queue" in report:

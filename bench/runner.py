@@ -139,7 +139,7 @@ def run_plan(args: argparse.Namespace, plan: Plan, parts: list[str], log: Log,
     started = now()
     report: dict = {}
     try:
-        if {"speed", "quality", "seeds"} & set(parts):
+        if {"speed", "quality", "seeds", "people"} & set(parts):
             report.update(measure_model(args, plan, parts, log, checker))
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
@@ -183,7 +183,7 @@ def report_name(plan: Plan, parts: list[str], report: dict) -> str:
 
 def measure_model(args: argparse.Namespace, plan: Plan, parts: list[str], log: Log,
                   checker=None) -> dict:
-    """The speed, quality and seeds parts on the bundled (or given) model."""
+    """The speed, quality, seeds and people parts on the bundled (or given) model."""
     from bench.concepts import ConceptCache, model_hash
 
     model = load_bench_model(args.model, args.device)
@@ -212,4 +212,8 @@ def measure_model(args: argparse.Namespace, plan: Plan, parts: list[str], log: L
         from bench.seeds import run_seeds
 
         out["seeds"] = run_seeds(model, checker, plan, cache, log)
+    if "people" in parts:
+        from bench.people import run_people
+
+        out["people"] = run_people(model, checker, plan, cache, log)
     return out

@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 from collections import Counter
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -138,9 +139,14 @@ def test_quick_benchmark_writes_every_stage_and_every_kind_by_mode(tiny_model_di
     assert "| stage | ours | reference | ratio (ref / ours) | quality ours |" in text
     assert "| edit | inversion | n | background PSNR | background SSIM" in text
     assert "| seed | creature: recognised | creature: replace-concept |" in text
+    assert "| seed | recognised (concept figure) | add: recognised |" in text
     assert not (tmp_path / "latest.json").exists()  # a smoke run never replaces the results
-    # the three reserved concepts, and the creature and object again with seed 1
-    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 5
+    # the three reserved concepts, the creature and object again with seed 1, the person twice
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 7
+    people = report["people"]
+    assert [row["seed"] for row in people["rows"]] == [0, 1]
+    assert all(0 <= row[name]["recognised"] <= 1 for row in people["rows"]
+               for name in ("add", "replace"))
 
 
 def test_the_seed_spread_skips_figures_a_seed_did_not_measure():
@@ -268,6 +274,92 @@ def test_ground_truth_changes_only_the_edited_region():
         region = edited_region(source, target, edit.changed)
         assert region.any() and not region.all()
         assert psnr(source.image, target.image, ~region) == pytest.approx(IDENTICAL_PSNR), edit.kind
+
+
+
+# ---------------------------------------------------------------------------------------------
+# People in group photos
+
+
+def test_group_photos_have_two_faces_of_one_size_and_a_free_place():
+    from bench.people import group_edits, group_photo
+    from world.scene import is_reserved_person
+
+    replaced_places = Counter()
+    for index in range(24):
+        scene = group_photo(index)
+        assert scene == group_photo(index) and scene.style is None
+        faces = scene.objects
+        assert [o.kind for o in faces] == ["face", "face"] and faces[0].size == faces[1].size
+        assert not any(is_reserved_person(face.features) for face in faces)
+        add, swap = group_edits(index)
+        (free,) = add.changed
+        assert scene.object_at(free) is None
+        assert add.command.action == "add" and add.command.position is None  # as a user asks
+        person = add.target.object_at(free)
+        assert is_reserved_person(person.features) and person.size == faces[0].size
+        (place,) = swap.changed
+        assert swap.command.subject == "face" and swap.command.position == place
+        assert is_reserved_person(swap.target.object_at(place).features)
+        assert swap.target.object_at(place).size == scene.object_at(place).size
+        replaced_places[faces.index(scene.object_at(place))] += 1
+        for edit in (add, swap):
+            source, target = render(edit.source), render(edit.target)
+            region = edited_region(source, target, edit.changed)
+            assert region.any() and not region.all()
+            assert psnr(source.image, target.image, ~region) == pytest.approx(IDENTICAL_PSNR)
+    assert replaced_places == {0: 12, 1: 12}  # the first face, then the other, in turn
+
+
+def test_the_people_part_runs_on_the_tiny_model_and_is_reported(tiny_model, tmp_path):
+    from bench.concepts import ConceptCache
+    from bench.people import run_people
+    from bench.report import markdown
+
+    plan = Plan.quick()
+    cache = ConceptCache(tmp_path / "cache")
+    people = run_people(tiny_model, untrained_checker(), plan, cache, lambda _: None)
+    assert [row["seed"] for row in people["rows"]] == [0, 1]
+    for row in people["rows"]:
+        assert row["steps"] >= 1 and 0 <= row["shown"] <= 1 and not row["cached"]
+        for name in ("add", "replace"):
+            assert row[name]["n"] == plan.people_scenes, name
+            assert 0 <= row[name]["recognised"] <= 1 and 0 <= row[name]["size_right"] <= 1
+            assert is_finite_number(row[name]["background_psnr_db"])
+    spread = people["spread"]["add"]["background_psnr_db"]
+    values = [row["add"]["background_psnr_db"] for row in people["rows"]]
+    assert spread["min"] == min(values) and spread["max"] == max(values)
+    assert len(list((tmp_path / "cache").glob("person-*.safetensors"))) == 2
+    again = run_people(tiny_model, None, plan, ConceptCache(tmp_path / "cache"),
+                       lambda _: None)  # read back by a later run, no checker
+    assert all(row["cached"] and row["shown"] is None for row in again["rows"])
+    assert again["rows"][0]["add"]["recognised"] is None
+
+    report = {"meta": {"date": "2026-01-01T00:00+00:00", "plan": asdict(plan),
+                       "parts": ["people"], "wall_seconds": 1.0,
+                       "machine": {"cpu": "x", "logical_cores": 2, "ram_gb": 1, "gpu": None,
+                                   "torch_threads": 1},
+                       "versions": {"python": "3", "torch": "2", "diffusers": "0",
+                                    "transformers": "4"}},
+              "people": people}
+    text = markdown(report)
+    assert "## People in group photos" in text
+    assert "| seed | recognised (concept figure) | add: recognised | add: background PSNR |" in text
+    assert "| lowest |" in text and "add: recognised >= 80% mean and >= 60% lowest" in text
+
+
+def test_the_people_spread_leaves_out_what_a_seed_did_not_measure():
+    from bench.people import spread
+
+    def row(seed, recognised, psnr_db):
+        cell = {"recognised": recognised, "background_psnr_db": psnr_db, "size_right": None}
+        return {"seed": seed, "shown": None, "add": cell, "replace": dict(cell)}
+
+    out = spread([row(0, 0.5, 31.0), row(1, None, 29.0), row(2, 1.0, 33.0)])
+    assert out["add"]["recognised"] == {"mean": 0.75, "min": 0.5, "max": 1.0}
+    assert out["replace"]["background_psnr_db"] == {"mean": pytest.approx(31.0), "min": 29.0,
+                                                    "max": 33.0}
+    assert out["shown"] is None and out["add"]["size_right"] is None
 
 
 # ---------------------------------------------------------------------------------------------
