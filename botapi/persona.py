@@ -58,10 +58,12 @@ class Persona:
         ))
 
     async def send_album(
-        self, photos: list[bytes], caption: str | None = None
+        self, photos: list[bytes], caption: str | None = None,
+        reply_to: int | MessageRecord | None = None,
     ) -> list[MessageRecord]:
-        """Send several photos as one album."""
-        records = await self.client.send_album(self.chat_id, self.id, photos, caption)
+        """Send several photos as one album (in a group, as a reply to the bot's request)."""
+        records = await self.client.send_album(self.chat_id, self.id, photos, caption,
+                                               _id(reply_to))
         self._sent(records[-1])
         return records
 

@@ -30,7 +30,7 @@ from playground import transcript
 from playground.harness import LocalStack, StackConfig, StackError
 from playground.options import DEMO_INVERSION_STEPS, DEMO_LEARN_STEPS
 from playground.samples import load_samples
-from playground.story import Story
+from playground.story import PERSON, Story
 from playground.web import create_people, make_app
 
 BUNDLED_MODEL = Path(engine.__file__).resolve().parent / "models" / "sticker-world"
@@ -170,6 +170,7 @@ async def play_script(stack: LocalStack, out: Path, started: float) -> int:
                                            notes)
     json_path, html_path = transcript.write(written, out)
     transcript.picture(written, out)
+    transcript.people_picture(written, out, f"/add {PERSON}")
     print(f"The story took {elapsed} s. Step times (s): "
           + ", ".join(f"{k} {v}" for k, v in result.timings.items()))
     print(f"Transcript: {html_path.resolve()}\n            {json_path.resolve()}")
@@ -184,7 +185,7 @@ async def play_script(stack: LocalStack, out: Path, started: float) -> int:
 
 def _clear_previous(out: Path) -> None:
     """Remove an earlier run's transcript, pictures and logs from ``out``."""
-    for name in ("transcript.json", "transcript.html"):
+    for name in ("transcript.json", "transcript.html", "picture.png", "people.png"):
         (out / name).unlink(missing_ok=True)
     for folder in ("files", "logs"):
         shutil.rmtree(out / folder, ignore_errors=True)

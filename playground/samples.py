@@ -1,4 +1,5 @@
-"""The bundled sample photos (``engine/samples``): three sets to learn from and target scenes.
+"""The bundled sample photos (``engine/samples``): four sets to learn from (a creature, a
+patterned object, a style and a person's portraits) and target scenes, group photos included.
 
 The playground offers them one click away and the scripted story plays with them, so nobody
 needs photos of their own to see OneWord work.
@@ -16,8 +17,9 @@ from world.scene import SHAPES
 SAMPLES_DIR = Path(engine.__file__).resolve().parent / "samples"
 
 # What each learnable set shows, as the page labels it and as /learn names its kind.
-SET_LABELS = {"creature": "Creature", "object": "Patterned object", "style": "Style"}
-SET_KINDS = {"creature": "object", "object": "object", "style": "style"}
+SET_LABELS = {"creature": "Creature", "object": "Patterned object", "style": "Style",
+              "person": "Person"}
+SET_KINDS = {"creature": "object", "object": "object", "style": "style", "person": "person"}
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ In the private chat Alice teaches the bot a creature from its five photos, puts 
 ("replace circle with mochi"), asks why, teaches an unnamed style and restyles a scene with it,
 makes a sticker and adds it to her set, and makes a sticker pack of the creature (six
 expressions, a sticker set and a custom emoji set). In the group she shares the creature; Bob
-adds it to his photo and Carol removes a star from hers.
+adds it to his photo and Carol removes a star from hers. Then the group meets a person: Alice
+teaches the bot Anna from her five portraits (the album a reply to the bot's request, as a
+group needs), and Bob adds Anna to a group photo of two faces.
 
 Everything goes through the control API as a person would (:class:`botapi.ControlClient`,
 :class:`botapi.Persona`); each step waits for the bot's answer, not for a fixed time. A step
@@ -30,6 +32,8 @@ from playground.web import create_people
 
 CREATURE = "mochi"  # what Alice calls the creature
 STYLE = "inkwash"  # and the unnamed style
+PERSON = "anna"  # the person the group learns from her portraits
+GROUP_PHOTO = 6  # the scene (0-based) of two faces that Anna is added to
 PROGRESS_MARKS = ("⏳", "⚙", "🚫", "✅")  # how the bot's job status lines begin
 LEARN_TIMEOUT = 1200.0
 EDIT_TIMEOUT = 900.0
@@ -204,14 +208,24 @@ class Story:
         await self._edit(bob, scenes[1], f"/add {CREATURE}", who="Bob")
         await self._edit(carol, scenes[3], "/remove star", who="Carol", as_reply=True)
 
+        person = await self._learn(alice_in_group, PERSON, " person", sets["person"])
+        if person is not None:
+            await self._edit(bob, scenes[GROUP_PHOTO], f"/add {PERSON}", who="Bob",
+                             as_reply=True)
+
     async def _learn(self, persona: Persona, name: str, kind: str,
                      photos: list[Path]) -> MessageRecord | None:
-        """``/learn <name> [kind]``, then the photos as one album; returns the preview."""
-        self._act("Alice", f"/learn {name}{kind}")
+        """``/learn <name> [kind]``, then the photos as one album (in a group, as a reply to
+        the bot's request for them: a bot in privacy mode sees only replies); returns the
+        preview."""
+        group = persona.chat_id < 0
+        self._act("Alice", f"/learn {name}{kind}", group=group)
         request = await persona.say(f"/learn {name}{kind}")
-        await self._answer(f"/learn {name}", persona, request, REPLY_TIMEOUT)
-        self._act("Alice", f"sends {len(photos)} photos as an album")
-        album = await persona.send_album([p.read_bytes() for p in photos])
+        asked = await self._answer(f"/learn {name}", persona, request, REPLY_TIMEOUT)
+        self._act("Alice", f"sends {len(photos)} photos as an album"
+                  + (" in reply" if group else ""), group=group)
+        album = await persona.send_album([p.read_bytes() for p in photos],
+                                         reply_to=asked if group else None)
         return await self._answer(f"learn {name}", persona, request, LEARN_TIMEOUT,
                                   media="photo", after=album[-1])
 

@@ -139,6 +139,36 @@ def picture(transcript: Transcript, out_dir: Path, side: int = 192, gap: int = 1
     return path
 
 
+def people_picture(transcript: Transcript, out_dir: Path, command: str, side: int = 192,
+                   gap: int = 16) -> Path | None:
+    """``people.png``: a person added to a group photo, for a README. One row: the first
+    portrait of the album she was learned from, the group photo that ``command`` (say
+    "/add anna") replied to, and the bot's result. None when the transcript has no such edit
+    or the bot answered it without a photo."""
+    from PIL import Image
+
+    by_id = {(line.chat_id, line.message_id): line for line in transcript.lines}
+    request = next((line for line in transcript.lines if not line.from_bot
+                    and (line.text or "").startswith(command) and line.reply_to), None)
+    if request is None:
+        return None
+    photo = by_id.get((request.chat_id, request.reply_to or 0))
+    portraits = next((line for line in transcript.lines if line.album and line.images
+                      and line.chat_id == request.chat_id), None)
+    result = next((line for line in transcript.lines if line.from_bot and line.images
+                   and line.chat_id == request.chat_id
+                   and line.reply_to == request.message_id), None)
+    if photo is None or not photo.images or portraits is None or result is None:
+        return None
+    canvas = Image.new("RGB", (3 * side + 2 * gap, side), "white")
+    for i, line in enumerate((portraits, photo, result)):
+        with Image.open(out_dir / line.images[0]) as image:
+            canvas.paste(image.convert("RGB").resize((side, side)), (i * (side + gap), 0))
+    path = out_dir / "people.png"
+    canvas.save(path, optimize=True)
+    return path
+
+
 # ------------------------------------------------------------------------------------ HTML
 
 _CSS = """

@@ -20,7 +20,7 @@ from playground import cli as playground_cli
 from playground import transcript
 from playground.harness import StackError
 from playground.samples import load_samples
-from playground.story import describe, is_progress
+from playground.story import GROUP_PHOTO, PERSON, describe, is_progress
 from playground.web import create_people, make_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,9 +42,11 @@ def test_missing_bundled_model_is_one_clear_message(monkeypatch, tmp_path, capsy
 def test_samples_are_all_there() -> None:
     samples = load_samples()
     assert {name: len(files) for name, files in samples.sets.items()} == {
-        "creature": 5, "object": 5, "style": 5}
-    assert len(samples.scenes) == 5 and all(s.path.is_file() for s in samples.scenes)
+        "creature": 5, "object": 5, "style": 5, "person": 5}
+    assert all(path.is_file() for files in samples.sets.values() for path in files)
+    assert len(samples.scenes) == 7 and all(s.path.is_file() for s in samples.scenes)
     assert samples.scenes[0].subjects == ["circle", "star"]
+    assert samples.scenes[GROUP_PHOTO].caption.count(" face ") == 2  # the story's group photo
 
 
 # ------------------------------------------------------------------------- page server
@@ -69,7 +71,11 @@ async def test_page_setup_static_files_and_samples(page) -> None:
     assert [u["first_name"] for u in setup["users"]] == ["Alice", "Bob", "Carol"]
     private, group = setup["chats"]
     assert private["type"] == "private" and len(group["members"]) == 3
-    assert [s["name"] for s in setup["samples"]["sets"]] == ["creature", "object", "style"]
+    sets = {s["name"]: s for s in setup["samples"]["sets"]}
+    assert list(sets) == ["creature", "object", "style", "person"]
+    assert (sets["person"]["label"], sets["person"]["kind"]) == ("Person", "person")
+    for path in sets["person"]["files"]:
+        assert (await http.get(path)).status == 200, path
     assert setup["samples"]["scenes"][0]["subjects"] == ["circle", "star"]
     assert await (await http.get("/api/status")).json() == {"worker_ready": False}
 
@@ -136,6 +142,50 @@ def test_transcript_html_is_self_contained_and_escaped(tmp_path) -> None:
     assert json.loads(json_path.read_text())["messages"][2]["deleted"] is True
 
 
+def test_people_picture_shows_portrait_group_photo_and_result(tmp_path) -> None:
+    files = tmp_path / "files"
+    files.mkdir()
+    colours = {"portrait": (200, 0, 0), "group": (0, 200, 0), "result": (0, 0, 200),
+               "other": (90, 90, 90)}
+    for name, colour in colours.items():
+        Image.new("RGB", (256, 256), colour).save(files / f"{name}.png")
+    group, chat = "Sticker Club", -5
+
+    def photo(message_id: int, who: str, image: str, caption: str | None = None,
+              **extra) -> transcript.Line:
+        return transcript.Line(group, chat, message_id, who, who == "OneWord", "photo",
+                               caption, [f"files/{image}.png"], **extra)
+
+    def text(message_id: int, who: str, words: str, **extra) -> transcript.Line:
+        return transcript.Line(group, chat, message_id, who, who == "OneWord", "text", words,
+                               **extra)
+
+    lines = [
+        photo(1, "Bob", "other", "/add mochi | a sky"),  # a caption, not a reply
+        photo(2, "OneWord", "other", reply_to=1),
+        text(3, "Alice", "/learn anna person"),
+        text(4, "OneWord", "Reply to this message with them.", reply_to=3),
+        photo(5, "Alice", "portrait", album="a", reply_to=4),
+        photo(6, "Alice", "other", album="a", reply_to=4),
+        photo(7, "Bob", "group"),
+        text(8, "Bob", "/add anna | two faces", reply_to=7),
+        text(9, "OneWord", "⚙️ 50%", deleted=True, reply_to=8),
+        photo(10, "OneWord", "result", reply_to=8),
+    ]
+    story = transcript.Transcript("Story", lines)
+    path = transcript.people_picture(story, tmp_path, "/add anna", side=64, gap=8)
+    assert path == tmp_path / "people.png"
+    with Image.open(path) as picture:
+        assert picture.size == (3 * 64 + 2 * 8, 64)
+        assert [picture.getpixel((x, 32)) for x in (32, 104, 176)] == [
+            colours["portrait"], colours["group"], colours["result"]]
+        assert picture.getpixel((68, 32)) == (255, 255, 255)  # the gap
+    refused = transcript.Transcript("Story", [*lines[:9], text(10, "OneWord", "Sorry, no",
+                                                                reply_to=8)])
+    assert transcript.people_picture(refused, tmp_path / "x", "/add anna") is None
+    assert transcript.people_picture(story, tmp_path, "/add bob") is None
+
+
 # ---------------------------------------------------------------------- scripted story
 
 
@@ -162,4 +212,12 @@ def test_scripted_story_on_the_tiny_model(tiny_model_dir, tmp_path) -> None:
     assert "data:image/webp;base64," in (out / "transcript.html").read_text()
     with Image.open(out / "picture.png") as picture:  # the README's picture of the story
         assert picture.width >= 3 * 192 and picture.height > 192
+    # the group learned a person from her portraits and added her to its group photo
+    group = [m for m in story["messages"] if m["chat"] == "Sticker Club"]
+    request = next(m for m in group if (m["text"] or "").startswith(f"/add {PERSON}"))
+    assert any(m["from_bot"] and m["kind"] == "photo" and m["reply_to"] == request["message_id"]
+               for m in group)
+    assert sum(1 for m in group if m["album"] and not m["from_bot"]) == 5
+    with Image.open(out / "people.png") as picture:  # the README's picture of the group
+        assert picture.size == (3 * 192 + 2 * 16, 192)
     assert (out / "logs" / "worker.log").read_text().count("done") >= 7

@@ -169,6 +169,10 @@ def test_album_command_and_photos_in_the_browser(playground) -> None:
             assert all("/control/files/" in src for src in sources)
             wide = check_layout(page)
             assert wide["samples"]["left"] >= wide["messages"]["right"]  # beside the chat
+            page.wait_for_function(  # the person's portraits are a sample set like the others
+                "() => [...document.querySelectorAll(\".sample-set[data-set='person'] img\")]"
+                ".filter((i) => i.complete && i.naturalWidth > 0).length === 5")
+            assert "Person · 5 photos" in page.inner_text(".sample-set[data-set='person']")
 
             page.set_viewport_size({"width": 390, "height": 844})  # a phone
             page.wait_for_function("() => window.innerWidth === 390")
