@@ -79,14 +79,16 @@ class CaptionGrammar(Protocol):
         """The caption with the new thing put at a free place (at `position`, if given); raise
         PromptError when the grammar's picture has no free place left there."""
 
-    def with_replaced(self, caption: str, subject: str, words: str,
-                      learned: bool) -> tuple[str, tuple[str, ...]] | None:
-        """The caption with the phrase of `subject` now about the new thing, and the source
-        words the new thing replaces (the edit is confined to them). `learned`: the new thing
-        is a learned word, which brings its own look (the phrase's colour words go)."""
+    def with_replaced(self, caption: str, subject: str, words: str, learned: bool,
+                      position: Position | None = None) -> tuple[str, tuple[str, ...]] | None:
+        """The caption with the phrase of `subject` (the one at `position`, when the user
+        named one: "the left man") now about the new thing, and the source words the
+        new thing replaces (the edit is confined to them). `learned`: the new thing is a
+        learned word, which brings its own look (the phrase's colour words go)."""
 
-    def without(self, caption: str, subject: str) -> str | None:
-        """The caption without the phrase of `subject`."""
+    def without(self, caption: str, subject: str, position: Position | None = None
+                ) -> str | None:
+        """The caption without the phrase of `subject` (the one at `position`, if given)."""
 
 
 def _spec(source: str | Path | None) -> tuple[Path, dict] | None:

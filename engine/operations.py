@@ -154,14 +154,15 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
                   blend_growth=settings.remove_mask_growth, region=which)
     if grammar is not None and not _named_by_user(caption, subject):
         if request.action is EditAction.REPLACE:
-            rewritten = grammar.with_replaced(caption, subject, value, learned)
+            rewritten = grammar.with_replaced(caption, subject, value, learned,
+                                              request.position)
             if rewritten is not None:
                 target, replaced = rewritten
                 return PromptEdit(caption, target, replaced, value_words, keep_outside=True,
                                   cross_replace=settings.concept_cross_replace if learned
                                   else None, blend_threshold=threshold, region=which)
         else:
-            target = grammar.without(caption, subject)
+            target = grammar.without(caption, subject, request.position)
             if target is not None:
                 return PromptEdit(caption, target, (subject,), (), **remove)
     # Word by word. Other words whose attention lies where the subject's does ("puppy", when

@@ -13,6 +13,7 @@ from engine.concept_tokens import concepts_in_use
 from engine.concepts import Concept
 from engine.errors import ModelLoadError, PromptError
 from engine.operations import EditRequest, plan_edit
+from oneword.grammar import Position
 from world.caption_grammar import WorldCaptionGrammar
 from world.captioner import write_captioner_spec
 
@@ -42,6 +43,19 @@ def test_world_captions_are_edited_phrase_by_phrase(tiny_model, mochi):
     assert plan(tiny_model, WORLD, "remove", subject="star").target == (
         "a big red circle on the left with grass background")
     assert plan(tiny_model, WORLD, "restyle", concept="pixel").target == WORLD + " in pixel style"
+
+
+def test_the_one_of_two_the_user_names_is_the_phrase_edited():
+    group = ("a small blue face on the left and a small red face on the right with grass "
+             "background")
+    target, replaced = GRAMMAR.with_replaced(group, "face", "<anna>", True, Position.RIGHT)
+    assert target == ("a small blue face on the left and a small <anna> on the right with grass "
+                      "background")
+    assert replaced == ("red", "face")
+    assert GRAMMAR.with_replaced(group, "face", "<anna>", True)[0].startswith("a small <anna> on")
+    assert GRAMMAR.without(group, "face", Position.LEFT) == (
+        "a small red face on the right with grass background")
+    assert GRAMMAR.with_replaced(group, "face", "<anna>", True, Position.CENTER) is None
 
 
 def test_a_full_picture_has_no_free_spot(tiny_model):

@@ -38,19 +38,21 @@ class WorldCaptionGrammar:
         head, tail = caption.split(" with ", 1)
         return f"{head} and a {words} {free[0]} with {tail}"
 
-    def with_replaced(self, caption: str, subject: str, words: str,
-                      learned: bool) -> tuple[str, tuple[str, ...]] | None:
-        """The subject's phrase about `words` instead, and the phrase words that go."""
-        phrase = _phrase_of(caption, subject)
+    def with_replaced(self, caption: str, subject: str, words: str, learned: bool,
+                      position: Position | None = None) -> tuple[str, tuple[str, ...]] | None:
+        """The subject's phrase (the one at `position`, if given) about `words` instead, and
+        the phrase words that go."""
+        phrase = _phrase_of(caption, subject, position)
         if phrase is None:
             return None
         new_phrase = _phrase_with_kind(phrase, words, drop_colour=learned)
         replaced = tuple(w for w in phrase.split() if w not in new_phrase.split())
         return caption.replace(phrase, new_phrase, 1), replaced
 
-    def without(self, caption: str, subject: str) -> str | None:
-        """The caption without the subject's phrase."""
-        phrase = _phrase_of(caption, subject)
+    def without(self, caption: str, subject: str, position: Position | None = None
+                ) -> str | None:
+        """The caption without the subject's phrase (the one at `position`, if given)."""
+        phrase = _phrase_of(caption, subject, position)
         if phrase is None:
             return None
         for joined in (f"{phrase} and ", f" and {phrase}", phrase):
@@ -60,8 +62,12 @@ class WorldCaptionGrammar:
         return None
 
 
-def _phrase_of(caption: str, kind: str) -> str | None:
-    return next((m.group(0) for m in _PHRASE.finditer(caption) if m.group("kind") == kind), None)
+def _phrase_of(caption: str, kind: str, position: Position | None = None) -> str | None:
+    """The first phrase about `kind`, or the one at `position` ("a small blue face on the
+    right"); None when there is none."""
+    where = POSITION_PHRASES[position.value] if position is not None else None
+    return next((m.group(0) for m in _PHRASE.finditer(caption)
+                 if m.group("kind") == kind and where in (None, m.group("where"))), None)
 
 
 def _phrase_with_kind(phrase: str, words: str, drop_colour: bool) -> str:
