@@ -54,7 +54,8 @@ class Plan:
 
     def with_overrides(self, args: argparse.Namespace) -> Plan:
         """This plan with the counts given on the command line."""
-        changes = {name: getattr(args, name) for name in ("repeats", "scenes", "quality_steps")
+        changes = {name: getattr(args, name)
+                   for name in ("repeats", "scenes", "quality_steps", "people_scenes")
                    if getattr(args, name, None) is not None}
         return replace(self, **changes)
 
@@ -91,6 +92,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="quality: source scenes, five edits each (full: 20)")
     parser.add_argument("--quality-steps", type=int, default=None,
                         help="quality: DDIM steps of inversions and edits (full: 15)")
+    parser.add_argument("--people-scenes", type=int, default=None,
+                        help="people: group photos, an add and a replace each (full: 16)")
 
 
 def default_parts(quick: bool) -> list[str]:

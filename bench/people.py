@@ -27,6 +27,7 @@ from bench.concepts import ConceptCache, concept_name, concept_shown, reserved_c
 from bench.options import Plan
 from bench.quality import BenchEdit, run_edits, with_object
 from bench.speed import concept_settings
+from engine.errors import MixedPhotosError
 from engine.model import DiffusionModel
 from engine.operations import EditRequest
 from world.scene import (
@@ -87,10 +88,18 @@ def people_row(model: DiffusionModel, checker, plan: Plan, seed: int,
                cache: ConceptCache | None, log: Callable[[str], None]) -> dict:
     """One learning seed: the person's recognition, learning steps and time, and per edit its
     share recognised (None without a checker), mean background PSNR and share as big as the
-    others."""
+    others. Portraits the worker's check refuses (as showing different things) teach no word:
+    the row says why, and nobody is recognised (no edit reaches the user)."""
     settings = replace(concept_settings(plan)[0], seed=seed)
     log(f"people: seed {seed}: the person (cached or learned)")
-    learned = reserved_concept(model, "person", settings, cache)
+    try:
+        learned = reserved_concept(model, "person", settings, cache)
+    except MixedPhotosError as exc:
+        log(f"people: seed {seed}: the portraits were refused: {exc}")
+        nobody = {"n": 0, "recognised": 0.0, "background_psnr_db": None, "size_right": None}
+        return {"seed": seed, "steps": 0, "seconds": None, "cached": False, "shown": 0.0,
+                "skipped": 0, "refused": str(exc), **{name: dict(nobody)
+                                                      for name in PEOPLE_KINDS}}
     edits = [edit for index in range(plan.people_scenes) for edit in group_edits(index)]
     log(f"people: seed {seed}: {len(edits)} edits after {plan.people_mode} inversion")
     run = run_edits(model, checker, [learned.concept], edits, plan.quality_steps,

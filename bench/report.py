@@ -297,7 +297,8 @@ def people_section(people: dict) -> list[str]:
         return out
 
     rows = [[str(row["seed"]), percent(row["shown"]),
-             *cells(lambda name, figure, row=row: row[name][figure]), str(row["steps"])]
+             *cells(lambda name, figure, row=row: row[name][figure]),
+             f"refused: {row['refused']}" if row.get("refused") else str(row["steps"])]
             for row in people["rows"]]
     spread = people["spread"]
     for label, key in (("**mean**", "mean"), ("lowest", "min"), ("highest", "max")):

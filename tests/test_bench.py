@@ -213,9 +213,11 @@ def test_cached_concepts_are_keyed_by_the_captioner_that_helped_learn_them(tmp_p
 def test_oneword_bench_parses_the_benchmark_options():
     from cli.main import build_parser, run_bench
 
-    args = build_parser().parse_args(["bench", "--quick", "--scenes", "3"])
+    args = build_parser().parse_args(["bench", "--quick", "--scenes", "3",
+                                      "--people-scenes", "2"])
     assert args.run is run_bench and args.quick and args.scenes == 3
     assert Plan.quick().with_overrides(args).scenes == 3
+    assert Plan.full().with_overrides(args).people_scenes == 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,6 +348,27 @@ def test_the_people_part_runs_on_the_tiny_model_and_is_reported(tiny_model, tmp_
     assert "## People in group photos" in text
     assert "| seed | recognised (concept figure) | add: recognised | add: background PSNR |" in text
     assert "| lowest |" in text and "add: recognised >= 80% mean and >= 60% lowest" in text
+
+
+def test_refused_portraits_teach_nobody_and_the_report_says_why(tiny_model, monkeypatch):
+    """The worker's photo check refusing the portraits (as it does when its captioner reads
+    them as different things) is a measured outcome: nobody is added, the row says why."""
+    from bench import people
+    from bench.report import people_section
+    from engine.errors import MixedPhotosError
+
+    def refuse(*_):
+        raise MixedPhotosError((0, 1, 2, 3, 4), 5)
+
+    monkeypatch.setattr(people, "reserved_concept", refuse)
+    out = people.run_people(tiny_model, untrained_checker(), Plan.quick(), None, lambda _: None)
+    for row in out["rows"]:
+        assert row["refused"] == "photos 1, 2, 3, 4, 5 of 5 show something else than the others"
+        assert row["add"]["recognised"] == row["replace"]["recognised"] == 0.0
+    assert out["spread"]["add"]["recognised"]["max"] == 0.0
+    assert out["spread"]["add"]["background_psnr_db"] is None
+    text = "\n".join(people_section(out))
+    assert "| 0 | 0% | 0% | n/a | n/a | 0% | n/a | n/a | refused: photos 1, 2, 3" in text
 
 
 def test_the_people_spread_leaves_out_what_a_seed_did_not_measure():
