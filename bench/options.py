@@ -19,9 +19,9 @@ PARTS = ("speed", "quality", "seeds", "people", "gpu", "queue")
 class Plan:
     """Counts and step numbers of one benchmark run.
 
-    The full plan is sized to finish within 25 minutes on a shared 2-core CPU with the bundled
-    64 px model (its learning seeds take about 9 of them); the quick plan is a smoke test of
-    every code path in about a minute.
+    The full plan is sized to finish within about 30 minutes on a shared 2-core CPU with the
+    bundled 64 px model (its learning seeds take about 9 of them, the person's seeds and group
+    photos about 6); the quick plan is a smoke test of every code path in about a minute.
     """
 
     name: str  # "full" or "quick"
