@@ -95,9 +95,11 @@ def judge_pack(checker, stickers) -> tuple[int, int]:
     return recognised, drawn
 
 
-def measure_packs(model_source: str | None = None, packs: int = 4, candidates: int | None = None
-                  ) -> dict:
-    """Time and captioner judgement of `packs` packs of the learned reserved creature."""
+def measure_packs(model_source: str | None = None, packs: int = 4, candidates: int | None = None,
+                  first_seed: int = 0) -> dict:
+    """Time and captioner judgement of `packs` packs of the learned reserved creature, drawn
+    with seeds from `first_seed` on (other seeds than the default's: a held-out check of
+    choices made while looking at the default's)."""
     from bench.concepts import learn_reserved
     from engine.captioning import load_captioner
     from engine.config import ConceptSettings
@@ -107,11 +109,12 @@ def measure_packs(model_source: str | None = None, packs: int = 4, candidates: i
     segmenter, captioner = load_segmenter(model.source), load_captioner(model.source)
     plan = load_pack_plan(model.source, "")
     _, learned = learn_reserved(model, "creature", ConceptSettings())
-    figures: dict = {"packs": packs, "stickers_per_pack": len(plan.expressions)}
+    figures: dict = {"packs": packs, "stickers_per_pack": len(plan.expressions),
+                     "first_seed": first_seed}
     for label, count in (("chosen", candidates), ("one_drawing", 1)):
         options = {} if count is None else {"candidates": count}
         times, recognised, drawn = [], 0, 0
-        for seed in range(packs):
+        for seed in range(first_seed, first_seed + packs):
             start = time.perf_counter()
             stickers = make_pack(model, learned.concept, plan, segmenter,
                                  captioner if count != 1 else None, seed=seed, **options)
@@ -132,13 +135,15 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--packs", type=int, default=0, help="also draw this many packs")
+    parser.add_argument("--pack-seed", type=int, default=0,
+                        help="the first pack's seed (the others follow it)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     figures = measure_stickers(args.model, args.scenes, args.repeats)
     if args.packs:
-        figures["packs"] = measure_packs(args.model, args.packs)
+        figures["packs"] = measure_packs(args.model, args.packs, first_seed=args.pack_seed)
     text = json.dumps(figures, indent=2)
     print(text)
     if args.out:

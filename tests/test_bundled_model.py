@@ -10,7 +10,7 @@ import pytest
 from engine.model import BUNDLED_MODEL, load_model
 from engine.sampling import generate
 from world.captioner import captioner_for
-from world.scene import vocabulary
+from world.scene import person_vocabulary, vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,10 @@ def test_it_is_a_complete_diffusers_folder_within_the_size_budget():
 def test_it_loads_through_the_ordinary_loader(bundled):
     assert bundled.source == str(BUNDLED_MODEL)
     assert (bundled.image_size, bundled.text_width, bundled.max_tokens) == (64, 128, 40)
-    for word in vocabulary():
-        assert len(bundled.tokens(word)) == 3, word  # every grammar word is one token
+    split = [word for word in vocabulary() if len(bundled.tokens(word)) != 3]
+    # Every grammar word is one token, but for a last tier the folder may predate: a face's
+    # identity words, which a warm start appends (world/vocab.py keeps earlier ids).
+    assert not split or split == person_vocabulary(), split
 
 
 def test_it_generates_and_its_captioner_reads_the_result(bundled):
