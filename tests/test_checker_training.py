@@ -1,6 +1,7 @@
-"""The checker's trainer: it can start from a shipped captioner, learn from what a model's VAE
-gives back (on the bundled model's own VAE), and sees near misses of the reserved concepts as
-often as the concepts themselves."""
+"""The checker's trainer: it can start from a shipped captioner (also one without the heads of
+fields added since), learn from what a model's VAE gives back (on the bundled model's own VAE),
+sees near misses of the reserved concepts as often as the concepts themselves, and sees enough
+faces (group photos) to learn their identity parts."""
 
 from __future__ import annotations
 
@@ -10,19 +11,34 @@ import numpy as np
 import torch
 
 from engine.model import BUNDLED_MODEL
-from world.checker import DEFAULT_FOLDER, Checker, uint8_to_tensor, vae_round_trip
+from world.checker import (
+    DEFAULT_FOLDER,
+    SLOT_FIELDS,
+    Checker,
+    uint8_to_tensor,
+    vae_round_trip,
+)
 from world.render import render
 from world.scene import (
+    FACE_ONLY,
     RESERVED_CREATURE,
     RESERVED_HUE_TOLERANCE,
+    RESERVED_PERSON,
     Scene,
     is_reserved_creature,
+    is_reserved_person,
     near_miss_creature,
     near_miss_object,
     reserved_creature,
     reserved_object,
 )
-from world.train_checker import CheckerTrainConfig, CheckerTrainer, training_scene
+from world.train_checker import (
+    ROUND_TRIPS_FILE,
+    CheckerTrainConfig,
+    CheckerTrainer,
+    kept_round_trips,
+    training_scene,
+)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -44,12 +60,20 @@ def test_a_checker_run_starts_from_a_captioner_and_mixes_in_round_trips(tmp_path
                       vae_model=str(BUNDLED_MODEL), init_from=str(DEFAULT_FOLDER))
     trainer = CheckerTrainer(cfg)
     shipped = Checker.load(DEFAULT_FOLDER).net.state_dict()
-    assert all(torch.equal(value, shipped[key])
-               for key, value in trainer.net.state_dict().items())
+    own = trainer.net.state_dict()
+    assert all(torch.equal(value, own[key]) for key, value in shipped.items())
 
     trainer.run(minutes=0)  # renders the pool and its round trips, trains no step, exports
     assert trainer.step == 0 and (tmp_path / "out" / "model.safetensors").exists()
     assert np.array_equal(trainer.round_trips, vae_round_trip(trainer.images, BUNDLED_MODEL))
+    kept = tmp_path / "run" / ROUND_TRIPS_FILE  # a resumed session finds them there
+    written = kept.stat().st_mtime_ns
+    assert np.array_equal(kept_round_trips(trainer.images, str(BUNDLED_MODEL), kept),
+                          trainer.round_trips) and kept.stat().st_mtime_ns == written
+    other_pool = trainer.images[::-1].copy()
+    assert np.array_equal(kept_round_trips(other_pool, str(BUNDLED_MODEL), kept),
+                          vae_round_trip(other_pool, BUNDLED_MODEL))
+    assert kept.stat().st_mtime_ns != written  # another pool: sent through the VAE again
 
     def drawn_from(pool: np.ndarray, fraction: float) -> bool:
         trainer.cfg.vae_fraction = fraction
@@ -58,6 +82,26 @@ def test_a_checker_run_starts_from_a_captioner_and_mixes_in_round_trips(tmp_path
 
     assert drawn_from(trainer.round_trips, 1.0) and not drawn_from(trainer.images, 1.0)
     assert drawn_from(trainer.images, 0.0) and not drawn_from(trainer.round_trips, 0.0)
+
+
+def test_a_run_starts_from_every_tensor_a_shipped_checker_shares(tmp_path):
+    """Fields added since a checker was shipped (a face's identity parts) get fresh heads;
+    every other tensor of the same name and shape comes from the shipped checker."""
+    cfg = CheckerTrainConfig(run_dir=str(tmp_path / "run"), out=str(tmp_path / "out"))
+    trainer = CheckerTrainer(cfg)
+    fresh_init = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    shipped = {k: torch.full_like(v, 0.5) if v.is_floating_point() else v + 1
+               for k, v in fresh_init.items()
+               if not any(k.startswith(f"slot_heads.{name}.") for name in FACE_ONLY)}
+    shipped["slot_heads.eyes.weight"] = torch.zeros(7, 128)  # a field whose classes changed
+    left_fresh = trainer.start_from(shipped)
+    assert set(left_fresh) == {f"slot_heads.{name}.{p}" for name in FACE_ONLY
+                               for p in ("weight", "bias")} | {"slot_heads.eyes.weight"}
+    now = trainer.net.state_dict()
+    for key, value in now.items():
+        expected = fresh_init[key] if key in left_fresh else shipped[key]
+        assert torch.equal(value, expected), key
+    assert now["slot_heads.hair.weight"].shape == (len(SLOT_FIELDS["hair"]), 128)
 
 
 def test_near_misses_differ_from_a_reserved_concept_in_exactly_one_part():
@@ -99,3 +143,27 @@ def test_a_training_pool_holds_near_misses_as_often_as_reserved_concepts():
                                               near_miss_probability=0.05))
     assert 100 < reserved < 200 and 100 < near < 200  # about 3000 x 0.05, each
     assert count(CheckerTrainConfig(reserved_probability=0.05, near_miss_probability=0.0))[1] == 0
+
+
+def test_a_training_pool_holds_the_reserved_person_its_near_misses_and_many_faces():
+    def count(cfg: CheckerTrainConfig) -> tuple[int, int, int]:
+        reserved = near = faces = 0
+        for i in range(3000):
+            for obj in training_scene(i, cfg).objects:
+                if obj.kind != "face":
+                    continue
+                faces += 1
+                person = is_reserved_person(obj.features)
+                reserved += person
+                # A near miss keeps all but one identity part of the reserved person.
+                same = sum(getattr(obj.features, name) == getattr(RESERVED_PERSON, name)
+                           for name in ("eyes", "mouth", *FACE_ONLY))
+                near += not person and same >= 5 and obj.features.eye_size == 1.0
+        return reserved, near, faces
+
+    reserved, near, faces = count(CheckerTrainConfig(reserved_probability=0.05,
+                                                     near_miss_probability=0.05))
+    assert 100 < reserved < 200 and 100 < near < 200  # about 3000 x 0.05, each
+    alone = count(CheckerTrainConfig(group_probability=0.0))[2]
+    grouped = count(CheckerTrainConfig(group_probability=0.2))[2]
+    assert alone > 500 and grouped > 2 * alone  # a scene has 1 in 8 a face, a group 2-3

@@ -4,8 +4,9 @@ The renderer turns a Scene into pixels; the checker goes the other way, so that 
 diffusion model draws (a generated picture, an edit, a learned concept) can be measured against
 what was asked for. It predicts the background, the style and, for each of the three position
 slots, the object standing there: kind, colour, size, pattern and, for characters, their hue and
-features. That is enough to caption an image in the grammar (see captioner.py) and to tell
-whether a reserved concept is shown.
+features (a face's also its identity: hair style and colour, glasses, beard). That is enough
+to caption an image in the grammar (see captioner.py) and to tell whether a
+reserved concept is shown.
 
     python -m world.checker --eval 1000            # agreement with the renderer
     python -m world.checker --eval 1000 --degrade  # the same on VAE-like degraded images
@@ -37,11 +38,16 @@ from safetensors.torch import load_file
 
 from world.scene import (
     BACKGROUNDS,
+    BEARDS,
     CHARACTERS,
     COLOURS,
     CREATURE_MARKS,
     EARS,
     EYES,
+    FACE_ONLY,
+    GLASSES,
+    HAIR_COLOURS,
+    HAIR_STYLES,
     KINDS,
     MOUTHS,
     PATTERNS,
@@ -49,6 +55,7 @@ from world.scene import (
     RESERVED_CREATURE,
     RESERVED_HUE_TOLERANCE,
     RESERVED_OBJECT,
+    RESERVED_PERSON,
     RESERVED_STYLE,
     SIZES,
     STYLES,
@@ -82,8 +89,13 @@ SLOT_FIELDS: dict[str, tuple[str | None, ...]] = {
     "ears": EARS,
     "mouth": MOUTHS,
     "marks": CREATURE_MARKS,
+    "hair": HAIR_STYLES,
+    "hair_colour": tuple(HAIR_COLOURS),
+    "glasses": GLASSES,
+    "beard": BEARDS,
 }
-CHARACTER_FIELDS = ("eyes", "ears", "mouth", "marks")  # read by the slot head's second tower
+# Read by the slot head's second tower; the last four (FACE_ONLY) are a face's identity.
+CHARACTER_FIELDS = ("eyes", "ears", "mouth", "marks", *FACE_ONLY)
 IGNORE = -100  # label of a field that does not apply (cross-entropy's ignore_index)
 
 
@@ -214,8 +226,19 @@ def colour_of(rgb: tuple[int, int, int] | None) -> str | None:
     return min(COLOURS, key=distance)
 
 
+def visible_identity(features: Features) -> tuple[str, ...]:
+    """The identity parts (FACE_ONLY) a drawn face shows: all but the hair colour of a bald,
+    beardless face, which has no hair to see the colour of."""
+    if features.hair == "bald" and features.beard == "none":
+        return tuple(name for name in FACE_ONLY if name != "hair_colour")
+    return FACE_ONLY
+
+
 def scene_labels(scene: Scene) -> dict[str, np.ndarray]:
-    """Training targets of one scene: int arrays per field, 'hue' (3, 2) and 'hue_mask' (3,)."""
+    """Training targets of one scene: int arrays per field, 'hue' (3, 2) and 'hue_mask' (3,).
+
+    A face's identity parts are labelled only on faces (and its hair colour only where it
+    shows); a creature's ears and marks on characters."""
     labels: dict[str, np.ndarray] = {
         name: np.array(classes.index(getattr(scene, name)), np.int64)
         for name, classes in SCENE_FIELDS.items()}
@@ -232,6 +255,8 @@ def scene_labels(scene: Scene) -> dict[str, np.ndarray]:
         if obj.features is not None:
             f = obj.features
             values.update(eyes=f.eyes, ears=f.ears, mouth=f.mouth, marks=f.marks)
+            if obj.kind == "face":
+                values.update({name: getattr(f, name) for name in visible_identity(f)})
             angle = 2 * math.pi * f.hue
             hue[i] = (math.cos(angle), math.sin(angle))
             hue_mask[i] = 1.0
@@ -258,7 +283,8 @@ class ObjectReading:
     position: str
     pattern: str | None = None
     pattern_colour: str | None = None
-    features: Features | None = None  # characters only; hue predicted, eye_size not
+    features: Features | None = None  # characters only; hue predicted, eye_size not; a
+    # face's identity parts (hair, hair_colour, glasses, beard) read, a creature's left default
     confidence: dict[str, float] = field(default_factory=dict, compare=False)
 
     def to_object(self) -> WorldObject:
@@ -293,8 +319,9 @@ def matches(reading: Reading, scene: Scene) -> dict[str, bool]:
 
     Keys: 'background', 'style', then for each object of the scene '<position>.shape',
     '<position>.colour' and '<position>.size' (judged at the object's own position, so a right
-    shape in the wrong place counts as wrong), 'no_extra' (nothing read where the scene is
-    empty) and 'all'.
+    shape in the wrong place counts as wrong), for each face also its identity parts it shows
+    ('<position>.hair', '.hair_colour', '.glasses', '.beard'; see visible_identity),
+    'no_extra' (nothing read where the scene is empty) and 'all'.
     """
     result = {"background": reading.background == scene.background,
               "style": reading.style == scene.style}
@@ -303,34 +330,51 @@ def matches(reading: Reading, scene: Scene) -> dict[str, bool]:
         result[f"{obj.position}.shape"] = seen is not None and seen.kind == obj.kind
         result[f"{obj.position}.colour"] = seen is not None and seen.colour == obj.colour
         result[f"{obj.position}.size"] = seen is not None and seen.size == obj.size
+        if obj.kind == "face" and obj.features is not None:
+            result.update({f"{obj.position}.{name}": ok
+                           for name, ok in identity_agreement(seen, obj.features).items()})
     result["no_extra"] = all(scene.object_at(o.position) is not None for o in reading.objects)
     result["all"] = all(result.values())
     return result
 
 
 def shows_reserved(reading: Reading, which: str, position: str | None = None) -> bool:
-    """Whether the reading shows a reserved concept ('creature', 'object' or 'style'): every
-    one of its :func:`reserved_parts`.
+    """Whether the reading shows a reserved concept ('creature', 'object', 'person' or
+    'style'): every one of its :func:`reserved_parts`.
 
     creature: a creature with the reserved eyes, ears, mouth and marks and a hue within the
-    reserved band (as scene.is_reserved_creature); object: the reserved kind, pattern, body
-    colour and pattern colour; style: the reserved style (position is ignored). With
-    `position`, only the object read there counts.
+    reserved band (as scene.is_reserved_creature); person: a face with the reserved person's
+    eyes, mouth, hair, hair colour, glasses and beard and a hue within the band (as
+    scene.is_reserved_person); object: the reserved kind, pattern, body colour and pattern
+    colour; style: the reserved style (position is ignored). With `position`, only the object
+    read there counts.
     """
     return all(reserved_parts(reading, which, position).values())
 
 
-RESERVED_PARTS = {"creature": ("kind", "eyes", "ears", "mouth", "marks", "hue"),
-                  "object": ("kind", "colour", "pattern", "pattern_colour")}
+CREATURE_PARTS = ("eyes", "ears", "mouth", "marks")
+PERSON_PARTS = ("eyes", "mouth", *FACE_ONLY)
+RESERVED_PARTS = {"creature": ("kind", *CREATURE_PARTS, "hue"),
+                  "object": ("kind", "colour", "pattern", "pattern_colour"),
+                  "person": ("kind", *PERSON_PARTS, "hue")}
+
+
+def _character_parts(o: ObjectReading, kind: str, reserved: Features,
+                     parts: tuple[str, ...]) -> dict[str, bool]:
+    f = o.features
+    found = {"kind": o.kind == kind}
+    for name in parts:
+        found[name] = f is not None and getattr(f, name) == getattr(reserved, name)
+    found["hue"] = f is not None and abs(f.hue - reserved.hue) < RESERVED_HUE_TOLERANCE
+    return found
 
 
 def _creature_parts(o: ObjectReading) -> dict[str, bool]:
-    f, r = o.features, RESERVED_CREATURE
-    found = {"kind": o.kind == "creature"}
-    for name in ("eyes", "ears", "mouth", "marks"):
-        found[name] = f is not None and getattr(f, name) == getattr(r, name)
-    found["hue"] = f is not None and abs(f.hue - r.hue) < RESERVED_HUE_TOLERANCE
-    return found
+    return _character_parts(o, "creature", RESERVED_CREATURE, CREATURE_PARTS)
+
+
+def _person_parts(o: ObjectReading) -> dict[str, bool]:
+    return _character_parts(o, "face", RESERVED_PERSON, PERSON_PARTS)
 
 
 def _object_parts(o: ObjectReading) -> dict[str, bool]:
@@ -349,9 +393,10 @@ def reserved_parts(reading: Reading, which: str, position: str | None = None
     if which == "style":
         return {"style": reading.style == RESERVED_STYLE}
     if which not in RESERVED_PARTS:
-        raise ValueError(f"unknown reserved concept {which!r}; expected creature, object or "
-                         "style")
-    parts = _creature_parts if which == "creature" else _object_parts
+        raise ValueError(f"unknown reserved concept {which!r}; expected creature, object, "
+                         "person or style")
+    parts = {"creature": _creature_parts, "person": _person_parts,
+             "object": _object_parts}[which]
     candidates = [parts(o) for o in reading.objects if position is None or o.position == position]
     return max(candidates, key=lambda found: sum(found.values()),
                default=dict.fromkeys(RESERVED_PARTS[which], False))
@@ -361,7 +406,8 @@ def agreement(reading: Reading, scene: Scene) -> dict[str, bool]:
     """Field-by-field agreement with ground truth, for measurement (keys 'field' or 'slot.field').
 
     Object fields are judged only where the truth has an object (features only for characters,
-    pattern colour only for patterned objects); 'hue' is right within 0.03 of the true hue.
+    identity parts only for faces, see identity_agreement, pattern colour only for patterned
+    objects); 'hue' is right within 0.03 of the true hue.
     """
     result = {"background": reading.background == scene.background,
               "style": reading.style == scene.style}
@@ -383,7 +429,18 @@ def agreement(reading: Reading, scene: Scene) -> dict[str, bool]:
                     getattr(got, name) == getattr(truth.features, name))
             result[f"{position}.hue"] = got is not None and hue_distance(
                 got.hue, truth.features.hue) < 0.03
+            if truth.kind == "face":
+                result.update({f"{position}.{name}": ok for name, ok in
+                               identity_agreement(seen, truth.features).items()})
     return result
+
+
+def identity_agreement(seen: ObjectReading | None, truth: Features) -> dict[str, bool]:
+    """Per identity part a face shows (visible_identity), whether the object read at its place
+    is a face with that part as drawn."""
+    got = seen.features if seen is not None and seen.kind == "face" else None
+    return {name: got is not None and getattr(got, name) == getattr(truth, name)
+            for name in visible_identity(truth)}
 
 
 def hue_distance(a: float, b: float) -> float:
@@ -459,15 +516,19 @@ class Checker:
                 continue
             got: dict[str, str | None] = {"kind": kind}
             obj_conf = {"kind": conf}
-            for name in ("colour", "size", "pattern", "pattern_colour", "eyes", "ears", "mouth",
-                         "marks"):
-                got[name], obj_conf[name] = self._pick(self.slot_fields[name], probs[name][i, s])
+            # A checker trained before faces had an identity has no FACE_ONLY heads.
+            for name in self.slot_fields:
+                if name != "kind" and (name not in FACE_ONLY or kind == "face"):
+                    got[name], obj_conf[name] = self._pick(self.slot_fields[name],
+                                                           probs[name][i, s])
             features = None
             if kind in CHARACTERS:
                 hue = float(hues[i, s])
                 if kind == "face":  # faces never have ears or marks
                     got["ears"] = got["marks"] = "none"
-                features = Features(hue, got["eyes"], got["ears"], got["mouth"], got["marks"])
+                identity = {name: got[name] for name in FACE_ONLY if name in got}
+                features = Features(hue, got["eyes"], got["ears"], got["mouth"], got["marks"],
+                                    **identity)
                 # The colour word comes from the colour head (trained on hue names), which
                 # measured better than naming the regressed hue near the bands' edges.
             pattern = got["pattern"] if kind not in CHARACTERS else None

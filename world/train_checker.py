@@ -20,6 +20,7 @@ trip; `init_from` fine-tunes a shipped captioner that way). State lives in the r
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
@@ -58,8 +59,11 @@ from world.scene import (
     Scene,
     near_miss_creature,
     near_miss_object,
+    near_miss_person,
+    random_group,
     reserved_creature,
     reserved_object,
+    reserved_person,
 )
 
 
@@ -70,8 +74,10 @@ class CheckerTrainConfig:
     seed: int = 0
     pool: int = 40000  # pre-rendered training scenes
     style_probability: float = 0.4
-    reserved_probability: float = 0.03  # per scene, for each of the reserved creature and object
+    reserved_probability: float = 0.03  # per scene, for each reserved creature, object, person
     near_miss_probability: float = 0.03  # the same for each one with one part changed
+    group_probability: float = 0.2  # share of scenes that are group photos (2-3 faces), so
+    # faces and their identity parts are well represented (a random scene has 1 in 8 a face)
     steps: int = 8000  # training ends at this step or after budget_minutes, whichever is first
     budget_minutes: float = 20.0  # training time over all sessions; the LR schedule follows it
     batch: int = 128
@@ -105,18 +111,22 @@ def log(run_dir: Path, message: str) -> None:
 
 
 def training_scene(index: int, cfg: CheckerTrainConfig) -> Scene:
-    """A 'train' split scene, sometimes with a reserved creature or object swapped in, or one
-    of their near misses (so that the checker learns the difference, not a prior for them)."""
+    """A 'train' split scene or, with group_probability, a group photo, sometimes with a
+    reserved creature, object or person swapped in, or one of their near misses (so that the
+    checker learns the difference, not a prior for them). The group and the person draw from
+    a stream of their own or after the older draws, so every swap an older pool made stays."""
     scene = split_scene("train", index, cfg.style_probability)
+    if random.Random(f"checker-group-{index}").random() < cfg.group_probability:
+        scene = random_group(random.Random(f"checker-group-scene-{index}"))
     objects = list(scene.objects)
     rng = random.Random(f"checker-reserved-{index}")
-    for make in (reserved_creature, reserved_object):
+    for make in (reserved_creature, reserved_object, reserved_person):
         if rng.random() < cfg.reserved_probability:
             i = rng.randrange(len(objects))
             objects[i] = replace(make(objects[i].size, objects[i].position),
                                  jitter=objects[i].jitter)
     rng = random.Random(f"checker-near-miss-{index}")  # a stream of its own: older pools stay
-    for near_miss in (near_miss_creature, near_miss_object):
+    for near_miss in (near_miss_creature, near_miss_object, near_miss_person):
         if rng.random() < cfg.near_miss_probability:
             i = rng.randrange(len(objects))
             objects[i] = replace(near_miss(rng, objects[i].size, objects[i].position),
@@ -134,6 +144,24 @@ def build_pool(cfg: CheckerTrainConfig) -> tuple[np.ndarray, dict[str, torch.Ten
         for name, value in scene_labels(scene).items():
             labels.setdefault(name, []).append(value)
     return images, {name: torch.from_numpy(np.stack(v)) for name, v in labels.items()}
+
+
+ROUND_TRIPS_FILE = "round_trips.npz"
+
+
+def kept_round_trips(images: np.ndarray, vae_model: str, path: Path) -> np.ndarray:
+    """The pool's VAE round trips, kept in the run dir: a resumed session finds them there
+    (for the same pool and VAE) instead of spending a quarter of an hour on them again."""
+    key = f"{vae_model}:{hashlib.sha256(images.tobytes()).hexdigest()}"
+    if path.exists():
+        kept = np.load(path)
+        if str(kept["key"]) == key:
+            return kept["round_trips"]
+    round_trips = vae_round_trip(images, vae_model)
+    with open(path.with_suffix(".tmp"), "wb") as f:
+        np.savez(f, key=np.array(key), round_trips=round_trips)
+    path.with_suffix(".tmp").replace(path)
+    return round_trips
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,10 +238,11 @@ class CheckerTrainer:
     def load(self) -> None:
         if not self.state_path().exists():
             if self.cfg.init_from:
-                self.net.load_state_dict(Checker.load(self.cfg.init_from).net.state_dict())
+                fresh = self.start_from(Checker.load(self.cfg.init_from).net.state_dict())
                 config = json.loads((Path(self.cfg.init_from) / CONFIG_FILE).read_text())
                 self.started_from = config.get("training")
-                log(self.run_dir, f"starting from the captioner in {self.cfg.init_from}")
+                log(self.run_dir, f"starting from the captioner in {self.cfg.init_from}"
+                    + (f"; new: {', '.join(fresh)}" if fresh else ""))
             return
         state = torch.load(self.state_path(), weights_only=False)
         self.net.load_state_dict(state["net"])
@@ -223,6 +252,15 @@ class CheckerTrainer:
         self.rng.setstate(state["rng"])
         self.started_from = state.get("started_from")
         log(self.run_dir, f"resumed at step {self.step} ({self.seconds / 60:.1f} min trained)")
+
+    def start_from(self, shipped: dict[str, torch.Tensor]) -> list[str]:
+        """Load every tensor of a shipped checker whose name and shape this network shares;
+        the rest (heads of fields added since, such as a face's identity parts) keep their
+        fresh initialisation. Returns the names left fresh."""
+        own = self.net.state_dict()
+        shared = {k: v for k, v in shipped.items() if k in own and own[k].shape == v.shape}
+        self.net.load_state_dict(shared, strict=False)
+        return [k for k in own if k not in shared]
 
     def progress(self) -> float:
         """Fraction of training done: by steps or by training time, whichever is further.
@@ -276,7 +314,8 @@ class CheckerTrainer:
             self.images, self.labels = build_pool(self.cfg)
             log(self.run_dir, f"rendered {self.cfg.pool} scenes in {time.time() - start:.0f}s")
             if self.cfg.vae_model:
-                self.round_trips = vae_round_trip(self.images, self.cfg.vae_model)
+                self.round_trips = kept_round_trips(self.images, self.cfg.vae_model,
+                                                    self.run_dir / ROUND_TRIPS_FILE)
                 log(self.run_dir, f"sent them through {self.cfg.vae_model}'s VAE "
                     f"({time.time() - start:.0f}s in all)")
         last_save, last_tick = time.time(), time.time()
