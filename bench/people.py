@@ -56,9 +56,9 @@ def group_photo(index: int) -> Scene:
     size = rng.choice(tuple(SIZES))
     faces = []
     for position in positions:
-        face = random_object(rng, position)
+        face = random_object(rng, position, identities=True)
         while face.kind != "face" or is_reserved_person(face.features):
-            face = random_object(rng, position)
+            face = random_object(rng, position, identities=True)
         faces.append(replace(face, size=size))
     return Scene(tuple(faces), rng.choice(BACKGROUNDS), None, rng.randrange(1 << 30))
 

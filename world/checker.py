@@ -63,6 +63,7 @@ from world.scene import (
     Scene,
     WorldObject,
     caption,
+    has_identity,
     hue_rgb,
     random_scene,
 )
@@ -104,10 +105,11 @@ def scene_split_seed(split: str, index: int) -> str:
     return f"checker-{split}-{index}"
 
 
-def split_scene(split: str, index: int, style_probability: float = 0.3) -> Scene:
+def split_scene(split: str, index: int, style_probability: float = 0.3,
+                identities: bool = False) -> Scene:
     """The index-th random scene of a split (1-3 objects), reproducible from its seed."""
     rng = random.Random(scene_split_seed(split, index))
-    return random_scene(rng, style_probability=style_probability)
+    return random_scene(rng, style_probability=style_probability, identities=identities)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,8 +229,11 @@ def colour_of(rgb: tuple[int, int, int] | None) -> str | None:
 
 
 def visible_identity(features: Features) -> tuple[str, ...]:
-    """The identity parts (FACE_ONLY) a drawn face shows: all but the hair colour of a bald,
-    beardless face, which has no hair to see the colour of."""
+    """The identity parts (FACE_ONLY) a drawn face shows: none for a face without an identity
+    (`has_identity`), all but the hair colour of a bald, beardless face, which has no hair to
+    see the colour of."""
+    if not has_identity(features):
+        return ()
     if features.hair == "bald" and features.beard == "none":
         return tuple(name for name in FACE_ONLY if name != "hair_colour")
     return FACE_ONLY
@@ -630,10 +635,12 @@ def tensor_to_uint8(x: torch.Tensor) -> np.ndarray:
 def evaluate(checker: Checker, count: int, degraded: bool = False, seed: int = 0,
              through_vae: str | Path | None = None) -> dict:
     """Agreement of the checker (and captioner) with the renderer on `count` held-out scenes
-    (`through_vae`: a diffusers model folder whose VAE round trip the renderings go through)."""
+    (`through_vae`: a diffusers model folder whose VAE round trip the renderings go through).
+    Their faces have an identity when the checker has heads to read one."""
     from world.render import render
 
-    scenes = [split_scene("eval", i) for i in range(count)]
+    identities = all(name in checker.slot_fields for name in FACE_ONLY)
+    scenes = [split_scene("eval", i, identities=identities) for i in range(count)]
     images = [render(s).image for s in scenes]
     if through_vae is not None:
         arr = vae_round_trip(np.stack([np.asarray(im) for im in images]), through_vae)

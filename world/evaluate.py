@@ -343,7 +343,8 @@ def identity_feature_cases(samples: int) -> list[tuple[str, str, Scene]]:
     for feature in FACE_ONLY:
         for value in CHARACTER_WORDS[feature]:
             while sum(1 for f, v, _ in cases if (f, v) == (feature, value)) < samples:
-                scene = random_scene(rng, max_objects=1, style_probability=0.0)
+                scene = random_scene(rng, max_objects=1, style_probability=0.0,
+                                     identities=True)
                 (obj,) = scene.objects
                 if obj.kind != "face":
                     continue

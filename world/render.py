@@ -233,7 +233,7 @@ def _draw_character(d: ImageDraw.ImageDraw, kind: str, f: Features, cx: float, c
         eye_y, mouth_y = cy - 0.2 * r, cy + 0.2 * r
     else:
         eye_y, mouth_y = cy - 0.05 * r, cy + 0.45 * r
-        _draw_head(d, f, cx, cy, r, body, mouth_y)
+        _draw_head(d, f, cx, cy, r, body, dark, mouth_y)
     for sx in (-1, 1):
         ex = cx + sx * 0.38 * r
         if f.eyes == "big":
@@ -262,11 +262,11 @@ def _draw_character(d: ImageDraw.ImageDraw, kind: str, f: Features, cx: float, c
 
 
 def _draw_head(d: ImageDraw.ImageDraw, f: Features, cx: float, cy: float, r: float,
-               skin: tuple[int, ...], mouth_y: float) -> None:
+               skin: tuple[int, ...], dark: tuple[int, ...], mouth_y: float) -> None:
     """A face without its eyes and mouth: long hair behind it, the head, hair on top and a
     beard around the mouth. Each part is a few latent pixels wide at the small size, so the
     VAE keeps it (see the model card's fine-through-VAE figure)."""
-    hair = HAIR_COLOURS[f.hair_colour] + (255,)
+    hair = HAIR_COLOURS[f.hair_colour] + (255,) if f.hair_colour is not None else dark
     if f.hair == "long":  # falls behind the head down to the shoulders
         d.ellipse([cx - 1.2 * r, cy - 1.12 * r, cx + 1.2 * r, cy + 0.5 * r], fill=hair)
         d.rectangle([cx - 1.2 * r, cy - 0.3 * r, cx + 1.2 * r, cy + 1.05 * r], fill=hair)

@@ -94,7 +94,9 @@ MAX_CAPTION_WORDS = 36  # the bundled model reads 40 tokens, two of them start a
 @dataclass(frozen=True)
 class Features:
     """Fine features of a creature or face that the plain captions never name. Hair, glasses
-    and beard are a face's only (a creature is drawn without them)."""
+    and beard are a face's only (a creature is drawn without them). A face without a hair
+    colour has no identity: its hair is a dark shade of its skin and no caption names it, as
+    every face was drawn before faces had an identity (`has_identity`)."""
 
     hue: float
     eyes: str
@@ -103,7 +105,7 @@ class Features:
     marks: str
     eye_size: float = 1.0
     hair: str = "short"
-    hair_colour: str = "black"
+    hair_colour: str | None = None
     glasses: str = "none"
     beard: str = "none"
 
@@ -271,8 +273,10 @@ def is_reserved_creature(features: Features | None) -> bool:
 
 
 def random_object(rng: random.Random, position: str, *, allow_characters: bool = True,
-                  allow_patterns: bool = True) -> WorldObject:
-    """A random object at a position, its fine details drawn continuously."""
+                  allow_patterns: bool = True, identities: bool = False) -> WorldObject:
+    """A random object at a position, its fine details drawn continuously; a face has an
+    identity with `identities` (the default stays the world the bundled model and checker
+    learned until they learn faces' identities)."""
     kinds = KINDS if allow_characters else SHAPES
     kind = rng.choice(kinds)
     size = rng.choice(tuple(SIZES))
@@ -283,7 +287,9 @@ def random_object(rng: random.Random, position: str, *, allow_characters: bool =
                             mouth=rng.choice(MOUTHS), marks=rng.choice(CREATURE_MARKS),
                             eye_size=rng.uniform(0.8, 1.2))
         if kind == "face":
-            features = face_identity(replace(features, ears="none", marks="none"))
+            features = replace(features, ears="none", marks="none")
+            if identities:
+                features = face_identity(features)
         return WorldObject(kind, hue_name(hue), size, position, hue_rgb(hue), jitter,
                            features=features)
     colour = rng.choice(tuple(COLOURS))
@@ -294,6 +300,11 @@ def random_object(rng: random.Random, position: str, *, allow_characters: bool =
         pattern = rng.choice(PATTERNS)
         pattern_rgb = COLOURS[rng.choice([c for c in COLOURS if c != colour])]
     return WorldObject(kind, colour, size, position, rgb, jitter, pattern, pattern_rgb)
+
+
+def has_identity(features: Features | None) -> bool:
+    """Whether a face has hair, glasses and beard of its own (they are drawn and named)."""
+    return features is not None and features.hair_colour is not None
 
 
 def face_identity(features: Features) -> Features:
@@ -313,9 +324,9 @@ def random_group(rng: random.Random) -> Scene:
     positions = rng.sample(tuple(POSITIONS), count)
     objects = []
     for position in positions:
-        obj = random_object(rng, position)
+        obj = random_object(rng, position, identities=True)
         while obj.kind != "face":
-            obj = random_object(rng, position)
+            obj = random_object(rng, position, identities=True)
         objects.append(obj)
     free = [p for p in POSITIONS if p not in positions]
     if free and rng.random() < 0.4:
@@ -326,11 +337,13 @@ def random_group(rng: random.Random) -> Scene:
 
 
 def random_scene(rng: random.Random, *, max_objects: int = 3, style_probability: float = 0.3,
-                 allow_characters: bool = True) -> Scene:
-    """A random scene of 1..max_objects objects at distinct positions."""
+                 allow_characters: bool = True, identities: bool = False) -> Scene:
+    """A random scene of 1..max_objects objects at distinct positions (faces with an identity
+    with `identities`)."""
     count = rng.randint(1, max_objects)
     positions = rng.sample(tuple(POSITIONS), count)
-    objects = tuple(sorted((random_object(rng, p, allow_characters=allow_characters)
+    objects = tuple(sorted((random_object(rng, p, allow_characters=allow_characters,
+                                          identities=identities)
                             for p in positions), key=lambda o: POSITIONS[o.position]))
     style = rng.choice(STYLES) if rng.random() < style_probability else None
     return Scene(objects, rng.choice(BACKGROUNDS), style, rng.randrange(1 << 30))
@@ -414,6 +427,8 @@ def nameable_features(obj: WorldObject) -> tuple[str, ...]:
     f = obj.features
     for name, table in CHARACTER_WORDS.items():
         if name in (CREATURE_ONLY if obj.kind == "face" else FACE_ONLY):
+            continue
+        if name in FACE_ONLY and not has_identity(f):
             continue
         if name == "hair_colour" and f.hair == "bald" and f.beard == "none":
             continue  # no hair to see the colour of

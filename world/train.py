@@ -483,16 +483,18 @@ class Trainer:
         people = random.Random(f"{self.cfg.seed}-{name}-people")
         return [self.people_scene(people, name)
                 if self.cfg.people_share and people.random() < self.cfg.people_share
-                else random_scene(rng, max_objects=max_objects) for _ in range(count)]
+                else random_scene(rng, max_objects=max_objects,
+                                  identities=self.cfg.people_share > 0)
+                for _ in range(count)]
 
     @staticmethod
     def people_scene(rng: random.Random, pool: str) -> Scene:
         """A lone face (the one-object pool) or a group photo (the other pool)."""
         if pool == "multi":
             return random_group(rng)
-        scene = random_scene(rng, max_objects=1)
+        scene = random_scene(rng, max_objects=1, identities=True)
         while scene.objects[0].kind != "face":
-            scene = random_scene(rng, max_objects=1)
+            scene = random_scene(rng, max_objects=1, identities=True)
         return scene
 
     @torch.no_grad()

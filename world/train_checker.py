@@ -78,6 +78,7 @@ class CheckerTrainConfig:
     near_miss_probability: float = 0.03  # the same for each one with one part changed
     group_probability: float = 0.2  # share of scenes that are group photos (2-3 faces), so
     # faces and their identity parts are well represented (a random scene has 1 in 8 a face)
+    face_identities: bool = True  # faces with hair, glasses and beards (see scene.has_identity)
     steps: int = 8000  # training ends at this step or after budget_minutes, whichever is first
     budget_minutes: float = 20.0  # training time over all sessions; the LR schedule follows it
     batch: int = 128
@@ -115,7 +116,7 @@ def training_scene(index: int, cfg: CheckerTrainConfig) -> Scene:
     reserved creature, object or person swapped in, or one of their near misses (so that the
     checker learns the difference, not a prior for them). The group and the person draw from
     a stream of their own or after the older draws, so every swap an older pool made stays."""
-    scene = split_scene("train", index, cfg.style_probability)
+    scene = split_scene("train", index, cfg.style_probability, cfg.face_identities)
     if random.Random(f"checker-group-{index}").random() < cfg.group_probability:
         scene = random_group(random.Random(f"checker-group-scene-{index}"))
     objects = list(scene.objects)
