@@ -201,16 +201,7 @@ def reserved_person(size: str = "big", position: str = "center") -> WorldObject:
 def near_miss_person(rng: random.Random, size: str = "big", position: str = "center"
                      ) -> WorldObject:
     """The reserved person with one identity part changed (hue moved out of the band)."""
-    f = RESERVED_PERSON
-    feature = rng.choice(PERSON_FEATURES)
-    if feature == "hue":
-        changed = replace(f, hue=(f.hue + rng.choice((-1, 1)) * rng.uniform(0.08, 0.2)) % 1.0)
-    else:
-        options = {"eyes": EYES, "mouth": MOUTHS, "hair": HAIR_STYLES,
-                   "hair_colour": tuple(HAIR_COLOURS), "glasses": GLASSES,
-                   "beard": BEARDS}[feature]
-        changed = replace(f, **{feature: rng.choice(
-            [v for v in options if v != getattr(f, feature)])})
+    changed = one_part_changed(RESERVED_PERSON, PERSON_FEATURES, rng)
     return WorldObject("face", hue_name(changed.hue), size, position, hue_rgb(changed.hue),
                        features=changed)
 
@@ -225,18 +216,26 @@ def is_reserved_person(features: Features | None) -> bool:
     return same and abs(features.hue - r.hue) < RESERVED_HUE_TOLERANCE
 
 
+def one_part_changed(reserved: Features, parts: tuple[str, ...], rng: random.Random
+                     ) -> Features:
+    """`reserved` with one of `parts` changed: the hue moved out of the reserved band, any
+    other part set to another of its values."""
+    part = rng.choice(parts)
+    if part == "hue":
+        return replace(reserved, hue=(reserved.hue + rng.choice((-1, 1))
+                                      * rng.uniform(0.08, 0.2)) % 1.0)
+    options = {"eyes": EYES, "ears": EARS, "mouth": MOUTHS, "marks": CREATURE_MARKS,
+               "hair": HAIR_STYLES, "hair_colour": tuple(HAIR_COLOURS), "glasses": GLASSES,
+               "beard": BEARDS}[part]
+    return replace(reserved, **{part: rng.choice(
+        [v for v in options if v != getattr(reserved, part)])})
+
+
 def near_miss_creature(rng: random.Random, size: str = "big", position: str = "center"
                        ) -> WorldObject:
     """The reserved creature with one of its fine features changed (its hue moved out of the
     reserved band): what a judge of the reserved creature must tell apart from it."""
-    f = RESERVED_CREATURE
-    feature = rng.choice(CHARACTER_FEATURES)
-    if feature == "hue":
-        changed = replace(f, hue=(f.hue + rng.choice((-1, 1)) * rng.uniform(0.08, 0.2)) % 1.0)
-    else:
-        options = {"eyes": EYES, "ears": EARS, "mouth": MOUTHS, "marks": CREATURE_MARKS}[feature]
-        changed = replace(f, **{feature: rng.choice(
-            [v for v in options if v != getattr(f, feature)])})
+    changed = one_part_changed(RESERVED_CREATURE, CHARACTER_FEATURES, rng)
     return WorldObject("creature", hue_name(changed.hue), size, position, hue_rgb(changed.hue),
                        features=changed)
 
