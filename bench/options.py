@@ -10,6 +10,8 @@ import argparse
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from oneword.modes import INVERSION_MODES
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RUNS_FOLDER = "runs"  # under the results folder: quick, partial and skipped runs (not tracked)
 PARTS = ("speed", "quality", "seeds", "people", "gpu", "queue")
@@ -55,7 +57,8 @@ class Plan:
     def with_overrides(self, args: argparse.Namespace) -> Plan:
         """This plan with the counts given on the command line."""
         changes = {name: getattr(args, name)
-                   for name in ("repeats", "scenes", "quality_steps", "people_scenes")
+                   for name in ("repeats", "scenes", "quality_steps", "people_scenes",
+                                "learning_seeds", "seed_mode")
                    if getattr(args, name, None) is not None}
         return replace(self, **changes)
 
@@ -92,6 +95,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="quality: source scenes, five edits each (full: 20)")
     parser.add_argument("--quality-steps", type=int, default=None,
                         help="quality: DDIM steps of inversions and edits (full: 15)")
+    parser.add_argument("--learning-seeds", type=int, default=None,
+                        help="seeds: learning seeds of the creature and the object (full: 4)")
+    parser.add_argument("--seed-mode", default=None,
+                        choices=INVERSION_MODES,
+                        help="seeds: the inversion mode their edits run after")
     parser.add_argument("--people-scenes", type=int, default=None,
                         help="people: group photos, an add and a replace each (full: 16)")
 

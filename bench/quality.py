@@ -251,6 +251,31 @@ def edit_succeeded(edit: BenchEdit, reading) -> bool:
     return shows_reserved(reading, "style")
 
 
+# The parts of the reserved object that make its shape and pattern: a replace or add that reads
+# only its colours (an orange and blue smear) is not the striped diamond.
+SHAPE_AND_PATTERN = ("kind", "pattern")
+
+
+def reserved_parts_at(edit: BenchEdit, reading) -> dict[str, bool] | None:
+    """For an edit that puts a reserved thing in (replace-concept, add): which of its parts
+    the checker reads at the edit's place (world.checker.reserved_parts); None otherwise."""
+    from world.checker import reserved_parts
+
+    if edit.kind not in ("replace-concept", "add") or edit.concept not in ("creature", "object"):
+        return None
+    return reserved_parts(reading, edit.concept, edit.changed[0])
+
+
+def shape_and_pattern_right(edit: BenchEdit, reading) -> bool | None:
+    """For an edit that puts the reserved patterned object in: whether the checker reads its
+    shape and its pattern (a striped diamond) at the edit's place, whatever the colours; None
+    for other edits. The figure that tells a drawn object from its colours alone."""
+    if edit.concept != "object":
+        return None
+    parts = reserved_parts_at(edit, reading)
+    return None if parts is None else all(parts[name] for name in SHAPE_AND_PATTERN)
+
+
 def size_right(edit: BenchEdit, reading) -> bool | None:
     """For an edit that puts a thing in (replace, add): whether the checker reads something at
     its place at the size its truth has; None for other edits."""
@@ -279,6 +304,10 @@ class EditScore:
     success: bool | None = None  # None without a checker
     # whether the checker reads the new object at the size the truth has (an add or replace)
     size_right: bool | None = None
+    # a reserved thing put in: which of its parts the checker reads at its place
+    parts: dict[str, bool] | None = None
+    # the reserved object put in: its shape and pattern read there (SHAPE_AND_PATTERN)
+    shape_and_pattern: bool | None = None
 
 
 @dataclass
@@ -345,6 +374,8 @@ def run_edits(model: DiffusionModel, checker, concepts: Sequence[Concept], edits
                                                  strict=True):
                 score.success = edit_succeeded(edit, reading)
                 score.size_right = size_right(edit, reading)
+                score.parts = reserved_parts_at(edit, reading)
+                score.shape_and_pattern = shape_and_pattern_right(edit, reading)
     return run
 
 
@@ -353,7 +384,8 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def summarise(run: QualityRun) -> dict:
-    """Means per edit kind (and over all kinds) per inversion mode, and per-mode reconstruction."""
+    """Means per edit kind (and over all kinds) per inversion mode, per-mode reconstruction,
+    and per mode the share of the object's replace-concept edits right in shape and pattern."""
     table: dict[str, dict[str, dict]] = {}
     for kind in (*EDIT_KINDS, "all"):
         table[kind] = {}
@@ -370,10 +402,16 @@ def summarise(run: QualityRun) -> dict:
                 "success": _mean([float(ok) for ok in judged]) if judged else None,
                 "seconds_per_edit": _mean([s.seconds for s in rows]),
             }
+    shapes = {}
+    for mode in MODES:
+        judged = [s.shape_and_pattern for s in run.scores if s.mode == mode
+                  and s.kind == "replace-concept" and s.shape_and_pattern is not None]
+        shapes[mode] = {"n": len(judged),
+                        "share": _mean([float(ok) for ok in judged]) if judged else None}
     reconstruction = {mode: {"psnr_db": _mean(run.reconstruction[mode]),
                              "seconds_per_inversion": _mean(run.inversion_seconds[mode]),
                              "n": len(run.reconstruction[mode])} for mode in MODES}
-    return {"by_kind": table, "reconstruction": reconstruction}
+    return {"by_kind": table, "reconstruction": reconstruction, "shape_and_pattern": shapes}
 
 
 def run_quality(model: DiffusionModel, checker, concepts: Sequence[Concept], scenes: int,

@@ -216,6 +216,12 @@ def quality_section(quality: dict) -> list[str]:
                     "edit PSNR vs truth", "checker: intended change", "time per edit"], rows)
     lines += ["", "What the checker must read:", ""]
     lines += [f"- {kind}: {SUCCESS_MEANING[kind]}." for kind in EDIT_KINDS]
+    shapes = quality.get("shape_and_pattern")
+    if shapes and any(cell["n"] for cell in shapes.values()):
+        lines += ["", "The object's replace-concept edits judged on shape and pattern alone (a "
+                  "striped diamond read at the replaced object's place, whatever its colours): "
+                  + ", ".join(f"{mode} {percent(cell['share'])} of {cell['n']}"
+                              for mode, cell in shapes.items()) + "."]
     lines += ["", "### Reconstruction by inversion mode", ""]
     lines += table(["inversion", "reconstruction PSNR", "time per inversion", "scenes"],
                    [[mode, number(r["psnr_db"], 1, " dB"), seconds(r["seconds_per_inversion"]),
@@ -232,7 +238,8 @@ def quality_section(quality: dict) -> list[str]:
 
 
 def seeds_section(seeds: dict) -> list[str]:
-    """Each learning seed's concept figures, then their mean and range."""
+    """Each learning seed's concept figures, then their mean and range (the object's
+    replace-concept also judged on shape and pattern alone, where the run measured it)."""
     kinds = " and ".join(seeds["kinds"])
     lines = ["## Learning seeds", "",
              f"The {' and '.join(seeds['concepts'])} learned with {seeds['seeds']} seeds "
@@ -241,25 +248,35 @@ def seeds_section(seeds: dict) -> list[str]:
              f"{seeds['scenes']} scenes after {seeds['mode']} inversion at {seeds['steps']} "
              "DDIM steps. The seed alone moves these figures; compare settings and models on "
              "the mean.", ""]
-    header = ["seed"] + [f"{which}: {figure}" for which in seeds["concepts"]
-                         for figure in ("recognised", *seeds["kinds"], "steps")]
+    figures = {which: ("shown", *seeds["kinds"],
+                       *(f for f in seeds.get("extra_figures", ())
+                         if seeds["spread"][which].get(f) is not None))
+               for which in seeds["concepts"]}
+    names = {"shown": "recognised"}
+    header = ["seed"] + [f"{which}: {names.get(figure, figure)}" for which in seeds["concepts"]
+                         for figure in (*figures[which], "steps")]
     rows = [[str(row["seed"])] + [cell for which in seeds["concepts"]
-                                  for cell in (percent(row[which]["shown"]),
-                                               *(percent(row[which][k]) for k in seeds["kinds"]),
+                                  for cell in (*(percent(row[which].get(f))
+                                                 for f in figures[which]),
                                                str(row[which]["steps"]))]
             for row in seeds["rows"]]
 
     def summary(label: str, key: str) -> list[str]:
         cells = [label]
         for which in seeds["concepts"]:
-            for figure in ("shown", *seeds["kinds"]):
-                found = seeds["spread"][which][figure]
+            for figure in figures[which]:
+                found = seeds["spread"][which].get(figure)
                 cells.append(percent(found[key]) if found else "n/a")
             cells.append("")
         return cells
 
     rows += [summary("**mean**", "mean"), summary("lowest", "min"), summary("highest", "max")]
-    return lines + table(header, rows)
+    lines += table(header, rows)
+    if any(f in seeds.get("extra_figures", ()) for f in figures.get("object", ())):
+        lines += ["", "Shape and pattern: the object's replace-concept edits in which the checker "
+                  "reads a striped diamond at the replaced object's place, whatever its colours "
+                  "(the figure above needs its colours too)."]
+    return lines
 
 
 # What the people part must reach (the mean over the learning seeds, and the lowest seed).

@@ -26,7 +26,9 @@ from engine.model import DiffusionModel
 # The style's word is left to the quality part: learning it takes 2-4x as long as a thing's.
 SEED_CONCEPTS = ("creature", "object")
 SEED_KINDS = ("replace-concept", "add")
-FIGURES = ("shown", *SEED_KINDS)
+# the object's replace-concept judged on its shape and pattern alone (bench.quality)
+SHAPE_FIGURE = "replace-concept shape and pattern"
+FIGURES = ("shown", *SEED_KINDS, SHAPE_FIGURE)
 
 
 def seed_row(model: DiffusionModel, checker, plan: Plan, seed: int, cache: ConceptCache | None,
@@ -52,8 +54,29 @@ def seed_row(model: DiffusionModel, checker, plan: Plan, seed: int, cache: Conce
             judged = [s.success for s in run.scores
                       if s.kind == kind and concept_of[s.index] == which and s.success is not None]
             cell[kind] = float(np.mean(judged)) if judged else None
+        shapes = [s.shape_and_pattern for s in run.scores
+                  if s.kind == "replace-concept" and concept_of[s.index] == which
+                  and s.shape_and_pattern is not None]
+        cell[SHAPE_FIGURE] = float(np.mean(shapes)) if shapes else None
+        cell["counts"] = _counts(run.scores, concept_of, which)
         row[which] = cell
     return row
+
+
+def _counts(scores: list, concept_of: dict[int, str | None], which: str) -> dict:
+    """Per edit kind, how many of the concept's edits were judged and, of those, how many the
+    checker read as the concept, and how many read each of its parts at the edit's place."""
+    out: dict = {}
+    for kind in SEED_KINDS:
+        judged = [s for s in scores if s.kind == kind and concept_of[s.index] == which
+                  and s.success is not None]
+        parts: dict[str, int] = {}
+        for score in judged:
+            for name, seen in (score.parts or {}).items():
+                parts[name] = parts.get(name, 0) + int(seen)
+        out[kind] = {"n": len(judged), "right": sum(int(s.success) for s in judged),
+                     "parts": parts}
+    return out
 
 
 def spread(rows: list[dict]) -> dict:
@@ -62,7 +85,7 @@ def spread(rows: list[dict]) -> dict:
     for which in SEED_CONCEPTS:
         out[which] = {}
         for figure in FIGURES:
-            values = [r[which][figure] for r in rows if r[which][figure] is not None]
+            values = [r[which].get(figure) for r in rows if r[which].get(figure) is not None]
             out[which][figure] = ({"mean": float(np.mean(values)), "min": float(min(values)),
                                    "max": float(max(values))} if values else None)
     return out
@@ -75,4 +98,5 @@ def run_seeds(model: DiffusionModel, checker, plan: Plan, cache: ConceptCache | 
             for seed in range(plan.learning_seeds)]
     return {"seeds": plan.learning_seeds, "mode": plan.seed_mode, "scenes": plan.scenes,
             "steps": plan.quality_steps, "concepts": list(SEED_CONCEPTS),
-            "kinds": list(SEED_KINDS), "rows": rows, "spread": spread(rows)}
+            "kinds": list(SEED_KINDS), "extra_figures": [SHAPE_FIGURE], "rows": rows,
+            "spread": spread(rows)}

@@ -135,6 +135,9 @@ def test_quick_benchmark_writes_every_stage_and_every_kind_by_mode(tiny_model_di
                   if row[which][kind] is not None]
         assert len(judged) == 2 and all(0 <= v <= 1 for v in judged), kind
 
+    assert set(quality["shape_and_pattern"]) == set(MODES)  # one scene: no object replaced
+    assert all(row["object"]["counts"]["add"]["n"] == 1 for row in seeds["rows"])
+
     text = (tmp_path / "runs" / "quick.md").read_text()
     assert "| stage | ours | reference | ratio (ref / ours) | quality ours |" in text
     assert "| edit | inversion | n | background PSNR | background SSIM" in text
@@ -162,6 +165,30 @@ def test_the_seed_spread_skips_figures_a_seed_did_not_measure():
     assert out["object"]["add"] == {"mean": pytest.approx(0.3), "min": 0.1, "max": 0.5}
     assert out["creature"]["shown"]["mean"] == 0.5
     assert out["object"]["shown"] is None and out["creature"]["replace-concept"] is None
+
+
+def test_the_seeds_table_shows_the_objects_shape_and_pattern_figure_where_measured():
+    from bench.report import seeds_section
+    from bench.seeds import SHAPE_FIGURE, spread
+
+    def row(seed, shape):
+        cell = {"shown": 0.5, "replace-concept": 0.25, "add": 0.5, "steps": 100,
+                SHAPE_FIGURE: None}
+        return {"seed": seed, "creature": dict(cell), "object": {**cell, SHAPE_FIGURE: shape}}
+
+    rows = [row(0, 0.75), row(1, 0.25)]
+    seeds = {"seeds": 2, "mode": "ddim", "scenes": 20, "steps": 15,
+             "concepts": ["creature", "object"], "kinds": ["replace-concept", "add"],
+             "extra_figures": [SHAPE_FIGURE], "rows": rows, "spread": spread(rows)}
+    text = "\n".join(seeds_section(seeds))
+    header = next(line for line in text.splitlines() if line.startswith("| seed"))
+    assert header.count("shape and pattern") == 1  # the object's only
+    assert "| object: replace-concept shape and pattern | object: steps |" in header
+    assert "| 75% | 100 |" in text and "| 25% | 100 |" in text
+    assert "| **mean** |" in text and "50% |  |" in text.split("**mean**")[1].splitlines()[0]
+    assert "Shape and pattern:" in text
+    without = dict(seeds, rows=[row(0, None)], spread=spread([row(0, None)]))
+    assert "shape and pattern" not in "\n".join(seeds_section(without))
 
 
 def test_the_report_names_the_training_state_and_an_averaged_model_its_steps():
@@ -277,6 +304,44 @@ def test_ground_truth_changes_only_the_edited_region():
         assert region.any() and not region.all()
         assert psnr(source.image, target.image, ~region) == pytest.approx(IDENTICAL_PSNR), edit.kind
 
+
+
+
+def test_shape_and_pattern_is_judged_on_what_the_shipped_checker_reads_at_the_edits_place():
+    from dataclasses import replace as changed
+
+    from bench.quality import (
+        edit_succeeded,
+        reserved_parts_at,
+        shape_and_pattern_right,
+        with_object,
+    )
+    from world.checker import Checker
+    from world.scene import COLOURS
+
+    edit = next(e for e in edit_set() if e.kind == "replace-concept" and e.concept == "object"
+                and e.source.object_at(e.changed[0]).kind != "diamond")
+    place = edit.changed[0]
+    truth = edit.target.object_at(place)
+    recoloured = changed(truth, colour="green", rgb=COLOURS["green"], pattern_rgb=COLOURS["red"])
+    drawn = {  # what an edit may leave at the place: (shape and pattern right, whole concept)
+        "the striped diamond": (truth, True, True),
+        "a striped diamond in other colours": (recoloured, True, False),
+        "its colours on a circle": (changed(truth, kind="circle"), False, False),
+        "a plain diamond in its colour": (changed(truth, pattern=None, pattern_rgb=None),
+                                          False, False),
+    }
+    checker = Checker.load()
+    scenes = [edit.source] + [with_object(edit.target, place, obj) for obj, _, _ in drawn.values()]
+    readings = checker.read([render(scene).image for scene in scenes])
+    assert shape_and_pattern_right(edit, readings[0]) is False  # the photo before the edit
+    assert reserved_parts_at(edit, readings[0])["kind"] is False
+    for (name, (_, shape, whole)), reading in zip(drawn.items(), readings[1:], strict=True):
+        assert shape_and_pattern_right(edit, reading) is shape, name
+        assert edit_succeeded(edit, reading) is whole, name
+    # only edits that put the object in are judged on it
+    others = [e for e in edit_set() if e.concept != "object" or e.kind == "restyle"]
+    assert {shape_and_pattern_right(e, readings[1]) for e in others} == {None}
 
 
 # ---------------------------------------------------------------------------------------------
