@@ -37,7 +37,9 @@ class Plan:
     scenes: int  # quality: source scenes of the fixed edit set (five edits each)
     quality_steps: int  # quality: DDIM steps of every inversion and edit
     learning_seeds: int = 4  # seeds: learning seeds of the creature and the object
-    seed_mode: str = "ddim"  # seeds: the one inversion mode their edits run after
+    # seeds: the one inversion mode their edits run after; None: each kind after the mode the
+    # worker's default settings choose for it (bench.quality.bot_mode)
+    seed_mode: str | None = None
     people_scenes: int = 16  # people: group photos of two faces (an add and a replace each)
     people_mode: str = "direct"  # people: the inversion mode (the worker's default)
     queue_jobs: int = 400  # queue: jobs per measured run (bench/queue.py)
@@ -99,7 +101,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help="seeds: learning seeds of the creature and the object (full: 4)")
     parser.add_argument("--seed-mode", default=None,
                         choices=INVERSION_MODES,
-                        help="seeds: the inversion mode their edits run after")
+                        help="seeds: the one inversion mode their edits run after (default: "
+                             "each kind after the mode the bot uses for it)")
     parser.add_argument("--people-scenes", type=int, default=None,
                         help="people: group photos, an add and a replace each (full: 16)")
 

@@ -33,7 +33,9 @@ from engine.errors import PromptError
 from engine.inversion import MODES, reconstruct
 from engine.metrics import psnr
 from engine.model import DiffusionModel
-from engine.operations import Editor, EditRequest
+from engine.operations import Editor, EditRequest, inversion_mode_for
+from oneword.jobs import ConceptKind
+from oneword.settings import Settings
 from world.render import Rendering, render
 from world.scene import (
     BACKGROUNDS,
@@ -156,6 +158,16 @@ def scene_edits(index: int) -> list[BenchEdit]:
                            replace(scene, style=RESERVED_STYLE),
                            EditRequest("restyle", concept=concept_name("style")), (), "style"))
     return edits
+
+
+def bot_mode(edit: BenchEdit, settings: Settings | None = None) -> str:
+    """The inversion mode the worker inverts the photo in for this edit, by its settings (the
+    defaults when None): the benchmark's concepts are learned things (a style for restyle)."""
+    settings = settings or Settings()
+    kind = {"creature": ConceptKind.OBJECT, "object": ConceptKind.OBJECT,
+            "style": ConceptKind.STYLE}.get(edit.concept or "")
+    return inversion_mode_for(edit.command, kind, settings.inversion_mode,
+                              settings.learned_replace_inversion_mode or settings.inversion_mode)
 
 
 def edit_set(scenes: int = 20) -> list[BenchEdit]:
@@ -422,6 +434,8 @@ def run_quality(model: DiffusionModel, checker, concepts: Sequence[Concept], sce
     run = run_edits(model, checker, concepts, edits, steps, log)
     return {"edits": len(edits), "scenes": scenes, "steps": steps,
             "kinds": list(EDIT_KINDS), "modes": list(MODES),
+            "bot_modes": {kind: bot_mode(next(e for e in edits if e.kind == kind))
+                          for kind in EDIT_KINDS},
             "success_means": SUCCESS_MEANING,
             "inversion_settings": asdict(InversionSettings(steps=steps)),
             "edit_settings": asdict(EditSettings()), "checker": checker is not None,

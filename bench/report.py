@@ -201,13 +201,17 @@ def quality_section(quality: dict) -> list[str]:
              "rendered with the same seed. Background = outside the union of the old and new "
              "object's true masks, dilated (a restyle changes every pixel: there the whole "
              "picture is compared with the restyled truth). SSIM is Wang et al.'s (11-tap "
-             "Gaussian, sigma 1.5).", ""]
+             "Gaussian, sigma 1.5)."
+             + (" The bot's inversion mode for each kind (by its default settings) is marked."
+                if quality.get("bot_modes") else ""), ""]
     rows = []
     for kind in (*EDIT_KINDS, "all"):
         for mode in MODES:
             cell = quality["by_kind"][kind][mode]
             n = str(cell["n"]) + (f" (+{cell['skipped']} skipped)" if cell["skipped"] else "")
-            rows.append([f"**{kind}**" if kind == "all" else kind, mode, n,
+            bots = mode == quality.get("bot_modes", {}).get(kind)
+            rows.append([f"**{kind}**" if kind == "all" else kind,
+                         f"**{mode}** (the bot's)" if bots else mode, n,
                          number(cell["background_psnr_db"], 1, " dB"),
                          number(cell["background_ssim"], 3),
                          number(cell["edit_psnr_db"], 1, " dB"), percent(cell["success"]),
@@ -359,6 +363,7 @@ def plan_text(plan: dict) -> str:
              else "the engine's default DDIM steps")
     ours_ti = (f"at most {plan['ti_steps']} steps" if plan["ti_steps"]
                else "our default steps and early stop")
+    seed_mode = plan.get("seed_mode") or "each kind's bot"
     return (f"Counts chosen ({plan['name']} plan): speed stages at {steps}, "
             f"{plan['repeats']} timed runs each ({plan['slow_repeats']} for null-text "
             f"inversion); textual inversion with {ours_ti}, the reference's first "
@@ -366,7 +371,7 @@ def plan_text(plan: dict) -> str:
             f"{plan['concept_samples']} generations of {plan['sample_steps']} steps; quality "
             f"on {plan['scenes']} scenes x 5 edits x {len(MODES)} inversion modes at "
             f"{plan['quality_steps']} DDIM steps; the creature's and object's edits again for "
-            f"{plan['learning_seeds']} learning seeds after {plan['seed_mode']} inversion; "
+            f"{plan['learning_seeds']} learning seeds after {seed_mode} inversion; "
             f"the person learned with as many seeds, added to and swapped into "
             f"{plan.get('people_scenes', 0)} group photos after "
             f"{plan.get('people_mode', 'direct')} inversion.")

@@ -19,7 +19,7 @@ import numpy as np
 
 from bench.concepts import ConceptCache, concept_shown, reserved_concept
 from bench.options import Plan
-from bench.quality import edit_set, run_edits
+from bench.quality import BenchEdit, QualityRun, bot_mode, edit_set, run_edits
 from bench.speed import concept_settings
 from engine.model import DiffusionModel
 
@@ -39,9 +39,12 @@ def seed_row(model: DiffusionModel, checker, plan: Plan, seed: int, cache: Conce
     log(f"seeds: seed {seed}: the {' and the '.join(SEED_CONCEPTS)} (cached or learned)")
     learned = {which: reserved_concept(model, which, settings, cache) for which in SEED_CONCEPTS}
     edits = [e for e in edit_set(plan.scenes) if e.kind in SEED_KINDS]
-    log(f"seeds: seed {seed}: {len(edits)} edits after {plan.seed_mode} inversion")
-    run = run_edits(model, checker, [c.concept for c in learned.values()], edits,
-                    plan.quality_steps, lambda _: None, modes=(plan.seed_mode,))
+    concepts = [c.concept for c in learned.values()]
+    run = QualityRun()
+    for mode, some in edits_by_mode(edits, plan.seed_mode).items():
+        log(f"seeds: seed {seed}: {len(some)} edits after {mode} inversion")
+        run.scores += run_edits(model, checker, concepts, some, plan.quality_steps,
+                                lambda _: None, modes=(mode,)).scores
     concept_of = {e.index: e.concept for e in edits}
     row: dict = {"seed": seed}
     for which, item in learned.items():
@@ -61,6 +64,21 @@ def seed_row(model: DiffusionModel, checker, plan: Plan, seed: int, cache: Conce
         cell["counts"] = _counts(run.scores, concept_of, which)
         row[which] = cell
     return row
+
+
+def edits_by_mode(edits: list[BenchEdit], mode: str | None) -> dict[str, list[BenchEdit]]:
+    """The edits grouped by the inversion mode each runs after: `mode`, else the one the bot
+    uses for its kind (bench.quality.bot_mode)."""
+    out: dict[str, list[BenchEdit]] = {}
+    for edit in edits:
+        out.setdefault(mode or bot_mode(edit), []).append(edit)
+    return out
+
+
+def modes_used(mode: str | None) -> dict[str, str]:
+    """The inversion mode of each kind's edits: `mode`, else the bot's for that kind."""
+    return {kind: mode or bot_mode(next(e for e in edit_set(1) if e.kind == kind))
+            for kind in SEED_KINDS}
 
 
 def _counts(scores: list, concept_of: dict[int, str | None], which: str) -> dict:
@@ -96,7 +114,10 @@ def run_seeds(model: DiffusionModel, checker, plan: Plan, cache: ConceptCache | 
     """The seeds section of the report: every seed's row and the spread over them."""
     rows = [seed_row(model, checker, plan, seed, cache, log)
             for seed in range(plan.learning_seeds)]
-    return {"seeds": plan.learning_seeds, "mode": plan.seed_mode, "scenes": plan.scenes,
+    modes = modes_used(plan.seed_mode)
+    mode = (f"{plan.seed_mode}" if plan.seed_mode else
+            "the bot's (" + ", ".join(f"{kind} {m}" for kind, m in modes.items()) + ")")
+    return {"seeds": plan.learning_seeds, "mode": mode, "modes": modes, "scenes": plan.scenes,
             "steps": plan.quality_steps, "concepts": list(SEED_CONCEPTS),
             "kinds": list(SEED_KINDS), "extra_figures": [SHAPE_FIGURE], "rows": rows,
             "spread": spread(rows)}

@@ -55,9 +55,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                       help="a learned concept file (repeatable)")
     edit.add_argument("--out", required=True, type=Path)
     edit.add_argument("--maps", type=Path, default=None, help="also write the attention maps")
-    edit.add_argument("--mode", default="direct", choices=INVERSION_MODES,
+    edit.add_argument("--mode", default=None, choices=INVERSION_MODES,
                       help="inversion: direct (faithful, fast), null-text (faithful, slow), "
-                           "fast (negative prompt), ddim")
+                           "fast (negative prompt), ddim (default: the bot's, by the settings' "
+                           "inversion_mode and learned_replace_inversion_mode)")
     edit.add_argument("--steps", type=int, default=None, help="inversion steps (default: 50)")
     edit.add_argument("--seed", type=int, default=0)
     _model_options(edit)
@@ -235,18 +236,23 @@ def run_edit(args: argparse.Namespace) -> int:
     inversion_settings = InversionSettings(**_given(steps=args.steps))
     configured = load_settings()
     captioner = captioner_for(model.source, model.device, configured.captioner)
-    editor = Editor(model, captioner, inversion_settings, mode=args.mode,
-                    faces=load_face_finder(configured.face_detector))
+    editor = Editor(model, captioner, inversion_settings,
+                    mode=args.mode or configured.inversion_mode,
+                    faces=load_face_finder(configured.face_detector),
+                    learned_replace_mode=(args.mode or configured.learned_replace_inversion_mode
+                                          or None))
     image = read_image(args.image, IMAGE_LIMITS)
     request = edit_request(command)
+    named = [c.kind for c in concepts if c.name.lower() == (request.concept or "").lower()]
+    mode = editor.inversion_mode(request, named[0] if named else None)
     caption = editor.source_prompt(image, request, args.caption or command.caption)
     with concepts_in_use(model, concepts):  # cheap: an edit that cannot be planned stops here
         plan_edit(model, caption, request, {c.name: c for c in concepts},
                   grammar=editor.grammar)
     steps = inversion_settings.steps
-    with tqdm(total=steps, desc=f"inverting ({args.mode})", unit="step") as bar:
+    with tqdm(total=steps, desc=f"inverting ({mode})", unit="step") as bar:
         inversion = editor.prepare(image, caption, framing=editor.framing(image, request),
-                                   progress=lambda i, n, loss: bar.update(i - bar.n))
+                                   progress=lambda i, n, loss: bar.update(i - bar.n), mode=mode)
     print(f"caption: {inversion.prompt}")
     with tqdm(total=steps, desc="editing", unit="step") as bar:
         outcome = editor.run(inversion, request, concepts, seed=args.seed, photo=image,

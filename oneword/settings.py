@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from oneword.limits import MAX_STORED_FILE_BYTES
+from oneword.modes import INVERSION_MODES
 
 ENV_PREFIX = "ONEWORD_"
 
@@ -65,6 +66,10 @@ class Settings:
     webhook_port: int = 8443
     webhook_secret: str = ""
     inversion_mode: str = "direct"  # direct | null-text | fast | ddim (engine/inversion.py)
+    # ... for a replace with a learned thing's word (empty: inversion_mode): after direct
+    # inversion such a word came out right less often than after ddim (engine/operations.py
+    # inversion_mode_for; bench/results/latest.md, "Edit quality" by mode, "Learning seeds")
+    learned_replace_inversion_mode: str = "ddim"
     inversion_steps: int = 50
     learn_steps: int = 600
     # a transformers image model (hub id or folder) whose embeddings compare pictures: the
@@ -93,6 +98,11 @@ class Settings:
     safety_checker: int = 0  # 1: run the model's safety checker on every picture (public bots)
 
     def __post_init__(self) -> None:
+        for name in ("inversion_mode", "learned_replace_inversion_mode"):
+            mode = getattr(self, name)
+            if mode not in INVERSION_MODES and not (name != "inversion_mode" and mode == ""):
+                raise SettingsError(f"{name} must be one of {', '.join(INVERSION_MODES)}, "
+                                    f"not {mode!r}")
         if self.log_level.upper() not in _LOG_LEVELS:
             raise SettingsError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, "
                                 f"not {self.log_level!r}")

@@ -37,6 +37,7 @@ def test_learn_then_edit_from_the_command_line(tiny_model_dir, tmp_path):
                      "right with grass background", "--concept", str(concept_file),
                      "--steps", "5", "--out", str(out), "--maps", str(maps))
     assert edited.returncode == 0, edited.stderr
+    assert "inverting (ddim)" in edited.stderr  # the bot's mode for a replace with a word
     # a model folder without a caption grammar: the caption is edited word by word
     assert "-> 'a big red <mochi> <mochi>_1 <mochi>_2 <mochi>_3 on the left" in edited.stdout
     photo = Image.open(SAMPLES / "scenes" / "scene-1.png")

@@ -10,7 +10,7 @@ import torch
 from engine.concept_tokens import concepts_in_use
 from engine.concepts import Concept
 from engine.config import InversionSettings
-from engine.errors import PromptError
+from engine.errors import InversionError, PromptError
 from engine.operations import Editor, EditRequest, plan_edit
 from tests.pictures import test_photo
 
@@ -104,3 +104,20 @@ def test_editor_runs_a_command_with_a_concept(tiny_model, mochi):
     assert outcome.maps.width == 3 * 256 and outcome.maps.height > 2 * 256
     assert "<mochi>" in outcome.result.target_tokens
     assert outcome.result.mask is not None
+
+
+def test_a_replace_with_a_learned_thing_is_inverted_in_its_own_mode(tiny_model):
+    editor = Editor(tiny_model, mode="direct", learned_replace_mode="ddim")
+    add, replace = EditRequest("add", concept="mochi"), EditRequest("replace", subject="dog",
+                                                                    concept="mochi")
+    assert editor.inversion_mode(replace, "object") == "ddim"
+    assert editor.inversion_mode(add, "object") == "direct"  # measured as good or better
+    assert editor.inversion_mode(replace, None) == "direct"  # a word the model knows
+    assert editor.inversion_mode(replace, "person") == "direct"
+    assert editor.inversion_mode(EditRequest("restyle", concept="inky"), "style") == "direct"
+    assert editor.inversion_mode(EditRequest("remove", subject="dog"), None) == "direct"
+    assert Editor(tiny_model, mode="fast").inversion_mode(replace, "object") == "fast"
+    inversion = editor.prepare(test_photo(2, 32), "a photo of a dog", mode="ddim")
+    assert inversion.mode == "ddim" and editor.prepare(test_photo(2, 32), "a dog").mode == "direct"
+    with pytest.raises(InversionError, match="unknown inversion learned_replace_mode 'exact'"):
+        Editor(tiny_model, mode="direct", learned_replace_mode="exact")

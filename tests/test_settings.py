@@ -30,6 +30,12 @@ def test_bad_settings_are_named(tmp_path):
         load_settings(environ={"ONEWORD_EDITS_PER_DAY": "many"})
     with pytest.raises(SettingsError, match="unknown settings: colour"):
         load_settings(environ={}, colour="red")
+    with pytest.raises(SettingsError, match="learned_replace_inversion_mode must be one of"):
+        load_settings(environ={"ONEWORD_LEARNED_REPLACE_INVERSION_MODE": "exact"})
+    with pytest.raises(SettingsError, match="inversion_mode must be one of"):
+        load_settings(environ={"ONEWORD_INVERSION_MODE": ""})
+    unset = load_settings(environ={"ONEWORD_LEARNED_REPLACE_INVERSION_MODE": ""})
+    assert unset.learned_replace_inversion_mode == ""  # empty: such replaces use the other
     broken = tmp_path / "broken.toml"
     broken.write_text("model = ")
     with pytest.raises(SettingsError, match="cannot read the settings file"):

@@ -124,6 +124,48 @@ async def test_learn_then_edit_with_the_concept_then_sticker(world):
     assert webp.format == "WEBP" and webp.size == (512, 512)
 
 
+async def test_a_replace_with_a_learned_word_is_inverted_in_the_mode_set_for_it(
+        tiny_model, tiny_model_dir, tmp_path):
+    from engine.inversion import Inversion
+
+    settings = replace(settings_for(tiny_model_dir, tmp_path / "data"),
+                       inversion_mode="direct", learned_replace_inversion_mode="fast")
+    storage = await open_storage(settings.data_path)
+    try:
+        tasks = EngineTasks(settings, tiny_model)
+        lanes = {lane.value: LaneRunner(lane, lane.kinds, storage, settings, tasks)
+                 for lane in jobs.Lane}
+        await enqueue_learn(storage)
+        await run_next(lanes["long"])
+        concept = await storage.concepts.get_visible("mochi", user_id=USER, chat_id=CHAT)
+        assert concept is not None
+
+        async def edited_after(command: str, concept_ids=()) -> list[str]:
+            """The modes of the photo's cached inversions after the edit, which made one."""
+            before = await storage.inversions.count()
+            job_id = await enqueue_edit(storage, command, concept_ids)
+            await run_next(lanes["short"])
+            job = await storage.jobs.get(job_id)
+            assert job.state == "done", job.error
+            assert await storage.inversions.count() == before + 1
+            modes = [m for m in ("direct", "fast", "ddim", "null-text")
+                     if await storage.inversions.get("photo-1", tasks.model_id, m)]
+            assert len(modes) == before + 1
+            return modes
+
+        assert await edited_after("replace circle with MOCHI", [concept.id]) == ["fast"]
+        assert sorted(await edited_after("add mochi", [concept.id])) == ["direct", "fast"]
+        entry = await storage.inversions.get("photo-1", tasks.model_id, "fast")
+        assert Inversion.load(storage.files.resolve(entry.path), tiny_model).mode == "fast"
+        for command, ids in (("remove circle", []), ("replace circle with mochi", [concept.id])):
+            job_id = await enqueue_edit(storage, command, ids, seed=2)
+            await run_next(lanes["short"])
+            assert (await storage.jobs.get(job_id)).state == "done"
+        assert await storage.inversions.count() == 2  # each mode's inversion served again
+    finally:
+        await storage.close()
+
+
 async def test_the_senders_descriptions_reach_learning(world):
     storage, lanes = world
     vectors = []

@@ -245,12 +245,13 @@ class LaneRunner:
         photo = self.storage.files.resolve(payload.photo)
         prompt = await asyncio.to_thread(self.tasks.source_prompt, photo, payload.command)
         framing = await asyncio.to_thread(self.tasks.framing, photo, payload.command)
+        stored = [await self.storage.concepts.get(concept_id)
+                  for concept_id in payload.concept_ids]
+        mode = self.tasks.inversion_mode(payload.command, _kind_named(stored,
+                                                                      payload.command.concept))
         inversion = await self._inversion(payload.photo, payload.photo_key, prompt, framing,
-                                          progress)
-        concept_files = []
-        for concept_id in payload.concept_ids:
-            concept = await self.storage.concepts.get(concept_id)
-            concept_files.append(self.storage.files.resolve(concept.file_path))
+                                          mode, progress)
+        concept_files = [self.storage.files.resolve(concept.file_path) for concept in stored]
         outcome = await asyncio.to_thread(self.tasks.edit, photo, inversion, payload.command,
                                           concept_files, payload.seed, progress.report)
         image_path = self.storage.files.new_path(Area.RESULTS, ".png")
@@ -266,31 +267,32 @@ class LaneRunner:
                                outcome.prompt_edit.target, mask_path)
 
     async def _inversion(self, photo: str, photo_key: str, caption: str | None, framing: str,
-                         progress: Progress):
-        """The photo's inversion, from the cache when it was inverted before under this prompt
-        (`caption`; None: under any) and framed the same way (`framing`: the centre square,
-        or the whole frame a restyle of a photo that is not square needs)."""
+                         mode: str, progress: Progress):
+        """The photo's inversion in `mode`, from the cache when it was inverted before in that
+        mode under this prompt (`caption`; None: under any) and framed the same way
+        (`framing`: the centre square, or the whole frame a restyle of a photo that is not
+        square needs)."""
         from engine.inversion import Inversion
 
-        mode = _cache_mode(self.tasks.editor.mode, framing)
-        cached = await self.storage.inversions.get(photo_key, self.tasks.model_id, mode)
+        key = _cache_mode(mode, framing)
+        cached = await self.storage.inversions.get(photo_key, self.tasks.model_id, key)
         if cached is not None and self.storage.files.exists(cached.path):
             try:
                 inversion = Inversion.load(self.storage.files.resolve(cached.path),
                                            self.tasks.model)
                 prompt = inversion.prompt
                 if ((caption is None or " ".join(caption.lower().split()) == prompt)
-                        and inversion.framing == framing):
+                        and inversion.framing == framing and inversion.mode == mode):
                     progress.report(0.7, "photo already read")
                     return inversion
             except EngineError:
                 log.warning("cached inversion %s unusable; inverting again", cached.path)
         inversion = await asyncio.to_thread(self.tasks.invert, self.storage.files.resolve(photo),
                                             caption, progress.report, progress.stop.is_set,
-                                            framing)
+                                            framing, mode)
         path = self.storage.files.new_path(Area.INVERSIONS, ".safetensors")
         await asyncio.to_thread(inversion.save, self.storage.files.resolve(path))
-        await self.storage.inversions.put(photo_key, self.tasks.model_id, mode, path)
+        await self.storage.inversions.put(photo_key, self.tasks.model_id, key, path)
         return inversion
 
     async def _pack(self, payload: jobs.PackPayload, progress: Progress) -> jobs.PackResult:
@@ -312,6 +314,14 @@ class LaneRunner:
             payload.photo), payload.caption, progress.report)
         path = self.storage.files.store_bytes(Area.RESULTS, webp, ".webp")
         return jobs.StickerResult(path)
+
+
+def _kind_named(concepts: list, name: str | None) -> str | None:
+    """The kind of the learned concept among `concepts` that a command's word `name` names;
+    None when it names none (a word the model knows, or no word)."""
+    if name is None:
+        return None
+    return next((c.kind for c in concepts if c.name.lower() == name.lower()), None)
 
 
 def _cache_mode(mode: str, framing: str) -> str:

@@ -87,7 +87,9 @@ class EngineTasks:
         self.editor = Editor(self.model, self.captioner,
                              InversionSettings(steps=settings.inversion_steps),
                              EditSettings(subject_min_focus=settings.subject_min_focus),
-                             mode=settings.inversion_mode, faces=self.people.faces)
+                             mode=settings.inversion_mode, faces=self.people.faces,
+                             learned_replace_mode=settings.learned_replace_inversion_mode
+                             or None)
         # what compares a word's photos and drawings: the image model the settings name, else
         # the model folder's own captioner
         self.check_settings = CheckSettings(tries=settings.self_check_tries)
@@ -132,12 +134,21 @@ class EngineTasks:
         return result, preview, check
 
     def invert(self, photo: Path, caption: str | None, report: Report,
-               should_stop: StopCheck, framing: Framing = Framing.CENTRE) -> Inversion:
-        """Invert a photo (the slow part of an edit), framed as `framing` says."""
+               should_stop: StopCheck, framing: Framing = Framing.CENTRE,
+               mode: str | None = None) -> Inversion:
+        """Invert a photo (the slow part of an edit), framed as `framing` says, in `mode`
+        (default: the settings' inversion_mode; an edit's own is `inversion_mode`)."""
         image = read_image(photo)
         return self.editor.prepare(
-            image, caption, should_stop=should_stop, framing=framing,
+            image, caption, should_stop=should_stop, framing=framing, mode=mode,
             progress=lambda i, n, _loss: report(0.7 * i / n, f"reading the photo: {i}/{n}"))
+
+    def inversion_mode(self, command: EditCommand, concept_kind: str | None) -> str:
+        """The inversion mode `command` is edited after: the settings'
+        learned_replace_inversion_mode for a replace with a learned thing's word
+        (`concept_kind`: the kind of the learned concept its word names, None for none), else
+        inversion_mode."""
+        return self.editor.inversion_mode(edit_request(command), concept_kind)
 
     def framing(self, photo: Path, command: EditCommand) -> Framing:
         """How `command` needs the photo put into the model's square: a restyle of a photo
