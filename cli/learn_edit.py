@@ -229,6 +229,7 @@ def run_edit(args: argparse.Namespace) -> int:
     from engine.model import load_model
     from engine.operations import Editor, plan_edit
     from engine.photo_captioner import captioner_for
+    from engine.segmentation import load_segmenter
     from oneword.settings import load_settings
     from worker.tasks import edit_request
 
@@ -240,7 +241,8 @@ def run_edit(args: argparse.Namespace) -> int:
                     mode=args.mode or configured.inversion_mode,
                     faces=load_face_finder(configured.face_detector),
                     learned_replace_mode=(args.mode or configured.learned_replace_inversion_mode
-                                          or None))
+                                          or None),
+                    segmenter=load_segmenter(model.source, configured.segmenter))
     image = read_image(args.image, IMAGE_LIMITS)
     request = edit_request(command)
     named = [c.kind for c in concepts if c.name.lower() == (request.concept or "").lower()]

@@ -31,6 +31,7 @@ MIN_PART = 0.1
 # within these bounds (a vague map can make the others look tiny or huge).
 SIZE_RANGE = (0.15, 0.7)
 DEFAULT_SIZE = 0.4  # without anything to measure
+AROUND_AVOIDED = 0.5  # how taken the pixel around a box to avoid counts (the box itself: 1)
 
 Box = tuple[int, int, int, int]  # top, left, bottom, right in map pixels (bottom/right excluded)
 
@@ -133,14 +134,17 @@ def free_place(maps: torch.Tensor, taken: list[int], position: Position | None =
     is how occupied each pixel is. The box (`size` of the side: a square, or (height, width))
     with the least of it wins, its centre inside the band of `position` when the user named
     one, anywhere otherwise, and at the height `level` (a share of the side from the top) when
-    given, in line with the others. The boxes in `avoid` (people a detector found) count as
-    fully taken. Without any word for a thing the whole photo counts as free and the box goes
-    to the middle of the band.
+    given, in line with the others. The boxes in `avoid` (the people found in the photo) count
+    as fully taken, and the pixel around them half so: the new thing keeps a gap from them
+    where there is room. Without any word for a thing the whole photo counts as free and the
+    box goes to the middle of the band.
     """
     side = maps.shape[0]
     occupied = (word_heat(maps, taken) if taken else torch.zeros(side, side))[None, None]
     for top, left, bottom, right in avoid:
         occupied[..., top:bottom, left:right] += 1.0
+        # the pixel around them: a gap where there is room, as an edit's rim reaches that far
+        occupied[..., max(0, top - 1):bottom + 1, max(0, left - 1):right + 1] += AROUND_AVOIDED
     tall, wide = size if isinstance(size, tuple) else (size, size)
     high_px, wide_px = max(1, round(tall * side)), max(1, round(wide * side))
     cost = F.avg_pool2d(occupied, (high_px, wide_px), stride=1)[0, 0]  # every placement

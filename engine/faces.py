@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
-from engine.attention_places import Box
+from engine.attention_places import Box, connected_parts
 from engine.errors import ModelLoadError
 from engine.segmentation import Segmenter
 
@@ -44,6 +45,13 @@ NECK_BELOW = 0.35
 SHOULDERS_WIDE = 2.8
 SHOULDERS_BELOW = 1.4
 MIN_FACE_SHARE = 0.04  # a face narrower than this share of the photo's shorter side is noise
+# Telling people apart in a segmenter's mask (`segmented_people`): it is parted at most this
+# many pixels wide; parts smaller than MIN_PERSON of the largest are specks; a person's head
+# and shoulders are about PERSON_ASPECT times as wide as tall, so a part as wide as n of them is
+# n people side by side, cut apart at its narrowest columns near the even cuts.
+PARTING_SIDE = 128
+MIN_PERSON = 0.2
+PERSON_ASPECT = 1.0
 
 
 @runtime_checkable
@@ -141,6 +149,23 @@ class PersonFinder:
             return None
         return upper_part(person)
 
+    def people(self, image: Image.Image) -> list[FaceBox]:
+        """The head-and-shoulders boxes of everyone in a (group) photo, in pixels: each face
+        the detector finds (`portrait_box`, cut to the segmenter's mask when there is one),
+        and each person the segmenter's mask shows that no found face accounts for
+        (`segmented_people`): a detector misses turned, small or drawn faces, a segmenter
+        alone merges people who touch. Empty when neither finds anybody."""
+        person = self._segmented(image)
+        found = []
+        if self.faces is not None:
+            for face in self.faces.faces(image):
+                box = portrait_box(face, image.size)
+                found.append(_cut_to(person, box) if person is not None else box)
+        if person is not None:
+            found += [box for box in segmented_people(person)
+                      if not any(_overlap(box, other) > 0.5 * _box_area(box) for other in found)]
+        return found
+
     def _segmented(self, image: Image.Image) -> np.ndarray | None:
         if self.segmenter is None:
             return None
@@ -162,15 +187,14 @@ def portrait_box(box: FaceBox, size: tuple[int, int]) -> FaceBox:
             min(width, round(right + w / 2)), min(height, round(bottom + h)))
 
 
-def people_parts(faces: FaceFinder, image: Image.Image, side: int) -> list[Box]:
-    """The portrait boxes (`portrait_box`) of the people in a square picture, in the (top,
-    left, bottom, right) pixels of a (side, side) attention map of it
+def people_parts(people: PersonFinder, image: Image.Image, side: int) -> list[Box]:
+    """The head-and-shoulders boxes (`PersonFinder.people`) of the people in a square picture,
+    in the (top, left, bottom, right) pixels of a (side, side) attention map of it
     (engine/attention_places.py): what someone added to a group photo is measured against and
-    kept clear of."""
+    kept clear of, and which of them is "the left man"."""
     scale = side / image.width
     boxes = []
-    for face in faces.faces(image):
-        left, top, right, bottom = portrait_box(face, image.size)
+    for left, top, right, bottom in people.people(image):
         boxes.append((int(top * scale), int(left * scale),
                       max(int(top * scale) + 1, round(bottom * scale)),
                       max(int(left * scale) + 1, round(right * scale))))
@@ -188,3 +212,63 @@ def upper_part(mask: np.ndarray) -> np.ndarray:
     cut = mask.copy()
     cut[keep:] = 0
     return cut
+
+
+def segmented_people(mask: np.ndarray) -> list[FaceBox]:
+    """The (left, top, right, bottom) pixel boxes of the people in a segmenter's (H, W) mask,
+    largest first: each connected part (specks left out), a part as wide as n people's head
+    and shoulders (PERSON_ASPECT) split into n at its narrowest columns, as people side by
+    side touch at their shoulders or cheeks, each cut to head-and-shoulders height."""
+    height, width = mask.shape
+    scale = min(1.0, PARTING_SIDE / max(height, width))
+    small = np.asarray(Image.fromarray((mask > 0.5).astype(np.uint8) * 255).resize(
+        (max(1, round(width * scale)), max(1, round(height * scale))), Image.NEAREST)) > 127
+    people = []
+    for top, left, bottom, right in connected_parts(torch.from_numpy(small)):
+        inside = small[top:bottom, left:right]
+        for start, end in _side_by_side(inside):
+            rows = np.flatnonzero(inside[:, start:end].any(1))
+            tall = min(rows[-1] + 1 - rows[0], round((end - start) / PERSON_ASPECT))
+            people.append((left + start, top + rows[0], left + end, top + rows[0] + tall))
+    largest = max(map(_box_area, people), default=0)
+    people = sorted((box for box in people if _box_area(box) >= MIN_PERSON * largest),
+                    key=_box_area, reverse=True)
+    return [(int(left / scale), int(top / scale), min(width, round(right / scale)),
+             min(height, round(bottom / scale))) for left, top, right, bottom in people]
+
+
+def _side_by_side(part: np.ndarray) -> list[tuple[int, int]]:
+    """The column ranges of the people side by side in one connected part (its box's mask):
+    as many as its width holds heads and shoulders of its height, each cut at the column with
+    the fewest mask pixels within a quarter of a person's width of an even cut."""
+    rows, cols = part.shape
+    count = max(1, round(cols / (rows * PERSON_ASPECT)))
+    if count == 1:
+        return [(0, cols)]
+    profile = part.sum(0)
+    reach = max(1, cols // (4 * count))
+    cuts = [0]
+    for k in range(1, count):
+        even = round(k * cols / count)
+        near = range(max(cuts[-1] + 1, even - reach), min(cols - 1, even + reach + 1))
+        cuts.append(min(near, key=lambda c: (profile[c], abs(c - even))) if near else even)
+    return [(a, b) for a, b in zip(cuts, [*cuts[1:], cols], strict=True) if b > a]
+
+
+def _cut_to(mask: np.ndarray, box: FaceBox) -> FaceBox:
+    """`box` shrunk to the bounds of the mask's pixels inside it (itself if there are none)."""
+    left, top, right, bottom = box
+    inside = mask[top:bottom, left:right] > 0.5
+    if not inside.any():
+        return box
+    rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
+    return (left + int(cols[0]), top + int(rows[0]), left + int(cols[-1]) + 1,
+            top + int(rows[-1]) + 1)
+
+
+def _box_area(box: FaceBox) -> int:
+    return max(0, box[2] - box[0]) * max(0, box[3] - box[1])
+
+
+def _overlap(a: FaceBox, b: FaceBox) -> int:
+    return _box_area((max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])))

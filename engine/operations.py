@@ -38,12 +38,13 @@ from engine.concepts import Concept
 from engine.config import EditSettings, InversionSettings
 from engine.editing import EditOutput, PromptEdit, edit
 from engine.errors import InversionError, NotInPhotoError, PromptError
-from engine.faces import FaceFinder, people_parts
+from engine.faces import FaceFinder, PersonFinder, people_parts
 from engine.full_size import at_photo_size, centre_square, framing_for
 from engine.images import Framing
 from engine.inversion import MODES, Inversion, InversionProgress, invert
 from engine.model import DiffusionModel
 from engine.prompt_alignment import token_spans
+from engine.segmentation import Segmenter
 from oneword.grammar import EditAction, Position
 from oneword.jobs import ConceptKind
 
@@ -115,9 +116,11 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     `caption` is the prompt the photo was inverted under; `maps` (side, side, tokens) that
     prompt's cross-attention over the photo (`Inversion.maps`; None: not recorded), from which
     a subject the user named is checked and a free place for an add is found. `grammar` is the
-    model's caption grammar, if it has one. `others` are the boxes (map pixels) of the people a
-    face detector found in the photo: an add measures the new person against them and keeps
-    them clear, in place of the words' attention parts.
+    model's caption grammar, if it has one. `others` are the boxes (map pixels) of the people
+    found in the photo (`engine.faces.PersonFinder`): an add confines the new person to a place
+    as big as they are, beside them and clear of them, in place of the words' attention parts;
+    a replace or remove at a position changes the one of them there (`_one_among`), whatever
+    the word's attention says.
 
     Each edit keeps what its name promises to keep. add, replace and remove are confined by
     LocalBlend to the edited words' attention and keep the photo's own pixels elsewhere. add
@@ -148,8 +151,10 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
     if subject not in caption.split():
         raise PromptError(f"'{subject}' is not in the edit's source prompt '{caption}'")
     # which of several ("the left man"): the edit is confined to that one of the word's things
-    which = (_one_of(model, caption, subject, request.position, maps)
-             if request.position is not None else None)
+    which = None
+    if request.position is not None:
+        which = (_one_among(others, request.position, maps.shape[0]) if others and maps is not None
+                 else _one_of(model, caption, subject, request.position, maps))
     remove = dict(keep_outside=True, self_replace=settings.remove_self_replace,
                   cross_replace=settings.remove_cross_replace,
                   blend_growth=settings.remove_mask_growth, region=which)
@@ -186,23 +191,36 @@ def _plan_add(model: DiffusionModel, caption: str, position: Position | None, va
     """add: the grammar's free place, else the caption "and a <value>" confined to the part of
     the photo its words leave free (`free_place`), on the side the user named if any, as big
     as the things its words find and in line with them (`subject_parts`): someone added to a
-    group photo is the size of the others, not of a fixed square."""
+    group photo is the size of the others, not of a fixed square. With the people found in
+    the photo (`others`), the grammar's place too is confined to such a box, in the band the
+    grammar put the new thing in: a learned word's attention alone spreads over half the
+    photo and its blend would redraw the others."""
     common = dict(blend_target_words=value_words, keep_outside=True,
                   cross_replace=settings.add_cross_replace, blend_threshold=threshold)
     target = grammar.with_added(caption, value, position) if grammar is not None else None
     if target is not None:
-        return PromptEdit(caption, target, **common)
+        placed = position or next((p for p in Position if f"a {value} {p.phrase}" in target),
+                                  None)
+        region = (_free_region(model, caption, maps, settings, placed, others)
+                  if others and maps is not None else None)
+        return PromptEdit(caption, target, region=region, **common)
     where = f" {position.phrase}" if position is not None else ""
-    region = None
-    if maps is not None:
-        spans = token_spans(model.tokenizer, caption)
-        things = [spans.positions(word) for word in sorted(set(caption.split()) - FUNCTION_WORDS)]
-        taken = [p for positions in things for p in positions]
-        parts = others or subject_parts(maps, things, settings.subject_min_focus)
-        measure = others_measure(parts, maps.shape[0])
-        size, level = measure if measure is not None else (DEFAULT_SIZE, None)
-        region = free_place(maps, taken, position, size, level, others or ())
+    region = (_free_region(model, caption, maps, settings, position, others)
+              if maps is not None else None)
     return PromptEdit(caption, f"{caption} and a {value}{where}", region=region, **common)
+
+
+def _free_region(model: DiffusionModel, caption: str, maps, settings: EditSettings,
+                 position: Position | None, others: list[Box] | None) -> np.ndarray:
+    """The (side, side) place for a new thing: where the caption's words (and the people in
+    `others`) are not, as big as the people, else the things the words find, and in line."""
+    spans = token_spans(model.tokenizer, caption)
+    things = [spans.positions(word) for word in sorted(set(caption.split()) - FUNCTION_WORDS)]
+    taken = [p for positions in things for p in positions]
+    parts = others or subject_parts(maps, things, settings.subject_min_focus)
+    measure = others_measure(parts, maps.shape[0])
+    size, level = measure if measure is not None else (DEFAULT_SIZE, None)
+    return free_place(maps, taken, position, size, level, others or ())
 
 
 def _one_of(model: DiffusionModel, caption: str, subject: str, position: Position,
@@ -217,9 +235,31 @@ def _one_of(model: DiffusionModel, caption: str, subject: str, position: Positio
     side = maps.shape[0]
     if not parts:
         return np.ones((side, side), np.float32)  # the word finds nothing: the blend decides
+    return _grown_box(_at(parts, position, side), side)
+
+
+def _one_among(people: list[Box], position: Position, side: int) -> np.ndarray:
+    """A (side, side) mask in {0, 1} around the one of the people found in the photo (their
+    boxes, map pixels) at `position`: the leftmost, rightmost or most central, its box grown
+    by a quarter on each side but not into anybody else's box."""
+    chosen = _at(people, position, side)
+    mask = _grown_box(chosen, side)
+    for top, left, bottom, right in people:
+        mask[top:bottom, left:right] = 0.0
+    top, left, bottom, right = chosen
+    mask[top:bottom, left:right] = 1.0
+    return mask
+
+
+def _at(boxes: list[Box], position: Position, side: int) -> Box:
+    """The box whose centre is nearest the middle of `position`'s band."""
     low, high = BANDS[position]
-    aim = (low + high) / 2
-    top, left, bottom, right = min(parts, key=lambda b: abs((b[1] + b[3]) / 2 / side - aim))
+    return min(boxes, key=lambda b: abs((b[1] + b[3]) / 2 / side - (low + high) / 2))
+
+
+def _grown_box(box: Box, side: int) -> np.ndarray:
+    """A (side, side) mask in {0, 1} of `box` grown by a quarter of its size on each side."""
+    top, left, bottom, right = box
     grow_y, grow_x = max(1, (bottom - top) // 4), max(1, (right - left) // 4)
     mask = np.zeros((side, side), np.float32)
     mask[max(0, top - grow_y):bottom + grow_y, max(0, left - grow_x):right + grow_x] = 1.0
@@ -295,14 +335,16 @@ class Editor:
     def __init__(self, model: DiffusionModel, captioner: Captioner | None = None,
                  inversion_settings: InversionSettings = InversionSettings(),
                  edit_settings: EditSettings = EditSettings(), mode: str = "null-text",
-                 faces: FaceFinder | None = None, learned_replace_mode: str | None = None):
+                 faces: FaceFinder | None = None, learned_replace_mode: str | None = None,
+                 segmenter: Segmenter | None = None):
         for name, value in (("mode", mode),
                             ("learned_replace_mode", learned_replace_mode or mode)):
             if value not in MODES:
                 raise InversionError(f"unknown inversion {name} {value!r}; use one of "
                                      f"{', '.join(MODES)}")
         self.model = model
-        self.faces = faces  # people in a photo, for adding a person among them
+        # the people in a group photo, for adding a person among them or swapping one of them
+        self.people = PersonFinder(faces, segmenter)
         self.captioner = captioner
         self.inversion_settings = inversion_settings
         self.edit_settings = edit_settings
@@ -313,17 +355,20 @@ class Editor:
 
     def _people_in(self, inversion: Inversion, request: EditRequest,
                    concepts: dict[str, Concept], photo: Image.Image | None) -> list[Box] | None:
-        """For adding a person: the head and shoulders of the people the face detector finds
-        in the photo's centre square (the part an add edits, at the photo's own resolution,
-        where faces are easier to find than in the model's square), in its attention maps'
-        pixels; else None (the words' attention measures the others)."""
+        """For adding a person, or putting one in place of one of several ("replace the left
+        man with anna"): the head and shoulders of the people the face detector and
+        the segmenter find in the photo's centre square (the part the edit sees, at the
+        photo's own resolution, where faces are easier to find than in the model's square),
+        in its attention maps' pixels; else None (the words' attention finds them)."""
         concept = concepts.get(request.concept or "")
-        if (self.faces is None or inversion.maps is None or request.action is not EditAction.ADD
-                or concept is None or concept.kind != "person"):
+        wanted = request.action is EditAction.ADD or (request.action is EditAction.REPLACE
+                                                      and request.position is not None)
+        if (inversion.maps is None or not wanted or concept is None or concept.kind != "person"
+                or (self.people.faces is None and self.people.segmenter is None)):
             return None
         square = (photo.convert("RGB").crop(centre_square(photo.size)) if photo is not None
                   else inversion.image)
-        return people_parts(self.faces, square, inversion.maps.shape[0]) or None
+        return people_parts(self.people, square, inversion.maps.shape[0]) or None
 
     def caption(self, image: Image.Image, caption: str | None = None) -> str:
         """The given caption, else the captioner's; without either the edit cannot be planned."""

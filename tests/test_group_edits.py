@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageDraw
 
 from engine.attention_places import (
     connected_parts,
@@ -169,14 +170,14 @@ def test_replacing_the_man_on_the_left_keeps_the_man_on_the_right(tiny_model, an
 
 def test_a_person_is_added_beside_the_faces_a_detector_finds_and_as_big(tiny_model, anna):
     pytest.importorskip("cv2")  # the `faces` extra (also in dev)
-    from engine.faces import CascadeFaceFinder, people_parts
+    from engine.faces import CascadeFaceFinder, PersonFinder, people_parts
 
     finder = CascadeFaceFinder()
     photo = group_photo((384, 384))  # two people on the left half, the right half free
     editor = Editor(tiny_model, None, InversionSettings(steps=4), mode="direct", faces=finder)
     inversion = editor.prepare(photo, CAPTION)  # the random model's own maps
     side = inversion.maps.shape[0]
-    people = people_parts(finder, photo, side)
+    people = people_parts(PersonFinder(faces=finder), photo, side)
     assert len(people) == 2 and max(p[3] for p in people) <= side // 2 + 1
     outcome = editor.run(inversion, EditRequest("add", concept="anna"), [anna], photo=photo)
     rows, cols = np.nonzero(outcome.prompt_edit.region)
@@ -192,3 +193,131 @@ def test_a_person_is_added_beside_the_faces_a_detector_finds_and_as_big(tiny_mod
     words_only = plan_edit(tiny_model, inversion.prompt, EditRequest("add", concept="hat"), {},
                            EditSettings(), maps=inversion.maps)
     assert np.array_equal(hat.prompt_edit.region, words_only.region)
+
+
+# The absentee on a model whose captions follow a grammar (the bundled world's): two heads that
+# touch, on the left and in the centre, the right third free. The segmenter below finds the two
+# as one part; nobody's face is drawn well enough for a detector.
+GROUND = (40, 160, 60)
+HEADS = ((1 / 6, (200, 40, 40)), (5 / 12, (40, 40, 200)))  # centre (share of the width), colour
+RADIUS = 1 / 8 + 1 / 96  # a quarter of the width across, and a pixel more: they touch
+WORLD_CAPTION = ("a big red face on the left and a big blue face in the center "
+                 "with grass background")
+
+
+def touching_heads(side: int = 96) -> Image.Image:
+    """Two round heads side by side, touching, in the left and centre thirds of a square."""
+    image = Image.new("RGB", (side, side), GROUND)
+    draw = ImageDraw.Draw(image)
+    radius = RADIUS * side
+    for centre, colour in HEADS:
+        x, y = centre * side, side / 2
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
+    return image
+
+
+class NotTheGround:
+    """A segmenter for the drawn photos: everything that is not the ground's colour."""
+
+    def mask(self, image: Image.Image) -> np.ndarray:
+        pixels = np.asarray(image.convert("RGB"), np.int16)
+        return (np.abs(pixels - GROUND).sum(-1) > 30).astype(np.float32)
+
+
+def test_people_who_touch_are_told_apart_in_a_segmenters_mask():
+    from engine.faces import segmented_people
+
+    mask = NotTheGround().mask(touching_heads(96))
+    mask[2, 90] = 1.0  # a speck is nobody
+    left, centre = sorted(segmented_people(mask))
+    for (x0, y0, x1, y1), (share, _) in zip((left, centre), HEADS, strict=True):
+        assert abs((x0 + x1) / 2 - share * 96) <= 2 and abs((y0 + y1) / 2 - 48) <= 2
+        assert abs((x1 - x0) - 25) <= 3 and abs((y1 - y0) - 25) <= 3  # each head's own size
+    tall = np.zeros((96, 96), np.float32)
+    tall[10:90, 40:60] = 1.0  # a whole body: one person, cut to head-and-shoulders height
+    assert segmented_people(tall) == [(40, 10, 60, 30)]
+
+
+def world_editor(tiny_model) -> Editor:
+    """An editor on the tiny model with the drawn photos' segmenter and the world's caption
+    grammar (the bundled model's folder names it)."""
+    from world.caption_grammar import WorldCaptionGrammar
+
+    editor = Editor(tiny_model, None, InversionSettings(steps=4), mode="direct",
+                    segmenter=NotTheGround())
+    editor.grammar = WorldCaptionGrammar()
+    return editor
+
+
+def in_photo_pixels(box, side: int, photo_side: int, grow: int = 0) -> tuple[slice, slice]:
+    """A map box (top, left, bottom, right) as photo rows and columns, grown by `grow` map
+    pixels."""
+    top, left, bottom, right = box
+    scale = photo_side / side
+    return (slice(max(0, round((top - grow) * scale)), round((bottom + grow) * scale)),
+            slice(max(0, round((left - grow) * scale)), round((right + grow) * scale)))
+
+
+def test_anna_added_to_a_group_takes_her_own_place_and_nothing_else(tiny_model, anna):
+    from engine.faces import PersonFinder, people_parts
+
+    editor = world_editor(tiny_model)
+    photo = touching_heads(96)
+    inversion = editor.prepare(photo, WORLD_CAPTION)
+    side = inversion.maps.shape[0]
+    people = people_parts(PersonFinder(segmenter=NotTheGround()), photo, side)
+    assert len(people) == 2
+    outcome = editor.run(inversion, EditRequest("add", concept="anna"), [anna], photo=photo)
+    assert " on the right with " in outcome.prompt_edit.target  # the grammar's free place
+    region = outcome.prompt_edit.region
+    assert region is not None
+    rows, cols = np.nonzero(region)
+    box = (rows.min(), cols.min(), rows.max() + 1, cols.max() + 1)
+    (tall, wide), _ = others_measure(people, side)
+    assert (box[2] - box[0], box[3] - box[1]) == (round(tall * side), round(wide * side))
+    assert cols.min() >= max(p[3] for p in people)  # beside the others, over nobody
+    assert (cols.min() + cols.max() + 1) / 2 >= 2 * side / 3  # in the right third
+    latent = outcome.result.mask
+    assert latent.any() and not latent[region == 0].any()
+    # at the photo's size: her box, the latent pixel the decoder reaches beyond it and the
+    # soft seam's half pixel
+    changed = outcome.mask > 0
+    inside = np.zeros_like(changed)
+    inside[in_photo_pixels(box, side, 96, grow=2)] = True
+    assert changed.any() and not changed[~inside].any()
+    # one person's share of the photo with that rim, not the half a learned word's blend takes
+    assert changed.mean() <= (tall * side + 3) * (wide * side + 3) / side**2 < 0.3
+    for person in people:  # the others untouched (she keeps a pixel's gap where there is room)
+        assert not changed[in_photo_pixels(person, side, 96)].any()
+    same = np.asarray(outcome.image)[~changed] == np.asarray(photo)[~changed]
+    assert same.all()  # everything outside her mask, pixel for pixel
+
+
+def test_replacing_the_face_on_the_left_changes_only_the_left_one(tiny_model, anna):
+    from engine.faces import PersonFinder, people_parts
+
+    editor = world_editor(tiny_model)
+    photo = touching_heads(96)
+    request = EditRequest("replace", subject="face", concept="anna", position="left")
+    inversion = editor.prepare(photo, WORLD_CAPTION)
+    side = inversion.maps.shape[0]
+    left, centre = sorted(people_parts(PersonFinder(segmenter=NotTheGround()), photo, side),
+                          key=lambda b: b[1])
+    outcome = editor.run(inversion, request, [anna], photo=photo)
+    assert "big blue face in the center" in outcome.prompt_edit.target  # its phrase kept
+    assert "big red face" not in outcome.prompt_edit.target
+    region = outcome.prompt_edit.region
+    assert region[left[0]:left[2], left[1]:left[3]].all()
+    theirs = np.zeros_like(region, bool)
+    theirs[centre[0]:centre[2], centre[1]:centre[3]] = True
+    theirs[left[0]:left[2], left[1]:left[3]] = False  # where the boxes overlap, hers
+    assert not region[theirs].any()
+    latent = outcome.result.mask
+    assert latent.any() and not latent[region == 0].any()
+    # at the photo's size: nothing right of her place's rim (her box grown by a pixel above
+    # and below it, a latent pixel the decoder reaches and the soft seam), so the centre face
+    # but its touching edge, and the free third, are the photo's own
+    changed = outcome.mask > 0
+    assert changed.any() and not changed[:, (left[3] + 3) * 96 // side:].any()
+    same = np.asarray(outcome.image)[~changed] == np.asarray(photo)[~changed]
+    assert same.all()

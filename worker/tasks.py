@@ -89,7 +89,7 @@ class EngineTasks:
                              EditSettings(subject_min_focus=settings.subject_min_focus),
                              mode=settings.inversion_mode, faces=self.people.faces,
                              learned_replace_mode=settings.learned_replace_inversion_mode
-                             or None)
+                             or None, segmenter=self.segmenter)
         # what compares a word's photos and drawings: the image model the settings name, else
         # the model folder's own captioner
         self.check_settings = CheckSettings(tries=settings.self_check_tries)
