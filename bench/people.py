@@ -12,7 +12,9 @@ edit's mask) and is compared with the edited scene rendered by the same renderer
   place (add) or at the replaced face's place (replace);
 - background PSNR: against the truth outside the new face's true mask (and the replaced
   face's), dilated a little: everyone else kept;
-- as big as the others: the checker reads the new face at the others' size.
+- as big as the others: the checker reads the new face at the others' size;
+- mask share: how much of the picture the edit's mask let it change (the rest is the photo's
+  own pixels).
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ from bench.options import Plan
 from bench.quality import BenchEdit, run_edits, with_object
 from bench.speed import concept_settings
 from engine.errors import MixedPhotosError
+from engine.faces import PersonFinder, load_face_finder
 from engine.model import DiffusionModel
 from engine.operations import EditRequest
+from engine.segmentation import load_segmenter
+from oneword.settings import Settings
 from world.scene import (
     BACKGROUNDS,
     POSITIONS,
@@ -41,7 +46,7 @@ from world.scene import (
 )
 
 PEOPLE_KINDS = {"add": "add", "replace": "replace-concept"}  # row name: the edit set's kind
-FIGURES = ("recognised", "background_psnr_db", "size_right")
+FIGURES = ("recognised", "background_psnr_db", "size_right", "mask_share")
 SUCCESS_MEANING = {
     "add": "the reserved person (all her identity parts) recognised at the free place",
     "replace": "the reserved person recognised at the replaced face's place",
@@ -96,14 +101,16 @@ def people_row(model: DiffusionModel, checker, plan: Plan, seed: int,
         learned = reserved_concept(model, "person", settings, cache)
     except MixedPhotosError as exc:
         log(f"people: seed {seed}: the portraits were refused: {exc}")
-        nobody = {"n": 0, "recognised": 0.0, "background_psnr_db": None, "size_right": None}
+        nobody = {"n": 0, "recognised": 0.0, "background_psnr_db": None, "size_right": None,
+                  "mask_share": None}
         return {"seed": seed, "steps": 0, "seconds": None, "cached": False, "shown": 0.0,
                 "skipped": 0, "refused": str(exc), **{name: dict(nobody)
                                                       for name in PEOPLE_KINDS}}
     edits = [edit for index in range(plan.people_scenes) for edit in group_edits(index)]
     log(f"people: seed {seed}: {len(edits)} edits after {plan.people_mode} inversion")
     run = run_edits(model, checker, [learned.concept], edits, plan.quality_steps,
-                    lambda _: None, modes=(plan.people_mode,), as_sent=True)
+                    lambda _: None, modes=(plan.people_mode,), as_sent=True,
+                    people=worker_people_finder(model))
     row: dict = {"seed": seed, "steps": learned.steps, "seconds": learned.seconds,
                  "cached": learned.cached, "shown": None, "skipped": len(run.skipped)}
     if checker is not None:
@@ -116,8 +123,23 @@ def people_row(model: DiffusionModel, checker, plan: Plan, seed: int,
                      "background_psnr_db": (float(np.mean([s.background_psnr_db
                                                            for s in scores]))
                                             if scores else None),
-                     "size_right": _share([s.size_right for s in scores])}
+                     "size_right": _share([s.size_right for s in scores]),
+                     "mask_share": _mean([s.mask_share for s in scores])}
     return row
+
+
+def worker_people_finder(model: DiffusionModel) -> PersonFinder:
+    """The people finder the worker's editor has with its default settings: the face detector
+    `face_detector` names and the model folder's own segmenter."""
+    settings = Settings()
+    return PersonFinder(load_face_finder(settings.face_detector),
+                        load_segmenter(model.source, settings.segmenter))
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """The mean of the measured values (None: none measured)."""
+    measured = [v for v in values if v is not None]
+    return float(np.mean(measured)) if measured else None
 
 
 def _share(values: list[bool | None]) -> float | None:
@@ -136,7 +158,7 @@ def spread(rows: list[dict]) -> dict:
 
     out: dict = {"shown": over([r["shown"] for r in rows])}
     for name in PEOPLE_KINDS:
-        out[name] = {figure: over([r[name][figure] for r in rows]) for figure in FIGURES}
+        out[name] = {figure: over([r[name].get(figure) for r in rows]) for figure in FIGURES}
     return out
 
 

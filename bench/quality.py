@@ -30,6 +30,7 @@ from bench.concepts import concept_name
 from engine.concepts import Concept
 from engine.config import EditSettings, InversionSettings
 from engine.errors import PromptError
+from engine.faces import PersonFinder
 from engine.inversion import MODES, reconstruct
 from engine.metrics import psnr
 from engine.model import DiffusionModel
@@ -320,6 +321,8 @@ class EditScore:
     parts: dict[str, bool] | None = None
     # the reserved object put in: its shape and pattern read there (SHAPE_AND_PATTERN)
     shape_and_pattern: bool | None = None
+    # the share of the picture the edit's mask lets it change (`as_sent` edits with a mask)
+    mask_share: float | None = None
 
 
 @dataclass
@@ -334,11 +337,14 @@ class QualityRun:
 
 def run_edits(model: DiffusionModel, checker, concepts: Sequence[Concept], edits: list[BenchEdit],
               steps: int, log: Callable[[str], None] = print,
-              modes: Sequence[str] = MODES, as_sent: bool = False) -> QualityRun:
+              modes: Sequence[str] = MODES, as_sent: bool = False,
+              people: PersonFinder | None = None) -> QualityRun:
     """Invert every source scene with each of `modes`, run its edits and measure them.
 
     `as_sent`: each edit is given the photo, as the worker gives it, so the result is what the
     user receives (the photo's own pixels outside the edit's mask); else the model's output.
+    `people`: what finds the people in a photo (face detector, segmenter), as the worker's
+    editor has it, for edits that put a person among them.
     An edit whose prompts the model cannot read (too many tokens for a small text encoder) is
     skipped and listed rather than failing the run.
     """
@@ -349,7 +355,9 @@ def run_edits(model: DiffusionModel, checker, concepts: Sequence[Concept], edits
         by_scene[edit.scene_index].append(edit)
     run = QualityRun()
     for mode in modes:
-        editor = Editor(model, None, settings, EditSettings(), mode)
+        editor = Editor(model, None, settings, EditSettings(), mode,
+                        faces=people.faces if people else None,
+                        segmenter=people.segmenter if people else None)
         judged: list[tuple[BenchEdit, EditScore, Image.Image]] = []
         for number, group in enumerate(by_scene.values(), start=1):
             source = render(group[0].source, size)
@@ -375,6 +383,8 @@ def run_edits(model: DiffusionModel, checker, concepts: Sequence[Concept], edits
                                   psnr(outcome.image, target.image, keep),
                                   ssim(outcome.image, target.image, keep),
                                   psnr(outcome.image, target.image), seconds)
+                if outcome.mask is not None:
+                    score.mask_share = float((outcome.mask > 0).mean())
                 run.scores.append(score)
                 judged.append((edit, score, outcome.image))
             if reconstruction is None:

@@ -303,28 +303,30 @@ def people_section(people: dict) -> list[str]:
                          people["success_means"].items())
              + ". Background PSNR: against the edited scene's rendering outside the new face's "
              "(and the replaced face's) true mask, dilated. Same size: the new face read at "
-             f"the others' size. Targets: {PEOPLE_TARGETS}.", ""]
+             "the others' size. Mask: the share of the picture the edit's mask let it change. "
+             f"Targets: {PEOPLE_TARGETS}.", ""]
     header = ["seed", "recognised (concept figure)", "add: recognised", "add: background PSNR",
-              "add: same size", "replace: recognised", "replace: background PSNR",
-              "replace: same size", "steps"]
+              "add: same size", "add: mask", "replace: recognised", "replace: background PSNR",
+              "replace: same size", "replace: mask", "steps"]
 
     def cells(get) -> list[str]:
         out = []
         for name in ("add", "replace"):
-            for figure in ("recognised", "background_psnr_db", "size_right"):
+            for figure in ("recognised", "background_psnr_db", "size_right", "mask_share"):
                 value = get(name, figure)
                 out.append(number(value, 1, " dB") if figure == "background_psnr_db"
                            else percent(value))
         return out
 
     rows = [[str(row["seed"]), percent(row["shown"]),
-             *cells(lambda name, figure, row=row: row[name][figure]),
+             *cells(lambda name, figure, row=row: row[name].get(figure)),
              f"refused: {row['refused']}" if row.get("refused") else str(row["steps"])]
             for row in people["rows"]]
     spread = people["spread"]
     for label, key in (("**mean**", "mean"), ("lowest", "min"), ("highest", "max")):
         rows.append([label, percent(spread["shown"][key]) if spread["shown"] else "n/a",
-                     *cells(lambda name, figure, key=key: (spread[name][figure] or {}).get(key)),
+                     *cells(lambda name, figure, key=key:
+                            (spread[name].get(figure) or {}).get(key)),
                      ""])
     return lines + table(header, rows)
 

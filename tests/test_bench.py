@@ -393,6 +393,7 @@ def test_the_people_part_runs_on_the_tiny_model_and_is_reported(tiny_model, tmp_
             assert row[name]["n"] == plan.people_scenes, name
             assert 0 <= row[name]["recognised"] <= 1 and 0 <= row[name]["size_right"] <= 1
             assert is_finite_number(row[name]["background_psnr_db"])
+            assert 0 < row[name]["mask_share"] <= 1  # the share the edit may change
     spread = people["spread"]["add"]["background_psnr_db"]
     values = [row["add"]["background_psnr_db"] for row in people["rows"]]
     assert spread["min"] == min(values) and spread["max"] == max(values)
@@ -433,7 +434,7 @@ def test_refused_portraits_teach_nobody_and_the_report_says_why(tiny_model, monk
     assert out["spread"]["add"]["recognised"]["max"] == 0.0
     assert out["spread"]["add"]["background_psnr_db"] is None
     text = "\n".join(people_section(out))
-    assert "| 0 | 0% | 0% | n/a | n/a | 0% | n/a | n/a | refused: photos 1, 2, 3" in text
+    assert "| 0 | 0% | 0% | n/a | n/a | n/a | 0% | n/a | n/a | n/a | refused: photos 1, 2, 3" in text
 
 
 def test_the_people_spread_leaves_out_what_a_seed_did_not_measure():
