@@ -48,6 +48,11 @@ class EditSettings:
     # with the photo's pixels). Bundled model, four learning seeds, replaces and adds of scenes
     # 20-39: 0.3 / 0.2 / 0.15 / 0.1 right in 48 / 58 / 59 / 58%; 0.15 on 40-59: 38 -> 43%.
     concept_blend_threshold: float = 0.15
+    # ... and lower still where a learned word replaces a thing, whose outline the new shape
+    # leaves. Bundled model, ddim inversion (the replace's), four learning seeds, 40 replaces
+    # per concept, 0.15 -> 0.1: right in 50 -> 58 of 80 on the benchmark's scenes and 45 -> 48
+    # on scenes 20-39; the patterned object's shape and pattern 69 -> 73 of 80 on both.
+    concept_replace_blend_threshold: float = 0.1
     blend_start: float = 0.2  # LocalBlend: applied after this fraction of steps
     # restyle: the source's attention, at every layer, for this fraction of the steps only. The
     # layout is set early; held longer, the attention also keeps the photo's own tint and the

@@ -147,6 +147,8 @@ def plan_edit(model: DiffusionModel, caption: str, request: EditRequest,
                           cross_replace=settings.restyle_cross_replace,
                           self_replace=settings.restyle_self_replace, self_everywhere=True,
                           neutral_start=settings.restyle_neutral_start)
+    if learned:  # a replace's mask must also reach past the old thing's outline
+        threshold = settings.concept_replace_blend_threshold
     subject = request.subject
     if subject not in caption.split():
         raise PromptError(f"'{subject}' is not in the edit's source prompt '{caption}'")

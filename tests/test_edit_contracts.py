@@ -245,12 +245,15 @@ def test_a_replace_mask_leaves_out_what_does_not_join_the_replaced_object():
 def test_a_learned_words_mask_reaches_further(tiny_model, inversion, concepts, monkeypatch):
     blends = recorded(monkeypatch, "LocalBlend")
     defaults = EditSettings()
-    assert defaults.concept_blend_threshold < defaults.blend_threshold
-    for action, subject in (("add", None), ("replace", "circle")):
+    assert (defaults.concept_replace_blend_threshold < defaults.concept_blend_threshold
+            < defaults.blend_threshold)
+    for action, subject, threshold in (
+            ("add", None, defaults.concept_blend_threshold),
+            ("replace", "circle", defaults.concept_replace_blend_threshold)):
         learned, _ = run(tiny_model, inversion, concepts, action, subject=subject,
                          concept="mochi")
-        assert learned.blend_threshold == defaults.concept_blend_threshold
-        assert blends[-1].threshold == defaults.concept_blend_threshold  # the edit used it
+        assert learned.blend_threshold == threshold
+        assert blends[-1].threshold == threshold  # the edit used it
         known, _ = run(tiny_model, inversion, concepts, action, subject=subject, concept="star")
         assert known.blend_threshold is None
         assert blends[-1].threshold == defaults.blend_threshold
