@@ -157,6 +157,11 @@ class ConceptSettings:
     # from 0.875 mean (lowest 0.833) to 0.896 (0.750) and the object from 0.562 (0.417) to
     # 0.542 (0.417), at twice the time (24 s -> 49 s with the self-check): so one.
     candidates: int = 1
+    # A word the self-check finds drawn like the photos in fewer than `redraw_below` of its
+    # tries is learned once more from another draw (seed + 1000 * attempt), up to `redraws`
+    # times, and the one drawn most like the photos is kept: only an unlucky draw pays twice.
+    redraws: int = 1
+    redraw_below: float = 0.5
     min_images: int = LEARN_PHOTOS.least  # the bot's rule too (oneword/limits.py)
     max_images: int = LEARN_PHOTOS.most
     consistency_threshold: float = 0.05  # typical colour overlap under which photos look unrelated

@@ -128,16 +128,37 @@ def learn_checked(model: DiffusionModel, images: Sequence[Image.Image], name: st
     """`learn_concept` between the two checks a judge makes: photos that disagree are refused
     before learning (MixedPhotosError), and the learned word is drawn and judged after it;
     of several candidates (`settings.candidates`), the one drawn most like the photos is kept
-    with its check. Without a judge, plain learning and no self-check (None); a cancelled
+    with its check, and a word drawn like them too seldom is learned again from another draw
+    (`settings.redraws`). Without a judge, plain learning and no self-check (None); a cancelled
     learning is not checked either."""
     check = check or CheckSettings()
+    settings = settings or ConceptSettings()
     if judge is not None:
         refuse_mixed_photos(judge, images, kind)
     learned = learn_concept(model, images, name, kind, settings, **learn_options)
     if judge is None or check.tries <= 0 or learned.reason == "cancelled":
         return learned, None
     looks = judge.looks(images, kind)
-    seed = (settings or ConceptSettings()).seed
+    best, best_check = _best_candidate(model, judge, looks, learned, kind, check, settings.seed)
+    for attempt in range(1, settings.redraws + 1):
+        if best_check.score >= settings.redraw_below:
+            break
+        again = learn_concept(model, images, name, kind,
+                              replace(settings, seed=settings.seed + 1000 * attempt),
+                              **learn_options)
+        if again.reason == "cancelled":
+            break
+        other, other_check = _best_candidate(model, judge, looks, again, kind, check,
+                                             settings.seed)
+        if other_check.score > best_check.score:
+            best, best_check = other, other_check
+    return best, best_check
+
+
+def _best_candidate(model: DiffusionModel, judge: LikenessJudge, looks: Sequence[object],
+                    learned: LearnedWord, kind: str, check: CheckSettings, seed: int
+                    ) -> tuple[LearnedWord, SelfCheck]:
+    """Of a learning's candidate words, the one drawn most like the photos, with its check."""
     candidates = learned.candidates or [learned.concept]
     checks = [check_word(model, judge, looks, candidate.vectors, kind, learned.preview_caption,
                          check, seed) for candidate in candidates]

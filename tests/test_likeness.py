@@ -113,6 +113,35 @@ def test_the_self_check_draws_and_judges_a_word(tiny_model, image_model_dir):
     assert best_word([check, replace(check, alike=check.alike + 1)]) == 1
 
 
+def test_a_word_drawn_unlike_the_photos_is_learned_again_from_another_draw(
+        tiny_model, image_model_dir):
+    judge = EmbeddingJudge(str(image_model_dir))
+    photos = [test_photo(seed=s, size=32) for s in range(3)]
+    check = CheckSettings(tries=3, steps=2)
+    starts: list[int] = []
+
+    def learn(settings: ConceptSettings):
+        starts.clear()
+        return learn_checked(tiny_model, photos, "mochi", "object", settings, judge, check,
+                             progress=lambda p: starts.append(p.step) if p.step == 1 else None)
+
+    draws = [learn(replace(FAST, seed=seed, redraws=0)) for seed in (0, 1000, 2000)]
+    assert starts == [1]
+    # A bar no word reaches: both redraws are learned, and the one drawn most alike is kept.
+    kept, kept_check = learn(replace(FAST, redraws=2, redraw_below=2.0))
+    assert starts == [1, 1, 1]
+    # judged as the redraws are: each drawn from the same noise as the first word
+    looks = judge.looks(photos, "object")
+    scores = [check_word(tiny_model, judge, looks, word.concept.vectors, "object",
+                         settings=check).score for word, _ in draws]
+    best = max(range(3), key=lambda i: (scores[i], -i))
+    assert kept_check.score == pytest.approx(scores[best])
+    assert torch.equal(kept.concept.vectors, draws[best][0].concept.vectors)
+    # A bar every word reaches: learned once.
+    learn(replace(FAST, redraws=2, redraw_below=0.0))
+    assert starts == [1]
+
+
 def test_mixed_photos_are_refused_before_learning(tiny_model, image_model_dir):
     judge = EmbeddingJudge(str(image_model_dir))
     photo = test_photo(seed=1, size=64)
