@@ -161,9 +161,9 @@ class ConceptSettings:
     # tries is learned once more from another draw (seed + 1000 * attempt), up to `redraws`
     # times, and the one drawn most like the photos is kept: only an unlucky draw pays twice.
     # On the bundled model it has not fired yet: over learning seeds 0-7 the self-check scored
-    # each creature and object 5-8 of 8, seed 5's creature too, which the benchmark's scene
-    # ("a <word> on the left with sky background") shows in 0 of 12; the check draws the word
-    # alone, so it cannot see a word that fails beside other words.
+    # the character's and the patterned thing's words 5-8 of 8, seed 5's character too, which
+    # the benchmark's scene prompt shows in 0 of 12; the check draws the word alone, so it
+    # cannot see a word that fails beside other words.
     redraws: int = 1
     redraw_below: float = 0.5
     min_images: int = LEARN_PHOTOS.least  # the bot's rule too (oneword/limits.py)
