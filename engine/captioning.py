@@ -42,16 +42,23 @@ class Subject:
     {} style" for a style. `mask` is
     (H, W) in [0, 1] at the photo's resolution, 1 on the subject; None means the whole picture.
     `words` describe the subject itself as fully as the model's words can, e.g. "small fluffy
-    grey cat": learning starts the new word there (None: no such words).
+    grey cat": learning starts the new word there (None: no such words). `contexts` are more
+    captions with PLACEHOLDER once that put the subject where edits will put the word: worded
+    as the model's grammar words an add, beside other things. Learning may pair the photo with
+    them too (`ConceptSettings.context_share`), so the word does not lean on its photos' exact
+    wording: a word learned only under "a big {} ..." came out in none of 8 drawings under
+    "a {} ..." with its size word left out.
     """
 
     caption: str
     mask: np.ndarray | None = None
     words: str | None = None
+    contexts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.caption.count(PLACEHOLDER) != 1:
-            raise ValueError(f"a subject caption needs one {PLACEHOLDER!r}: {self.caption!r}")
+        for text in (self.caption, *self.contexts):
+            if text.count(PLACEHOLDER) != 1:
+                raise ValueError(f"a subject caption needs one {PLACEHOLDER!r}: {text!r}")
 
 
 @runtime_checkable

@@ -11,9 +11,11 @@ explain whatever else the photos show (their backgrounds, above all). Here the w
 explain only its subject:
 
 - Captions per photo. A model's captioner (engine/captioning.py) words each training view with
-  the new word in the subject's place ("a small <word> on a sofa"); a
-  user's description of a photo is added to the generic templates ("a photo of a <word>" + "on a
-  beach"); without either, the generic templates. A style's captions name the content and put
+  the new word in the subject's place ("a small <word> on a sofa"), or in a share of the draws
+  (`ConceptSettings.context_share`, none by default) in the contexts the captioner says edits
+  will put it in (beside other things, worded as an add is); a user's description of a photo
+  is added to the generic templates ("a photo of a <word>" + "on a beach"); without either,
+  the generic templates. A style's captions name the content and put
   the word in the style's place ("a dog on a sofa in <word> style").
 - A loss focused on the subject, for objects and persons: the denoising error is weighted by the
   subject's mask from the captioner, else, for a person, by the head and shoulders a face
@@ -141,6 +143,8 @@ class TrainingSet:
     has_mask: torch.Tensor  # (V,) bool: which views' masks are real
     focus: str  # as LearnedWord.focus
     words: str | None = None  # the captioner's words for the subject, the most common among views
+    # per view, the captioner's contexts for its subject (Subject.contexts); empty: none
+    contexts: list[tuple[str, ...]] = field(default_factory=list)
 
 
 def learn_concept(model: DiffusionModel, images: Sequence[Image.Image], name: str,
@@ -186,9 +190,9 @@ def learn_concept(model: DiffusionModel, images: Sequence[Image.Image], name: st
     # A half-precision UNet passes small gradients back through fp16: scale the loss.
     scaler = torch.amp.GradScaler("cuda", enabled=model.device.type == "cuda"
                                   and model.dtype == torch.float16)
-    texts = sorted({c for captions in data.captions for c in captions})
+    texts = sorted({c for captions in (*data.captions, *data.contexts) for c in captions})
     ids, slots = template_ids(model, texts, count)
-    choices = [[texts.index(c) for c in captions] for captions in data.captions]
+    choices = CaptionChoices.of(data, texts, settings.context_share)
     scheduler = DDIMScheduler.from_config(model.scheduler.config)
     first_step = lowest_timestep(kind, settings, scheduler)
     offset = settings.style_noise_offset if kind == "style" else 0.0
@@ -319,7 +323,7 @@ def training_set(model: DiffusionModel, images: Sequence[Image.Image], kind: str
     better in the photo than in a model-sized crop of it.
     """
     rng = random.Random(settings.seed)
-    views, captions, masks = [], [], []
+    views, captions, contexts, masks = [], [], [], []
     described: Counter[str] = Counter()
     found_people = 0
     for index, image in enumerate(images):
@@ -334,6 +338,7 @@ def training_set(model: DiffusionModel, images: Sequence[Image.Image], kind: str
             views.append(view)
             captions.append((subject.caption,) if subject is not None
                             else described_templates(kind, description))
+            contexts.append(subject.contexts if subject is not None else ())
             mask = subject.mask if subject is not None and kind != "style" else None
             if mask is None and person_view is not None:
                 mask, found_people = person_view, found_people + 1
@@ -357,7 +362,8 @@ def training_set(model: DiffusionModel, images: Sequence[Image.Image], kind: str
     else:
         focus = "word attention"
     words = described.most_common(1)[0][0] if described else None
-    return TrainingSet(latents, captions, stacked, has_mask.to(model.device), focus, words)
+    return TrainingSet(latents, captions, stacked, has_mask.to(model.device), focus, words,
+                       contexts)
 
 
 def described_templates(kind: str, description: str = "") -> tuple[str, ...]:
@@ -568,6 +574,31 @@ def denoise(model: DiffusionModel, scheduler: DDIMScheduler, clean: torch.Tensor
 
 
 @dataclass(frozen=True)
+class CaptionChoices:
+    """Which captions each view is paired with: its own, or in `context_share` of the draws
+    one of its contexts (as indices into the encoded captions)."""
+
+    own: list[list[int]]  # per view
+    contexts: list[list[int]]  # per view; empty: the view has none
+    context_share: float
+
+    @classmethod
+    def of(cls, data: TrainingSet, texts: Sequence[str], context_share: float
+           ) -> CaptionChoices:
+        """The choices of a training set whose captions are `texts`, in that order."""
+        index = {text: i for i, text in enumerate(texts)}
+        contexts = data.contexts or [() for _ in data.captions]
+        return cls([[index[c] for c in captions] for captions in data.captions],
+                   [[index[c] for c in some] for some in contexts], context_share)
+
+    def pick(self, view: int, which: int, in_context: bool) -> int:
+        """The `which`-th (modulo) caption of the view: a context's if `in_context` and the
+        view has one, else its own."""
+        pool = self.contexts[view] if in_context and self.contexts[view] else self.own[view]
+        return pool[which % len(pool)]
+
+
+@dataclass(frozen=True)
 class Draws:
     """One batch of training draws: which view, which of its captions, timestep and noise."""
 
@@ -577,16 +608,23 @@ class Draws:
     noise: torch.Tensor  # (B, C, h, w)
 
     @classmethod
-    def random(cls, data: TrainingSet, choices: Sequence[Sequence[int]],
+    def random(cls, data: TrainingSet, choices: CaptionChoices | Sequence[Sequence[int]],
                scheduler: DDIMScheduler, batch: int, generator: torch.Generator,
                lowest_step: int = 0, offset: float = 0.0) -> Draws:
-        """Random draws; `choices[v]` are the caption indices view v may be paired with,
-        timesteps are drawn from `lowest_step` to the end of the schedule, and the noise has a
-        per-sample, per-channel constant of std `offset` added ("offset noise")."""
+        """Random draws; `choices` say which captions each view may be paired with (plain
+        lists: caption indices per view, drawn alike), timesteps are drawn from `lowest_step`
+        to the end of the schedule, and the noise has a per-sample, per-channel constant of std
+        `offset` added ("offset noise")."""
+        if not isinstance(choices, CaptionChoices):
+            choices = CaptionChoices([list(c) for c in choices], [[] for _ in choices], 0.0)
         views = torch.randint(len(data.latents), (batch,), generator=generator)
         which = torch.randint(1 << 30, (batch,), generator=generator)
-        captions = torch.tensor([choices[v][w % len(choices[v])]
-                                 for v, w in zip(views.tolist(), which.tolist(), strict=True)])
+        # drawn only when contexts are wanted: without them, the stream of draws stays the same
+        in_context = (torch.rand(batch, generator=generator) < choices.context_share
+                      if choices.context_share > 0 else torch.zeros(batch, dtype=torch.bool))
+        captions = torch.tensor([choices.pick(v, w, c) for v, w, c in
+                                 zip(views.tolist(), which.tolist(), in_context.tolist(),
+                                     strict=True)])
         steps = torch.randint(lowest_step, scheduler.config.num_train_timesteps, (batch,),
                               generator=generator)
         noise = torch.randn((batch, *data.latents.shape[1:]), generator=generator)

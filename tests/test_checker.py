@@ -382,8 +382,15 @@ def test_the_world_captioner_words_and_boxes_a_photos_subject(checker):
     assert (subject.mask * heart).sum() >= 0.98 * heart.sum()  # the whole object is inside
     assert subject.mask.mean() < 0.35 and (subject.mask * rendering.masks["left"]).sum() == 0
     assert subject.words == "blue heart"
+    # learning's contexts: worded as an add words a new thing (no size, after the others)
+    alone, beside = subject.contexts
+    assert alone == "a small red circle on the left and a {} on the right with grass background"
+    assert beside.startswith("a small red circle on the left and a ")
+    assert beside.endswith(" in the center and a {} on the right with grass background")
+    assert captioner.subject(rendering.image, "object").contexts == subject.contexts  # fixed
     style = captioner.subject(rendering.image, "style")
     assert style.mask is None and style.caption == f"{caption(scene)} in {{}} style"
+    assert style.contexts == ()
     assert style.words is None  # an unstyled picture: no look to start from
     pixel = captioner.subject(render(replace(scene, style="pixel"), 64).image, "style")
     assert pixel.words == "pixel" and pixel.caption == style.caption

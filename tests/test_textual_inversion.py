@@ -327,6 +327,35 @@ def test_learning_starts_from_the_captioners_words_unless_told_otherwise(tiny_mo
     assert plain.start_words is None and plain.concept.vectors.shape[0] == settings.vectors
 
 
+class InContexts(Describing):
+    """A captioner that also puts each photo's subject in two contexts."""
+
+    def subject(self, image: Image.Image, kind: str) -> Subject:
+        return Subject("a big {} in the center", None, "red circle",
+                       ("a {} in the center", "a tree on the left and a {} in the center"))
+
+
+def test_each_view_is_learned_under_its_caption_and_its_contexts(tiny_model, circles):
+    from engine.textual_inversion import CaptionChoices, Draws, training_set
+
+    data = training_set(tiny_model, circles, "object", replace(FAST, augment=2), InContexts())
+    assert len(data.captions) == len(data.contexts) == 2 * len(circles)
+    assert set(data.captions) == {("a big {} in the center",)}
+    assert set(data.contexts) == {("a {} in the center",
+                                   "a tree on the left and a {} in the center")}
+    texts = ["a big {} in the center", "a {} in the center",
+             "a tree on the left and a {} in the center"]
+    scheduler = DDIMScheduler(num_train_timesteps=1000)
+    for share, low, high in ((0.0, 0, 0), (0.5, 0.4, 0.6), (1.0, 1, 1)):
+        draws = Draws.random(data, CaptionChoices.of(data, texts, share), scheduler, 400,
+                             torch.Generator().manual_seed(0))
+        in_context = (draws.captions > 0).float().mean().item()
+        assert low <= in_context <= high
+        assert share != 0.5 or set(draws.captions.tolist()) == {0, 1, 2}
+    with pytest.raises(ValueError, match="one"):
+        Subject("a big {} in the center", contexts=("a tree on the left",))
+
+
 def test_offset_draws_shift_each_channel_of_each_sample():
     from engine.textual_inversion import Draws, TrainingSet
 

@@ -12,6 +12,7 @@ captioner.json, beside the world's caption grammar (world/caption_grammar.py).
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,9 +20,19 @@ import numpy as np
 from PIL import Image
 
 from engine.captioning import CAPTIONER_FILE, PLACEHOLDER, Subject
+from oneword.grammar import Position
 from world.caption_grammar import WorldCaptionGrammar
 from world.checker import Checker, ObjectReading, Reading
-from world.scene import FINE_STYLES, NAMED_STYLES, POSITIONS, SIZES, caption, full_description
+from world.scene import (
+    FINE_STYLES,
+    NAMED_STYLES,
+    POSITIONS,
+    SIZES,
+    Scene,
+    caption,
+    full_description,
+    random_object,
+)
 
 CAPTIONER_FOLDER = "captioner"  # subfolder of a model folder holding a checker
 NAMEABLE_STYLES = NAMED_STYLES + FINE_STYLES  # styles some caption of the model has named
@@ -45,6 +56,27 @@ def caption_from_reading(reading: Reading) -> str:
 def caption_image(checker: Checker, image: Image.Image) -> str:
     """Read one image with the checker and caption it in the grammar."""
     return caption_from_reading(checker.read([image])[0])
+
+
+def add_contexts(scene: Scene, position: str, size: str, text: str) -> tuple[str, ...]:
+    """The subject at `position` worded as an add words a new thing, with no size and after
+    the things already there: alone (`text`, its canonical caption, without the size word),
+    and beside another shape at each place the scene leaves free. The other shapes come from
+    a fixed seed, so a photo's contexts never change."""
+    rng = random.Random(f"{scene.background}/{position}")
+    grammar = WorldCaptionGrammar()
+    others = tuple(o for o in scene.objects if o.position != position)
+    contexts = [text.replace(f"a {size} {PLACEHOLDER}", f"a {PLACEHOLDER}", 1)]
+    for free in POSITIONS:
+        if free == position or scene.object_at(free) is not None:
+            continue
+        shape = random_object(rng, free, allow_characters=False)
+        beside = replace(scene, objects=tuple(sorted(others + (shape,),
+                                                     key=lambda o: POSITIONS[o.position])))
+        added = grammar.with_added(caption(beside), PLACEHOLDER, Position(position))
+        if added is not None:
+            contexts.append(added)
+    return tuple(dict.fromkeys(c for c in contexts if c != text))
 
 
 # How far a subject's box reaches beyond its nominal radius: the renderer jitters objects by up
@@ -86,9 +118,11 @@ class WorldCaptioner:
             return None
         subject = max(reading.objects, key=lambda o: (SIZES[o.size], -abs(POSITIONS[o.position]
                                                                            - 0.5)))
-        text = caption(reading.to_scene(), words={subject.position: PLACEHOLDER})
+        scene = reading.to_scene()
+        text = caption(scene, words={subject.position: PLACEHOLDER})
         return Subject(text, subject_box(subject, image.size),
-                       full_description(subject.to_object()))
+                       full_description(subject.to_object()),
+                       add_contexts(scene, subject.position, subject.size, text))
 
 
     def nearest_nameable_style(self, image: Image.Image, style: str | None) -> str | None:
