@@ -608,15 +608,12 @@ class Draws:
     noise: torch.Tensor  # (B, C, h, w)
 
     @classmethod
-    def random(cls, data: TrainingSet, choices: CaptionChoices | Sequence[Sequence[int]],
+    def random(cls, data: TrainingSet, choices: CaptionChoices,
                scheduler: DDIMScheduler, batch: int, generator: torch.Generator,
                lowest_step: int = 0, offset: float = 0.0) -> Draws:
-        """Random draws; `choices` say which captions each view may be paired with (plain
-        lists: caption indices per view, drawn alike), timesteps are drawn from `lowest_step`
-        to the end of the schedule, and the noise has a per-sample, per-channel constant of std
-        `offset` added ("offset noise")."""
-        if not isinstance(choices, CaptionChoices):
-            choices = CaptionChoices([list(c) for c in choices], [[] for _ in choices], 0.0)
+        """Random draws; `choices` say which captions each view may be paired with,
+        timesteps are drawn from `lowest_step` to the end of the schedule, and the noise has a
+        per-sample, per-channel constant of std `offset` added ("offset noise")."""
         views = torch.randint(len(data.latents), (batch,), generator=generator)
         which = torch.randint(1 << 30, (batch,), generator=generator)
         # drawn only when contexts are wanted: without them, the stream of draws stays the same

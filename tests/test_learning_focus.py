@@ -19,6 +19,7 @@ from engine.errors import ModelLoadError
 from engine.textual_inversion import (
     ATTENTION_FLOOR,
     OBJECT_TEMPLATES,
+    CaptionChoices,
     Draws,
     focused_loss,
     learn_concept,
@@ -87,7 +88,7 @@ def setup(model, kind: str, captioner):
     data = training_set(model, photos(), kind, FAST, captioner)
     texts = sorted({c for captions in data.captions for c in captions})
     ids, slots = template_ids(model, texts, 2)
-    choices = [[texts.index(c) for c in captions] for captions in data.captions]
+    choices = CaptionChoices.of(data, texts, 0.0)
     draws = Draws.random(data, choices, DDIMScheduler.from_config(model.scheduler.config), 3,
                          torch.Generator().manual_seed(5))
     vectors = torch.randn(2, model.text_width, generator=torch.Generator().manual_seed(1))

@@ -357,12 +357,13 @@ def test_each_view_is_learned_under_its_caption_and_its_contexts(tiny_model, cir
 
 
 def test_offset_draws_shift_each_channel_of_each_sample():
-    from engine.textual_inversion import Draws, TrainingSet
+    from engine.textual_inversion import CaptionChoices, Draws, TrainingSet
 
     data = TrainingSet(torch.zeros(2, 4, 8, 8), [("{}",), ("{}",)], None,
                        torch.tensor([False, False]), "whole picture")
     scheduler = DDIMScheduler(num_train_timesteps=1000)
-    means = {offset: Draws.random(data, [[0], [0]], scheduler, 256, torch.Generator()
+    choices = CaptionChoices.of(data, ["{}"], 0.0)
+    means = {offset: Draws.random(data, choices, scheduler, 256, torch.Generator()
                                   .manual_seed(0), offset=offset).noise.mean((2, 3)).std().item()
              for offset in (0.0, 0.5)}
     assert means[0.0] < 0.2 and 0.4 < means[0.5] < 0.65  # 1/8 from 64 pixels; with 0.5 on top
